@@ -1,0 +1,28 @@
+# The same targets for people and CI. `make demo` and `make test` are the README's quick start.
+.PHONY: bootstrap demo test test-fast lint bench clean
+
+bootstrap:
+	bash scripts/bootstrap.sh
+
+demo: bootstrap
+	bash scripts/demo.sh
+
+# The whole suite, as CI runs it (installs what it needs first).
+test:
+	bash scripts/bootstrap.sh --with-test-tools
+	.venv/bin/python -m pytest
+
+test-fast: bootstrap
+	.venv/bin/python -m pytest -m "unit"
+
+lint: bootstrap
+	.venv/bin/ruff check tracker_ci server tests bench
+	.venv/bin/ruff format --check tracker_ci server tests bench
+	.venv/bin/mypy
+
+bench: bootstrap
+	.venv/bin/python bench/server_bench.py
+	.venv/bin/python bench/cli_bench.py
+
+clean:
+	rm -rf .venv .tools .pytest_cache *.egg-info

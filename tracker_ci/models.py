@@ -1,0 +1,587 @@
+"""Wire models of the Tracker REST API (v1alpha1): the single source of truth.
+
+Both the client (``tracker_ci.client``) and the bundled server (``tracker_server``)
+use these classes, so the two can never disagree about the wire format.
+
+The encoding is upstream's grpc-gateway one (see the project's CONTRACT notes):
+
+* field names are lowerCamelCase out, camelCase or snake_case in; unknown fields are
+  ignored;
+* enums are written by name and read by name or number;
+* timestamps are RFC 3339 in UTC ending in ``Z``;
+* a duration is a string of seconds with an ``s`` suffix (``"125.402113945s"``);
+* 64-bit integers (stats counts, the unlock count) are JSON strings;
+* every field is always present in a response.
+
+Extensions of our own server (lock TTLs, tokens) are extra fields that an upstream
+client ignores.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "API_PREFIX",
+    "ChangeType",
+    "ChangelogEntry",
+    "ChangelogListResponse",
+    "ChangelogRequest",
+    "CreateEventRequest",
+    "CreateLockRequest",
+    "DeleteEventResponse",
+    "Environment",
+    "ErrorBody",
+    "Event",
+    "EventAttributes",
+    "EventLinks",
+    "EventListResponse",
+    "EventMetadata",
+    "EventResponse",
+    "EventType",
+    "Lock",
+    "LockListResponse",
+    "LockResponse",
+    "MonthlyStat",
+    "MonthlyStatsResponse",
+    "Priority",
+    "ReleaseLockRequest",
+    "RenewLockRequest",
+    "SlackIdRequest",
+    "StatsResponse",
+    "Status",
+    "TokenCreateRequest",
+    "TokenCreatedResponse",
+    "TokenInfo",
+    "TokenListResponse",
+    "UnlockResponse",
+    "UpdateEventRequest",
+    "UpdateLockRequest",
+    "format_duration",
+    "format_timestamp",
+    "parse_duration",
+    "utcnow",
+]
+
+API_PREFIX = "/api/v1alpha1"
+
+
+# --------------------------------------------------------------------------- enums
+class WireEnum(str, enum.Enum):
+    """An enum written by name; read by name or by its protobuf number."""
+
+    @classmethod
+    def numbers(cls) -> dict[int, WireEnum]:
+        return {i: member for i, member in enumerate(cls)}
+
+    @property
+    def number(self) -> int:
+        return list(type(self)).index(self)
+
+    @classmethod
+    def parse(cls, value: Any) -> WireEnum:
+        """Turn a name, a number or a numeric string into a member, or raise ValueError."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a valid {cls.__name__}")
+        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            number = int(value)
+            members = cls.numbers()
+            if number in members:
+                return members[number]
+        elif isinstance(value, str):
+            for member in cls:
+                if member.value == value:
+                    return member
+            # Be forgiving about case ("Production", "p1") but keep the wire name.
+            for member in cls:
+                if member.value.lower() == value.lower():
+                    return member
+        names = ", ".join(m.value for m in cls if not m.value.endswith("_UNSPECIFIED"))
+        raise ValueError(f"{value!r} is not a valid {cls.__name__.lower()}; use one of: {names}")
+
+    @classmethod
+    def choices(cls) -> list[str]:
+        """The names a user may type (the unspecified member left out)."""
+        return [m.value for m in cls if not m.value.endswith("_UNSPECIFIED")]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# Order matters: a member's position is its protobuf number.
+class EventType(WireEnum):
+    TYPE_UNSPECIFIED = "TYPE_UNSPECIFIED"
+    deployment = "deployment"
+    operation = "operation"
+    drift = "drift"
+    incident = "incident"
+    rpa_usage = "rpa_usage"
+
+
+class Priority(WireEnum):
+    PRIORITY_UNSPECIFIED = "PRIORITY_UNSPECIFIED"
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+    P5 = "P5"
+
+
+class Status(WireEnum):
+    STATUS_UNSPECIFIED = "STATUS_UNSPECIFIED"
+    start = "start"
+    failure = "failure"
+    success = "success"
+    warning = "warning"
+    error = "error"
+    snapshot = "snapshot"
+    user_update = "user_update"
+    recommandation = "recommandation"  # upstream's spelling
+    open = "open"
+    close = "close"
+    done = "done"
+    in_progress = "in_progress"
+    planned = "planned"
+    waiting_approval = "waiting_approval"
+
+
+class Environment(WireEnum):
+    ENVIRONMENT_UNSPECIFIED = "ENVIRONMENT_UNSPECIFIED"
+    development = "development"
+    integration = "integration"
+    TNR = "TNR"
+    UAT = "UAT"
+    recette = "recette"
+    preproduction = "preproduction"
+    production = "production"
+    mco = "mco"
+
+
+class ChangeType(WireEnum):
+    CHANGE_TYPE_UNSPECIFIED = "CHANGE_TYPE_UNSPECIFIED"
+    created = "created"
+    updated = "updated"
+    status_changed = "status_changed"
+    approved = "approved"
+    rejected = "rejected"
+    commented = "commented"
+    linked = "linked"
+    locked = "locked"
+    unlocked = "unlocked"
+
+
+#: Statuses that open a deployment (and take its automatic lock).
+OPENING_STATUSES = frozenset({Status.start, Status.in_progress})
+#: Statuses that close a deployment (and release its automatic lock).
+CLOSING_STATUSES = frozenset({Status.success, Status.failure, Status.done})
+#: Statuses on which the server computes the event's own duration.
+DURATION_STATUSES = frozenset({Status.success, Status.failure})
+#: Event types that take the automatic lock; the lock's resource is the type's name.
+LOCKING_TYPES = frozenset({EventType.deployment, EventType.operation})
+
+
+def _enum_field(cls: type[WireEnum]) -> Any:
+    return Annotated[
+        cls,
+        BeforeValidator(cls.parse),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "enum": [m.value for m in cls]},
+                    {"type": "integer", "minimum": 0, "maximum": len(cls) - 1},
+                ],
+                "title": cls.__name__,
+            },
+            mode="validation",
+        ),
+        WithJsonSchema({"type": "string", "enum": [m.value for m in cls]}, mode="serialization"),
+    ]
+
+
+EventTypeField = _enum_field(EventType)
+PriorityField = _enum_field(Priority)
+StatusField = _enum_field(Status)
+EnvironmentField = _enum_field(Environment)
+ChangeTypeField = _enum_field(ChangeType)
+
+
+# --------------------------------------------------------------------- scalars
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``: no fraction when there is none, else 6 digits."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    value = value.astimezone(timezone.utc)
+    spec = "microseconds" if value.microsecond else "seconds"
+    return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def _parse_timestamp(value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        # Python keeps microseconds: cut nanoseconds ("...123456789Z") before parsing.
+        value = _FRACTION.sub(r"\1", value.strip())
+        if value.endswith(("z", "Z")):
+            value = value[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an RFC 3339 timestamp (e.g. 2026-01-31T12:00:00Z)"
+            ) from None
+        value = parsed
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+    return value
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_parse_timestamp),
+    PlainSerializer(format_timestamp, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+def format_duration(value: timedelta) -> str:
+    """Protobuf JSON duration: seconds with up to 9 fractional digits and an ``s``."""
+    seconds = value.total_seconds()
+    text = f"{seconds:.9f}".rstrip("0").rstrip(".")
+    return f"{text}s"
+
+
+def parse_duration(value: Any) -> timedelta | None:
+    """Read ``"12.5s"`` (or a number of seconds) into a timedelta."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("s"):
+            text = text[:-1]
+        try:
+            return timedelta(seconds=float(text))
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a duration (e.g. \"12.5s\")")
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d{1,9})?s$"}),
+]
+
+
+def _parse_int64(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return value
+
+
+Int64 = Annotated[
+    int,
+    BeforeValidator(_parse_int64),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^-?\d+$"}, mode="serialization"),
+]
+
+
+def _none_to_empty(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _none_to_list(value: Any) -> Any:
+    return [] if value is None else value
+
+
+def _none_to_false(value: Any) -> Any:
+    return False if value is None else value
+
+
+Text = Annotated[str, BeforeValidator(_none_to_empty)]
+TextList = Annotated[list[str], BeforeValidator(_none_to_list)]
+Flag = Annotated[bool, BeforeValidator(_none_to_false)]
+
+
+# ---------------------------------------------------------------------- models
+class WireModel(BaseModel):
+    """camelCase out, camelCase or snake_case in, unknown fields ignored."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="ignore",
+        use_enum_values=False,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready dict, camelCase, every field present."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class EventAttributes(WireModel):
+    message: Text = ""
+    source: Text = ""
+    type: EventTypeField = EventType.TYPE_UNSPECIFIED  # type: ignore[valid-type]
+    priority: PriorityField = Priority.PRIORITY_UNSPECIFIED  # type: ignore[valid-type]
+    related_id: Text = ""
+    service: Text = ""
+    status: StatusField = Status.STATUS_UNSPECIFIED  # type: ignore[valid-type]
+    environment: EnvironmentField = Environment.ENVIRONMENT_UNSPECIFIED  # type: ignore[valid-type]
+    impact: Flag = False
+    start_date: Timestamp | None = None
+    end_date: Timestamp | None = None
+    owner: Text = ""
+    stake_holders: TextList = Field(default_factory=list)
+    notification: Flag = False
+    notifications: TextList = Field(default_factory=list)
+
+
+class EventLinks(WireModel):
+    pull_request_link: Text = ""
+    ticket: Text = ""
+
+
+class EventMetadata(WireModel):
+    created_at: Timestamp | None = None
+    duration: Duration | None = None
+    id: Text = ""
+    slack_id: Text = ""
+
+
+class ChangelogEntry(WireModel):
+    timestamp: Timestamp | None = None
+    user: Text = ""
+    change_type: ChangeTypeField = ChangeType.CHANGE_TYPE_UNSPECIFIED  # type: ignore[valid-type]
+    field: Text = ""
+    old_value: Text = ""
+    new_value: Text = ""
+    comment: Text = ""
+
+
+class Event(WireModel):
+    title: Text = ""
+    attributes: EventAttributes = Field(default_factory=EventAttributes)
+    links: EventLinks = Field(default_factory=EventLinks)
+    metadata: EventMetadata = Field(default_factory=EventMetadata)
+    changelog: list[ChangelogEntry] = Field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.metadata.id
+
+
+# ---------------------------------------------------------------- event bodies
+class CreateEventRequest(WireModel):
+    """Body of ``POST /event``. ``attributes`` is required; ``links`` defaults to empty."""
+
+    title: Text = ""
+    attributes: EventAttributes
+    links: EventLinks = Field(default_factory=EventLinks)
+    slack_id: Text = ""
+
+
+class UpdateEventRequest(WireModel):
+    """Body of ``PUT /event``: a full replace of title, attributes and links."""
+
+    id: Text = ""
+    title: Text = ""
+    attributes: EventAttributes
+    links: EventLinks = Field(default_factory=EventLinks)
+    slack_id: Text = ""
+
+
+class ChangelogRequest(WireModel):
+    """Body of ``POST /event/{id}/changelog``."""
+
+    entry: ChangelogEntry
+
+
+class SlackIdRequest(WireModel):
+    """Body of ``POST /event/{id}/slack``."""
+
+    slack_id: Text = ""
+
+
+class EventResponse(WireModel):
+    event: Event | None = None
+
+
+class DeleteEventResponse(WireModel):
+    id: Text = ""
+    slack_id: Text = ""
+
+
+class EventListResponse(WireModel):
+    """Answer of list, today and search; ``totalCount`` is a 32-bit number."""
+
+    events: list[Event] = Field(default_factory=list)
+    total_count: int = 0
+
+
+class ChangelogListResponse(WireModel):
+    changelog: list[ChangelogEntry] = Field(default_factory=list)
+    total_count: int = 0
+
+
+class StatsResponse(WireModel):
+    total_count: Int64 = 0
+    start_date: Text = ""
+    end_date: Text = ""
+
+
+class MonthlyStat(WireModel):
+    year: int = 0
+    month: int = 0
+    count: Int64 = 0
+    service: Text = ""
+
+
+class MonthlyStatsResponse(WireModel):
+    stats: list[MonthlyStat] = Field(default_factory=list)
+    total_count: Int64 = 0
+    start_date: Text = ""
+    end_date: Text = ""
+
+
+# ----------------------------------------------------------------------- locks
+class Lock(WireModel):
+    """A deployment lock. ``expiresAt`` is our extension (null: never expires)."""
+
+    id: Text = ""
+    service: Text = ""
+    who: Text = ""
+    created_at: Timestamp | None = None
+    environment: Text = ""
+    resource: Text = ""
+    event_id: Text = ""
+    expires_at: Timestamp | None = None
+
+
+class CreateLockRequest(WireModel):
+    """Body of ``POST /lock``; ``ttlSeconds`` is our extension (0 or absent: no expiry)."""
+
+    service: Text = ""
+    who: Text = ""
+    environment: Text = ""
+    resource: Text = ""
+    event_id: Text = ""
+    ttl_seconds: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] = 0
+
+
+class UpdateLockRequest(WireModel):
+    """Body of ``PUT /lock/{id}``: empty fields keep their value."""
+
+    service: Text = ""
+    who: Text = ""
+    environment: Text = ""
+    resource: Text = ""
+    event_id: Text = ""
+
+
+class RenewLockRequest(WireModel):
+    """Body of ``POST /lock/{id}/renew`` (extension): the new TTL from now."""
+
+    ttl_seconds: Annotated[int, Field(gt=0, le=7 * 24 * 3600)]
+
+
+class ReleaseLockRequest(WireModel):
+    """Body of ``POST /unlock`` (extension): release by key, naming the holder.
+
+    ``who`` must match the holder; when ``id`` or ``eventId`` is given it must match
+    too, so a job can never release a lock another job took after its own expired.
+    """
+
+    service: Text = ""
+    environment: Text = ""
+    resource: Text = "deployment"
+    who: Text = ""
+    id: Text = ""
+    event_id: Text = ""
+
+
+class LockResponse(WireModel):
+    lock: Lock | None = None
+
+
+class UnlockResponse(WireModel):
+    message: Text = ""
+    id: Text = ""
+    count: Int64 = 0
+
+
+class LockListResponse(WireModel):
+    locks: list[Lock] = Field(default_factory=list)
+    total_count: int = 0
+
+
+# ---------------------------------------------------------------------- tokens
+class TokenCreateRequest(WireModel):
+    """Body of ``POST /tokens`` (extension)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    services: TextList = Field(default_factory=list)
+    admin: Flag = False
+
+
+class TokenInfo(WireModel):
+    """A token as listed: never its secret."""
+
+    id: Text = ""
+    name: Text = ""
+    services: TextList = Field(default_factory=list)
+    admin: Flag = False
+    created_at: Timestamp | None = None
+    last_used_at: Timestamp | None = None
+    prefix: Text = ""
+
+
+class TokenCreatedResponse(WireModel):
+    token: TokenInfo
+    secret: str
+
+
+class TokenListResponse(WireModel):
+    tokens: list[TokenInfo] = Field(default_factory=list)
+    total_count: int = 0
+
+
+# ---------------------------------------------------------------------- errors
+class ErrorBody(WireModel):
+    """The one error body: ``{"code": <gRPC code>, "message": "...", "details": []}``."""
+
+    code: int
+    message: str
+    details: list[Any] = Field(default_factory=list)
