@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import (
@@ -97,8 +97,8 @@ class WireEnum(str, enum.Enum):
         if isinstance(value, cls):
             return value
         if isinstance(value, bool):
-            raise ValueError(f"{value!r} is not a valid {cls.__name__}")
-        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            pass  # a JSON true/false is never an enum, though bool subclasses int
+        elif isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
             number = int(value)
             members = cls.numbers()
             if number in members:
@@ -223,14 +223,14 @@ ChangeTypeField = _enum_field(ChangeType)
 # --------------------------------------------------------------------- scalars
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def format_timestamp(value: datetime) -> str:
     """RFC 3339 in UTC with a ``Z``: no fraction when there is none, else 6 digits."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    value = value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
     spec = "microseconds" if value.microsecond else "seconds"
     return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
@@ -255,8 +255,8 @@ def _parse_timestamp(value: Any) -> Any:
         value = parsed
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
     return value
 
 
@@ -291,7 +291,7 @@ def parse_duration(value: Any) -> timedelta | None:
             return timedelta(seconds=float(text))
         except ValueError:
             pass
-    raise ValueError(f"{value!r} is not a duration (e.g. \"12.5s\")")
+    raise ValueError(f'{value!r} is not a duration (e.g. "12.5s")')
 
 
 Duration = Annotated[

@@ -1,0 +1,155 @@
+"""The wire models encode exactly what the contract says, in both directions."""
+
+from __future__ import annotations
+
+import inspect
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from tracker_ci import models
+from tracker_ci.models import (
+    CreateEventRequest,
+    Environment,
+    Event,
+    EventType,
+    Lock,
+    MonthlyStatsResponse,
+    Priority,
+    StatsResponse,
+    Status,
+    UnlockResponse,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_enum_numbers_follow_the_contract() -> None:
+    assert [m.value for m in EventType] == [
+        "TYPE_UNSPECIFIED",
+        "deployment",
+        "operation",
+        "drift",
+        "incident",
+        "rpa_usage",
+    ]
+    assert Status.waiting_approval.number == 14
+    assert Status.recommandation.number == 8
+    assert Environment.production.number == 7
+    assert Environment.TNR.number == 3
+    assert Priority.P5.number == 5
+    assert models.ChangeType.unlocked.number == 9
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("production", Environment.production),
+        (7, Environment.production),
+        ("7", Environment.production),
+        ("Production", Environment.production),
+        ("uat", Environment.UAT),
+    ],
+)
+def test_enums_read_by_name_or_number(raw: object, expected: Environment) -> None:
+    attrs = models.EventAttributes.model_validate({"environment": raw})
+    assert attrs.environment is expected
+    assert attrs.to_wire()["environment"] == expected.value
+
+
+@pytest.mark.parametrize("raw", ["prod", 99, True, -1, "P9"])
+def test_unknown_enum_values_are_rejected_with_the_choices(raw: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        models.EventAttributes.model_validate({"environment": raw})
+    assert "production" in str(info.value)
+
+
+def test_responses_are_camel_case_with_every_field_present() -> None:
+    wire = Event().to_wire()
+    assert set(wire) == {"title", "attributes", "links", "metadata", "changelog"}
+    assert wire["attributes"]["relatedId"] == ""
+    assert wire["attributes"]["stakeHolders"] == []
+    assert wire["attributes"]["startDate"] is None
+    assert wire["attributes"]["type"] == "TYPE_UNSPECIFIED"
+    assert wire["links"] == {"pullRequestLink": "", "ticket": ""}
+    assert wire["metadata"] == {"createdAt": None, "duration": None, "id": "", "slackId": ""}
+
+
+def test_requests_accept_snake_and_camel_case_and_ignore_unknown_fields() -> None:
+    snake = CreateEventRequest.model_validate(
+        {
+            "title": "t",
+            "attributes": {"related_id": "x", "start_date": "2026-01-02T03:04:05Z"},
+            "links": {"pull_request_link": "u"},
+            "slack_id": "s",
+            "bogus": 1,
+        }
+    )
+    camel = CreateEventRequest.model_validate(
+        {
+            "title": "t",
+            "attributes": {"relatedId": "x", "startDate": "2026-01-02T03:04:05Z"},
+            "links": {"pullRequestLink": "u"},
+            "slackId": "s",
+        }
+    )
+    assert snake == camel
+    assert snake.attributes.start_date == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_attributes_are_required_on_create_but_links_default() -> None:
+    with pytest.raises(ValidationError):
+        CreateEventRequest.model_validate({"title": "t"})
+    assert CreateEventRequest.model_validate({"attributes": {}}).links.ticket == ""
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2026-03-04T05:06:07Z", "2026-03-04T05:06:07Z"),
+        ("2026-03-04T05:06:07.120Z", "2026-03-04T05:06:07.120000Z"),
+        ("2026-03-04T05:06:07.123456789Z", "2026-03-04T05:06:07.123456Z"),
+        ("2026-03-04T07:06:07+02:00", "2026-03-04T05:06:07Z"),
+    ],
+)
+def test_timestamps_are_rfc3339_utc_with_z(raw: str, expected: str) -> None:
+    lock = Lock.model_validate({"createdAt": raw})
+    assert lock.to_wire()["createdAt"] == expected
+
+
+def test_bad_timestamp_names_the_format() -> None:
+    with pytest.raises(ValidationError) as info:
+        Lock.model_validate({"createdAt": "yesterday"})
+    assert "RFC 3339" in str(info.value)
+
+
+def test_durations_are_seconds_with_an_s() -> None:
+    meta = models.EventMetadata.model_validate({"duration": "125.402113945s"})
+    assert meta.duration == timedelta(seconds=125.402114)
+    assert meta.to_wire()["duration"] == "125.402114s"
+    assert models.format_duration(timedelta(seconds=12)) == "12s"
+    assert models.parse_duration("0.5s") == timedelta(milliseconds=500)
+
+
+def test_64_bit_counts_are_strings_and_32_bit_ones_numbers() -> None:
+    assert StatsResponse(total_count=5).to_wire()["totalCount"] == "5"
+    assert UnlockResponse(count=1).to_wire()["count"] == "1"
+    monthly = MonthlyStatsResponse.model_validate(
+        {"stats": [{"year": 2026, "month": 1, "count": "3"}], "totalCount": "3"}
+    )
+    assert monthly.stats[0].count == 3
+    assert monthly.to_wire()["stats"][0] == {"year": 2026, "month": 1, "count": "3", "service": ""}
+    assert models.EventListResponse(total_count=2).to_wire()["totalCount"] == 2
+
+
+def test_all_is_complete() -> None:
+    public = {
+        name
+        for name, value in vars(models).items()
+        if not name.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
+        and value.__module__ == models.__name__
+    }
+    missing = public - set(models.__all__) - {"WireEnum", "WireModel"}
+    assert not missing, f"add to models.__all__: {sorted(missing)}"
