@@ -52,6 +52,7 @@ __all__ = [
     "EventMetadata",
     "EventResponse",
     "EventType",
+    "HealthResponse",
     "Lock",
     "LockListResponse",
     "LockResponse",
@@ -411,6 +412,8 @@ class CreateEventRequest(WireModel):
     attributes: EventAttributes
     links: EventLinks = Field(default_factory=EventLinks)
     slack_id: Text = ""
+    #: Our extension: TTL of the automatic deployment lock (0 = it never expires).
+    lock_ttl_seconds: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] = 0
 
 
 class UpdateEventRequest(WireModel):
@@ -576,6 +579,15 @@ class TokenCreatedResponse(WireModel):
 class TokenListResponse(WireModel):
     tokens: list[TokenInfo] = Field(default_factory=list)
     total_count: int = 0
+
+
+# ---------------------------------------------------------------------- health
+class HealthResponse(WireModel):
+    """Answer of ``GET /health`` (extension): the server and its database are up."""
+
+    status: Text = ""
+    database: Text = ""
+    version: Text = ""
 
 
 # ---------------------------------------------------------------------- errors
