@@ -1,0 +1,967 @@
+"""The Docker action's entrypoint (``main``) and post-entrypoint (``post``).
+
+The action only translates its inputs into a ``tracker-ci ... --output json`` command line,
+runs it as a subprocess (``python -m tracker_ci``, so exit codes are the CLI's), and turns
+the result into step outputs, a job summary, saved state and annotations.
+
+* ``main`` reads the inputs as the runner passes them (``INPUT_`` + the upper-cased name,
+  hyphens kept: ``INPUT_SERVER-URL``; the underscore spelling is accepted too), validates
+  them, masks the secrets, runs the CLI, and saves in ``GITHUB_STATE`` what it opened
+  (``event_id``, ``lock_id``) and whether it closed it (``closed``).
+* ``post`` runs at the end of the job in a new container; it reads that state back from
+  ``STATE_*`` variables and, if this step opened an event or took a lock that is still
+  open, closes the event (as failure, or as the job's real status from the ``job-status``
+  input, which the runner evaluates again for the post step) and releases the lock.
+
+Errors go through :func:`die`: an ``::error::`` annotation plus a fix-it paragraph in the
+job summary. Doubtful inputs get a ``::warning::``. The runner runs the two entrypoints
+that :func:`install_entrypoints` writes into the image (see the Dockerfile and action.yml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+from tracker_ci.ci import github
+
+__all__ = [
+    "ActionError",
+    "ActionInputs",
+    "BOOLEAN_INPUTS",
+    "CliResult",
+    "ENTRYPOINT_NAMES",
+    "INPUT_NAMES",
+    "MODES",
+    "build_cli_argv",
+    "die",
+    "escape_command_data",
+    "inputs_table",
+    "install_entrypoints",
+    "main",
+    "parse_bool",
+    "parse_file_commands",
+    "parse_inputs",
+    "post",
+    "read_inputs",
+    "render_summary",
+    "run",
+]
+
+#: Every input of action.yml, in its order (a test keeps the two in step).
+INPUT_NAMES = (
+    "server-url",
+    "token",
+    "service",
+    "environment",
+    "mode",
+    "command",
+    "wait",
+    "title",
+    "message",
+    "priority",
+    "owner",
+    "pr-url",
+    "ticket",
+    "fail-policy",
+    "lock-ttl",
+    "status",
+    "event-id",
+    "lock-id",
+    "github-token",
+    "comment",
+    "auto-close",
+    "job-status",
+)
+OUTPUT_NAMES = ("event-id", "lock-id", "status", "duration", "event-url")
+SECRET_INPUTS = ("token", "github-token")
+BOOLEAN_INPUTS = ("comment", "auto-close")
+MODES = ("run", "start", "finish", "lock", "unlock")
+FAIL_POLICIES = ("open", "closed")
+PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
+ENVIRONMENTS = (
+    "development",
+    "integration",
+    "TNR",
+    "UAT",
+    "recette",
+    "preproduction",
+    "production",
+    "mco",
+)
+FINISH_STATUSES = ("success", "failure", "warning", "error", "done")
+# What `${{ job.status }}` can be: https://docs.github.com/actions/learn-github-actions/contexts
+JOB_STATUSES = ("success", "failure", "cancelled")
+TRUE_WORDS = ("true", "yes", "1")
+FALSE_WORDS = ("false", "no", "0")
+#: Where the Dockerfile installs the entrypoints, and their names (action.yml names them).
+ENTRYPOINT_DIR = "/usr/local/bin"
+ENTRYPOINT_NAMES = {"main": "tracker-action", "post": "tracker-action-post"}
+# The CLI's exit codes (docs/architecture.md) and what to do about each.
+EXIT_LOCK_HELD = 3
+_FIXES = {
+    1: "The Tracker server answered with an error; its message is above. Check the server's "
+    "log, or set fail-policy: open to let deploys go on when the server misbehaves.",
+    2: "Check the step's `with:` inputs against the action's README (names, allowed values).",
+    3: "Another deploy holds the lock for this service and environment. Wait for it to "
+    "finish, raise `wait:` (seconds), or release a stale lock with mode: unlock.",
+    4: "The Tracker server could not be reached. Check `server-url` (the job must be able to "
+    "reach it), or set fail-policy: open to deploy without tracking when it is down.",
+    5: "The server refused the token. Pass a valid token for this service in `token:` "
+    "(from a secret), or ask an admin for one (`tracker-ci token create`).",
+    6: "The event or lock does not exist (any more). Check `event-id` / `lock-id`.",
+}
+
+
+class ActionError(Exception):
+    """A problem the user can fix: a message, what to do, and the exit code to use."""
+
+    def __init__(self, message: str, fix: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+        self.exit_code = exit_code
+
+
+# --------------------------------------------------------------------------- annotations
+def escape_command_data(text: str) -> str:
+    """Escape a workflow command's message (``%``, CR and LF) as the runner expects."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _command(name: str, message: str, title: str = "tracker-ci") -> None:
+    title = escape_command_data(title).replace(":", "%3A").replace(",", "%2C")
+    print(f"::{name} title={title}::{escape_command_data(message)}", flush=True)
+
+
+def warning(message: str) -> None:
+    """A ``::warning::`` annotation on the step."""
+    _command("warning", message)
+
+
+def notice(message: str) -> None:
+    """A ``::notice::`` annotation on the step."""
+    _command("notice", message)
+
+
+def die(message: str, fix: str = "", exit_code: int = 2) -> NoReturn:
+    """Fail the step: an ``::error::`` annotation and a fix-it paragraph in the job summary."""
+    _command("error", message)
+    paragraph = f"### :x: tracker-ci: the step failed\n\n{message}\n"
+    if fix:
+        paragraph += f"\n**How to fix it:** {fix}\n"
+    github.append_summary(paragraph)
+    raise SystemExit(exit_code)
+
+
+# --------------------------------------------------------------------------- inputs
+def read_inputs(environ: Mapping[str, str]) -> dict[str, str]:
+    """The raw inputs from ``INPUT_<NAME>`` (hyphens kept, or turned into underscores)."""
+    values = {}
+    for name in INPUT_NAMES:
+        upper = name.upper().replace(" ", "_")
+        for key in (f"INPUT_{upper}", f"INPUT_{upper.replace('-', '_')}"):
+            if key in environ:
+                values[name] = environ[key].strip()
+                break
+        else:
+            values[name] = ""
+    return values
+
+
+def parse_bool(name: str, value: str) -> bool:
+    """``true/yes/1`` or ``false/no/0`` (any case); anything else is an error."""
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ActionError(
+        f"Input `{name}` is {value!r}, which is not a boolean.",
+        f"Set `{name}:` to true or false.",
+    )
+
+
+def _choice(name: str, value: str, choices: Sequence[str], *, empty_ok: bool = False) -> str:
+    if value == "" and empty_ok:
+        return ""
+    if value in choices:
+        return value
+    for choice in choices:
+        if choice.lower() == value.lower():
+            warning(f"Input `{name}` is {value!r}; using its canonical spelling {choice!r}.")
+            return choice
+    raise ActionError(
+        f"Input `{name}` is {value!r}, which is not one of: {', '.join(choices)}.",
+        f"Set `{name}:` to one of {', '.join(choices)}.",
+    )
+
+
+def _seconds(name: str, value: str) -> int:
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = -1
+    if seconds < 0:
+        raise ActionError(
+            f"Input `{name}` is {value!r}, which is not a whole number of seconds.",
+            f"Set `{name}:` to a number of seconds, e.g. 300 (0 for none).",
+        )
+    return seconds
+
+
+@dataclass(frozen=True)
+class ActionInputs:
+    """The validated inputs of one step."""
+
+    mode: str
+    server_url: str = ""
+    token: str = ""
+    service: str = ""
+    environment: str = ""
+    command: str = ""
+    wait: int = 0
+    title: str = ""
+    message: str = ""
+    priority: str = ""
+    owner: str = ""
+    pr_url: str = ""
+    ticket: str = ""
+    fail_policy: str = "open"
+    lock_ttl: int = 0
+    status: str = ""
+    event_id: str = ""
+    lock_id: str = ""
+    github_token: str = ""
+    comment: bool = False
+    auto_close: bool = True
+    job_status: str = ""
+
+
+def parse_inputs(raw: Mapping[str, str]) -> ActionInputs:
+    """Validate the raw inputs strictly; raise :class:`ActionError` with a fix otherwise."""
+    mode = _choice("mode", raw["mode"] or "run", MODES)
+    server_url = raw["server-url"].rstrip("/")
+    if server_url and not server_url.startswith(("http://", "https://")):
+        raise ActionError(
+            f"Input `server-url` is {server_url!r}, which is not an http(s) URL.",
+            "Set `server-url:` to the server's base URL, e.g. https://tracker.example.com.",
+        )
+    inputs = ActionInputs(
+        mode=mode,
+        server_url=server_url,
+        token=raw["token"],
+        service=raw["service"],
+        environment=_choice("environment", raw["environment"], ENVIRONMENTS, empty_ok=True),
+        command=raw["command"],
+        wait=_seconds("wait", raw["wait"] or "0"),
+        title=raw["title"],
+        message=raw["message"],
+        priority=_choice("priority", raw["priority"], PRIORITIES, empty_ok=True),
+        owner=raw["owner"],
+        pr_url=raw["pr-url"],
+        ticket=raw["ticket"],
+        fail_policy=_choice("fail-policy", raw["fail-policy"] or "open", FAIL_POLICIES),
+        lock_ttl=_seconds("lock-ttl", raw["lock-ttl"] or "0"),
+        status=_choice("status", raw["status"], FINISH_STATUSES, empty_ok=True),
+        event_id=raw["event-id"],
+        lock_id=raw["lock-id"],
+        github_token=raw["github-token"],
+        comment=parse_bool("comment", raw["comment"] or "false"),
+        auto_close=parse_bool("auto-close", raw["auto-close"] or "true"),
+        job_status=raw["job-status"].lower(),
+    )
+    _check_mode_needs(inputs)
+    return inputs
+
+
+def _check_mode_needs(inputs: ActionInputs) -> None:
+    needs_service = inputs.mode in ("run", "start", "lock") or (
+        inputs.mode == "finish" and not inputs.event_id
+    ) or (inputs.mode == "unlock" and not inputs.lock_id)
+    if needs_service and not inputs.service:
+        raise ActionError(
+            f"Input `service` is required for mode {inputs.mode}.",
+            "Add `service: <name of the deployed service>` under the step's `with:`.",
+        )
+    if needs_service and not inputs.environment:
+        raise ActionError(
+            f"Input `environment` is required for mode {inputs.mode}.",
+            f"Set `environment:` to one of {', '.join(ENVIRONMENTS)}.",
+        )
+    if inputs.mode == "run" and not inputs.command:
+        raise ActionError(
+            "Mode run needs the deploy command in input `command`.",
+            "Add `command: ./deploy.sh` (run with bash in the action's container), or use "
+            "mode: start before your deploy steps and let the post step close the event.",
+        )
+    if inputs.mode != "run" and inputs.command:
+        warning(f"Input `command` is ignored in mode {inputs.mode} (it is for mode run).")
+    if inputs.job_status and inputs.job_status not in JOB_STATUSES:
+        warning(f"Input `job-status` is {inputs.job_status!r}; expected {', '.join(JOB_STATUSES)}.")
+    if inputs.token and inputs.server_url.startswith("http://") and not _is_local(
+        inputs.server_url
+    ):
+        warning("The token is sent over plain http; use an https `server-url`.")
+
+
+def _is_local(url: str) -> bool:
+    host = url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
+    return host in ("localhost", "127.0.0.1", "::1") or "." not in host
+
+
+# --------------------------------------------------------------------------- the CLI
+def _cli_prefix(inputs: ActionInputs) -> list[str]:
+    argv = [sys.executable, "-m", "tracker_ci", "--output", "json"]
+    if inputs.server_url:
+        argv += ["--url", inputs.server_url]
+    return argv
+
+
+def _option(argv: list[str], flag: str, value: str | int) -> None:
+    if value != "":
+        argv += [flag, str(value)]
+
+
+def _start_options(inputs: ActionInputs) -> list[str]:
+    argv = ["--service", inputs.service, "--environment", inputs.environment]
+    _option(argv, "--title", inputs.title)
+    _option(argv, "--message", inputs.message)
+    _option(argv, "--priority", inputs.priority)
+    _option(argv, "--owner", inputs.owner)
+    _option(argv, "--pr-url", inputs.pr_url)
+    _option(argv, "--ticket", inputs.ticket)
+    argv += ["--source", "github-actions"]
+    argv += ["--wait", str(inputs.wait), "--lock-ttl", str(inputs.lock_ttl)]
+    argv += ["--fail-policy", inputs.fail_policy]
+    return argv
+
+
+def finish_status(inputs: ActionInputs) -> str:
+    """The status a finish closes with: the `status` input, else from the job's status."""
+    if inputs.status:
+        return inputs.status
+    return "success" if inputs.job_status == "success" else "failure"
+
+
+def build_cli_argv(inputs: ActionInputs) -> list[str]:
+    """The ``tracker-ci`` command line for the step's mode (secrets travel in the env)."""
+    argv = _cli_prefix(inputs)
+    if inputs.mode == "run":
+        # bash, like a `run:` step's default shell, so pipelines fail as users expect.
+        command = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", inputs.command]
+        return argv + ["deploy", "run", *_start_options(inputs), "--", *command]
+    if inputs.mode == "start":
+        return argv + ["deploy", "start", *_start_options(inputs)]
+    if inputs.mode == "finish":
+        argv += ["deploy", "finish", "--status", finish_status(inputs)]
+        if inputs.event_id:
+            argv += ["--event-id", inputs.event_id]
+        else:
+            argv += ["--service", inputs.service, "--environment", inputs.environment]
+        _option(argv, "--message", inputs.message)
+        return argv
+    if inputs.mode == "lock":
+        argv += ["lock", "acquire", "--service", inputs.service]
+        argv += ["--environment", inputs.environment]
+        _option(argv, "--who", inputs.owner)
+        return argv + ["--wait", str(inputs.wait), "--ttl", str(inputs.lock_ttl)]
+    # unlock
+    argv += ["lock", "release"]
+    if inputs.lock_id:
+        return argv + ["--lock-id", inputs.lock_id]
+    argv += ["--service", inputs.service, "--environment", inputs.environment]
+    _option(argv, "--who", inputs.owner)
+    return argv
+
+
+@dataclass
+class CliResult:
+    """What one run of the CLI left behind."""
+
+    exit_code: int
+    stdout: str
+    stderr_tail: list[str]
+    outputs: dict[str, str] = field(default_factory=dict)
+    document: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def error_line(self) -> str:
+        """The CLI's one-line error (its last non-empty stderr line)."""
+        for line in reversed(self.stderr_tail):
+            text = line.strip()
+            if text and not text.startswith("::"):
+                return text.removeprefix("Error: ").removeprefix("error: ")
+        return ""
+
+
+def parse_file_commands(text: str) -> dict[str, str]:
+    """Parse a ``GITHUB_OUTPUT``-style file: ``name=value`` and ``name<<DELIM`` blocks."""
+    values: dict[str, str] = {}
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            block = []
+            while index < len(lines) and lines[index] != delimiter:
+                block.append(lines[index])
+                index += 1
+            index += 1  # the closing delimiter
+            values[name] = "\n".join(block)
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            values[name] = value
+    return values
+
+
+def last_json_document(text: str) -> dict[str, Any]:
+    """The last JSON object printed at the start of a line ({} when none)."""
+    decoder = json.JSONDecoder()
+    starts = [i for i, ch in enumerate(text) if ch == "{" and (i == 0 or text[i - 1] == "\n")]
+    for start in reversed(starts):
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+def _relay(stream: Any, sink: Any, keep: list[str], limit: int | None) -> None:
+    for line in iter(stream.readline, ""):
+        sink.write(line)
+        sink.flush()
+        keep.append(line)
+        if limit is not None and len(keep) > limit:
+            del keep[0]
+    stream.close()
+
+
+def run_cli(
+    argv: list[str],
+    environ: Mapping[str, str],
+    *,
+    on_outputs: Callable[[dict[str, str]], None] | None = None,
+) -> CliResult:
+    """Run the CLI with private output files, relay its output live, forward signals."""
+    with tempfile.TemporaryDirectory(prefix="tracker-action-") as tmp:
+        output_file = Path(tmp) / "output"
+        output_file.touch()
+        env = dict(environ)
+        # The CLI writes its outputs to a private file: the action owns the step's outputs.
+        env["GITHUB_OUTPUT"] = str(output_file)
+        env["GITHUB_STEP_SUMMARY"] = str(Path(tmp) / "summary")
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        stdout_lines: list[str] = []
+        stderr_tail: list[str] = []
+        relays = [
+            threading.Thread(
+                target=_relay, args=(process.stdout, sys.stdout, stdout_lines, None), daemon=True
+            ),
+            threading.Thread(
+                target=_relay, args=(process.stderr, sys.stderr, stderr_tail, 50), daemon=True
+            ),
+        ]
+        for relay in relays:
+            relay.start()
+        previous = _forward_signals(process)
+        try:
+            seen: dict[str, str] = {}
+            while process.poll() is None:
+                # Save state as soon as the CLI names the event, not only when it ends: a
+                # job cancelled mid-deploy still leaves the post step something to close.
+                if on_outputs is not None:
+                    current = parse_file_commands(output_file.read_text(encoding="utf-8"))
+                    if current != seen:
+                        seen = current
+                        on_outputs(current)
+                time.sleep(0.2)
+        finally:
+            _restore_signals(previous)
+        for relay in relays:
+            relay.join()
+        outputs = parse_file_commands(output_file.read_text(encoding="utf-8"))
+        stdout = "".join(stdout_lines)
+        return CliResult(
+            exit_code=process.returncode,
+            stdout=stdout,
+            stderr_tail=stderr_tail,
+            outputs=outputs,
+            document=last_json_document(stdout),
+        )
+
+
+def _forward_signals(process: subprocess.Popen[str]) -> dict[int, Any]:
+    # In the container this process is PID 1, which ignores SIGTERM unless it handles it:
+    # pass SIGINT/SIGTERM (a cancelled run) on to the CLI, which closes the event itself.
+    def forward(signum: int, _frame: Any) -> None:
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, forward)
+    return previous
+
+
+def _restore_signals(previous: Mapping[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def cli_environment(inputs: ActionInputs, environ: Mapping[str, str]) -> dict[str, str]:
+    """The CLI's environment: the step's, with the token as TRACKER_TOKEN (never in argv)."""
+    env = {k: v for k, v in environ.items() if not k.startswith("INPUT_")}
+    if inputs.token:
+        env["TRACKER_TOKEN"] = inputs.token
+    return env
+
+
+# --------------------------------------------------------------------------- results
+def _seconds_text(value: Any) -> str:
+    if value in (None, ""):
+        return ""
+    text = str(value).strip().removesuffix("s")
+    try:
+        return f"{float(text):.3f}".rstrip("0").rstrip(".")
+    except ValueError:
+        return str(value)
+
+
+def outputs_from(result: CliResult) -> dict[str, str]:
+    """The step's outputs: what the CLI wrote to its output file, else read from its JSON."""
+    doc = result.document
+    event = doc.get("event") if isinstance(doc.get("event"), dict) else None
+    if event is None and "attributes" in doc:
+        event = doc
+    lock = doc.get("lock") if isinstance(doc.get("lock"), dict) else None
+    if lock is None and "who" in doc and "resource" in doc:
+        lock = doc
+    values = {
+        "event-id": doc.get("eventId") or "",
+        "lock-id": doc.get("lockId") or "",
+        "status": doc.get("status") or "",
+        "duration": _seconds_text(doc.get("duration")),
+        "event-url": doc.get("eventUrl") or "",
+    }
+    if event is not None:
+        values["event-id"] = values["event-id"] or event.get("metadata", {}).get("id", "")
+        values["status"] = values["status"] or event.get("attributes", {}).get("status", "")
+        duration = event.get("metadata", {}).get("duration")
+        values["duration"] = values["duration"] or _seconds_text(duration)
+    if lock is not None:
+        values["lock-id"] = values["lock-id"] or lock.get("id", "")
+        values["event-id"] = values["event-id"] or lock.get("eventId", "")
+    for name in OUTPUT_NAMES:
+        if result.outputs.get(name):
+            values[name] = result.outputs[name]
+    values["duration"] = _seconds_text(values["duration"])
+    return {name: str(values.get(name) or "") for name in OUTPUT_NAMES}
+
+
+def render_summary(
+    inputs: ActionInputs,
+    outputs: Mapping[str, str],
+    *,
+    heading: str,
+    actor: str = "",
+    pr_url: str = "",
+    lock_note: str = "",
+    note: str = "",
+) -> str:
+    """The job summary of one step: what was deployed, by whom, PR, lock, duration, status."""
+    status = outputs.get("status") or "unknown"
+    icon = {"success": ":white_check_mark:", "failure": ":x:", "start": ":rocket:"}.get(
+        status, ":information_source:"
+    )
+    event_id = outputs.get("event-id", "")
+    event_cell = f"[`{event_id}`]({outputs['event-url']})" if outputs.get("event-url") else (
+        f"`{event_id}`" if event_id else "none"
+    )
+    by = inputs.owner or actor
+    rows = [
+        ("Service", f"`{inputs.service}`" if inputs.service else ""),
+        ("Environment", f"`{inputs.environment}`" if inputs.environment else ""),
+        ("Status", f"{icon} {status}"),
+        ("Deployed by", by + (f" (run by {actor})" if actor and actor != by else "")),
+        ("Pull request", pr_url or "none found"),
+        ("Lock", lock_note or (f"`{outputs['lock-id']}`" if outputs.get("lock-id") else "none")),
+        ("Duration", f"{outputs['duration']} s" if outputs.get("duration") else ""),
+        ("Event", event_cell),
+    ]
+    lines = [f"### {icon} {heading}", "", "| | |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in rows if value]
+    if note:
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- state
+class StateFile:
+    """The step's saved state (``GITHUB_STATE``), written once per value as it is learnt."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.path = environ.get("GITHUB_STATE", "")
+        self.saved: dict[str, str] = {}
+
+    def save(self, **values: str) -> None:
+        """Append the values that changed; the post step sees them as ``STATE_<name>``."""
+        changed = {k: v for k, v in values.items() if self.saved.get(k) != v}
+        if not changed or not self.path:
+            return
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(github.to_output_text(changed))
+        self.saved.update(changed)
+
+
+def _append_env(environ: Mapping[str, str], values: Mapping[str, str]) -> None:
+    path = environ.get("GITHUB_ENV")
+    values = {k: v for k, v in values.items() if v}
+    if path and values:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(github.to_output_text(values))
+
+
+# --------------------------------------------------------------------------- pull request
+def detect_pull_request(inputs: ActionInputs, environ: Mapping[str, str]) -> str:
+    """The PR to attach: the `pr-url` input, the event payload, else the commit's PR."""
+    if inputs.pr_url:
+        if github.parse_pull_request_url(inputs.pr_url) is None:
+            raise ActionError(
+                f"Input `pr-url` is {inputs.pr_url!r}, which is not a pull request URL.",
+                "Set `pr-url:` to a link like https://github.com/OWNER/REPO/pull/123, or "
+                "leave it empty to detect it.",
+            )
+        return inputs.pr_url
+    context = github.detect(environ)
+    if context is None:
+        return ""
+    try:
+        url = github.find_pull_request_url(context, token=inputs.github_token or None, timeout=5)
+    except Exception as exc:  # noqa: BLE001 - a PR link is a nicety, never worth a failed deploy
+        warning(f"Could not look up the pull request of {context.short_sha}: {exc}")
+        return ""
+    return url or ""
+
+
+def _comment(inputs: ActionInputs, environ: Mapping[str, str], pr_url: str, body: str) -> None:
+    if not inputs.comment:
+        return
+    if not pr_url:
+        warning("comment: true, but this run has no pull request to comment on.")
+        return
+    if not inputs.github_token:
+        warning("comment: true needs `github-token` (it defaults to the job's token).")
+        return
+    context = github.detect(environ)
+    api_url = context.api_url if context else "https://api.github.com"
+    try:
+        github.upsert_pull_request_comment(
+            pr_url,
+            marker=github.comment_marker(inputs.service, inputs.environment),
+            body=body,
+            token=inputs.github_token,
+            api_url=api_url,
+            timeout=10,
+        )
+    except Exception as exc:  # noqa: BLE001 - the deploy's outcome stands without the comment
+        warning(
+            f"Could not comment on {pr_url}: {exc}. Give the job `permissions: "
+            "pull-requests: write`, or set comment: false."
+        )
+
+
+# --------------------------------------------------------------------------- main
+def _mask_secrets(inputs: ActionInputs, environ: Mapping[str, str]) -> None:
+    for secret in (inputs.token, inputs.github_token):
+        if secret:
+            github.mask(secret, {**environ, "GITHUB_ACTIONS": "true"})
+
+
+def _fail_from_cli(result: CliResult, what: str) -> NoReturn:
+    message = result.error_line or f"tracker-ci exited with code {result.exit_code}"
+    die(f"{what}: {message}", _FIXES.get(result.exit_code, ""), result.exit_code)
+
+
+def main(environ: Mapping[str, str] | None = None) -> int:
+    """The action's main step: validate the inputs, run the CLI, publish its result."""
+    env = dict(os.environ if environ is None else environ)
+    raw = read_inputs(env)
+    for name in SECRET_INPUTS:  # before anything else is printed
+        if raw[name]:
+            github.mask(raw[name], {**env, "GITHUB_ACTIONS": "true"})
+    try:
+        inputs = parse_inputs(raw)
+        pr_url = ""
+        if inputs.mode in ("run", "start"):
+            pr_url = detect_pull_request(inputs, env)
+            inputs = _replace(inputs, pr_url=pr_url)
+    except ActionError as exc:
+        die(exc.message, exc.fix, exc.exit_code)
+    _mask_secrets(inputs, env)
+    state = StateFile(env)
+    state.save(mode=inputs.mode)
+    opening = inputs.mode in ("run", "start", "lock")
+
+    def remember(outputs: dict[str, str]) -> None:
+        if opening and (outputs.get("event-id") or outputs.get("lock-id")):
+            state.save(
+                event_id=outputs.get("event-id", ""),
+                lock_id=outputs.get("lock-id", ""),
+                closed="false",
+            )
+
+    argv = build_cli_argv(inputs)
+    result = run_cli(argv, cli_environment(inputs, env), on_outputs=remember)
+    outputs = outputs_from(result)
+    remember(outputs)
+    actor = env.get("GITHUB_ACTOR", "")
+    if inputs.mode == "run":
+        return _finish_run(inputs, env, result, outputs, state, actor, pr_url)
+    if result.exit_code != 0:
+        _fail_from_cli(result, _FAILED_WHAT[inputs.mode])
+    github.write_if_possible(outputs, env)
+    if inputs.mode == "start":
+        state.save(closed="false")
+        _append_env(env, {"TRACKER_EVENT_ID": outputs["event-id"],
+                          "TRACKER_LOCK_ID": outputs["lock-id"]})
+        if not outputs["event-id"]:
+            warning("The deployment is not tracked (the server could not be reached; "
+                    "fail-policy: open let it go on).")
+        heading = f"Deploying {inputs.service} to {inputs.environment}"
+        note = (
+            "The event stays open for the next steps; a `mode: finish` step or this "
+            "action's post step closes it at the end of the job."
+            if inputs.auto_close
+            else "auto-close is false: close the event with a `mode: finish` step."
+        )
+        summary = render_summary(inputs, outputs, heading=heading, actor=actor, pr_url=pr_url,
+                                 note=note)
+    elif inputs.mode == "finish":
+        heading = f"Deployment of {inputs.service or outputs['event-id']} closed"
+        summary = render_summary(inputs, outputs, heading=heading, actor=actor,
+                                 lock_note="released")
+    elif inputs.mode == "lock":
+        state.save(closed="false")
+        _append_env(env, {"TRACKER_LOCK_ID": outputs["lock-id"]})
+        heading = f"Lock taken on {inputs.service} in {inputs.environment}"
+        summary = render_summary(inputs, {**outputs, "status": "locked"}, heading=heading,
+                                 actor=actor)
+    else:
+        heading = "Lock released"
+        summary = render_summary(inputs, {**outputs, "status": "unlocked"}, heading=heading,
+                                 actor=actor, lock_note="released")
+    github.append_summary(summary, env)
+    if inputs.mode in ("start", "finish"):
+        _comment(inputs, env, pr_url, summary)
+    return 0
+
+
+_FAILED_WHAT = {
+    "run": "Could not start the deployment",
+    "start": "Could not start the deployment",
+    "finish": "Could not close the deployment",
+    "lock": "Could not take the lock",
+    "unlock": "Could not release the lock",
+}
+
+
+def _replace(inputs: ActionInputs, **changes: Any) -> ActionInputs:
+    from dataclasses import replace
+
+    return replace(inputs, **changes)
+
+
+def _finish_run(
+    inputs: ActionInputs,
+    env: Mapping[str, str],
+    result: CliResult,
+    outputs: dict[str, str],
+    state: StateFile,
+    actor: str,
+    pr_url: str,
+) -> int:
+    # The CLI closed the event itself (success or failure) before it exited.
+    closed = outputs["status"] in FINISH_STATUSES
+    if outputs["event-id"]:
+        state.save(closed="true" if closed else "false")
+    github.write_if_possible(outputs, env)
+    heading = f"Deployment of {inputs.service} to {inputs.environment}"
+    if result.exit_code != 0 and not outputs["event-id"]:
+        # Nothing was opened: the CLI refused to start (held lock, bad token, ...).
+        _fail_from_cli(result, _FAILED_WHAT["run"])
+    summary = render_summary(
+        inputs, outputs, heading=heading, actor=actor, pr_url=pr_url,
+        lock_note="released" if closed else "",
+    )
+    github.append_summary(summary, env)
+    _comment(inputs, env, pr_url, summary)
+    if result.exit_code != 0:
+        _command(
+            "error",
+            f"The deploy command exited with code {result.exit_code}; the deployment of "
+            f"{inputs.service} to {inputs.environment} was closed as {outputs['status'] or 'failure'}.",
+        )
+    elif not outputs["event-id"]:
+        warning("The deploy ran but is not tracked (the server could not be reached; "
+                "fail-policy: open let it go on).")
+    return result.exit_code
+
+
+# --------------------------------------------------------------------------- post
+def post(environ: Mapping[str, str] | None = None) -> int:
+    """The post step: close what the main step opened and left open; else do nothing."""
+    env = dict(os.environ if environ is None else environ)
+    raw = read_inputs(env)
+    for name in SECRET_INPUTS:
+        if raw[name]:
+            github.mask(raw[name], {**env, "GITHUB_ACTIONS": "true"})
+    event_id = env.get("STATE_event_id", "")
+    lock_id = env.get("STATE_lock_id", "")
+    if env.get("STATE_closed", "") != "false" or not (event_id or lock_id):
+        print("tracker-ci: nothing left open by this step.")
+        return 0
+    try:
+        inputs = parse_inputs({**raw, "mode": env.get("STATE_mode", "") or raw["mode"]})
+    except ActionError as exc:  # the main step accepted them: should not happen
+        die(exc.message, exc.fix, exc.exit_code)
+    if not inputs.auto_close:
+        notice(f"auto-close is false: event {event_id or '-'} / lock {lock_id or '-'} stay open.")
+        return 0
+    cli_env = cli_environment(inputs, env)
+    status = finish_status(_replace(inputs, status=""))
+    job_status = inputs.job_status or "unknown"
+    if event_id:
+        current = run_cli(_cli_prefix(inputs) + ["event", "get", event_id], cli_env)
+        if current.exit_code == 0 and _event_status(current.document) not in ("start",
+                                                                             "in_progress"):
+            print(f"tracker-ci: event {event_id} was already closed; nothing to do.")
+            return 0
+        argv = _cli_prefix(inputs) + ["deploy", "finish", "--event-id", event_id,
+                                      "--status", status, "--message",
+                                      f"Closed by the post step (job status: {job_status})."]
+        result = run_cli(argv, cli_env)
+    else:
+        result = run_cli(_cli_prefix(inputs) + ["lock", "release", "--lock-id", lock_id], cli_env)
+    if result.exit_code != 0:
+        what = "Could not close the deployment at the end of the job"
+        if inputs.fail_policy == "open" and result.exit_code in (1, 4):
+            warning(f"{what}: {result.error_line}")
+            return 0
+        _fail_from_cli(result, what)
+    outputs = outputs_from(result)
+    outputs["event-id"] = outputs["event-id"] or event_id
+    if not event_id:
+        outputs["status"] = "unlocked"
+    heading = (
+        f"Deployment of {inputs.service} to {inputs.environment} closed by the post step"
+        if event_id else f"Lock on {inputs.service} in {inputs.environment} released"
+    )
+    note = (
+        f"This step left the deployment open; the job ended with status **{job_status}**, "
+        f"so the post step closed it as **{outputs['status'] or status}** and released its lock."
+    )
+    summary = render_summary(inputs, outputs, heading=heading, actor=env.get("GITHUB_ACTOR", ""),
+                             lock_note="released", note=note)
+    github.append_summary(summary, env)
+    if event_id:
+        _comment(inputs, env, inputs.pr_url, summary)
+    print(f"tracker-ci: {note}")
+    return 0
+
+
+def _event_status(document: Mapping[str, Any]) -> str:
+    event = document.get("event", document)
+    if not isinstance(event, dict):
+        return ""
+    return str((event.get("attributes") or {}).get("status", ""))
+
+
+# --------------------------------------------------------------------------- tooling
+def inputs_table(action_yml: str | Path = "action.yml") -> str:
+    """The README's inputs and outputs tables, generated from action.yml."""
+    import yaml
+
+    meta = yaml.safe_load(Path(action_yml).read_text(encoding="utf-8"))
+
+    def cell(text: Any) -> str:
+        return " ".join(str(text).split()).replace("|", "\\|")
+
+    lines = ["| input | default | description |", "|---|---|---|"]
+    for name, spec in meta["inputs"].items():
+        default = spec.get("default", "")
+        default_cell = f"`{default}`" if default != "" else ""
+        lines.append(f"| `{name}` | {default_cell} | {cell(spec.get('description', ''))} |")
+    lines += ["", "| output | description |", "|---|---|"]
+    for name, spec in meta["outputs"].items():
+        lines.append(f"| `{name}` | {cell(spec.get('description', ''))} |")
+    return "\n".join(lines) + "\n"
+
+
+_WRAPPER = """#!{python}
+# The GitHub Action's {stage} entrypoint (written by tracker_ci.ci.github_action).
+import sys
+
+from tracker_ci.ci.github_action import run
+
+sys.exit(run([{stage!r}]))
+"""
+
+
+def install_entrypoints(directory: str | Path, python: str | None = None) -> list[Path]:
+    """Write the executables that action.yml's entrypoint and post-entrypoint name."""
+    paths = []
+    for stage, name in ENTRYPOINT_NAMES.items():
+        path = Path(directory) / name
+        path.write_text(_WRAPPER.format(python=python or sys.executable, stage=stage))
+        path.chmod(0o755)
+        paths.append(path)
+    return paths
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``main`` | ``post`` | ``--print-inputs-table`` | ``--install-entrypoints``."""
+    parser = argparse.ArgumentParser(prog="python -m tracker_ci.ci.github_action")
+    parser.add_argument("stage", nargs="?", choices=("main", "post"))
+    parser.add_argument("--print-inputs-table", metavar="ACTION_YML", nargs="?",
+                        const="action.yml")
+    parser.add_argument("--install-entrypoints", metavar="DIR")
+    args = parser.parse_args(argv)
+    if args.print_inputs_table:
+        sys.stdout.write(inputs_table(args.print_inputs_table))
+        return 0
+    if args.install_entrypoints:
+        for path in install_entrypoints(args.install_entrypoints):
+            print(path)
+        return 0
+    if args.stage == "post":
+        return post()
+    if args.stage == "main":
+        return main()
+    parser.error("give a stage (main or post) or an option")
+
+
+if __name__ == "__main__":
+    sys.exit(run())
