@@ -178,10 +178,19 @@ class LockHeld(APIError):
         self.since = since
         #: The holder's lock record, when it was looked up.
         self.lock = lock
+        if not message:
+            self.message = self._compose_message()
+            self.args = (self.message,)
 
     def with_lock(self, lock: Lock) -> LockHeld:
         """A copy of this error completed with the holder's lock record."""
-        return type(self)(**{**self._fields(), **_fields_from_lock(lock)})
+        fields = {**self._fields(), **_fields_from_lock(lock)}
+        fields["message"] = ""  # composed again from the completed fields
+        return type(self)(**fields)
+
+    def _compose_message(self) -> str:
+        what = _lock_name(self.service, self.environment, self.resource)
+        return f"{what[0].upper()}{what[1:]} is {self.describe_holder()}"
 
     def _fields(self) -> dict[str, Any]:
         return {
@@ -219,19 +228,26 @@ class LockHeld(APIError):
 class LockWaitTimeout(LockHeld):
     """The lock was still held when the time allowed for waiting ran out."""
 
-    def __init__(self, message: str, *, waited: float = 0.0, **fields: Any) -> None:
+    def __init__(self, message: str = "", *, waited: float = 0.0, **fields: Any) -> None:
+        self.waited = waited  # before the base class composes the message
         super().__init__(message, **fields)
-        self.waited = waited
+
+    def _fields(self) -> dict[str, Any]:
+        return {**super()._fields(), "waited": self.waited}
+
+    def _compose_message(self) -> str:
+        what = _lock_name(self.service, self.environment, self.resource)
+        return (
+            f"gave up after waiting {self.waited:.0f}s for {what}: still "
+            f"{self.describe_holder()}. Wait longer (--wait SECONDS) or release the lock "
+            "if its deployment is dead."
+        )
 
     @classmethod
     def from_held(cls, held: LockHeld, waited: float) -> LockWaitTimeout:
         """The timeout for ``held``, with a message naming the holder and the time waited."""
         fields = held._fields()
-        what = _lock_name(held.service, held.environment, held.resource)
-        fields["message"] = (
-            f"gave up after waiting {waited:.0f}s for {what}: still {held.describe_holder()}. "
-            "Wait longer (--wait SECONDS) or release the lock if its deployment is dead."
-        )
+        fields["message"] = ""  # composed with the time waited
         return cls(waited=waited, **fields)
 
 
@@ -326,8 +342,8 @@ def _lock_held(
     if match:
         fields.update({k: v.strip() for k, v in match.groupdict().items()})
     fields.update(_lock_from_details(details))
-    held = LockHeld(
-        "",
+    return LockHeld(
+        "",  # composed from the parsed fields
         status_code=response.status_code,
         code=code,
         details=details,
@@ -335,10 +351,6 @@ def _lock_held(
         url=_origin(response),
         **fields,
     )
-    what = _lock_name(held.service, held.environment, held.resource)
-    held.message = f"{what[0].upper()}{what[1:]} is {held.describe_holder()}"
-    held.args = (held.message,)
-    return held
 
 
 def is_lock_conflict(status_code: int, code: int | None, message: str) -> bool:

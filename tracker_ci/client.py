@@ -1,0 +1,631 @@
+"""``TrackerClient``: every endpoint of the Tracker REST API, for our server and upstream's.
+
+The client hides the differences between the bundled server and the upstream Go Tracker
+(see the project's CONTRACT notes):
+
+* errors become ``tracker_ci.exceptions`` classes, upstream's HTTP 500 messages included;
+* updates always return the record AFTER the change: upstream answers the record as it
+  was before, so when an answer lacks the ``X-Tracker-Server`` header the client reads the
+  record again;
+* ``POST``/``PUT /event`` always carry ``attributes`` and ``links`` (upstream's handler
+  crashes without them);
+* transient failures are retried with exponential backoff; creates only when an
+  idempotency key makes the repeat harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from tracker_ci import __version__
+from tracker_ci.exceptions import (
+    APIError,
+    LockHeld,
+    NotFound,
+    UnexpectedResponse,
+    error_from_response,
+    error_from_transport,
+)
+from tracker_ci.models import (
+    API_PREFIX,
+    ChangelogEntry,
+    ChangelogListResponse,
+    ChangelogRequest,
+    CreateEventRequest,
+    CreateLockRequest,
+    Environment,
+    Event,
+    EventListResponse,
+    EventResponse,
+    EventType,
+    Lock,
+    LockListResponse,
+    LockResponse,
+    MonthlyStatsResponse,
+    Priority,
+    ReleaseLockRequest,
+    RenewLockRequest,
+    SlackIdRequest,
+    StatsResponse,
+    Status,
+    TokenCreatedResponse,
+    TokenCreateRequest,
+    TokenInfo,
+    TokenListResponse,
+    UnlockResponse,
+    UpdateEventRequest,
+    UpdateLockRequest,
+    WireEnum,
+    format_timestamp,
+)
+
+__all__ = [
+    "DEFAULT_BACKOFF",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "SERVER_HEADER",
+    "TrackerClient",
+    "idempotency_key_for",
+]
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF = 0.5
+#: Longest single pause between two attempts, whatever the backoff grows to.
+MAX_BACKOFF = 10.0
+#: Our server sends this header on every answer; upstream never does.
+SERVER_HEADER = "X-Tracker-Server"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+RETRY_STATUSES = frozenset({502, 503, 504})
+
+ResponseModel = TypeVar("ResponseModel", bound=BaseModel)
+QueryValue = str | int | float | bool | date | datetime | WireEnum | None
+DateLike = date | datetime | str
+
+
+def idempotency_key_for(service: str, environment: str | Environment, action: str) -> str | None:
+    """A key stable across retries of one CI job attempt, or None outside CI.
+
+    GitHub: repository + GITHUB_RUN_ID + GITHUB_RUN_ATTEMPT + GITHUB_JOB (+ GITHUB_ACTION,
+    the step, so two steps of one job differ). GitLab: CI_JOB_ID (+ CI_PIPELINE_ID).
+    A re-run of the job is a new attempt and so gets a new key.
+    """
+    env = os.environ
+    if env.get("GITHUB_RUN_ID"):
+        parts = [
+            "github",
+            env.get("GITHUB_REPOSITORY", ""),
+            env["GITHUB_RUN_ID"],
+            env.get("GITHUB_RUN_ATTEMPT", "1"),
+            env.get("GITHUB_JOB", ""),
+            env.get("GITHUB_ACTION", ""),
+        ]
+    elif env.get("CI_JOB_ID"):
+        parts = [
+            "gitlab",
+            env.get("CI_SERVER_HOST", ""),
+            env.get("CI_PIPELINE_ID", ""),
+            env["CI_JOB_ID"],
+        ]
+    else:
+        return None
+    parts += [service, str(environment), action]
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return f"tracker-ci-{digest[:40]}"
+
+
+def _query_value(value: QueryValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, WireEnum):
+        return value.value
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _query(items: Iterable[tuple[str, QueryValue | Sequence[QueryValue]]]) -> list[tuple[str, str]]:
+    """Query pairs: None left out, a sequence repeats its key (``types=a&types=b``)."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in items:
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple, set, frozenset)):
+            pairs.extend((name, _query_value(item)) for item in value)
+        else:
+            pairs.append((name, _query_value(value)))  # type: ignore[arg-type]
+    return pairs
+
+
+def _enum_or_none(cls: type[WireEnum], value: Any) -> WireEnum | None:
+    return None if value is None else cls.parse(value)
+
+
+def _enums(cls: type[WireEnum], values: Iterable[Any]) -> list[WireEnum]:
+    return [cls.parse(value) for value in values]
+
+
+class TrackerClient:
+    """A synchronous client of the Tracker REST API (v1alpha1) and our server's extensions."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = DEFAULT_BACKOFF,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if retries < 0:
+            raise ValueError("retries must be 0 or more")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._sleep = sleep
+        headers = {"User-Agent": f"tracker-ci/{__version__}", "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+        )
+        #: True once an answer carried ``X-Tracker-Server`` (our server), False once one
+        #: did not (upstream), None before the first answer.
+        self.server_is_bundled: bool | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> TrackerClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TrackerClient(base_url={self.base_url!r})"
+
+    # ----------------------------------------------------------------- transport
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: list[tuple[str, str]] | None = None,
+        idempotent: bool = True,
+        idempotency_key: str | None = None,
+    ) -> httpx.Response:
+        """Send one request, retrying what is safe to retry; raise the mapped error."""
+        headers = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None
+        repeatable = idempotent or bool(idempotency_key)
+        attempt = 0
+        while True:
+            attempt += 1
+            retries_left = attempt <= self.retries
+            try:
+                response = self._http.request(
+                    method, path, json=json, params=params, headers=headers
+                )
+            except httpx.TransportError as exc:
+                # A failed connect never reached the server: always safe to repeat. Other
+                # failures may have reached it, so only repeatable requests go again.
+                never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                if retries_left and (repeatable or never_sent):
+                    self._pause(attempt, None)
+                    continue
+                raise error_from_transport(
+                    exc,
+                    method=method,
+                    url=str(self._http.build_request(method, path).url),
+                    timeout=self.timeout,
+                ) from exc
+            self.server_is_bundled = SERVER_HEADER.lower() in response.headers
+            if response.is_success:
+                return response
+            error = error_from_response(response)
+            if retries_left and repeatable and self._is_transient(response, error):
+                self._pause(attempt, response)
+                continue
+            raise error
+
+    @staticmethod
+    def _is_transient(response: httpx.Response, error: APIError) -> bool:
+        if response.status_code in RETRY_STATUSES:
+            return True
+        # Upstream answers every failure as 500: a lock conflict or a missing record is
+        # final, anything else may be a passing database hiccup.
+        return response.status_code == 500 and not isinstance(error, (LockHeld, NotFound))
+
+    def _pause(self, attempt: int, response: httpx.Response | None) -> None:
+        delay = min(self.backoff * 2 ** (attempt - 1), MAX_BACKOFF)
+        retry_after = response.headers.get("Retry-After", "") if response is not None else ""
+        if retry_after.isdigit():
+            delay = min(max(delay, float(retry_after)), MAX_BACKOFF)
+        if delay > 0:
+            self._sleep(delay)
+
+    @staticmethod
+    def _parse(response: httpx.Response, model: type[ResponseModel]) -> ResponseModel:
+        request = response.request
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            snippet = " ".join(response.text.split())[:200]
+            raise UnexpectedResponse(
+                f"Tracker at {request.url.scheme}://{request.url.netloc.decode()} answered "
+                f"{request.method} {request.url.path} with HTTP {response.status_code} but not "
+                f"the expected JSON ({exc.error_count()} problem(s), first: "
+                f"{exc.errors()[0]['msg']}): {snippet}",
+                status_code=response.status_code,
+            ) from None
+
+    def _event(self, response: httpx.Response) -> Event:
+        event = self._parse(response, EventResponse).event
+        if event is None:
+            raise self._missing(response, "event")
+        return event
+
+    def _lock(self, response: httpx.Response) -> Lock:
+        lock = self._parse(response, LockResponse).lock
+        if lock is None:
+            raise self._missing(response, "lock")
+        return lock
+
+    @staticmethod
+    def _missing(response: httpx.Response, name: str) -> UnexpectedResponse:
+        request = response.request
+        return UnexpectedResponse(
+            f"Tracker answered {request.method} {request.url.path} without the {name!r} "
+            "it should contain",
+            status_code=response.status_code,
+        )
+
+    def _answers_after_change(self, response: httpx.Response) -> bool:
+        """Our server answers the updated record; upstream the record before the change."""
+        return SERVER_HEADER.lower() in response.headers
+
+    # ---------------------------------------------------------------------- events
+    def create_event(
+        self,
+        request: CreateEventRequest,
+        *,
+        idempotency_key: str | None = None,
+        lock_ttl_seconds: int = 0,
+    ) -> Event:
+        """Create an event (a deployment event also takes the lock); raises LockHeld."""
+        body = request.to_wire()  # every field, so attributes and links are always there
+        if lock_ttl_seconds:
+            body["lockTtlSeconds"] = lock_ttl_seconds
+        response = self._request(
+            "POST",
+            f"{API_PREFIX}/event",
+            json=body,
+            idempotent=False,
+            idempotency_key=idempotency_key,
+        )
+        return self._event(response)
+
+    def get_event(self, event_id: str) -> Event:
+        """The event with this id (a UUID) or this Slack id."""
+        return self._event(self._request("GET", f"{API_PREFIX}/event/{event_id}"))
+
+    def update_event(self, request: UpdateEventRequest) -> Event:
+        """Replace an event's title, attributes and links; the event after the change."""
+        response = self._request("PUT", f"{API_PREFIX}/event", json=request.to_wire())
+        if self._answers_after_change(response):
+            return self._event(response)
+        return self.get_event(request.id or self._event(response).id)
+
+    def delete_event(self, event_id: str) -> None:
+        """Delete an event (upstream answers 501: not implemented)."""
+        self._request("DELETE", f"{API_PREFIX}/event/{event_id}")
+
+    def list_events(self, *, page: int = 1, per_page: int = 50) -> EventListResponse:
+        """One page of all events (newest first on our server; unordered upstream)."""
+        params = _query([("per_page", per_page), ("page", page)])
+        response = self._request("GET", f"{API_PREFIX}/events/list", params=params)
+        return self._parse(response, EventListResponse)
+
+    def today_events(self, *, page: int = 1, per_page: int = 50) -> EventListResponse:
+        """One page of the events whose start date is today (UTC)."""
+        params = _query([("per_page", per_page), ("page", page)])
+        response = self._request("GET", f"{API_PREFIX}/events/today", params=params)
+        return self._parse(response, EventListResponse)
+
+    def search_events(
+        self,
+        *,
+        source: str | None = None,
+        type: EventType | str | None = None,
+        priority: Priority | str | None = None,
+        status: Status | str | None = None,
+        service: str | None = None,
+        environment: Environment | str | None = None,
+        start_date: DateLike | None = None,
+        end_date: DateLike | None = None,
+        impact: bool | None = None,
+        slack_id: str | None = None,
+    ) -> EventListResponse:
+        """Events matching every given filter exactly (at least one filter is needed)."""
+        params = _query(
+            [
+                ("source", source),
+                ("type", _enum_or_none(EventType, type)),
+                ("priority", _enum_or_none(Priority, priority)),
+                ("status", _enum_or_none(Status, status)),
+                ("service", service),
+                ("environment", _enum_or_none(Environment, environment)),
+                ("start_date", start_date),
+                ("end_date", end_date),
+                ("impact", impact),
+                ("slack_id", slack_id),
+            ]
+        )
+        response = self._request("GET", f"{API_PREFIX}/events/search", params=params)
+        return self._parse(response, EventListResponse)
+
+    def add_changelog_entry(self, event_id: str, entry: ChangelogEntry) -> Event:
+        """Append an entry to an event's changelog; the event after the change."""
+        body = ChangelogRequest(entry=entry).to_wire()
+        # Not idempotent: a repeat after a lost answer would write the entry twice.
+        response = self._request(
+            "POST", f"{API_PREFIX}/event/{event_id}/changelog", json=body, idempotent=False
+        )
+        if self._answers_after_change(response):
+            return self._event(response)
+        return self.get_event(event_id)
+
+    def get_changelog(
+        self, event_id: str, *, page: int = 1, per_page: int = 50
+    ) -> ChangelogListResponse:
+        """One page of an event's changelog."""
+        params = _query([("per_page", per_page), ("page", page)])
+        response = self._request("GET", f"{API_PREFIX}/event/{event_id}/changelog", params=params)
+        return self._parse(response, ChangelogListResponse)
+
+    def set_slack_id(self, event_id: str, slack_id: str) -> Event:
+        """Attach a Slack message id to an event; the event after the change."""
+        body = SlackIdRequest(slack_id=slack_id).to_wire()
+        response = self._request("POST", f"{API_PREFIX}/event/{event_id}/slack", json=body)
+        if self._answers_after_change(response):
+            return self._event(response)
+        return self.get_event(event_id)
+
+    def _stats_params(
+        self,
+        *,
+        start_date: DateLike,
+        end_date: DateLike,
+        environments: Iterable[Environment | str],
+        priorities: Iterable[Priority | str],
+        types: Iterable[EventType | str],
+        statuses: Iterable[Status | str],
+        impact: bool | None,
+        source: str | None,
+        service: str | None,
+    ) -> list[tuple[str, QueryValue | Sequence[QueryValue]]]:
+        return [
+            ("start_date", start_date),
+            ("end_date", end_date),
+            ("environments", _enums(Environment, environments)),
+            ("priorities", _enums(Priority, priorities)),
+            ("types", _enums(EventType, types)),
+            ("statuses", _enums(Status, statuses)),
+            ("impact", impact),
+            ("source", source),
+            ("service", service),
+        ]
+
+    def stats(
+        self,
+        *,
+        start_date: DateLike,
+        end_date: DateLike,
+        environments: Iterable[Environment | str] = (),
+        priorities: Iterable[Priority | str] = (),
+        types: Iterable[EventType | str] = (),
+        statuses: Iterable[Status | str] = (),
+        impact: bool | None = None,
+        source: str | None = None,
+        service: str | None = None,
+    ) -> StatsResponse:
+        """How many events were created between two dates, with optional filters."""
+        params = _query(
+            self._stats_params(
+                start_date=start_date,
+                end_date=end_date,
+                environments=environments,
+                priorities=priorities,
+                types=types,
+                statuses=statuses,
+                impact=impact,
+                source=source,
+                service=service,
+            )
+        )
+        response = self._request("GET", f"{API_PREFIX}/events/stats", params=params)
+        return self._parse(response, StatsResponse)
+
+    def monthly_stats(
+        self,
+        *,
+        start_date: DateLike,
+        end_date: DateLike,
+        environments: Iterable[Environment | str] = (),
+        priorities: Iterable[Priority | str] = (),
+        types: Iterable[EventType | str] = (),
+        statuses: Iterable[Status | str] = (),
+        impact: bool | None = None,
+        source: str | None = None,
+        service: str | None = None,
+        group_by_service: bool = False,
+    ) -> MonthlyStatsResponse:
+        """Event counts per UTC month (and per service when asked) between two dates."""
+        items = self._stats_params(
+            start_date=start_date,
+            end_date=end_date,
+            environments=environments,
+            priorities=priorities,
+            types=types,
+            statuses=statuses,
+            impact=impact,
+            source=source,
+            service=service,
+        )
+        if group_by_service:
+            items.append(("group_by_service", True))
+        response = self._request("GET", f"{API_PREFIX}/events/stats/monthly", params=_query(items))
+        return self._parse(response, MonthlyStatsResponse)
+
+    # ----------------------------------------------------------------------- locks
+    def acquire_lock(
+        self,
+        *,
+        service: str,
+        environment: Environment | str,
+        resource: str = "deployment",
+        who: str = "",
+        event_id: str = "",
+        ttl_seconds: int = 0,
+        idempotency_key: str | None = None,
+    ) -> Lock:
+        """Take the lock on (service, environment, resource); raises LockHeld if taken."""
+        body = CreateLockRequest(
+            service=service,
+            environment=str(environment),
+            resource=resource,
+            who=who,
+            event_id=event_id,
+            ttl_seconds=ttl_seconds,
+        ).to_wire()
+        if not ttl_seconds:
+            del body["ttlSeconds"]  # an upstream server has no such field
+        response = self._request(
+            "POST",
+            f"{API_PREFIX}/lock",
+            json=body,
+            idempotent=False,
+            idempotency_key=idempotency_key,
+        )
+        return self._lock(response)
+
+    def get_lock(self, lock_id: str) -> Lock:
+        """The lock with this id."""
+        return self._lock(self._request("GET", f"{API_PREFIX}/lock/{lock_id}"))
+
+    def update_lock(self, lock_id: str, **fields: str) -> Lock:
+        """Change a lock's fields (empty ones keep their value); the lock after the change."""
+        body = UpdateLockRequest(**fields).to_wire()
+        response = self._request("PUT", f"{API_PREFIX}/lock/{lock_id}", json=body)
+        if self._answers_after_change(response):
+            return self._lock(response)
+        return self.get_lock(lock_id)
+
+    def release_lock(self, lock_id: str) -> int:
+        """Release a lock by id (upstream's ``GET /unlock/{id}``); how many were deleted."""
+        response = self._request("GET", f"{API_PREFIX}/unlock/{lock_id}")
+        return self._parse(response, UnlockResponse).count
+
+    def release_lock_by_key(
+        self,
+        *,
+        service: str,
+        environment: Environment | str,
+        resource: str = "deployment",
+        who: str,
+        lock_id: str = "",
+        event_id: str = "",
+    ) -> int:
+        """Release the lock on (service, environment, resource) held by ``who`` (extension)."""
+        body = ReleaseLockRequest(
+            service=service,
+            environment=str(environment),
+            resource=resource,
+            who=who,
+            id=lock_id,
+            event_id=event_id,
+        ).to_wire()
+        response = self._request("POST", f"{API_PREFIX}/unlock", json=body)
+        return self._parse(response, UnlockResponse).count
+
+    def renew_lock(self, lock_id: str, ttl_seconds: int) -> Lock:
+        """Push a lock's expiry to ``ttl_seconds`` from now (extension); NotFound if gone."""
+        body = RenewLockRequest(ttl_seconds=ttl_seconds).to_wire()
+        response = self._request("POST", f"{API_PREFIX}/lock/{lock_id}/renew", json=body)
+        return self._lock(response)
+
+    def list_locks(self) -> list[Lock]:
+        """Every lock currently held."""
+        response = self._request("GET", f"{API_PREFIX}/locks/list")
+        return self._parse(response, LockListResponse).locks
+
+    def find_lock(
+        self, *, service: str, environment: Environment | str, resource: str = "deployment"
+    ) -> Lock | None:
+        """The lock on (service, environment, resource), or None (upstream has no lookup)."""
+        wanted = (service, str(environment), resource)
+        for lock in self.list_locks():
+            if (lock.service, lock.environment, lock.resource) == wanted:
+                return lock
+        return None
+
+    def locks_for_event(self, event_id: str) -> list[Lock]:
+        """The locks taken for this event (normally none or one)."""
+        return [lock for lock in self.list_locks() if event_id and lock.event_id == event_id]
+
+    # ---------------------------------------------------------------------- tokens
+    def create_token(
+        self, *, name: str, services: Sequence[str] = (), admin: bool = False
+    ) -> TokenCreatedResponse:
+        """Create an API token (extension, admin only); its secret is shown only here."""
+        body = TokenCreateRequest(name=name, services=list(services), admin=admin).to_wire()
+        response = self._request("POST", f"{API_PREFIX}/tokens", json=body, idempotent=False)
+        return self._parse(response, TokenCreatedResponse)
+
+    def list_tokens(self) -> list[TokenInfo]:
+        """Every API token, without secrets (extension, admin only)."""
+        response = self._request("GET", f"{API_PREFIX}/tokens")
+        return self._parse(response, TokenListResponse).tokens
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        """Revoke an API token (extension, admin only); the revoked token."""
+        response = self._request("DELETE", f"{API_PREFIX}/tokens/{token_id}")
+        token = self._parse(response, _TokenResponse).token
+        if token is None:
+            raise self._missing(response, "token")
+        return token
+
+    # ---------------------------------------------------------------------- health
+    def health(self) -> dict[str, Any]:
+        """The server's ``GET /health`` answer (extension): status, database, version."""
+        response = self._request("GET", "/health")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, Mapping):
+            raise self._missing(response, "health status")
+        return dict(body)
+
+
+class _TokenResponse(BaseModel):
+    token: TokenInfo | None = None
