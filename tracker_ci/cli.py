@@ -1,0 +1,239 @@
+"""The ``tracker-ci`` command line: global options, subcommands and exit codes.
+
+This is the only place that turns ``TrackerError`` subclasses into exit codes:
+
+==  ==========================================================================
+0   ok
+1   error: the server failed (5xx) or answered something unexpected
+2   usage or bad input: bad option, bad config file, the server said 400
+3   the lock is held (or ``--wait`` ran out)
+4   the server is unreachable
+5   authentication or permission refused (401/403)
+6   not found
+==  ==========================================================================
+
+``deploy run`` exits with its command's own code (130/143 on SIGINT/SIGTERM).
+Importing this module imports click and the standard library only, so ``--help`` and
+``--version`` stay fast; the client, models and CI libraries load inside commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from tracker_ci import __version__
+from tracker_ci.commands.common import AppState
+from tracker_ci.commands.config_cmd import config
+from tracker_ci.commands.deploy import deploy
+from tracker_ci.commands.event import event
+from tracker_ci.commands.lock import lock
+from tracker_ci.commands.token import token
+
+__all__ = [
+    "EXIT_AUTH",
+    "EXIT_ERROR",
+    "EXIT_LOCKED",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "cli",
+    "exit_code_for",
+]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 3
+EXIT_UNREACHABLE = 4
+EXIT_AUTH = 5
+EXIT_NOT_FOUND = 6
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The documented exit code of a TrackerError (1 for anything else)."""
+    from tracker_ci import exceptions as e
+
+    if isinstance(exc, e.LockHeld):
+        return EXIT_LOCKED
+    if isinstance(exc, e.ServerUnreachable):
+        return EXIT_UNREACHABLE
+    if isinstance(exc, (e.AuthenticationFailed, e.PermissionDenied)):
+        return EXIT_AUTH
+    if isinstance(exc, e.NotFound):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, (e.InvalidRequest, e.ConfigError)):
+        return EXIT_USAGE
+    return EXIT_ERROR
+
+
+def _is_tracker_error(exc: BaseException) -> bool:
+    # Only consult the exceptions module if it is loaded: nothing else can raise its errors.
+    import sys
+
+    module = sys.modules.get("tracker_ci.exceptions")
+    return module is not None and isinstance(exc, module.TrackerError)
+
+
+# Subcommands whose module is imported only when they run: `server` pulls in FastAPI,
+# SQLAlchemy and uvicorn. name -> (import path, short help shown by --help).
+LAZY_COMMANDS = {
+    "server": ("tracker_server.main:serve_command", "Run the bundled Tracker server."),
+}
+
+
+class TrackerGroup(click.Group):
+    """The root group: maps TrackerError to exit codes and loads heavy commands lazily."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not _is_tracker_error(exc):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            state = ctx.find_object(AppState)
+            if state is not None and state.debug:
+                import traceback
+
+                traceback.print_exc()
+            ctx.exit(exit_code_for(exc))
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            target, _ = LAZY_COMMANDS[cmd_name]
+            module_name, attribute = target.split(":")
+            try:
+                module = __import__(module_name, fromlist=[attribute])
+            except ImportError as exc:
+                raise click.ClickException(
+                    f"`tracker-ci {cmd_name}` needs the bundled server: "
+                    f"pip install 'tracker-ci[server]' ({exc})"
+                ) from None
+            command: click.Command = getattr(module, attribute)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Like click's, but the lazy commands show their static help instead of loading.
+        rows = []
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS and name not in self.commands:
+                rows.append((name, LAZY_COMMANDS[name][1]))
+                continue
+            command = self.commands[name]
+            if not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+EPILOG = """\b
+Examples:
+  export TRACKER_URL=https://tracker.example TRACKER_TOKEN=trk_...
+  tracker-ci deploy run -s api -e production --wait 600 -- ./deploy.sh
+  tracker-ci deploy start -s api -e production     # prints the event id
+  tracker-ci deploy finish --status success        # TRACKER_EVENT_ID or the newest open one
+  tracker-ci lock status -s api -e production
+  tracker-ci --output json event search --service api --status failure
+  tracker-ci config show
+
+\b
+Exit codes: 0 ok, 1 error, 2 usage/bad input, 3 lock held (or --wait ran out),
+4 server unreachable, 5 auth refused, 6 not found; `deploy run` passes on its
+command's code (130/143 when interrupted).
+"""
+
+
+def _flag(ctx: click.Context, name: str, value: Any) -> tuple[Any, str] | None:
+    # Only values typed on the command line are passed on as flags: config.load_config
+    # reads the TRACKER_* variables itself, so it can name them as the source.
+    if value is not None and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+        return value, "flag"
+    return None
+
+
+@click.group(cls=TrackerGroup, epilog=EPILOG, context_settings={"max_content_width": 100})
+@click.option(
+    "--url",
+    envvar="TRACKER_URL",
+    metavar="URL",
+    help="Tracker server address. [env: TRACKER_URL; default: http://127.0.0.1:8080]",
+)
+@click.option(
+    "--token", envvar="TRACKER_TOKEN", metavar="TOKEN", help="API token. [env: TRACKER_TOKEN]"
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    envvar="TRACKER_OUTPUT",
+    help="Output format. [env: TRACKER_OUTPUT; default: text]",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    envvar="TRACKER_TIMEOUT",
+    metavar="SECONDS",
+    help="HTTP timeout per request. [env: TRACKER_TIMEOUT; default: 10]",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="TRACKER_CONFIG",
+    help="Config file used instead of ./.tracker-ci.toml. [env: TRACKER_CONFIG]",
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="TRACKER_DEBUG",
+    help="Show tracebacks of errors. [env: TRACKER_DEBUG]",
+)
+@click.version_option(
+    __version__, "--version", "-V", prog_name="tracker-ci", message="%(prog)s %(version)s"
+)
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    url: str | None,
+    token: str | None,
+    output: str | None,
+    timeout: float | None,
+    config_file: Path | None,
+    debug: bool,
+) -> None:
+    """Make every deployment visible and safe: Tracker events and deployment locks from CI.
+
+    `deploy run` opens a deployment event (taking the lock of the service in the
+    environment, waiting for it with --wait), runs your command, and closes the event as
+    success or failure, releasing the lock even when the command fails or is cancelled.
+    """
+    flags = {
+        key: given
+        for key, value in (("url", url), ("token", token), ("output", output), ("timeout", timeout))
+        if (given := _flag(ctx, key, value)) is not None
+    }
+    if "url" in flags:
+        from tracker_ci.config import check_value
+
+        try:
+            flags["url"] = (check_value("url", url), "flag")
+        except Exception as exc:
+            raise click.BadParameter(str(exc), param_hint="'--url'") from None
+    if "output" in flags:
+        flags["output"] = (str(output).lower(), "flag")
+    ctx.obj = AppState(flags=flags, config_file=config_file, debug=debug)
+
+
+for _command in (deploy, lock, event, token, config):
+    cli.add_command(_command)

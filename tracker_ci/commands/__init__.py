@@ -1,0 +1,1 @@
+"""The `tracker-ci` subcommands, one module per noun; shared helpers in `common`."""

@@ -1,0 +1,185 @@
+"""What every command shares: the app state (settings, client), enum options, live lines.
+
+Imports here stay light (click and the standard library): the models (pydantic) and the
+client (httpx) are imported when a command runs, never when ``--help`` is shown.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from tracker_ci.output import format_time, is_interactive
+
+if TYPE_CHECKING:
+    from tracker_ci.client import TrackerClient
+    from tracker_ci.config import Config
+
+__all__ = [
+    "AppState",
+    "LiveWaitLine",
+    "WireChoice",
+    "environment_option",
+    "pass_state",
+    "require",
+    "service_option",
+]
+
+
+@dataclass
+class AppState:
+    """The root group's options; settings are resolved on first use (not for ``--help``)."""
+
+    flags: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    config_file: Path | None = None
+    debug: bool = False
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from tracker_ci.config import load_config
+
+            self._config = load_config(self.flags, config_file=self.config_file)
+        return self._config
+
+    @property
+    def json(self) -> bool:
+        return self.config["output"] == "json"
+
+    @contextmanager
+    def client(self) -> Iterator[TrackerClient]:
+        """A TrackerClient for the configured server, closed afterwards."""
+        from tracker_ci.client import TrackerClient
+
+        config = self.config
+        with TrackerClient(
+            base_url=config["url"], token=config.get("token"), timeout=config["timeout"]
+        ) as client:
+            yield client
+
+
+pass_state = click.make_pass_decorator(AppState, ensure=True)
+
+
+def require(value: Any, state: AppState, key: str, option: str) -> Any:
+    """The option's value, else the configured one, else a usage error naming every source."""
+    if value not in (None, ""):
+        return value
+    configured = state.config.get(key)
+    if configured not in (None, ""):
+        return configured
+    raise click.UsageError(
+        f"missing {option}: give it, or set TRACKER_{key.upper()} or `{key}` in .tracker-ci.toml"
+    )
+
+
+class WireChoice(click.ParamType):
+    """An option whose value is a member of a wire enum (``Environment``, ``Status``...).
+
+    Case-insensitive, numbers accepted as on the wire; a bad value lists the choices. The
+    enum is imported from ``tracker_ci.models`` only when a value is converted or help is
+    shown for the command, so the models stay the single source of truth.
+    """
+
+    name = "choice"
+
+    def __init__(self, enum_name: str, aliases: dict[str, str] | None = None) -> None:
+        self.enum_name = enum_name
+        self.aliases = aliases or {}
+
+    def enum(self) -> Any:
+        from tracker_ci import models
+
+        return getattr(models, self.enum_name)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + "|".join(self.enum().choices()) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        enum = self.enum()
+        if isinstance(value, enum):
+            return value
+        text = str(value).strip()
+        text = self.aliases.get(text.lower(), text)
+        try:
+            member = enum.parse(text)
+        except ValueError:
+            self.fail(f"{value!r} is not one of: {', '.join(enum.choices())}", param, ctx)
+        if member.value.endswith("_UNSPECIFIED"):
+            self.fail(f"{value!r} is not one of: {', '.join(enum.choices())}", param, ctx)
+        return member
+
+
+def service_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--service`` (TRACKER_SERVICE, or ``service`` in a config file)."""
+    return click.option(
+        "--service",
+        "-s",
+        envvar="TRACKER_SERVICE",
+        help="Service name, e.g. api. [env: TRACKER_SERVICE; config: service]",
+    )(func)
+
+
+def environment_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--environment`` validated against the Environment enum."""
+    return click.option(
+        "--environment",
+        "-e",
+        envvar="TRACKER_ENVIRONMENT",
+        type=WireChoice("Environment"),
+        help="Target environment. [env: TRACKER_ENVIRONMENT; config: environment]",
+    )(func)
+
+
+class LiveWaitLine:
+    """The line that says who holds the lock we wait for, refreshed on every poll.
+
+    On a terminal the line rewrites itself; in a CI log it is printed at most every
+    ``every`` seconds so the log stays readable.
+    """
+
+    def __init__(self, what: str, wait: float, *, every: float = 10.0) -> None:
+        self.what = what
+        self.deadline = time.monotonic() + wait
+        self.every = every
+        self.interactive = is_interactive()
+        self._last_printed = -1e9
+        self._shown = False
+
+    def text(self, holder: Any) -> str:
+        """``waiting for lock on api/production: held by alice since 12:01:03Z (...)``."""
+        who = getattr(holder, "who", None) or getattr(holder, "holder", None) or "someone"
+        since = getattr(holder, "created_at", None) or getattr(holder, "since", None)
+        event_id = getattr(holder, "event_id", "")
+        left = max(0, int(round(self.deadline - time.monotonic())))
+        text = f"waiting for lock on {self.what}: held by {who}"
+        if since is not None:
+            text += f" since {format_time(since, full=True)[11:]}"
+        if event_id:
+            text += f" (event {event_id})"
+        return f"{text}, {left}s left"
+
+    def __call__(self, holder: Any, waited: float = 0.0) -> None:
+        now = time.monotonic()
+        if self.interactive:
+            sys.stderr.write("\r\033[K" + self.text(holder))
+            sys.stderr.flush()
+            self._shown = True
+        elif now - self._last_printed >= self.every:
+            click.echo(self.text(holder), err=True)
+            self._last_printed = now
+
+    def done(self) -> None:
+        """End the rewritten line so what follows starts on a fresh one."""
+        if self._shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self._shown = False

@@ -1,0 +1,156 @@
+"""The CI run a command is part of: owner, title suffix, source, and its pull/merge request."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import click
+
+from tracker_ci.ci import github, gitlab
+from tracker_ci.output import warn
+
+__all__ = ["RunContext", "check_pr_url", "default_title", "detect_run", "find_pr_url"]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What tracker-ci takes from the CI system it runs in (empty outside CI)."""
+
+    provider: str = ""
+    owner: str = ""
+    revision: str = ""
+    source: str = "tracker-ci"
+    run_url: str = ""
+    github: github.GitHubContext | None = None
+    gitlab: gitlab.GitLabContext | None = None
+
+
+def detect_run(environ: Mapping[str, str] | None = None) -> RunContext:
+    """GitHub Actions, GitLab CI, or a person's shell."""
+    env = os.environ if environ is None else environ
+    local_user = env.get("USER") or env.get("USERNAME") or ""
+    gh = github.detect(env)
+    if gh is not None:
+        return RunContext(
+            provider="github",
+            owner=gh.actor or local_user,
+            revision=gh.short_sha or gh.ref_name,
+            source="github-actions",
+            run_url=gh.run_url,
+            github=gh,
+        )
+    gl = gitlab.detect(env)
+    if gl is not None:
+        return RunContext(
+            provider="gitlab",
+            owner=gl.user_login or local_user,
+            revision=gl.short_sha or gl.ref_name,
+            source="gitlab-ci",
+            run_url=gl.job_url or gl.pipeline_url,
+            gitlab=gl,
+        )
+    return RunContext(owner=local_user)
+
+
+def default_title(service: str, environment: str, run: RunContext) -> str:
+    """``Deploy api to production (1a2b3c4)``."""
+    title = f"Deploy {service} to {environment}"
+    return f"{title} ({run.revision})" if run.revision else title
+
+
+def check_pr_url(url: str | None) -> str | None:
+    """Accept a GitHub pull request or GitLab merge request URL; anything else is exit 2."""
+    if not url:
+        return None
+    url = url.strip()
+    if github.parse_pull_request_url(url) or gitlab.parse_merge_request_url(url):
+        return url
+    raise click.BadParameter(
+        f"{url!r} is neither a GitHub pull request (https://github.com/OWNER/REPO/pull/N) "
+        "nor a GitLab merge request (https://gitlab.example/GROUP/PROJECT/-/merge_requests/N)",
+        param_hint="'--pr-url'",
+    )
+
+
+def find_pr_url(
+    run: RunContext,
+    *,
+    github_token: str | None,
+    gitlab_token: str | None,
+    timeout: float,
+) -> str | None:
+    """The run's PR/MR from the CI context; a failed API lookup is a warning, never an error."""
+    try:
+        if run.github is not None:
+            return github.find_pull_request_url(run.github, token=github_token, timeout=timeout)
+        if run.gitlab is not None:
+            return gitlab.find_merge_request_url(run.gitlab, token=gitlab_token, timeout=timeout)
+    except ImportError as exc:
+        warn(
+            f"cannot look up the pull/merge request: {exc.name} is not installed "
+            "(pip install 'tracker-ci[github,gitlab]')"
+        )
+    except Exception as exc:  # noqa: BLE001 - PyGithub/python-gitlab raise many kinds
+        warn(f"cannot look up the pull/merge request of this commit: {_describe(exc)}")
+    return None
+
+
+def _describe(exc: Exception) -> str:
+    status = getattr(exc, "status", None) or getattr(exc, "response_code", None)
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"HTTP {status}: {text}" if status else text
+
+
+def comment_body(service: str, environment: str, status: str, details: list[str]) -> str:
+    """The markdown of our PR/MR comment for one (service, environment)."""
+    icons = {"start": "🚀", "success": "✅", "failure": "❌"}
+    head = f"{icons.get(status, 'ℹ️')} **{service}** → **{environment}**: {status}"
+    return "\n".join([head, "", *[f"- {line}" for line in details if line]])
+
+
+def post_comment(
+    run: RunContext,
+    pr_url: str,
+    *,
+    service: str,
+    environment: str,
+    body: str,
+    github_token: str | None,
+    gitlab_token: str | None,
+    timeout: float,
+) -> None:
+    """Create or update our one comment on the PR/MR; a failure is a warning."""
+    try:
+        if github.parse_pull_request_url(pr_url):
+            if not github_token:
+                warn("--comment needs --github-token (or GITHUB_TOKEN); no comment written")
+                return
+            api_url = run.github.api_url if run.github else "https://api.github.com"
+            github.upsert_pull_request_comment(
+                pr_url,
+                marker=github.comment_marker(service, environment),
+                body=body,
+                token=github_token,
+                api_url=api_url,
+                timeout=timeout,
+            )
+        elif gitlab.parse_merge_request_url(pr_url):
+            token = gitlab_token or (run.gitlab.job_token if run.gitlab else "")
+            if not token:
+                warn("--comment needs --gitlab-token (or GITLAB_TOKEN); no note written")
+                return
+            gitlab.upsert_merge_request_note(
+                pr_url,
+                marker=gitlab.comment_marker(service, environment),
+                body=body,
+                token=token,
+                timeout=timeout,
+            )
+    except ImportError as exc:
+        warn(
+            f"cannot comment: {exc.name} is not installed (pip install 'tracker-ci[github,gitlab]')"
+        )
+    except Exception as exc:  # noqa: BLE001 - a comment must never fail the deploy
+        warn(f"cannot comment on {pr_url}: {_describe(exc)}")

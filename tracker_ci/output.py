@@ -1,0 +1,124 @@
+"""What the CLI prints: compact tables and summaries for people, JSON for scripts.
+
+Models are printed through their wire form (``to_wire()``: camelCase, every field), so
+``--output json`` is the same JSON the API speaks. This module imports only the standard
+library and click; it never imports the models itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+__all__ = [
+    "emit_json",
+    "format_time",
+    "format_seconds",
+    "jsonable",
+    "render_summary",
+    "render_table",
+    "warn",
+]
+
+
+def jsonable(value: Any) -> Any:
+    """Turn models, states, lists and dicts into plain JSON values."""
+    if hasattr(value, "to_wire"):
+        return value.to_wire()
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, datetime):
+        return format_time(value, full=True)
+    if hasattr(value, "value") and hasattr(value, "name"):  # an enum member
+        return value.value
+    return value
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as indented JSON on stdout."""
+    click.echo(json.dumps(jsonable(value), indent=2, ensure_ascii=False))
+
+
+def format_time(value: datetime | str | None, *, full: bool = False) -> str:
+    """``2026-01-31 12:01:03Z`` (or ISO ``...T...Z`` with ``full``); empty for none."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    if full:
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``95.2`` -> ``1m35s``; ``None`` -> empty."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, (list, tuple)):
+        return ",".join(_cell(item) for item in value)
+    text = str(value.value if hasattr(value, "value") and hasattr(value, "name") else value)
+    return text.replace("\n", " ")
+
+
+def render_table(
+    rows: Iterable[Sequence[Any]], headers: Sequence[str], *, max_width: int = 60
+) -> str:
+    """A compact left-aligned table with upper-case headers; long cells are cut with ``…``."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    cut = [
+        [text if len(text) <= max_width else text[: max_width - 1] + "…" for text in row]
+        for row in cells
+    ]
+    widths = [len(header) for header in headers]
+    for row in cut:
+        for index, text in enumerate(row):
+            widths[index] = max(widths[index], len(text))
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in cut:
+        lines.append("  ".join(t.ljust(w) for t, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def render_summary(pairs: Sequence[tuple[str, Any]]) -> str:
+    """``label: value`` lines with the labels aligned; empty values are left out."""
+    shown = [(label, _cell(value)) for label, value in pairs if _cell(value) != ""]
+    width = max((len(label) for label, _ in shown), default=0)
+    return "\n".join(f"{(label + ':').ljust(width + 1)} {value}" for label, value in shown)
+
+
+def warn(message: str) -> None:
+    """One ``warning: ...`` line on stderr."""
+    click.echo(f"warning: {message}", err=True)
+
+
+def is_interactive() -> bool:
+    """True when stderr is a terminal (live lines may then rewrite themselves)."""
+    return sys.stderr.isatty()
