@@ -86,7 +86,7 @@ SERVER_HEADER = "X-Tracker-Server"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 RETRY_STATUSES = frozenset({502, 503, 504})
 
-ResponseModel = TypeVar("ResponseModel", bound=BaseModel)
+_Model = TypeVar("_Model", bound=BaseModel)
 QueryValue = str | int | float | bool | date | datetime | WireEnum | None
 DateLike = date | datetime | str
 
@@ -264,7 +264,7 @@ class TrackerClient:
             self._sleep(delay)
 
     @staticmethod
-    def _parse(response: httpx.Response, model: type[ResponseModel]) -> ResponseModel:
+    def _parse(response: httpx.Response, model: type[_Model]) -> _Model:
         request = response.request
         try:
             return model.model_validate_json(response.content)
