@@ -1,0 +1,56 @@
+"""The ASGI app factory: ``create_app(settings)`` (nothing is built at import time)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tracker_server import __version__
+from tracker_server.db import Database, create_database_engine, upgrade_schema
+from tracker_server.errors import install_error_handlers
+from tracker_server.journal import configure_audit_log
+from tracker_server.metrics import Metrics
+from tracker_server.middleware import BodySizeLimit, ServerHeader, SnakeCaseQuery
+from tracker_server.routes import events, locks, ops, tokens
+from tracker_server.settings import ServerSettings
+
+DESCRIPTION = """\
+The Tracker REST API (v1alpha1) as served by tracker-ci's bundled server: wire-compatible
+with BananaOps/tracker, plus lock TTLs, release by key, idempotency keys and API tokens.
+Every error answers `{"code", "message", "details": []}` with a real HTTP status.
+"""
+
+
+def create_app(settings: ServerSettings | None = None, *, migrate: bool = True) -> FastAPI:
+    """Build the app for these settings; creates or upgrades the database schema first."""
+    settings = settings or ServerSettings()
+    configure_audit_log(settings.log_level)
+    engine = create_database_engine(settings.database_url)
+    if migrate:
+        upgrade_schema(engine)
+    database = Database(engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        database.dispose()
+
+    app = FastAPI(
+        title="Tracker (tracker-ci bundled server)",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    for module in (events, locks, tokens, ops):
+        app.include_router(module.router)
+    # Added last = outermost: the header goes on every answer, 413s included.
+    app.add_middleware(SnakeCaseQuery)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ServerHeader, version=__version__)
+    return app

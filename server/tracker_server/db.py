@@ -1,0 +1,148 @@
+"""The database: engine creation, per-request transactions and schema migrations.
+
+SQLite runs in WAL mode with a busy timeout and foreign keys on; its write transactions
+start with ``BEGIN IMMEDIATE`` so that concurrent writers queue instead of failing.
+PostgreSQL (psycopg 3) is for several server replicas sharing one database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+# A fixed key for pg_advisory_lock, so replicas starting together migrate one at a time.
+_MIGRATION_LOCK_KEY = 0x7472_6163_6B65_72  # "tracker"
+
+
+def normalize_database_url(database_url: str) -> URL:
+    """Parse a database URL; ``postgres://`` and ``postgresql://`` use psycopg 3."""
+    url = make_url(database_url)
+    if url.drivername in ("postgres", "postgresql", "postgresql+psycopg2"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(
+            f"unsupported database {url.drivername!r}: use sqlite:///PATH or postgresql://..."
+        )
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise ValueError("an in-memory SQLite database cannot be shared: use sqlite:///PATH")
+    return url
+
+
+def create_database_engine(database_url: str) -> Engine:
+    """An engine for the URL, tuned for the server's threadpool."""
+    url = normalize_database_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=30,
+        pool_pre_ping=True,
+        pool_timeout=10,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    if url.database:
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        pool_size=10,
+        max_overflow=30,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Take over transaction control from the driver: see _begin below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # A deferred transaction that later writes can fail at once with "database is
+        # locked"; an immediate one waits for the write lock (busy_timeout) instead.
+        writing = connection.get_execution_options().get("tracker_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """The engine plus the two kinds of transaction a request uses."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction."""
+        with self.engine.connect() as connection, connection.begin():
+            yield connection
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction: committed at the end, rolled back on any error."""
+        with self.engine.connect() as connection:
+            connection = connection.execution_options(tracker_write=True)
+            with connection.begin():
+                yield connection
+
+    def ping(self) -> None:
+        """Raise when the database cannot answer a trivial query."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def alembic_config(connection: Connection) -> Any:
+    """An Alembic config bound to the connection; needs no alembic.ini in the cwd."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+    """Create the schema, or upgrade it to ``revision``, keeping every stored row."""
+    from alembic import command
+
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            # Session-level lock: released when this connection closes.
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            connection.commit()
+        command.upgrade(alembic_config(connection), revision)
+        connection.commit()
+
+
+def downgrade_schema(engine: Engine, revision: str) -> None:
+    """Downgrade the schema to ``revision`` (used by tests of the upgrade path)."""
+    from alembic import command
+
+    with engine.connect() as connection:
+        command.downgrade(alembic_config(connection), revision)
+        connection.commit()

@@ -1,0 +1,114 @@
+"""The ``serve_command`` click command (also mounted as ``tracker-ci server``).
+
+Only click and the standard library are imported at module level: the ``tracker-ci`` CLI
+imports this module lazily, and FastAPI, SQLAlchemy and uvicorn would slow its ``--help``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from tracker_server.settings import ServerSettings
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def serve(settings: ServerSettings) -> None:
+    """Create or upgrade the schema, then serve until SIGTERM or SIGINT (graceful)."""
+    import uvicorn
+
+    from tracker_server.app import create_app
+
+    app = create_app(settings)
+
+    class AnnouncingServer(uvicorn.Server):
+        """A uvicorn server that prints where it listens once it accepts connections."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                host, port = self.servers[0].sockets[0].getsockname()[:2]
+                print(f"listening on http://{host}:{port}", flush=True)
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # Access lines are plain text; keep stdout to our JSON lines unless debugging.
+        access_log=settings.log_level == "debug",
+        server_header=False,
+        timeout_graceful_shutdown=10,
+        lifespan="on",
+    )
+    AnnouncingServer(config).run()
+
+
+@click.command(name="server", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host", envvar="TRACKER_HOST", default=None, help="Address to bind. [127.0.0.1]")
+@click.option("--port", envvar="TRACKER_PORT", type=int, default=None, help="Port. [8080]")
+@click.option(
+    "--database-url",
+    envvar="TRACKER_DATABASE_URL",
+    default=None,
+    help="sqlite:///PATH or postgresql://USER@HOST/DB. [sqlite:///./tracker.db]",
+)
+@click.option(
+    "--auth/--no-auth",
+    envvar="TRACKER_AUTH",
+    default=None,
+    help="Require a bearer token for every write. [off]",
+)
+@click.option(
+    "--admin-token",
+    envvar="TRACKER_ADMIN_TOKEN",
+    default=None,
+    help="The token that may manage tokens (required with --auth).",
+)
+@click.option(
+    "--public-reads/--no-public-reads",
+    envvar="TRACKER_PUBLIC_READS",
+    default=None,
+    help="With --auth, let reads through without a token. [on]",
+)
+@click.option(
+    "--max-body-bytes",
+    envvar="TRACKER_MAX_BODY_BYTES",
+    type=int,
+    default=None,
+    help="Largest request body accepted (413 above). [1048576]",
+)
+@click.option(
+    "--log-level",
+    envvar="TRACKER_LOG_LEVEL",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default=None,
+    help="Log level. [info]",
+)
+def serve_command(**options: Any) -> None:
+    """Run the bundled Tracker server (creates or upgrades its database schema first)."""
+    from pydantic import ValidationError
+
+    from tracker_server.settings import ServerSettings
+
+    given = {name: value for name, value in options.items() if value is not None}
+    if "log_level" in given:
+        given["log_level"] = given["log_level"].lower()
+    try:
+        settings = ServerSettings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: "
+            f"{err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        )
+        raise click.UsageError(problems) from None
+    try:
+        serve(settings)
+    except Exception as exc:  # the one catch-all: a clean line instead of a traceback
+        click.echo(f"tracker-server: cannot start: {exc.__class__.__name__}: {exc}", err=True)
+        sys.exit(1)

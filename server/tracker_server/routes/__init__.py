@@ -1,0 +1,1 @@
+"""One router per noun: events, locks, tokens, and the operational endpoints."""

@@ -1,0 +1,107 @@
+"""Helpers every router uses: wire responses, paging, dates, write-once transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+
+from fastapi import Header, Query
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy import Connection
+
+from tracker_server.db import Database
+from tracker_server.errors import InvalidInput
+from tracker_server.journal import Journal
+from tracker_server.store import idempotency
+
+JSON = "application/json"
+
+Page = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
+PerPage = Annotated[int, Query(ge=1, le=1000, description="Items per page (at most 1000).")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="A repeat with the same key (and body) answers the first result and "
+        "writes nothing; the same key with another body is a 400.",
+    ),
+]
+
+
+def wire(model: BaseModel, status_code: int = 200) -> Response:
+    """A JSON response of a wire model: camelCase, enums by name, every field present."""
+    return Response(model.model_dump_json(by_alias=True), status_code=status_code, media_type=JSON)
+
+
+def parse_query_time(value: str | None, name: str, *, end_of_day: bool = False) -> datetime | None:
+    """An RFC 3339 timestamp (or a bare date) from a query parameter; 400 otherwise.
+
+    A bare date as an upper bound means the end of that day, so bounds stay inclusive.
+    """
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, time.min, tzinfo=UTC)
+            return moment + timedelta(days=1, microseconds=-1) if end_of_day else moment
+        from tracker_ci.models import EventMetadata
+
+        parsed = EventMetadata.model_validate({"created_at": text}).created_at
+    except ValueError:
+        raise InvalidInput(
+            f"invalid request: query parameter {name}: {value!r} is not an RFC 3339 timestamp "
+            "(e.g. 2026-01-31T12:00:00Z) or a date (2026-01-31)"
+        ) from None
+    assert parsed is not None
+    return parsed
+
+
+def check_date_order(start: datetime | None, end: datetime | None) -> None:
+    """A 400 when the range is inverted."""
+    if start is not None and end is not None and start > end:
+        raise InvalidInput(
+            "invalid request: start_date is after end_date; swap them (both are inclusive)"
+        )
+
+
+def write_once(
+    database: Database,
+    journal: Journal,
+    *,
+    scope: str,
+    key: str | None,
+    fingerprint: str,
+    now: datetime,
+    work: Callable[[Connection], Response],
+) -> Response:
+    """Run ``work`` in one write transaction; with a key, at most once (see idempotency)."""
+    if key is not None:
+        idempotency.check_key(key)
+    with database.write() as conn:
+        if key is not None:
+            stored = idempotency.claim(
+                conn,
+                scope=scope,
+                key=key,
+                fingerprint=fingerprint,
+                now=now,
+            )
+            if stored is not None:
+                response = Response(stored.body, status_code=stored.status_code, media_type=JSON)
+                response.headers["Idempotent-Replayed"] = "true"
+                return response
+        response = work(conn)
+        if key is not None:
+            idempotency.remember(
+                conn,
+                scope=scope,
+                key=key,
+                status_code=response.status_code,
+                body=bytes(response.body).decode(),
+            )
+    journal.flush()
+    return response

@@ -1,0 +1,366 @@
+"""Events: create, read, replace, delete, search, stats and the changelog."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
+from sqlalchemy import Connection
+
+from tracker_ci.models import (
+    API_PREFIX,
+    ChangelogListResponse,
+    ChangelogRequest,
+    CreateEventRequest,
+    DeleteEventResponse,
+    Environment,
+    EventListResponse,
+    EventResponse,
+    EventType,
+    MonthlyStat,
+    MonthlyStatsResponse,
+    Priority,
+    SlackIdRequest,
+    StatsResponse,
+    Status,
+    UpdateEventRequest,
+    format_timestamp,
+    utcnow,
+)
+from tracker_server.deps import DatabaseDep, JournalDep, Writer, require_reader
+from tracker_server.errors import (
+    CONFLICT_RESPONSE,
+    ERROR_RESPONSES,
+    NOT_FOUND_RESPONSE,
+    InvalidInput,
+    NotFound,
+)
+from tracker_server.routes.common import (
+    IdempotencyKey,
+    Page,
+    PerPage,
+    check_date_order,
+    parse_query_time,
+    wire,
+    write_once,
+)
+from tracker_server.store import events as event_store
+from tracker_server.store.events import EventFilter
+from tracker_server.store.idempotency import request_fingerprint
+from tracker_server.tables import events as events_table
+from tracker_server.validation import (
+    MAX_NAME,
+    check_changelog_entry,
+    check_event,
+    check_text,
+    is_uuid,
+    parse_enum,
+    require_uuid,
+)
+
+router = APIRouter(prefix=API_PREFIX, tags=["events"], dependencies=[Depends(require_reader)])
+
+EventId = Annotated[uuid.UUID, Path(description="The event's id (a UUID).")]
+EnumQuery = Annotated[str | None, Query(description="A name or its number.")]
+
+
+@router.post(
+    "/event",
+    response_model=EventResponse,
+    responses={**ERROR_RESPONSES, **CONFLICT_RESPONSE},
+)
+def create_event(
+    body: CreateEventRequest,
+    database: DatabaseDep,
+    journal: JournalDep,
+    principal: Writer,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Create an event. A deployment or operation that starts takes its lock first (409 if
+    held, and then nothing is created); a ``relatedId`` sets the duration since that event."""
+    check_event(body.title, body.attributes, body.links, body.slack_id)
+    principal.require_service(body.attributes.service)
+    now = utcnow()
+
+    def work(conn: Connection) -> Response:
+        event = event_store.create_event(conn, request=body, now=now, journal=journal)
+        return wire(EventResponse(event=event))
+
+    return write_once(
+        database,
+        journal,
+        scope=f"POST /event {principal.token_id}",
+        key=idempotency_key,
+        fingerprint=request_fingerprint(body.model_dump_json()),
+        now=now,
+        work=work,
+    )
+
+
+@router.put(
+    "/event",
+    response_model=EventResponse,
+    responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+)
+def update_event(
+    body: UpdateEventRequest, database: DatabaseDep, journal: JournalDep, principal: Writer
+) -> Response:
+    """Replace an event's title, attributes and links; answers the event AFTER the change.
+    Moving to success or failure sets its duration; success, failure or done releases
+    its lock."""
+    event_id = require_uuid(body.id, "id")
+    check_event(body.title, body.attributes, body.links, body.slack_id)
+    principal.require_service(body.attributes.service)
+    now = utcnow()
+    with database.write() as conn:
+        before = event_store.require_event(conn, event_id=event_id, for_update=True)
+        principal.require_service(before.attributes.service)
+        event = event_store.update_event(
+            conn, request=body, event_id=event_id, now=now, journal=journal
+        )
+    journal.flush()
+    return wire(EventResponse(event=event))
+
+
+@router.get(
+    "/event/{id}",
+    response_model=EventResponse,
+    responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+)
+def get_event(
+    id: Annotated[str, Path(description="The event's id (UUID) or its Slack message id.")],
+    database: DatabaseDep,
+) -> Response:
+    """One event, by its id or (for anything that is not a UUID) by its Slack id."""
+    check_text(id, "path parameter id", max_length=MAX_NAME, required=True)
+    with database.read() as conn:
+        event = event_store.find_event(conn, key=id)
+    if event is None:
+        raise NotFound(f"event {id} not found (looked up by {'id' if is_uuid(id) else 'slackId'})")
+    return wire(EventResponse(event=event))
+
+
+@router.delete(
+    "/event/{id}",
+    response_model=DeleteEventResponse,
+    responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+)
+def delete_event(
+    id: EventId, database: DatabaseDep, journal: JournalDep, principal: Writer
+) -> Response:
+    """Delete an event, its changelog and the locks it holds."""
+    now = utcnow()
+    with database.write() as conn:
+        before = event_store.require_event(conn, event_id=str(id), for_update=True)
+        principal.require_service(before.attributes.service)
+        event = event_store.delete_event(conn, event_id=str(id), now=now, journal=journal)
+    journal.flush()
+    return wire(DeleteEventResponse(id=event.metadata.id, slack_id=event.metadata.slack_id))
+
+
+@router.get("/events/list", response_model=EventListResponse, responses=ERROR_RESPONSES)
+def list_events(database: DatabaseDep, page: Page = 1, per_page: PerPage = 50) -> Response:
+    """All events, newest first, one page at a time."""
+    with database.read() as conn:
+        found, total = event_store.page_events(conn, where=[], page=page, per_page=per_page)
+    return wire(EventListResponse(events=found, total_count=total))
+
+
+@router.get("/events/today", response_model=EventListResponse, responses=ERROR_RESPONSES)
+def today_events(database: DatabaseDep, page: Page = 1, per_page: PerPage = 50) -> Response:
+    """Events whose startDate falls within the current UTC day, newest first."""
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    where = [
+        events_table.c.start_date >= midnight,
+        events_table.c.start_date < midnight + timedelta(days=1),
+    ]
+    with database.read() as conn:
+        found, total = event_store.page_events(conn, where=where, page=page, per_page=per_page)
+    return wire(EventListResponse(events=found, total_count=total))
+
+
+@router.get("/events/search", response_model=EventListResponse, responses=ERROR_RESPONSES)
+def search_events(
+    database: DatabaseDep,
+    source: str | None = None,
+    type: EnumQuery = None,
+    priority: EnumQuery = None,
+    status: EnumQuery = None,
+    service: str | None = None,
+    environment: EnumQuery = None,
+    start_date: Annotated[str | None, Query(description="On startDate, inclusive.")] = None,
+    end_date: Annotated[str | None, Query(description="On startDate, inclusive.")] = None,
+    impact: bool | None = None,
+    slack_id: str | None = None,
+    page: Page = 1,
+    per_page: PerPage = 50,
+) -> Response:
+    """Events matching every filter given (exact matches), newest first; at least one
+    filter is required."""
+    for name, value in (("source", source), ("service", service), ("slack_id", slack_id)):
+        if value is not None:
+            check_text(value, f"query parameter {name}", max_length=MAX_NAME)
+    filters = EventFilter(
+        source=source or None,
+        service=service or None,
+        slack_id=slack_id or None,
+        impact=impact,
+        types=_one(parse_enum(EventType, type, "type")),
+        priorities=_one(parse_enum(Priority, priority, "priority")),
+        statuses=_one(parse_enum(Status, status, "status")),
+        environments=_one(parse_enum(Environment, environment, "environment")),
+    )
+    start = parse_query_time(start_date, "start_date")
+    end = parse_query_time(end_date, "end_date", end_of_day=True)
+    check_date_order(start, end)
+    if filters.is_empty() and start is None and end is None:
+        raise InvalidInput(
+            "invalid request: a search needs at least one filter: source, type, priority, "
+            "status, service, environment, start_date, end_date, impact or slack_id"
+        )
+    where = filters.clauses() + event_store.start_date_between(start, end)
+    with database.read() as conn:
+        found, total = event_store.page_events(conn, where=where, page=page, per_page=per_page)
+    return wire(EventListResponse(events=found, total_count=total))
+
+
+def _one(member: object) -> tuple[object, ...]:
+    return () if member is None else (member,)
+
+
+class _StatsQuery:
+    """The shared query of the two stats endpoints (filters on createdAt)."""
+
+    def __init__(
+        self,
+        start_date: Annotated[str, Query(description="Lower bound on createdAt, inclusive.")],
+        end_date: Annotated[str, Query(description="Upper bound on createdAt, inclusive.")],
+        environments: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies it
+        priorities: Annotated[list[str], Query()] = [],  # noqa: B006
+        types: Annotated[list[str], Query()] = [],  # noqa: B006
+        statuses: Annotated[list[str], Query()] = [],  # noqa: B006
+        impact: bool | None = None,
+        source: str | None = None,
+        service: str | None = None,
+    ) -> None:
+        start = parse_query_time(start_date, "start_date")
+        end = parse_query_time(end_date, "end_date", end_of_day=True)
+        if start is None or end is None:
+            raise InvalidInput("invalid request: start_date and end_date are both required")
+        check_date_order(start, end)
+        for name, value in (("source", source), ("service", service)):
+            if value is not None:
+                check_text(value, f"query parameter {name}", max_length=MAX_NAME)
+        self.start, self.end = start, end
+        self.filters = EventFilter(
+            source=source or None,
+            service=service or None,
+            impact=impact,
+            environments=[parse_enum(Environment, v, "environments") for v in environments if v],
+            priorities=[parse_enum(Priority, v, "priorities") for v in priorities if v],
+            types=[parse_enum(EventType, v, "types") for v in types if v],
+            statuses=[parse_enum(Status, v, "statuses") for v in statuses if v],
+        )
+
+    def where(self) -> list[object]:
+        return [
+            *self.filters.clauses(),
+            events_table.c.created_at >= self.start,
+            events_table.c.created_at <= self.end,
+        ]
+
+
+StatsQuery = Annotated[_StatsQuery, Depends()]
+
+
+@router.get("/events/stats", response_model=StatsResponse, responses=ERROR_RESPONSES)
+def event_stats(database: DatabaseDep, query: StatsQuery) -> Response:
+    """How many events were created in the range (createdAt, inclusive) and match."""
+    with database.read() as conn:
+        total = event_store.count_events(conn, where=query.where())
+    return wire(
+        StatsResponse(
+            total_count=total,
+            start_date=format_timestamp(query.start),
+            end_date=format_timestamp(query.end),
+        )
+    )
+
+
+@router.get("/events/stats/monthly", response_model=MonthlyStatsResponse, responses=ERROR_RESPONSES)
+def monthly_event_stats(
+    database: DatabaseDep, query: StatsQuery, group_by_service: bool = False
+) -> Response:
+    """Matching events per UTC month of createdAt (and per service when asked)."""
+    with database.read() as conn:
+        rows = event_store.monthly_counts(
+            conn, where=query.where(), group_by_service=group_by_service
+        )
+    stats = [
+        MonthlyStat(year=year, month=month, count=count, service=service)
+        for year, month, service, count in rows
+    ]
+    return wire(
+        MonthlyStatsResponse(
+            stats=stats,
+            total_count=sum(stat.count for stat in stats),
+            start_date=format_timestamp(query.start),
+            end_date=format_timestamp(query.end),
+        )
+    )
+
+
+@router.post(
+    "/event/{id}/changelog",
+    response_model=EventResponse,
+    responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+)
+def add_changelog_entry(
+    id: EventId, body: ChangelogRequest, database: DatabaseDep, principal: Writer
+) -> Response:
+    """Append a changelog entry; answers the event after the change."""
+    check_changelog_entry(body.entry)
+    with database.write() as conn:
+        before = event_store.require_event(conn, event_id=str(id), for_update=True)
+        principal.require_service(before.attributes.service)
+        event = event_store.add_changelog_entry(
+            conn, event_id=str(id), entry=body.entry, now=utcnow()
+        )
+    return wire(EventResponse(event=event))
+
+
+@router.get(
+    "/event/{id}/changelog",
+    response_model=ChangelogListResponse,
+    responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+)
+def get_changelog(
+    id: EventId, database: DatabaseDep, page: Page = 1, per_page: PerPage = 50
+) -> Response:
+    """An event's changelog, oldest first, one page at a time."""
+    with database.read() as conn:
+        event_store.require_event(conn, event_id=str(id))
+        entries, total = event_store.get_changelog(
+            conn, event_id=str(id), page=page, per_page=per_page
+        )
+    return wire(ChangelogListResponse(changelog=entries, total_count=total))
+
+
+@router.post(
+    "/event/{id}/slack",
+    response_model=EventResponse,
+    responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+)
+def set_slack_id(
+    id: EventId, body: SlackIdRequest, database: DatabaseDep, principal: Writer
+) -> Response:
+    """Attach a Slack message id to an event; answers the event after the change."""
+    check_text(body.slack_id, "slackId", max_length=MAX_NAME, required=True)
+    with database.write() as conn:
+        before = event_store.require_event(conn, event_id=str(id), for_update=True)
+        principal.require_service(before.attributes.service)
+        event = event_store.set_slack_id(conn, event_id=str(id), slack_id=body.slack_id)
+    return wire(EventResponse(event=event))

@@ -1,0 +1,36 @@
+"""Operational endpoints at the root: health and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from tracker_ci.models import ErrorBody, HealthResponse
+from tracker_server import __version__
+from tracker_server.deps import DatabaseDep
+from tracker_server.errors import DatabaseUnavailable
+from tracker_server.routes.common import wire
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    responses={503: {"model": ErrorBody, "description": "Database unavailable (code 14)"}},
+)
+def health(database: DatabaseDep) -> Response:
+    """200 when the server and its database answer; 503 when the database does not."""
+    try:
+        database.ping()
+    except Exception as exc:  # any failure of the database means: not healthy
+        raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from None
+    return wire(HealthResponse(status="ok", database="ok", version=__version__))
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(request: Request) -> PlainTextResponse:
+    """Upstream's Prometheus metrics (text format), counted by this process."""
+    return PlainTextResponse(
+        request.app.state.metrics.render(), media_type="text/plain; version=0.0.4"
+    )

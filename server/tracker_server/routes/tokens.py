@@ -1,0 +1,65 @@
+"""API tokens (extension): create (the secret is shown once), list and revoke."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import Response
+
+from tracker_ci.models import (
+    API_PREFIX,
+    TokenCreatedResponse,
+    TokenCreateRequest,
+    TokenInfo,
+    TokenListResponse,
+    utcnow,
+)
+from tracker_server.deps import Admin, DatabaseDep
+from tracker_server.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE, NotFound
+from tracker_server.routes.common import wire
+from tracker_server.store import tokens as token_store
+from tracker_server.validation import MAX_NAME, check_list, check_text
+
+router = APIRouter(prefix=API_PREFIX, tags=["tokens"])
+
+
+@router.post(
+    "/tokens", status_code=201, response_model=TokenCreatedResponse, responses=ERROR_RESPONSES
+)
+def create_token(body: TokenCreateRequest, database: DatabaseDep, _admin: Admin) -> Response:
+    """Create a token; its secret (``trk_...``) is in this answer and never again."""
+    check_text(body.name, "name", max_length=MAX_NAME, required=True)
+    check_list(body.services, "services")
+    with database.write() as conn:
+        token, secret = token_store.create_token(
+            conn, name=body.name, services=body.services, admin=body.admin, now=utcnow()
+        )
+    return wire(TokenCreatedResponse(token=token, secret=secret), status_code=201)
+
+
+@router.get("/tokens", response_model=TokenListResponse, responses=ERROR_RESPONSES)
+def list_tokens(database: DatabaseDep, _admin: Admin) -> Response:
+    """Every token (never a secret)."""
+    with database.read() as conn:
+        found = token_store.list_tokens(conn)
+    return wire(TokenListResponse(tokens=found, total_count=len(found)))
+
+
+@router.delete(
+    "/tokens/{id}",
+    response_model=TokenInfo,
+    responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+)
+def revoke_token(
+    id: Annotated[uuid.UUID, Path(description="The token's id.")],
+    database: DatabaseDep,
+    _admin: Admin,
+) -> Response:
+    """Revoke a token: it stops working at once."""
+    with database.write() as conn:
+        token = token_store.revoke_token(conn, token_id=str(id))
+    if token is None:
+        raise NotFound(f"token {id} not found")
+    return wire(token)

@@ -1,0 +1,1 @@
+"""Persistence functions: keyword-only, each runs inside the caller's transaction."""

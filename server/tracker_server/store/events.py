@@ -1,0 +1,454 @@
+"""Events and their changelog, with upstream's semantics: linked-event and own durations,
+changelog entries on every change, and the automatic deployment lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from tracker_ci.models import (
+    CLOSING_STATUSES,
+    DURATION_STATUSES,
+    LOCKING_TYPES,
+    OPENING_STATUSES,
+    ChangelogEntry,
+    ChangeType,
+    CreateEventRequest,
+    Environment,
+    Event,
+    EventType,
+    Priority,
+    Status,
+    UpdateEventRequest,
+)
+from tracker_server.errors import Conflict, InvalidInput, NotFound
+from tracker_server.journal import Journal
+from tracker_server.store import locks as lock_store
+from tracker_server.store.locks import changelog_values
+from tracker_server.tables import changelog, events
+from tracker_server.validation import is_uuid
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Exact-match filters of search and stats; None means "any"."""
+
+    source: str | None = None
+    service: str | None = None
+    slack_id: str | None = None
+    impact: bool | None = None
+    types: Sequence[EventType] = ()
+    priorities: Sequence[Priority] = ()
+    statuses: Sequence[Status] = ()
+    environments: Sequence[Environment] = ()
+
+    def is_empty(self) -> bool:
+        """True when no filter is set."""
+        return (
+            self.source is None
+            and self.service is None
+            and self.slack_id is None
+            and self.impact is None
+            and not (self.types or self.priorities or self.statuses or self.environments)
+        )
+
+    def clauses(self) -> list[Any]:
+        """SQL conditions for the filters that are set."""
+        clauses: list[Any] = []
+        for column, value in (
+            (events.c.source, self.source),
+            (events.c.service, self.service),
+            (events.c.slack_id, self.slack_id),
+            (events.c.impact, self.impact),
+        ):
+            if value is not None:
+                clauses.append(column == value)
+        for column, members in (
+            (events.c.type, self.types),
+            (events.c.priority, self.priorities),
+            (events.c.status, self.statuses),
+            (events.c.environment, self.environments),
+        ):
+            if len(members) == 1:
+                clauses.append(column == members[0].value)
+            elif members:
+                clauses.append(column.in_([m.value for m in members]))
+        return clauses
+
+
+# ------------------------------------------------------------------ conversions
+def event_values(event: Event) -> dict[str, Any]:
+    """The ``events`` row of an event (its changelog lives in its own table)."""
+    attributes, links, metadata = event.attributes, event.links, event.metadata
+    return {
+        "id": metadata.id,
+        "title": event.title,
+        "message": attributes.message,
+        "source": attributes.source,
+        "type": attributes.type.value,
+        "priority": attributes.priority.value,
+        "related_id": attributes.related_id,
+        "service": attributes.service,
+        "status": attributes.status.value,
+        "environment": attributes.environment.value,
+        "impact": attributes.impact,
+        "start_date": attributes.start_date,
+        "end_date": attributes.end_date,
+        "owner": attributes.owner,
+        "stake_holders": list(attributes.stake_holders),
+        "notification": attributes.notification,
+        "notifications": list(attributes.notifications),
+        "pull_request_link": links.pull_request_link,
+        "ticket": links.ticket,
+        "slack_id": metadata.slack_id,
+        "created_at": metadata.created_at,
+        "duration_seconds": (
+            metadata.duration.total_seconds() if metadata.duration is not None else None
+        ),
+    }
+
+
+def row_to_event(row: Any, entries: Sequence[Any] = ()) -> Event:
+    """The wire model of an ``events`` row and its changelog rows."""
+    return Event.model_validate(
+        {
+            "title": row.title,
+            "attributes": {
+                "message": row.message,
+                "source": row.source,
+                "type": row.type,
+                "priority": row.priority,
+                "related_id": row.related_id,
+                "service": row.service,
+                "status": row.status,
+                "environment": row.environment,
+                "impact": row.impact,
+                "start_date": row.start_date,
+                "end_date": row.end_date,
+                "owner": row.owner,
+                "stake_holders": row.stake_holders or [],
+                "notification": row.notification,
+                "notifications": row.notifications or [],
+            },
+            "links": {"pull_request_link": row.pull_request_link, "ticket": row.ticket},
+            "metadata": {
+                "created_at": row.created_at,
+                "duration": (
+                    timedelta(seconds=row.duration_seconds)
+                    if row.duration_seconds is not None
+                    else None
+                ),
+                "id": row.id,
+                "slack_id": row.slack_id,
+            },
+            "changelog": [row_to_entry(entry) for entry in entries],
+        }
+    )
+
+
+def row_to_entry(row: Any) -> ChangelogEntry:
+    """The wire model of a ``changelog`` row."""
+    return ChangelogEntry(
+        timestamp=row.timestamp,
+        user=row.user,
+        change_type=row.change_type,
+        field=row.field,
+        old_value=row.old_value,
+        new_value=row.new_value,
+        comment=row.comment,
+    )
+
+
+# ----------------------------------------------------------------------- reads
+def _with_changelog(conn: Connection, rows: Sequence[Any]) -> list[Event]:
+    if not rows:
+        return []
+    entries: dict[str, list[Any]] = defaultdict(list)
+    ids = [row.id for row in rows]
+    query = select(changelog).where(changelog.c.event_id.in_(ids)).order_by(changelog.c.id)
+    for entry in conn.execute(query):
+        entries[entry.event_id].append(entry)
+    return [row_to_event(row, entries[row.id]) for row in rows]
+
+
+def get_event(conn: Connection, *, event_id: str, for_update: bool = False) -> Event | None:
+    """The event with this id (a UUID), changelog included."""
+    query = select(events).where(events.c.id == event_id)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return _with_changelog(conn, [row])[0] if row else None
+
+
+def find_event(conn: Connection, *, key: str) -> Event | None:
+    """Look a UUID up as the event id, anything else as a Slack id (newest first)."""
+    if is_uuid(key):
+        return get_event(conn, event_id=key.lower())
+    row = conn.execute(
+        select(events)
+        .where(events.c.slack_id == key)
+        .order_by(events.c.created_at.desc(), events.c.id.desc())
+        .limit(1)
+    ).first()
+    return _with_changelog(conn, [row])[0] if row else None
+
+
+def require_event(conn: Connection, *, event_id: str, for_update: bool = False) -> Event:
+    """The event, or a 404."""
+    event = get_event(conn, event_id=event_id, for_update=for_update)
+    if event is None:
+        raise NotFound(f"event {event_id} not found")
+    return event
+
+
+def page_events(
+    conn: Connection, *, where: Sequence[Any], page: int, per_page: int
+) -> tuple[list[Event], int]:
+    """One page of the matching events, newest first, and how many match in all."""
+    total = conn.execute(select(func.count()).select_from(events).where(*where)).scalar_one()
+    rows = conn.execute(
+        select(events)
+        .where(*where)
+        .order_by(events.c.created_at.desc(), events.c.id.desc())
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    return _with_changelog(conn, rows), int(total)
+
+
+def start_date_between(start: datetime | None, end: datetime | None) -> list[Any]:
+    """Conditions on attributes.startDate, both bounds inclusive."""
+    clauses: list[Any] = []
+    if start is not None:
+        clauses.append(events.c.start_date >= start)
+    if end is not None:
+        clauses.append(events.c.start_date <= end)
+    return clauses
+
+
+def count_events(conn: Connection, *, where: Sequence[Any]) -> int:
+    """How many events match."""
+    return int(conn.execute(select(func.count()).select_from(events).where(*where)).scalar_one())
+
+
+def monthly_counts(
+    conn: Connection, *, where: Sequence[Any], group_by_service: bool
+) -> list[tuple[int, int, str, int]]:
+    """(year, month, service, count) of matching events by UTC month of createdAt."""
+    year = func.extract("year", events.c.created_at)
+    month = func.extract("month", events.c.created_at)
+    columns = [year.label("year"), month.label("month")]
+    if group_by_service:
+        columns.append(events.c.service.label("service"))
+    query = select(*columns, func.count().label("count")).where(*where)
+    query = query.group_by(*columns).order_by(*columns)
+    return [
+        (int(row.year), int(row.month), row.service if group_by_service else "", int(row.count))
+        for row in conn.execute(query)
+    ]
+
+
+def get_changelog(
+    conn: Connection, *, event_id: str, page: int, per_page: int
+) -> tuple[list[ChangelogEntry], int]:
+    """One page of an event's changelog (oldest first) and its length."""
+    total = conn.execute(
+        select(func.count()).select_from(changelog).where(changelog.c.event_id == event_id)
+    ).scalar_one()
+    rows = conn.execute(
+        select(changelog)
+        .where(changelog.c.event_id == event_id)
+        .order_by(changelog.c.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    return [row_to_entry(row) for row in rows], int(total)
+
+
+# ---------------------------------------------------------------------- writes
+def _author(owner: str) -> str:
+    return owner or "system"
+
+
+def create_event(
+    conn: Connection, *, request: CreateEventRequest, now: datetime, journal: Journal
+) -> Event:
+    """Insert an event: its duration when linked, its changelog, its automatic lock."""
+    attributes = request.attributes
+    event_id = str(uuid.uuid4())
+    duration: timedelta | None = None
+    if attributes.related_id:
+        related_created = conn.execute(
+            select(events.c.created_at).where(events.c.id == attributes.related_id.lower())
+        ).scalar()
+        if related_created is None:
+            raise InvalidInput(
+                f"invalid request: attributes.relatedId {attributes.related_id} names no "
+                "event; link to an existing event id or leave it empty"
+            )
+        duration = now - related_created
+
+    auto_lock = None
+    if attributes.type in LOCKING_TYPES and attributes.status in OPENING_STATUSES:
+        try:
+            auto_lock = lock_store.acquire_lock(
+                conn,
+                service=attributes.service,
+                environment=attributes.environment.value,
+                resource=attributes.type.value,
+                who=_author(attributes.owner),
+                event_id=event_id,
+                ttl_seconds=request.lock_ttl_seconds,
+                now=now,
+                journal=journal,
+            )
+        except lock_store.LockHeld:
+            raise Conflict(
+                f"cannot create event: service {attributes.service} is already locked in "
+                f"{attributes.environment.value}. Please unlock it first"
+            ) from None
+
+    event = Event(
+        title=request.title,
+        attributes=attributes,
+        links=request.links,
+        metadata={
+            "created_at": now,
+            "duration": duration,
+            "id": event_id,
+            "slack_id": request.slack_id,
+        },
+    )
+    conn.execute(insert(events).values(event_values(event)))
+    created = ChangelogEntry(
+        timestamp=now,
+        user=_author(attributes.owner),
+        change_type=ChangeType.created,
+        comment="Event created",
+    )
+    conn.execute(insert(changelog).values(changelog_values(event_id, created)))
+    if auto_lock is not None:
+        # The lock was taken before the event row existed: record it on the event now.
+        lock_store.write_lock_changelog(conn, lock=auto_lock, change=ChangeType.locked, now=now)
+    stored = require_event(conn, event_id=event_id)
+    journal.event_created(stored)
+    return stored
+
+
+def update_event(
+    conn: Connection,
+    *,
+    request: UpdateEventRequest,
+    event_id: str,
+    now: datetime,
+    journal: Journal,
+) -> Event:
+    """Replace title, attributes and links; log each change; close durations and locks."""
+    before = require_event(conn, event_id=event_id, for_update=True)
+    old, new = before.attributes, request.attributes
+    user = _author(new.owner or old.owner)
+    entries: list[ChangelogEntry] = []
+    duration = before.metadata.duration
+    if new.status != old.status:
+        entries.append(
+            ChangelogEntry(
+                timestamp=now,
+                user=user,
+                change_type=ChangeType.status_changed,
+                field="status",
+                old_value=old.status.value,
+                new_value=new.status.value,
+            )
+        )
+        if new.status in DURATION_STATUSES:
+            assert before.metadata.created_at is not None
+            duration = now - before.metadata.created_at
+            journal.event_duration(duration)
+    if request.links.ticket and request.links.ticket != before.links.ticket:
+        entries.append(
+            ChangelogEntry(
+                timestamp=now,
+                user=user,
+                change_type=ChangeType.linked,
+                field="ticket",
+                old_value=before.links.ticket,
+                new_value=request.links.ticket,
+            )
+        )
+    if new.priority != old.priority:
+        entries.append(
+            ChangelogEntry(
+                timestamp=now,
+                user=user,
+                change_type=ChangeType.updated,
+                field="priority",
+                old_value=old.priority.value,
+                new_value=new.priority.value,
+            )
+        )
+    if request.title != before.title:
+        entries.append(
+            ChangelogEntry(
+                timestamp=now,
+                user=user,
+                change_type=ChangeType.updated,
+                field="title",
+                old_value=before.title,
+                new_value=request.title,
+            )
+        )
+    after = Event(
+        title=request.title,
+        attributes=new,
+        links=request.links,
+        metadata={
+            "created_at": before.metadata.created_at,
+            "duration": duration,
+            "id": event_id,
+            "slack_id": request.slack_id or before.metadata.slack_id,
+        },
+    )
+    values = event_values(after)
+    del values["id"]
+    conn.execute(update(events).where(events.c.id == event_id).values(values))
+    for entry in entries:
+        conn.execute(insert(changelog).values(changelog_values(event_id, entry)))
+    if new.status in CLOSING_STATUSES:
+        lock_store.release_event_locks(conn, event_id=event_id, now=now, journal=journal)
+    if new.status != old.status:
+        journal.event_status(after)
+    return require_event(conn, event_id=event_id)
+
+
+def delete_event(conn: Connection, *, event_id: str, now: datetime, journal: Journal) -> Event:
+    """Delete an event, its changelog and the locks it holds."""
+    event = require_event(conn, event_id=event_id, for_update=True)
+    lock_store.release_event_locks(conn, event_id=event_id, now=now, journal=journal)
+    conn.execute(delete(changelog).where(changelog.c.event_id == event_id))
+    conn.execute(delete(events).where(events.c.id == event_id))
+    return event
+
+
+def add_changelog_entry(
+    conn: Connection, *, event_id: str, entry: ChangelogEntry, now: datetime
+) -> Event:
+    """Append an entry (timestamped now unless it carries a timestamp)."""
+    require_event(conn, event_id=event_id, for_update=True)
+    if entry.timestamp is None:
+        entry = entry.model_copy(update={"timestamp": now})
+    conn.execute(insert(changelog).values(changelog_values(event_id, entry)))
+    return require_event(conn, event_id=event_id)
+
+
+def set_slack_id(conn: Connection, *, event_id: str, slack_id: str) -> Event:
+    """Attach a Slack message id to an event."""
+    require_event(conn, event_id=event_id, for_update=True)
+    conn.execute(update(events).where(events.c.id == event_id).values(slack_id=slack_id))
+    return require_event(conn, event_id=event_id)

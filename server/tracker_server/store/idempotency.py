@@ -1,0 +1,83 @@
+"""Idempotency keys: a repeated create answers the first result and writes nothing.
+
+The key row is inserted FIRST in the request's transaction, as a placeholder: a
+concurrent request with the same key waits on the primary key until the first commits,
+then reads its answer. Only successful answers are kept: a 409 (lock held) or a 400 rolls
+the placeholder back, so a client that retries later with the same key can still succeed.
+Keys are forgotten after a day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tracker_server.errors import InvalidInput
+from tracker_server.tables import idempotency_keys
+
+KEY_LIFETIME = timedelta(hours=24)
+MAX_KEY_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """The answer given to the first request with a key."""
+
+    status_code: int
+    body: str
+
+
+def request_fingerprint(body: str) -> str:
+    """The sha256 of the request, to tell a true repeat from a reused key."""
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def check_key(key: str) -> str:
+    """A usable key, or a 400."""
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidInput(
+            f"invalid request: Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters"
+        )
+    return key
+
+
+def claim(
+    conn: Connection, *, scope: str, key: str, fingerprint: str, now: datetime
+) -> StoredAnswer | None:
+    """Reserve the key for this request, or the answer a previous request already got."""
+    conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now - KEY_LIFETIME))
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(idempotency_keys).values(
+                    scope=scope,
+                    key=key,
+                    request_hash=fingerprint,
+                    status_code=0,
+                    response_body="",
+                    created_at=now,
+                )
+            )
+        return None
+    except IntegrityError:
+        row = conn.execute(
+            select(idempotency_keys).where(
+                idempotency_keys.c.scope == scope, idempotency_keys.c.key == key
+            )
+        ).one()
+    if row.request_hash != fingerprint:
+        raise InvalidInput("Idempotency-Key reused with a different request")
+    return StoredAnswer(status_code=row.status_code, body=row.response_body)
+
+
+def remember(conn: Connection, *, scope: str, key: str, status_code: int, body: str) -> None:
+    """Store the answer of the request that claimed the key."""
+    conn.execute(
+        update(idempotency_keys)
+        .where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+        .values(status_code=status_code, response_body=body)
+    )

@@ -1,0 +1,269 @@
+"""Deployment locks. The UNIQUE (service, environment, resource) constraint decides every
+race, on one server or on several sharing a PostgreSQL; an expired lock counts as free.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tracker_ci.models import ChangelogEntry, ChangeType, Lock
+from tracker_server.journal import Journal
+from tracker_server.tables import changelog, events, locks
+
+# A holder can vanish between our failed insert and our look-up; try again this often.
+_ACQUIRE_ATTEMPTS = 5
+
+
+class LockHeld(Exception):
+    """The key is held by a live lock (``holder``)."""
+
+    def __init__(self, holder: Lock) -> None:
+        super().__init__(f"lock held by {holder.who!r}")
+        self.holder = holder
+
+
+def row_to_lock(row: Any) -> Lock:
+    """The wire model of a ``locks`` row."""
+    return Lock(
+        id=row.id,
+        service=row.service,
+        who=row.who,
+        created_at=row.created_at,
+        environment=row.environment,
+        resource=row.resource,
+        event_id=row.event_id,
+        expires_at=row.expires_at,
+    )
+
+
+def _live(now: datetime) -> Any:
+    return or_(locks.c.expires_at.is_(None), locks.c.expires_at >= now)
+
+
+def _key(service: str, environment: str, resource: str) -> Any:
+    return and_(
+        locks.c.service == service,
+        locks.c.environment == environment,
+        locks.c.resource == resource,
+    )
+
+
+def find_lock(conn: Connection, *, lock_id: str, now: datetime) -> Lock | None:
+    """The live lock with this id."""
+    row = conn.execute(select(locks).where(locks.c.id == lock_id, _live(now))).first()
+    return row_to_lock(row) if row else None
+
+
+def find_lock_by_key(
+    conn: Connection, *, service: str, environment: str, resource: str, now: datetime
+) -> Lock | None:
+    """The live lock holding this key."""
+    row = conn.execute(
+        select(locks).where(_key(service, environment, resource), _live(now))
+    ).first()
+    return row_to_lock(row) if row else None
+
+
+def list_locks(conn: Connection, *, now: datetime) -> list[Lock]:
+    """Every live lock, newest first."""
+    rows = conn.execute(
+        select(locks).where(_live(now)).order_by(locks.c.created_at.desc(), locks.c.id)
+    )
+    return [row_to_lock(row) for row in rows]
+
+
+def acquire_lock(
+    conn: Connection,
+    *,
+    service: str,
+    environment: str,
+    resource: str,
+    who: str,
+    event_id: str,
+    ttl_seconds: int,
+    now: datetime,
+    journal: Journal,
+) -> Lock:
+    """Take the key or raise :class:`LockHeld` naming the holder."""
+    lock = Lock(
+        id=str(uuid.uuid4()),
+        service=service,
+        who=who,
+        created_at=now,
+        environment=environment,
+        resource=resource,
+        event_id=event_id,
+        expires_at=now + timedelta(seconds=ttl_seconds) if ttl_seconds else None,
+    )
+    for _ in range(_ACQUIRE_ATTEMPTS):
+        _delete_expired(
+            conn,
+            service=service,
+            environment=environment,
+            resource=resource,
+            now=now,
+            journal=journal,
+        )
+        try:
+            # A savepoint: on PostgreSQL a failed INSERT would poison the whole transaction.
+            with conn.begin_nested():
+                conn.execute(insert(locks).values(_lock_values(lock)))
+        except IntegrityError:
+            holder = find_lock_by_key(
+                conn, service=service, environment=environment, resource=resource, now=now
+            )
+            if holder is not None:
+                raise LockHeld(holder) from None
+            continue  # released (or expired) meanwhile: try again
+        journal.lock("lock created", _log_fields(lock))
+        write_lock_changelog(conn, lock=lock, change=ChangeType.locked, now=now)
+        return lock
+    raise RuntimeError("the lock kept changing hands; try again")
+
+
+def _lock_values(lock: Lock) -> dict[str, Any]:
+    return {
+        "id": lock.id,
+        "service": lock.service,
+        "environment": lock.environment,
+        "resource": lock.resource,
+        "who": lock.who,
+        "event_id": lock.event_id,
+        "created_at": lock.created_at,
+        "expires_at": lock.expires_at,
+    }
+
+
+def _log_fields(lock: Lock) -> dict[str, Any]:
+    return {
+        "service": lock.service,
+        "environment": lock.environment,
+        "resource": lock.resource,
+        "who": lock.who,
+        "id": lock.id,
+        "event_id": lock.event_id,
+    }
+
+
+def _delete_expired(
+    conn: Connection,
+    *,
+    service: str,
+    environment: str,
+    resource: str,
+    now: datetime,
+    journal: Journal,
+) -> None:
+    expired = conn.execute(
+        delete(locks)
+        .where(_key(service, environment, resource), locks.c.expires_at < now)
+        .returning(*locks.c)
+    ).all()
+    for row in expired:
+        lock = row_to_lock(row)
+        journal.lock("lock deleted", _log_fields(lock) | {"reason": "expired"})
+        write_lock_changelog(conn, lock=lock, change=ChangeType.unlocked, now=now)
+
+
+def write_lock_changelog(
+    conn: Connection, *, lock: Lock, change: ChangeType, now: datetime
+) -> None:
+    """A ``locked`` / ``unlocked`` entry on the lock's event, when that event exists."""
+    if not lock.event_id:
+        return
+    exists = conn.execute(select(events.c.id).where(events.c.id == lock.event_id)).first()
+    if exists is None:
+        return
+    verb = "locked" if change is ChangeType.locked else "unlocked"
+    entry = ChangelogEntry(
+        timestamp=now,
+        user=lock.who or "system",
+        change_type=change,
+        field="lock",
+        old_value=lock.id if change is ChangeType.unlocked else "",
+        new_value=lock.id if change is ChangeType.locked else "",
+        comment=f"{lock.resource} of {lock.service} in {lock.environment} {verb}",
+    )
+    conn.execute(insert(changelog).values(changelog_values(lock.event_id, entry)))
+
+
+def changelog_values(event_id: str, entry: ChangelogEntry) -> dict[str, Any]:
+    """The ``changelog`` row of an entry."""
+    return {
+        "event_id": event_id,
+        "timestamp": entry.timestamp,
+        "user": entry.user,
+        "change_type": entry.change_type.value,
+        "field": entry.field,
+        "old_value": entry.old_value,
+        "new_value": entry.new_value,
+        "comment": entry.comment,
+    }
+
+
+def delete_locks(conn: Connection, *, where: Any, now: datetime, journal: Journal) -> int:
+    """Delete the locks matching ``where``; the number of LIVE locks deleted."""
+    rows = conn.execute(delete(locks).where(where).returning(*locks.c)).all()
+    live = 0
+    for row in rows:
+        lock = row_to_lock(row)
+        expired = lock.expires_at is not None and lock.expires_at < now
+        live += not expired
+        journal.lock("lock deleted", _log_fields(lock))
+        write_lock_changelog(conn, lock=lock, change=ChangeType.unlocked, now=now)
+    return live
+
+
+def release_lock(conn: Connection, *, lock_id: str, now: datetime, journal: Journal) -> int:
+    """Delete the lock with this id; 1 when a live lock was released, else 0."""
+    return delete_locks(conn, where=locks.c.id == lock_id, now=now, journal=journal)
+
+
+def release_event_locks(conn: Connection, *, event_id: str, now: datetime, journal: Journal) -> int:
+    """Release every lock taken for this event."""
+    return delete_locks(conn, where=locks.c.event_id == event_id, now=now, journal=journal)
+
+
+def renew_lock(conn: Connection, *, lock_id: str, ttl_seconds: int, now: datetime) -> Lock | None:
+    """Move a live lock's expiry to now + TTL; None when it is gone or expired."""
+    result = conn.execute(
+        update(locks)
+        .where(locks.c.id == lock_id, _live(now))
+        .values(expires_at=now + timedelta(seconds=ttl_seconds))
+        .returning(*locks.c)
+    ).first()
+    return row_to_lock(result) if result else None
+
+
+def update_lock(conn: Connection, *, lock: Lock, changes: dict[str, str], now: datetime) -> Lock:
+    """Apply non-empty field changes to a live lock; raise :class:`LockHeld` on a key clash."""
+    if not changes:
+        return lock
+    new_key = {
+        "service": changes.get("service", lock.service),
+        "environment": changes.get("environment", lock.environment),
+        "resource": changes.get("resource", lock.resource),
+    }
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                delete(locks).where(
+                    _key(new_key["service"], new_key["environment"], new_key["resource"]),
+                    locks.c.expires_at < now,
+                )
+            )
+            row = conn.execute(
+                update(locks).where(locks.c.id == lock.id).values(**changes).returning(*locks.c)
+            ).first()
+    except IntegrityError:
+        holder = find_lock_by_key(conn, now=now, **new_key)
+        if holder is None:
+            raise RuntimeError("the lock kept changing hands; try again") from None
+        raise LockHeld(holder) from None
+    assert row is not None
+    return row_to_lock(row)

@@ -1,0 +1,146 @@
+"""The database schema (SQLAlchemy Core). Alembic migrations create and upgrade it.
+
+Enums are stored by name. Every column a search or a stats query filters on is indexed,
+so a search stays fast with millions of events.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+# Stable constraint names so migrations can refer to them on every backend.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and read back timezone-aware (UTC) on every backend."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("title", Text, nullable=False, default=""),
+    Column("message", Text, nullable=False, default=""),
+    Column("source", String(200), nullable=False, default="", index=True),
+    Column("type", String(32), nullable=False, index=True),
+    Column("priority", String(32), nullable=False, index=True),
+    Column("related_id", String(36), nullable=False, default=""),
+    Column("service", String(200), nullable=False, default="", index=True),
+    Column("status", String(32), nullable=False, index=True),
+    Column("environment", String(32), nullable=False, index=True),
+    Column("impact", Boolean, nullable=False, default=False, index=True),
+    Column("start_date", UTCDateTime, nullable=True, index=True),
+    Column("end_date", UTCDateTime, nullable=True),
+    Column("owner", String(200), nullable=False, default=""),
+    Column("stake_holders", JSON, nullable=False, default=list),
+    Column("notification", Boolean, nullable=False, default=False),
+    Column("notifications", JSON, nullable=False, default=list),
+    Column("pull_request_link", Text, nullable=False, default=""),
+    Column("ticket", Text, nullable=False, default=""),
+    Column("slack_id", String(200), nullable=False, default="", index=True),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    Column("duration_seconds", Float, nullable=True),
+    # The most common CI question: "the newest events of this service in this environment".
+    Index("ix_events_service_environment_created_at", "service", "environment", "created_at"),
+)
+
+changelog = Table(
+    "changelog",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "event_id",
+        String(36),
+        ForeignKey("events.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("timestamp", UTCDateTime, nullable=True),
+    Column("user", String(200), nullable=False, default=""),
+    Column("change_type", String(32), nullable=False),
+    Column("field", String(200), nullable=False, default=""),
+    Column("old_value", Text, nullable=False, default=""),
+    Column("new_value", Text, nullable=False, default=""),
+    Column("comment", Text, nullable=False, default=""),
+)
+
+locks = Table(
+    "locks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("service", String(200), nullable=False),
+    Column("environment", String(100), nullable=False),
+    Column("resource", String(200), nullable=False),
+    Column("who", String(200), nullable=False, default=""),
+    Column("event_id", String(36), nullable=False, default="", index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    # The database itself decides who wins a race for a key.
+    UniqueConstraint("service", "environment", "resource"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(100), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response_body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    # sha256 of the secret: the secret itself is never stored.
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("services", JSON, nullable=False, default=list),
+    Column("admin", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+)

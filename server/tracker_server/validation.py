@@ -1,0 +1,132 @@
+"""Input rules upstream's protos declare but never enforce; ours are enforced (400)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tracker_ci.models import (
+    LOCKING_TYPES,
+    ChangelogEntry,
+    Environment,
+    EventAttributes,
+    EventLinks,
+    EventType,
+    Priority,
+    Status,
+    WireEnum,
+)
+from tracker_server.errors import InvalidInput
+
+MAX_TITLE = 500
+MAX_MESSAGE = 20_000
+MAX_NAME = 200  # service, owner, source, who, resource, slack id...
+MAX_LINK = 2_000
+MAX_LIST_ITEMS = 100
+MAX_ENVIRONMENT = 100
+
+
+def is_uuid(value: str) -> bool:
+    """True when ``value`` is a UUID in its usual 36-character form."""
+    if len(value) != 36:
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def require_uuid(value: str, what: str) -> str:
+    """``value`` (lower-cased) when it is a UUID; else a 400 naming ``what``."""
+    if not is_uuid(value):
+        raise InvalidInput(
+            f"invalid request: {what} must be a UUID "
+            f"(e.g. 3f2b8a4e-1c9d-4b7a-9e2f-5d6c7b8a9e0f), got {value!r}"
+        )
+    return value.lower()
+
+
+def check_text(value: str, what: str, *, max_length: int, required: bool = False) -> None:
+    """Length limits and no NUL characters (PostgreSQL text cannot hold them)."""
+    if required and not value.strip():
+        raise InvalidInput(f"invalid request: {what} is required and may not be empty")
+    if len(value) > max_length:
+        raise InvalidInput(
+            f"invalid request: {what} is {len(value)} characters long; at most {max_length}"
+        )
+    if "\x00" in value:
+        raise InvalidInput(f"invalid request: {what} may not contain NUL characters")
+
+
+def check_list(values: list[str], what: str) -> None:
+    """At most ``MAX_LIST_ITEMS`` short items."""
+    if len(values) > MAX_LIST_ITEMS:
+        raise InvalidInput(f"invalid request: {what} has {len(values)} items; at most 100")
+    for index, value in enumerate(values):
+        check_text(value, f"{what}[{index}]", max_length=MAX_NAME)
+
+
+def check_event(title: str, attributes: EventAttributes, links: EventLinks, slack_id: str) -> None:
+    """The rules of an event body (create and update)."""
+    check_text(title, "title", max_length=MAX_TITLE, required=True)
+    check_text(attributes.message, "attributes.message", max_length=MAX_MESSAGE)
+    check_text(attributes.source, "attributes.source", max_length=MAX_NAME)
+    check_text(
+        attributes.service,
+        "attributes.service",
+        max_length=MAX_NAME,
+        # A deployment lock is keyed by its service: it cannot be anonymous.
+        required=attributes.type in LOCKING_TYPES,
+    )
+    check_text(attributes.owner, "attributes.owner", max_length=MAX_NAME)
+    if attributes.related_id:
+        require_uuid(attributes.related_id, "attributes.relatedId")
+    check_list(attributes.stake_holders, "attributes.stakeHolders")
+    check_list(attributes.notifications, "attributes.notifications")
+    check_text(links.pull_request_link, "links.pullRequestLink", max_length=MAX_LINK)
+    check_text(links.ticket, "links.ticket", max_length=MAX_LINK)
+    check_text(slack_id, "slackId", max_length=MAX_NAME)
+    if (
+        attributes.start_date is not None
+        and attributes.end_date is not None
+        and attributes.end_date < attributes.start_date
+    ):
+        raise InvalidInput(
+            "invalid request: attributes.endDate is before attributes.startDate; swap them"
+        )
+
+
+def check_changelog_entry(entry: ChangelogEntry) -> None:
+    """The rules of a changelog entry."""
+    check_text(entry.user, "entry.user", max_length=MAX_NAME)
+    check_text(entry.field, "entry.field", max_length=MAX_NAME)
+    check_text(entry.old_value, "entry.oldValue", max_length=MAX_MESSAGE)
+    check_text(entry.new_value, "entry.newValue", max_length=MAX_MESSAGE)
+    check_text(entry.comment, "entry.comment", max_length=MAX_MESSAGE)
+
+
+def check_lock_key(service: str, environment: str, resource: str, who: str) -> None:
+    """The rules of a lock's key and holder."""
+    check_text(service, "service", max_length=MAX_NAME, required=True)
+    check_text(environment, "environment", max_length=MAX_ENVIRONMENT, required=True)
+    check_text(resource, "resource", max_length=MAX_NAME, required=True)
+    check_text(who, "who", max_length=MAX_NAME)
+
+
+def parse_enum(cls: type[WireEnum], value: str | None, what: str) -> Any:
+    """A query parameter read as an enum name or number; 400 on anything else."""
+    if value is None or value == "":
+        return None
+    try:
+        return cls.parse(value)
+    except ValueError as exc:
+        raise InvalidInput(f"invalid request: query parameter {what}: {exc}") from None
+
+
+ENUMS_BY_PARAMETER: dict[str, type[WireEnum]] = {
+    "type": EventType,
+    "priority": Priority,
+    "status": Status,
+    "environment": Environment,
+}
