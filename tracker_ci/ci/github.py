@@ -153,7 +153,7 @@ def find_pull_request_url(
         return url
     gh = _client(token, context.api_url, timeout)
     try:
-        pulls = list(gh.get_repo(context.repository, lazy=True).get_commit(context.sha).get_pulls())
+        pulls = list(gh.get_repo(context.repository).get_commit(context.sha).get_pulls())
     finally:
         gh.close()
     if not pulls:
@@ -180,7 +180,7 @@ def upsert_pull_request_comment(
     text = f"{marker}\n{body}"
     gh = _client(token, api_url, timeout)
     try:
-        issue = gh.get_repo(repository, lazy=True).get_issue(number)
+        issue = gh.get_repo(repository).get_issue(number)
         for comment in issue.get_comments():
             if marker in (comment.body or ""):
                 comment.edit(text)

@@ -98,12 +98,12 @@ def merge_request_url_from_env(context: GitLabContext) -> str | None:
     return None
 
 
-def _client(server_url: str, token: str, timeout: float) -> Any:
+def _client(server_url: str, token: str, timeout: float, *, job_token: bool) -> Any:
     # python-gitlab is an optional extra and slow to import: only when the API is needed.
     import gitlab
 
     # A CI job token authenticates with JOB-TOKEN, a personal/project token with PRIVATE-TOKEN.
-    if token.startswith("glcbt-") or token == os.environ.get("CI_JOB_TOKEN"):
+    if job_token:
         return gitlab.Gitlab(server_url, job_token=token, timeout=timeout, keep_base_url=True)
     return gitlab.Gitlab(server_url, private_token=token, timeout=timeout, keep_base_url=True)
 
@@ -111,12 +111,15 @@ def _client(server_url: str, token: str, timeout: float) -> Any:
 def find_merge_request_url(
     context: GitLabContext, *, token: str | None = None, timeout: float = 10.0
 ) -> str | None:
-    """The job's MR: from ``CI_MERGE_REQUEST_*``, else the commit's MR via the API (token)."""
+    """The job's MR: from ``CI_MERGE_REQUEST_*``, else the commit's MR via the API.
+
+    The API is asked with ``token`` (a personal or project token), else the job token.
+    """
     url = merge_request_url_from_env(context)
-    token = token or context.job_token
-    if url or not token or not context.sha or not (context.project_id or context.project_path):
+    secret = token or context.job_token
+    if url or not secret or not context.sha or not (context.project_id or context.project_path):
         return url
-    gl = _client(context.server_url, token, timeout)
+    gl = _client(context.server_url, secret, timeout, job_token=not token)
     project = gl.projects.get(context.project_id or context.project_path, lazy=True)
     found = project.commits.get(context.sha, lazy=True).merge_requests(get_all=True)
     requests = [mr for mr in found if isinstance(mr, dict) and mr.get("web_url")]
@@ -135,7 +138,13 @@ def comment_marker(service: str, environment: str) -> str:
 
 
 def upsert_merge_request_note(
-    mr_url: str, *, marker: str, body: str, token: str, timeout: float = 10.0
+    mr_url: str,
+    *,
+    marker: str,
+    body: str,
+    token: str,
+    job_token: bool = False,
+    timeout: float = 10.0,
 ) -> int:
     """Update our note (found by ``marker``) on the merge request, or create it; its id."""
     parsed = parse_merge_request_url(mr_url)
@@ -143,7 +152,7 @@ def upsert_merge_request_note(
         raise ValueError(f"{mr_url!r} is not a GitLab merge request URL")
     server_url, project_path, iid = parsed
     text = f"{marker}\n{body}"
-    gl = _client(server_url, token, timeout)
+    gl = _client(server_url, token, timeout, job_token=job_token)
     merge_request = gl.projects.get(project_path, lazy=True).mergerequests.get(iid, lazy=True)
     for note in merge_request.notes.list(iterator=True):
         if marker in (note.body or ""):

@@ -146,6 +146,7 @@ def post_comment(
                 marker=gitlab.comment_marker(service, environment),
                 body=body,
                 token=token,
+                job_token=not gitlab_token,
                 timeout=timeout,
             )
     except ImportError as exc:
