@@ -21,6 +21,8 @@ that :func:`install_entrypoints` writes into the image (see the Dockerfile and a
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -28,8 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -109,7 +110,6 @@ FALSE_WORDS = ("false", "no", "0")
 ENTRYPOINT_DIR = "/usr/local/bin"
 ENTRYPOINT_NAMES = {"main": "tracker-action", "post": "tracker-action-post"}
 # The CLI's exit codes (docs/architecture.md) and what to do about each.
-EXIT_LOCK_HELD = 3
 _FIXES = {
     1: "The Tracker server answered with an error; its message is above. Check the server's "
     "log, or set fail-policy: open to let deploys go on when the server misbehaves.",
@@ -287,9 +287,11 @@ def parse_inputs(raw: Mapping[str, str]) -> ActionInputs:
 
 
 def _check_mode_needs(inputs: ActionInputs) -> None:
-    needs_service = inputs.mode in ("run", "start", "lock") or (
-        inputs.mode == "finish" and not inputs.event_id
-    ) or (inputs.mode == "unlock" and not inputs.lock_id)
+    needs_service = (
+        inputs.mode in ("run", "start", "lock")
+        or (inputs.mode == "finish" and not inputs.event_id)
+        or (inputs.mode == "unlock" and not inputs.lock_id)
+    )
     if needs_service and not inputs.service:
         raise ActionError(
             f"Input `service` is required for mode {inputs.mode}.",
@@ -310,8 +312,10 @@ def _check_mode_needs(inputs: ActionInputs) -> None:
         warning(f"Input `command` is ignored in mode {inputs.mode} (it is for mode run).")
     if inputs.job_status and inputs.job_status not in JOB_STATUSES:
         warning(f"Input `job-status` is {inputs.job_status!r}; expected {', '.join(JOB_STATUSES)}.")
-    if inputs.token and inputs.server_url.startswith("http://") and not _is_local(
-        inputs.server_url
+    if (
+        inputs.token
+        and inputs.server_url.startswith("http://")
+        and not _is_local(inputs.server_url)
     ):
         warning("The token is sent over plain http; use an https `server-url`.")
 
@@ -334,56 +338,66 @@ def _option(argv: list[str], flag: str, value: str | int) -> None:
         argv += [flag, str(value)]
 
 
-def _start_options(inputs: ActionInputs) -> list[str]:
-    argv = ["--service", inputs.service, "--environment", inputs.environment]
-    _option(argv, "--title", inputs.title)
-    _option(argv, "--message", inputs.message)
-    _option(argv, "--priority", inputs.priority)
-    _option(argv, "--owner", inputs.owner)
-    _option(argv, "--pr-url", inputs.pr_url)
-    _option(argv, "--ticket", inputs.ticket)
-    argv += ["--source", "github-actions"]
-    argv += ["--wait", str(inputs.wait), "--lock-ttl", str(inputs.lock_ttl)]
-    argv += ["--fail-policy", inputs.fail_policy]
-    return argv
+def _comment_flag(inputs: ActionInputs) -> list[str]:
+    return ["--comment"] if inputs.comment else []
 
 
 def finish_status(inputs: ActionInputs) -> str:
-    """The status a finish closes with: the `status` input, else from the job's status."""
+    """The status a finish closes with: the `status` input, else the job's status."""
     if inputs.status:
         return inputs.status
     return "success" if inputs.job_status == "success" else "failure"
 
 
 def build_cli_argv(inputs: ActionInputs) -> list[str]:
-    """The ``tracker-ci`` command line for the step's mode (secrets travel in the env)."""
+    """The ``tracker-ci`` command line of the step's mode (secrets travel in the env).
+
+    Mode run is ``deploy start`` here; the command and ``deploy finish`` follow it.
+    """
     argv = _cli_prefix(inputs)
-    if inputs.mode == "run":
-        # bash, like a `run:` step's default shell, so pipelines fail as users expect.
-        command = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", inputs.command]
-        return argv + ["deploy", "run", *_start_options(inputs), "--", *command]
-    if inputs.mode == "start":
-        return argv + ["deploy", "start", *_start_options(inputs)]
-    if inputs.mode == "finish":
-        argv += ["deploy", "finish", "--status", finish_status(inputs)]
-        if inputs.event_id:
-            argv += ["--event-id", inputs.event_id]
-        else:
-            argv += ["--service", inputs.service, "--environment", inputs.environment]
+    if inputs.mode in ("run", "start"):
+        argv += ["deploy", "start", "--service", inputs.service]
+        argv += ["--environment", inputs.environment]
+        _option(argv, "--title", inputs.title)
         _option(argv, "--message", inputs.message)
-        return argv
+        _option(argv, "--priority", inputs.priority)
+        _option(argv, "--owner", inputs.owner)
+        _option(argv, "--pr-url", inputs.pr_url)
+        _option(argv, "--ticket", inputs.ticket)
+        argv += ["--source", "github-actions", "--wait", str(inputs.wait)]
+        argv += ["--lock-ttl", str(inputs.lock_ttl), "--fail-policy", inputs.fail_policy]
+        return argv + _comment_flag(inputs)
+    if inputs.mode == "finish":
+        return finish_argv(inputs, inputs.event_id, finish_status(inputs), inputs.message)
     if inputs.mode == "lock":
         argv += ["lock", "acquire", "--service", inputs.service]
         argv += ["--environment", inputs.environment]
         _option(argv, "--who", inputs.owner)
         return argv + ["--wait", str(inputs.wait), "--ttl", str(inputs.lock_ttl)]
-    # unlock
-    argv += ["lock", "release"]
+    # unlock: by id, or by key naming the holder (the server checks it is the holder)
     if inputs.lock_id:
-        return argv + ["--lock-id", inputs.lock_id]
-    argv += ["--service", inputs.service, "--environment", inputs.environment]
+        return argv + ["lock", "release", inputs.lock_id]
+    argv += ["lock", "release", "--service", inputs.service]
+    argv += ["--environment", inputs.environment]
     _option(argv, "--who", inputs.owner)
     return argv
+
+
+def finish_argv(inputs: ActionInputs, event_id: str, status: str, message: str) -> list[str]:
+    """``deploy finish`` of one event (or of the newest open one of the service)."""
+    argv = _cli_prefix(inputs) + ["deploy", "finish", "--status", status]
+    if event_id:
+        argv += ["--event-id", event_id]
+    if inputs.service and inputs.environment:
+        argv += ["--service", inputs.service, "--environment", inputs.environment]
+    _option(argv, "--message", message)
+    argv += ["--fail-policy", inputs.fail_policy]
+    return argv + _comment_flag(inputs)
+
+
+def deploy_command_argv(inputs: ActionInputs) -> list[str]:
+    """The deploy command of mode run: bash with the options of a ``run:`` step's shell."""
+    return ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", inputs.command]
 
 
 @dataclass
@@ -398,12 +412,21 @@ class CliResult:
 
     @property
     def error_line(self) -> str:
-        """The CLI's one-line error (its last non-empty stderr line)."""
+        """The CLI's one-line error (its last stderr line that is not a warning)."""
         for line in reversed(self.stderr_tail):
             text = line.strip()
-            if text and not text.startswith("::"):
+            if text and not text.startswith(("::", "warning:")):
                 return text.removeprefix("Error: ").removeprefix("error: ")
         return ""
+
+    @property
+    def warnings(self) -> list[str]:
+        """The CLI's ``warning: ...`` lines, without the prefix."""
+        return [
+            line.strip().removeprefix("warning: ")
+            for line in self.stderr_tail
+            if line.startswith("warning: ")
+        ]
 
 
 def parse_file_commands(text: str) -> dict[str, str]:
@@ -442,10 +465,46 @@ def last_json_document(text: str) -> dict[str, Any]:
     return {}
 
 
-def _relay(stream: Any, sink: Any, keep: list[str], limit: int | None) -> None:
+class Children:
+    """The processes this step runs; SIGINT/SIGTERM are passed on to them.
+
+    In the container this process is PID 1, which the kernel spares from signals it does
+    not handle: without this, a cancelled run would not reach the deploy command.
+    """
+
+    def __init__(self) -> None:
+        self.running: set[subprocess.Popen[Any]] = set()
+        self.interrupted: int | None = None
+
+    def install(self) -> None:
+        """Handle SIGINT and SIGTERM (main thread only)."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._forward)
+
+    def _forward(self, signum: int, _frame: Any) -> None:
+        if self.interrupted is None:
+            self.interrupted = signum
+        for process in list(self.running):
+            if process.poll() is None:
+                process.send_signal(signum)
+
+    def wait(self, process: subprocess.Popen[Any]) -> int:
+        """Wait for a process, passing signals on to it meanwhile."""
+        self.running.add(process)
+        try:
+            return process.wait()
+        finally:
+            self.running.discard(process)
+
+
+CHILDREN = Children()
+
+
+def _relay(stream: Any, sink: Any | None, keep: list[str], limit: int | None) -> None:
     for line in iter(stream.readline, ""):
-        sink.write(line)
-        sink.flush()
+        if sink is not None:
+            sink.write(line)
+            sink.flush()
         keep.append(line)
         if limit is not None and len(keep) > limit:
             del keep[0]
@@ -453,12 +512,9 @@ def _relay(stream: Any, sink: Any, keep: list[str], limit: int | None) -> None:
 
 
 def run_cli(
-    argv: list[str],
-    environ: Mapping[str, str],
-    *,
-    on_outputs: Callable[[dict[str, str]], None] | None = None,
+    argv: list[str], environ: Mapping[str, str], *, forward_signals: bool = True
 ) -> CliResult:
-    """Run the CLI with private output files, relay its output live, forward signals."""
+    """Run the CLI with a private ``GITHUB_OUTPUT``, relaying its stderr to the log live."""
     with tempfile.TemporaryDirectory(prefix="tracker-action-") as tmp:
         output_file = Path(tmp) / "output"
         output_file.touch()
@@ -467,75 +523,37 @@ def run_cli(
         env["GITHUB_OUTPUT"] = str(output_file)
         env["GITHUB_STEP_SUMMARY"] = str(Path(tmp) / "summary")
         process = subprocess.Popen(
-            argv,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         stdout_lines: list[str] = []
         stderr_tail: list[str] = []
         relays = [
-            threading.Thread(
-                target=_relay, args=(process.stdout, sys.stdout, stdout_lines, None), daemon=True
-            ),
-            threading.Thread(
-                target=_relay, args=(process.stderr, sys.stderr, stderr_tail, 50), daemon=True
-            ),
+            # stdout is the JSON result, turned into outputs; stderr is for people.
+            threading.Thread(target=_relay, args=(process.stdout, None, stdout_lines, None)),
+            threading.Thread(target=_relay, args=(process.stderr, sys.stderr, stderr_tail, 50)),
         ]
         for relay in relays:
             relay.start()
-        previous = _forward_signals(process)
-        try:
-            seen: dict[str, str] = {}
-            while process.poll() is None:
-                # Save state as soon as the CLI names the event, not only when it ends: a
-                # job cancelled mid-deploy still leaves the post step something to close.
-                if on_outputs is not None:
-                    current = parse_file_commands(output_file.read_text(encoding="utf-8"))
-                    if current != seen:
-                        seen = current
-                        on_outputs(current)
-                time.sleep(0.2)
-        finally:
-            _restore_signals(previous)
+        exit_code = CHILDREN.wait(process) if forward_signals else process.wait()
         for relay in relays:
             relay.join()
-        outputs = parse_file_commands(output_file.read_text(encoding="utf-8"))
         stdout = "".join(stdout_lines)
         return CliResult(
-            exit_code=process.returncode,
+            exit_code=exit_code,
             stdout=stdout,
             stderr_tail=stderr_tail,
-            outputs=outputs,
+            outputs=parse_file_commands(output_file.read_text(encoding="utf-8")),
             document=last_json_document(stdout),
         )
 
 
-def _forward_signals(process: subprocess.Popen[str]) -> dict[int, Any]:
-    # In the container this process is PID 1, which ignores SIGTERM unless it handles it:
-    # pass SIGINT/SIGTERM (a cancelled run) on to the CLI, which closes the event itself.
-    def forward(signum: int, _frame: Any) -> None:
-        if process.poll() is None:
-            process.send_signal(signum)
-
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, forward)
-    return previous
-
-
-def _restore_signals(previous: Mapping[int, Any]) -> None:
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
-
-
 def cli_environment(inputs: ActionInputs, environ: Mapping[str, str]) -> dict[str, str]:
-    """The CLI's environment: the step's, with the token as TRACKER_TOKEN (never in argv)."""
+    """The CLI's environment: the step's, with the tokens as variables (never in argv)."""
     env = {k: v for k, v in environ.items() if not k.startswith("INPUT_")}
     if inputs.token:
         env["TRACKER_TOKEN"] = inputs.token
+    if inputs.github_token:
+        env["GITHUB_TOKEN"] = inputs.github_token
     return env
 
 
@@ -551,14 +569,13 @@ def _seconds_text(value: Any) -> str:
 
 
 def outputs_from(result: CliResult) -> dict[str, str]:
-    """The step's outputs: what the CLI wrote to its output file, else read from its JSON."""
+    """The step's outputs: what the CLI wrote to its output file, else read from its JSON.
+
+    The JSON is a DeploymentState (``eventId``...), an Event or a Lock, by command.
+    """
     doc = result.document
-    event = doc.get("event") if isinstance(doc.get("event"), dict) else None
-    if event is None and "attributes" in doc:
-        event = doc
-    lock = doc.get("lock") if isinstance(doc.get("lock"), dict) else None
-    if lock is None and "who" in doc and "resource" in doc:
-        lock = doc
+    event = doc if "attributes" in doc else None
+    lock = doc if "who" in doc and "resource" in doc else None
     values = {
         "event-id": doc.get("eventId") or "",
         "lock-id": doc.get("lockId") or "",
@@ -581,6 +598,10 @@ def outputs_from(result: CliResult) -> dict[str, str]:
     return {name: str(values.get(name) or "") for name in OUTPUT_NAMES}
 
 
+def _merge(first: Mapping[str, str], then: Mapping[str, str]) -> dict[str, str]:
+    return {name: then.get(name) or first.get(name, "") for name in OUTPUT_NAMES}
+
+
 def render_summary(
     inputs: ActionInputs,
     outputs: Mapping[str, str],
@@ -593,21 +614,30 @@ def render_summary(
 ) -> str:
     """The job summary of one step: what was deployed, by whom, PR, lock, duration, status."""
     status = outputs.get("status") or "unknown"
-    icon = {"success": ":white_check_mark:", "failure": ":x:", "start": ":rocket:"}.get(
-        status, ":information_source:"
-    )
+    icon = {
+        "success": ":white_check_mark:",
+        "failure": ":x:",
+        "start": ":rocket:",
+        "locked": ":lock:",
+        "unlocked": ":unlock:",
+    }.get(status, ":information_source:")
     event_id = outputs.get("event-id", "")
-    event_cell = f"[`{event_id}`]({outputs['event-url']})" if outputs.get("event-url") else (
-        f"`{event_id}`" if event_id else "none"
-    )
+    if outputs.get("event-url"):
+        event_cell = f"[`{event_id}`]({outputs['event-url']})"
+    else:
+        event_cell = f"`{event_id}`" if event_id else "none (not tracked)"
     by = inputs.owner or actor
+    lock_id = outputs.get("lock-id", "")
+    lock_cell = f"`{lock_id}`" if lock_id else "none"
+    if lock_note:
+        lock_cell = f"`{lock_id}` {lock_note}" if lock_id else lock_note
     rows = [
         ("Service", f"`{inputs.service}`" if inputs.service else ""),
         ("Environment", f"`{inputs.environment}`" if inputs.environment else ""),
         ("Status", f"{icon} {status}"),
         ("Deployed by", by + (f" (run by {actor})" if actor and actor != by else "")),
-        ("Pull request", pr_url or "none found"),
-        ("Lock", lock_note or (f"`{outputs['lock-id']}`" if outputs.get("lock-id") else "none")),
+        ("Pull request", pr_url),
+        ("Lock", lock_cell),
         ("Duration", f"{outputs['duration']} s" if outputs.get("duration") else ""),
         ("Event", event_cell),
     ]
@@ -620,7 +650,7 @@ def render_summary(
 
 # --------------------------------------------------------------------------- state
 class StateFile:
-    """The step's saved state (``GITHUB_STATE``), written once per value as it is learnt."""
+    """The step's saved state (``GITHUB_STATE``), appended as soon as a value is known."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.path = environ.get("GITHUB_STATE", "")
@@ -661,122 +691,20 @@ def detect_pull_request(inputs: ActionInputs, environ: Mapping[str, str]) -> str
     try:
         url = github.find_pull_request_url(context, token=inputs.github_token or None, timeout=5)
     except Exception as exc:  # noqa: BLE001 - a PR link is a nicety, never worth a failed deploy
-        warning(f"Could not look up the pull request of {context.short_sha}: {exc}")
+        warning(f"Could not look up the pull request of commit {context.short_sha}: {exc}")
         return ""
     return url or ""
 
 
-def _comment(inputs: ActionInputs, environ: Mapping[str, str], pr_url: str, body: str) -> None:
-    if not inputs.comment:
-        return
-    if not pr_url:
-        warning("comment: true, but this run has no pull request to comment on.")
-        return
-    if not inputs.github_token:
-        warning("comment: true needs `github-token` (it defaults to the job's token).")
-        return
-    context = github.detect(environ)
-    api_url = context.api_url if context else "https://api.github.com"
-    try:
-        github.upsert_pull_request_comment(
-            pr_url,
-            marker=github.comment_marker(inputs.service, inputs.environment),
-            body=body,
-            token=inputs.github_token,
-            api_url=api_url,
-            timeout=10,
-        )
-    except Exception as exc:  # noqa: BLE001 - the deploy's outcome stands without the comment
-        warning(
-            f"Could not comment on {pr_url}: {exc}. Give the job `permissions: "
-            "pull-requests: write`, or set comment: false."
-        )
-
-
 # --------------------------------------------------------------------------- main
-def _mask_secrets(inputs: ActionInputs, environ: Mapping[str, str]) -> None:
-    for secret in (inputs.token, inputs.github_token):
-        if secret:
-            github.mask(secret, {**environ, "GITHUB_ACTIONS": "true"})
-
-
 def _fail_from_cli(result: CliResult, what: str) -> NoReturn:
     message = result.error_line or f"tracker-ci exited with code {result.exit_code}"
     die(f"{what}: {message}", _FIXES.get(result.exit_code, ""), result.exit_code)
 
 
-def main(environ: Mapping[str, str] | None = None) -> int:
-    """The action's main step: validate the inputs, run the CLI, publish its result."""
-    env = dict(os.environ if environ is None else environ)
-    raw = read_inputs(env)
-    for name in SECRET_INPUTS:  # before anything else is printed
-        if raw[name]:
-            github.mask(raw[name], {**env, "GITHUB_ACTIONS": "true"})
-    try:
-        inputs = parse_inputs(raw)
-        pr_url = ""
-        if inputs.mode in ("run", "start"):
-            pr_url = detect_pull_request(inputs, env)
-            inputs = _replace(inputs, pr_url=pr_url)
-    except ActionError as exc:
-        die(exc.message, exc.fix, exc.exit_code)
-    _mask_secrets(inputs, env)
-    state = StateFile(env)
-    state.save(mode=inputs.mode)
-    opening = inputs.mode in ("run", "start", "lock")
-
-    def remember(outputs: dict[str, str]) -> None:
-        if opening and (outputs.get("event-id") or outputs.get("lock-id")):
-            state.save(
-                event_id=outputs.get("event-id", ""),
-                lock_id=outputs.get("lock-id", ""),
-                closed="false",
-            )
-
-    argv = build_cli_argv(inputs)
-    result = run_cli(argv, cli_environment(inputs, env), on_outputs=remember)
-    outputs = outputs_from(result)
-    remember(outputs)
-    actor = env.get("GITHUB_ACTOR", "")
-    if inputs.mode == "run":
-        return _finish_run(inputs, env, result, outputs, state, actor, pr_url)
-    if result.exit_code != 0:
-        _fail_from_cli(result, _FAILED_WHAT[inputs.mode])
-    github.write_if_possible(outputs, env)
-    if inputs.mode == "start":
-        state.save(closed="false")
-        _append_env(env, {"TRACKER_EVENT_ID": outputs["event-id"],
-                          "TRACKER_LOCK_ID": outputs["lock-id"]})
-        if not outputs["event-id"]:
-            warning("The deployment is not tracked (the server could not be reached; "
-                    "fail-policy: open let it go on).")
-        heading = f"Deploying {inputs.service} to {inputs.environment}"
-        note = (
-            "The event stays open for the next steps; a `mode: finish` step or this "
-            "action's post step closes it at the end of the job."
-            if inputs.auto_close
-            else "auto-close is false: close the event with a `mode: finish` step."
-        )
-        summary = render_summary(inputs, outputs, heading=heading, actor=actor, pr_url=pr_url,
-                                 note=note)
-    elif inputs.mode == "finish":
-        heading = f"Deployment of {inputs.service or outputs['event-id']} closed"
-        summary = render_summary(inputs, outputs, heading=heading, actor=actor,
-                                 lock_note="released")
-    elif inputs.mode == "lock":
-        state.save(closed="false")
-        _append_env(env, {"TRACKER_LOCK_ID": outputs["lock-id"]})
-        heading = f"Lock taken on {inputs.service} in {inputs.environment}"
-        summary = render_summary(inputs, {**outputs, "status": "locked"}, heading=heading,
-                                 actor=actor)
-    else:
-        heading = "Lock released"
-        summary = render_summary(inputs, {**outputs, "status": "unlocked"}, heading=heading,
-                                 actor=actor, lock_note="released")
-    github.append_summary(summary, env)
-    if inputs.mode in ("start", "finish"):
-        _comment(inputs, env, pr_url, summary)
-    return 0
+def _annotate_warnings(result: CliResult) -> None:
+    for text in result.warnings:
+        warning(text)
 
 
 _FAILED_WHAT = {
@@ -786,48 +714,172 @@ _FAILED_WHAT = {
     "lock": "Could not take the lock",
     "unlock": "Could not release the lock",
 }
+_UNTRACKED = (
+    "The deployment is not tracked: the Tracker server could not be reached or failed, and "
+    "fail-policy: open let the deploy go on."
+)
 
 
-def _replace(inputs: ActionInputs, **changes: Any) -> ActionInputs:
-    from dataclasses import replace
+def _mask_inputs(raw: Mapping[str, str]) -> None:
+    for name in SECRET_INPUTS:
+        if raw[name]:
+            github.mask(raw[name], {"GITHUB_ACTIONS": "true"})
 
-    return replace(inputs, **changes)
+
+def main(environ: Mapping[str, str] | None = None) -> int:
+    """The action's main step: validate the inputs, run the CLI, publish its result."""
+    env = dict(os.environ if environ is None else environ)
+    raw = read_inputs(env)
+    _mask_inputs(raw)  # before anything else is printed
+    try:
+        inputs = parse_inputs(raw)
+        if inputs.mode in ("run", "start"):
+            inputs = dataclasses.replace(inputs, pr_url=detect_pull_request(inputs, env))
+    except ActionError as exc:
+        die(exc.message, exc.fix, exc.exit_code)
+    CHILDREN.install()
+    state = StateFile(env)
+    state.save(mode=inputs.mode)
+    cli_env = cli_environment(inputs, env)
+    result = run_cli(build_cli_argv(inputs), cli_env)
+    _annotate_warnings(result)
+    if result.exit_code != 0:
+        _fail_from_cli(result, _FAILED_WHAT[inputs.mode])
+    outputs = outputs_from(result)
+    if inputs.mode in ("run", "start", "lock") and (outputs["event-id"] or outputs["lock-id"]):
+        # Saved before anything else runs, so the post step can close what was opened
+        # even when the job is cancelled or the container killed mid-deploy.
+        state.save(event_id=outputs["event-id"], lock_id=outputs["lock-id"], closed="false")
+    if inputs.mode == "run":
+        return _run_deploy(inputs, env, cli_env, outputs, state)
+    github.write_if_possible(outputs, env)
+    actor = env.get("GITHUB_ACTOR", "")
+    if inputs.mode == "start":
+        _append_env(
+            env, {"TRACKER_EVENT_ID": outputs["event-id"], "TRACKER_LOCK_ID": outputs["lock-id"]}
+        )
+        if not outputs["event-id"]:
+            warning(_UNTRACKED)
+        note = (
+            "The event stays open for the next steps: a `mode: finish` step, or this "
+            "action's post step at the end of the job, closes it."
+            if inputs.auto_close
+            else "auto-close is false: close the event with a `mode: finish` step."
+        )
+        heading = f"Deploying {inputs.service} to {inputs.environment}"
+        summary = render_summary(
+            inputs, outputs, heading=heading, actor=actor, pr_url=inputs.pr_url, note=note
+        )
+    elif inputs.mode == "finish":
+        heading = f"Deployment {inputs.service or inputs.event_id} closed"
+        summary = render_summary(
+            inputs, outputs, heading=heading, actor=actor, lock_note="released"
+        )
+    elif inputs.mode == "lock":
+        _append_env(env, {"TRACKER_LOCK_ID": outputs["lock-id"]})
+        outputs = {**outputs, "status": "locked"}
+        github.write_if_possible({"status": "locked"}, env)
+        heading = f"Lock taken on {inputs.service} in {inputs.environment}"
+        summary = render_summary(inputs, outputs, heading=heading, actor=actor)
+    else:
+        github.write_if_possible({"status": "unlocked", "lock-id": inputs.lock_id}, env)
+        outputs = {**outputs, "status": "unlocked", "lock-id": inputs.lock_id}
+        summary = render_summary(
+            inputs, outputs, heading="Lock released", actor=actor, lock_note="released"
+        )
+    github.append_summary(summary, env)
+    return 0
 
 
-def _finish_run(
+def _run_deploy(
     inputs: ActionInputs,
     env: Mapping[str, str],
-    result: CliResult,
-    outputs: dict[str, str],
+    cli_env: Mapping[str, str],
+    opened: dict[str, str],
     state: StateFile,
-    actor: str,
-    pr_url: str,
 ) -> int:
-    # The CLI closed the event itself (success or failure) before it exited.
-    closed = outputs["status"] in FINISH_STATUSES
-    if outputs["event-id"]:
-        state.save(closed="true" if closed else "false")
+    """Mode run after ``deploy start``: run the command, then ``deploy finish`` by its code.
+
+    Not ``tracker-ci deploy run``: that reports the event only when it ends, and the post
+    step needs it in the state before the command starts.
+    """
+    event_id, lock_id = opened["event-id"], opened["lock-id"]
+    command_env = {**cli_env, "TRACKER_EVENT_ID": event_id, "TRACKER_LOCK_ID": lock_id}
+    if CHILDREN.interrupted is not None:
+        code = 128 + CHILDREN.interrupted
+    else:
+        with _renewing(inputs, cli_env, lock_id):
+            try:
+                process = subprocess.Popen(deploy_command_argv(inputs), env=command_env)
+            except OSError as exc:  # no bash in PATH: a broken image, a failed deploy
+                print(f"tracker-ci: cannot run the command: {exc}", file=sys.stderr)
+                code = 127
+            else:
+                code = CHILDREN.wait(process)
+                if code < 0:  # killed by a signal: report it as a shell does
+                    code = 128 - code
+    if CHILDREN.interrupted is not None:
+        detail = f"cancelled by {signal.Signals(CHILDREN.interrupted).name} (exit code {code})"
+    else:
+        detail = "" if code == 0 else f"the deploy command exited with code {code}"
+    outputs = dict(opened)
+    if event_id:
+        status = "success" if code == 0 and CHILDREN.interrupted is None else "failure"
+        closing = run_cli(
+            finish_argv(inputs, event_id, status, detail), cli_env, forward_signals=False
+        )
+        _annotate_warnings(closing)
+        if closing.exit_code != 0:
+            # The post step tries again; the command's own result stands.
+            warning(f"Could not close the deployment: {closing.error_line}")
+        else:
+            outputs = _merge(opened, outputs_from(closing))
+            outputs["status"] = outputs["status"] or status
+            state.save(closed="true")
+    else:
+        warning(_UNTRACKED)
     github.write_if_possible(outputs, env)
-    heading = f"Deployment of {inputs.service} to {inputs.environment}"
-    if result.exit_code != 0 and not outputs["event-id"]:
-        # Nothing was opened: the CLI refused to start (held lock, bad token, ...).
-        _fail_from_cli(result, _FAILED_WHAT["run"])
+    closed = state.saved.get("closed") == "true"
     summary = render_summary(
-        inputs, outputs, heading=heading, actor=actor, pr_url=pr_url,
+        inputs,
+        outputs,
+        heading=f"Deployment of {inputs.service} to {inputs.environment}",
+        actor=env.get("GITHUB_ACTOR", ""),
+        pr_url=inputs.pr_url,
         lock_note="released" if closed else "",
+        note=detail.capitalize() + "." if detail else "",
     )
     github.append_summary(summary, env)
-    _comment(inputs, env, pr_url, summary)
-    if result.exit_code != 0:
+    if code != 0:
         _command(
             "error",
-            f"The deploy command exited with code {result.exit_code}; the deployment of "
-            f"{inputs.service} to {inputs.environment} was closed as {outputs['status'] or 'failure'}.",
+            f"{detail.capitalize()}; the deployment of {inputs.service} to "
+            f"{inputs.environment} was closed as {outputs['status'] or 'failure'}.",
         )
-    elif not outputs["event-id"]:
-        warning("The deploy ran but is not tracked (the server could not be reached; "
-                "fail-policy: open let it go on).")
-    return result.exit_code
+    return code
+
+
+@contextlib.contextmanager
+def _renewing(inputs: ActionInputs, cli_env: Mapping[str, str], lock_id: str) -> Iterator[None]:
+    """Renew the lock every third of its TTL while the command runs (``lock renew``)."""
+    if not (lock_id and inputs.lock_ttl > 0):
+        yield
+        return
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(inputs.lock_ttl / 3):
+            argv = _cli_prefix(inputs) + ["lock", "renew", lock_id, "--ttl", str(inputs.lock_ttl)]
+            renewed = run_cli(argv, cli_env, forward_signals=False)
+            if renewed.exit_code != 0:
+                warning(f"Could not renew the lock {lock_id}: {renewed.error_line}")
+
+    thread = threading.Thread(target=renew, name="tracker-action-lock-renewal", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 # --------------------------------------------------------------------------- post
@@ -835,68 +887,73 @@ def post(environ: Mapping[str, str] | None = None) -> int:
     """The post step: close what the main step opened and left open; else do nothing."""
     env = dict(os.environ if environ is None else environ)
     raw = read_inputs(env)
-    for name in SECRET_INPUTS:
-        if raw[name]:
-            github.mask(raw[name], {**env, "GITHUB_ACTIONS": "true"})
+    _mask_inputs(raw)
     event_id = env.get("STATE_event_id", "")
     lock_id = env.get("STATE_lock_id", "")
     if env.get("STATE_closed", "") != "false" or not (event_id or lock_id):
-        print("tracker-ci: nothing left open by this step.")
+        print("tracker-ci: this step left nothing open.")
         return 0
     try:
         inputs = parse_inputs({**raw, "mode": env.get("STATE_mode", "") or raw["mode"]})
-    except ActionError as exc:  # the main step accepted them: should not happen
+    except ActionError as exc:  # the main step accepted the same inputs
         die(exc.message, exc.fix, exc.exit_code)
     if not inputs.auto_close:
-        notice(f"auto-close is false: event {event_id or '-'} / lock {lock_id or '-'} stay open.")
+        notice(f"auto-close is false: event {event_id or '-'} and lock {lock_id or '-'} stay open.")
         return 0
+    CHILDREN.install()
     cli_env = cli_environment(inputs, env)
-    status = finish_status(_replace(inputs, status=""))
     job_status = inputs.job_status or "unknown"
+    status = finish_status(dataclasses.replace(inputs, status=""))
+    message = f"Closed by the post step of the action (job status: {job_status})."
     if event_id:
         current = run_cli(_cli_prefix(inputs) + ["event", "get", event_id], cli_env)
-        if current.exit_code == 0 and _event_status(current.document) not in ("start",
-                                                                             "in_progress"):
-            print(f"tracker-ci: event {event_id} was already closed; nothing to do.")
+        if current.exit_code == 0 and _event_status(current.document) not in OPEN_STATUSES:
+            print(f"tracker-ci: event {event_id} is already closed; nothing to do.")
             return 0
-        argv = _cli_prefix(inputs) + ["deploy", "finish", "--event-id", event_id,
-                                      "--status", status, "--message",
-                                      f"Closed by the post step (job status: {job_status})."]
-        result = run_cli(argv, cli_env)
+        result = run_cli(finish_argv(inputs, event_id, status, message), cli_env)
     else:
-        result = run_cli(_cli_prefix(inputs) + ["lock", "release", "--lock-id", lock_id], cli_env)
+        result = run_cli(_cli_prefix(inputs) + ["lock", "release", lock_id], cli_env)
+        if result.exit_code == 6:  # released by a later step, or expired: nothing to do
+            print(f"tracker-ci: lock {lock_id} is already released; nothing to do.")
+            return 0
+    _annotate_warnings(result)
     if result.exit_code != 0:
-        what = "Could not close the deployment at the end of the job"
+        what = "Could not close what this step opened, at the end of the job"
         if inputs.fail_policy == "open" and result.exit_code in (1, 4):
             warning(f"{what}: {result.error_line}")
             return 0
         _fail_from_cli(result, what)
-    outputs = outputs_from(result)
-    outputs["event-id"] = outputs["event-id"] or event_id
-    if not event_id:
-        outputs["status"] = "unlocked"
-    heading = (
-        f"Deployment of {inputs.service} to {inputs.environment} closed by the post step"
-        if event_id else f"Lock on {inputs.service} in {inputs.environment} released"
-    )
-    note = (
-        f"This step left the deployment open; the job ended with status **{job_status}**, "
-        f"so the post step closed it as **{outputs['status'] or status}** and released its lock."
-    )
-    summary = render_summary(inputs, outputs, heading=heading, actor=env.get("GITHUB_ACTOR", ""),
-                             lock_note="released", note=note)
-    github.append_summary(summary, env)
+    outputs = {**outputs_from(result), "event-id": event_id, "lock-id": lock_id}
     if event_id:
-        _comment(inputs, env, inputs.pr_url, summary)
-    print(f"tracker-ci: {note}")
+        outputs["status"] = outputs["status"] or status
+        heading = f"Deployment of {inputs.service} to {inputs.environment} closed by the post step"
+        note = (
+            f"This step left the deployment open and the job ended with status "
+            f"**{job_status}**: the post step closed it as **{outputs['status']}** and "
+            "released its lock."
+        )
+    else:
+        outputs["status"] = "unlocked"
+        heading = f"Lock on {inputs.service} in {inputs.environment} released by the post step"
+        note = f"The job ended with status **{job_status}**: the post step released the lock."
+    summary = render_summary(
+        inputs,
+        outputs,
+        heading=heading,
+        actor=env.get("GITHUB_ACTOR", ""),
+        lock_note="released",
+        note=note,
+    )
+    github.append_summary(summary, env)
+    print(f"tracker-ci: {note.replace('**', '')}")
     return 0
 
 
+OPEN_STATUSES = ("start", "in_progress")
+
+
 def _event_status(document: Mapping[str, Any]) -> str:
-    event = document.get("event", document)
-    if not isinstance(event, dict):
-        return ""
-    return str((event.get("attributes") or {}).get("status", ""))
+    return str((document.get("attributes") or {}).get("status", ""))
 
 
 # --------------------------------------------------------------------------- tooling
@@ -945,8 +1002,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Command line: ``main`` | ``post`` | ``--print-inputs-table`` | ``--install-entrypoints``."""
     parser = argparse.ArgumentParser(prog="python -m tracker_ci.ci.github_action")
     parser.add_argument("stage", nargs="?", choices=("main", "post"))
-    parser.add_argument("--print-inputs-table", metavar="ACTION_YML", nargs="?",
-                        const="action.yml")
+    parser.add_argument("--print-inputs-table", metavar="ACTION_YML", nargs="?", const="action.yml")
     parser.add_argument("--install-entrypoints", metavar="DIR")
     args = parser.parse_args(argv)
     if args.print_inputs_table:

@@ -1,0 +1,353 @@
+"""The action run as the GitHub runner runs it (see emulator.py), against the real server."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.action.emulator import Job, event_payloads
+from tests.support.servers import RunningServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.server]
+
+API = "/api/v1alpha1"
+
+
+def _service() -> str:
+    return f"shop-{uuid.uuid4().hex[:8]}"
+
+
+def _event(server: RunningServer, event_id: str) -> dict:
+    answer = httpx.get(f"{server.url}{API}/event/{event_id}", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["event"]
+
+
+def _locks_of(server: RunningServer, service: str) -> list[dict]:
+    answer = httpx.get(f"{server.url}{API}/locks/list", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return [lock for lock in answer.json()["locks"] if lock["service"] == service]
+
+
+@pytest.fixture(params=sorted(event_payloads()))
+def job(request: pytest.FixtureRequest, tmp_path: Path) -> Job:
+    """A job triggered by a pull_request, a push or a workflow_dispatch event."""
+    return Job(tmp_path, request.param, event_payloads()[request.param])
+
+
+def test_a_successful_deploy_is_tracked_from_start_to_end(
+    job: Job, sqlite_server: RunningServer
+) -> None:
+    service = _service()
+    marker = job.workspace / "deployed.txt"
+    step = job.run_main(
+        {
+            "server-url": sqlite_server.url,
+            "service": service,
+            "environment": "UAT",
+            "command": 'echo "version 1.2.3" > deployed.txt\necho "TRACKER_EVENT_ID=$TRACKER_EVENT_ID"',
+            "wait": "0",
+        }
+    )
+    assert step.exit_code == 0, step.log
+    # The command ran in the workspace, as a `run:` step would.
+    assert marker.read_text() == "version 1.2.3\n"
+    outputs = step.outputs
+    assert set(outputs) >= {"event-id", "lock-id", "status", "duration", "event-url"}, step.log
+    assert outputs["status"] == "success"
+    assert float(outputs["duration"]) >= 0
+    assert outputs["event-url"].endswith(outputs["event-id"])
+    assert f"TRACKER_EVENT_ID={outputs['event-id']}" in step.stdout
+    # The post step finds it closed and does nothing.
+    assert step.state["closed"] == "true"
+
+    event = _event(sqlite_server, outputs["event-id"])
+    assert event["attributes"]["status"] == "success"
+    assert event["attributes"]["service"] == service
+    assert event["attributes"]["environment"] == "UAT"
+    assert event["attributes"]["type"] == "deployment"
+    assert event["attributes"]["owner"] == job.actor
+    assert event["metadata"]["duration"] is not None
+    if job.event_name == "pull_request":
+        assert event["links"]["pullRequestLink"] == "https://github.com/acme/shop/pull/17"
+    else:
+        assert event["links"]["pullRequestLink"] == ""
+        # No GitHub API here: the commit's PR lookup failed, as a warning only.
+        assert any("pull request" in w for w in step.annotations("warning")), step.log
+    assert _locks_of(sqlite_server, service) == []
+
+    summary = step.summary
+    assert f"Deployment of {service} to UAT" in summary
+    assert "success" in summary and job.actor in summary
+    assert outputs["event-id"] in summary and "released" in summary
+    if job.event_name == "pull_request":
+        assert "https://github.com/acme/shop/pull/17" in summary
+
+    post = job.run_post(
+        step, {"server-url": sqlite_server.url, "service": service}, job_status="success"
+    )
+    assert post.exit_code == 0, post.log
+    assert "left nothing open" in post.stdout
+    assert _event(sqlite_server, outputs["event-id"])["attributes"]["status"] == "success"
+
+
+def test_a_later_failed_step_makes_the_post_step_close_as_failure(
+    tmp_path: Path, sqlite_server: RunningServer
+) -> None:
+    job = Job(tmp_path, "push", event_payloads()["push"])
+    service = _service()
+    with_ = {
+        "server-url": sqlite_server.url,
+        "service": service,
+        "environment": "production",
+        "mode": "start",
+        "wait": "0",
+    }
+    start = job.run_main(with_)
+    assert start.exit_code == 0, start.log
+    event_id = start.outputs["event-id"]
+    lock_id = start.outputs["lock-id"]
+    assert event_id and lock_id and start.outputs["status"] == "start"
+    assert start.state == {
+        "mode": "start",
+        "event_id": event_id,
+        "lock_id": lock_id,
+        "closed": "false",
+    }
+    # Later steps see the event through GITHUB_ENV.
+    assert job.job_env["TRACKER_EVENT_ID"] == event_id
+    assert [lock["id"] for lock in _locks_of(sqlite_server, service)] == [lock_id]
+    assert "post step" in start.summary
+
+    # ... a later step of the job fails: job.status is `failure` when the post step runs.
+    post = job.run_post(start, with_, job_status="failure")
+    assert post.exit_code == 0, post.log
+    event = _event(sqlite_server, event_id)
+    assert event["attributes"]["status"] == "failure"
+    assert event["metadata"]["duration"] is not None
+    assert "job status: failure" in event["attributes"]["message"]
+    assert _locks_of(sqlite_server, service) == []
+    assert "closed by the post step" in post.summary and "failure" in post.summary
+
+
+def test_the_post_step_closes_as_success_when_the_job_succeeded(
+    tmp_path: Path, sqlite_server: RunningServer
+) -> None:
+    job = Job(tmp_path, "workflow_dispatch", event_payloads()["workflow_dispatch"])
+    service = _service()
+    with_ = {"server-url": sqlite_server.url, "service": service, "mode": "start", "wait": "0"}
+    start = job.run_main(with_)
+    assert start.exit_code == 0, start.log
+    post = job.run_post(start, with_, job_status="success")
+    assert post.exit_code == 0, post.log
+    assert _event(sqlite_server, start.outputs["event-id"])["attributes"]["status"] == "success"
+    assert _locks_of(sqlite_server, service) == []
+
+
+def test_the_post_step_leaves_alone_an_event_a_finish_step_closed(
+    tmp_path: Path, sqlite_server: RunningServer
+) -> None:
+    job = Job(tmp_path, "push", event_payloads()["push"])
+    service = _service()
+    base = {"server-url": sqlite_server.url, "service": service, "wait": "0"}
+    start = job.run_main({**base, "mode": "start"})
+    assert start.exit_code == 0, start.log
+    event_id = start.outputs["event-id"]
+    finish = job.run_main({**base, "mode": "finish", "event-id": event_id, "status": "success"})
+    assert finish.exit_code == 0, finish.log
+    assert finish.outputs["status"] == "success"
+    assert finish.outputs["duration"]
+    assert _locks_of(sqlite_server, service) == []
+    # The job failed later; the start step's post must not rewrite a closed deploy.
+    post = job.run_post(start, {**base, "mode": "start"}, job_status="failure")
+    assert post.exit_code == 0, post.log
+    assert "already closed" in post.stdout
+    assert _event(sqlite_server, event_id)["attributes"]["status"] == "success"
+
+
+def test_a_failing_deploy_command_fails_the_step_and_closes_as_failure(
+    tmp_path: Path, sqlite_server: RunningServer
+) -> None:
+    job = Job(tmp_path, "push", event_payloads()["push"])
+    service = _service()
+    step = job.run_main(
+        {
+            "server-url": sqlite_server.url,
+            "service": service,
+            "wait": "0",
+            "command": "echo deploying; false | cat; exit 7",
+        }
+    )
+    # pipefail: `false | cat` already fails the bash -e script, with the code of `false`.
+    assert step.exit_code == 1, step.log
+    assert step.outputs["status"] == "failure"
+    errors = step.annotations("error")
+    assert errors and "exited with code 1" in errors[0], step.log
+    event = _event(sqlite_server, step.outputs["event-id"])
+    assert event["attributes"]["status"] == "failure"
+    assert _locks_of(sqlite_server, service) == []
+    assert step.state["closed"] == "true"
+
+
+def test_a_locked_service_fails_the_step_naming_the_holder(
+    tmp_path: Path, sqlite_server: RunningServer
+) -> None:
+    job = Job(tmp_path, "pull_request", event_payloads()["pull_request"])
+    service = _service()
+    held = httpx.post(
+        f"{sqlite_server.url}{API}/lock",
+        json={
+            "service": service,
+            "environment": "production",
+            "resource": "deployment",
+            "who": "alice",
+        },
+        timeout=10,
+    )
+    assert held.status_code == 200, held.text
+    marker = job.workspace / "deployed.txt"
+    step = job.run_main(
+        {
+            "server-url": sqlite_server.url,
+            "service": service,
+            "wait": "1",
+            "command": "touch deployed.txt",
+        }
+    )
+    assert step.exit_code == 3, step.log
+    assert not marker.exists(), "the deploy ran without its lock"
+    errors = step.annotations("error")
+    assert len(errors) == 1 and "alice" in errors[0], step.log
+    assert "How to fix it" in step.summary and "alice" in step.summary
+    assert step.outputs == {}
+    assert step.state == {"mode": "run"}
+    post = job.run_post(
+        step, {"server-url": sqlite_server.url, "service": service}, job_status="failure"
+    )
+    assert post.exit_code == 0 and "left nothing open" in post.stdout, post.log
+    # The holder's lock is untouched.
+    assert [lock["who"] for lock in _locks_of(sqlite_server, service)] == ["alice"]
+
+
+def test_lock_then_post_releases_the_lock(tmp_path: Path, sqlite_server: RunningServer) -> None:
+    job = Job(tmp_path, "workflow_dispatch", event_payloads()["workflow_dispatch"])
+    service = _service()
+    with_ = {"server-url": sqlite_server.url, "service": service, "mode": "lock", "wait": "0"}
+    step = job.run_main(with_)
+    assert step.exit_code == 0, step.log
+    assert step.outputs["status"] == "locked"
+    (lock,) = _locks_of(sqlite_server, service)
+    assert lock["id"] == step.outputs["lock-id"] and lock["who"] == job.actor
+    post = job.run_post(step, with_, job_status="cancelled")
+    assert post.exit_code == 0, post.log
+    assert _locks_of(sqlite_server, service) == []
+
+
+def test_unlock_releases_a_lock_by_id(tmp_path: Path, sqlite_server: RunningServer) -> None:
+    job = Job(tmp_path, "workflow_dispatch", event_payloads()["workflow_dispatch"])
+    service = _service()
+    base = {"server-url": sqlite_server.url, "service": service, "wait": "0"}
+    lock = job.run_main({**base, "mode": "lock"})
+    assert lock.exit_code == 0, lock.log
+    unlock = job.run_main({**base, "mode": "unlock", "lock-id": lock.outputs["lock-id"]})
+    assert unlock.exit_code == 0, unlock.log
+    assert unlock.outputs["status"] == "unlocked"
+    assert _locks_of(sqlite_server, service) == []
+    # The lock step's post finds the lock gone and says so.
+    post = job.run_post(lock, {**base, "mode": "lock"}, job_status="success")
+    assert post.exit_code == 0 and "already released" in post.stdout, post.log
+
+
+def test_an_unreachable_server_with_fail_policy_open_deploys_untracked(tmp_path: Path) -> None:
+    job = Job(tmp_path, "push", event_payloads()["push"])
+    step = job.run_main(
+        {
+            "server-url": "http://127.0.0.1:9",
+            "service": "shop",
+            "command": "touch deployed.txt",
+            "wait": "0",
+        }
+    )
+    assert step.exit_code == 0, step.log
+    assert (job.workspace / "deployed.txt").exists()
+    assert step.outputs["event-id"] == ""
+    assert any("not tracked" in w for w in step.annotations("warning")), step.log
+
+
+def test_an_unreachable_server_with_fail_policy_closed_stops(tmp_path: Path) -> None:
+    job = Job(tmp_path, "push", event_payloads()["push"])
+    step = job.run_main(
+        {
+            "server-url": "http://127.0.0.1:9",
+            "service": "shop",
+            "command": "touch deployed.txt",
+            "wait": "0",
+            "fail-policy": "closed",
+        }
+    )
+    assert step.exit_code == 4, step.log
+    assert not (job.workspace / "deployed.txt").exists()
+    assert step.annotations("error"), step.log
+    assert "server-url" in step.summary
+
+
+@pytest.mark.parametrize(
+    ("with_", "named"),
+    [
+        ({"service": "shop", "comment": "maybe"}, "comment"),
+        ({"service": "shop", "auto-close": "Treu"}, "auto-close"),
+        ({"service": "shop", "mode": "deploy"}, "mode"),
+        ({"service": "shop", "environment": "prod"}, "environment"),
+        ({"service": "shop", "fail-policy": "ajar"}, "fail-policy"),
+        ({"service": "shop", "wait": "five minutes"}, "wait"),
+        ({"service": "shop", "priority": "P9"}, "priority"),
+        ({"service": "shop", "pr-url": "https://example.com/not-a-pr"}, "pr-url"),
+        ({"service": "shop", "server-url": "tracker.example.com"}, "server-url"),
+        ({"command": "true"}, "service"),
+        ({"service": "shop", "command": ""}, "command"),
+    ],
+)
+def test_bad_inputs_fail_the_step_before_anything_runs(
+    tmp_path: Path, with_: dict[str, str], named: str
+) -> None:
+    job = Job(tmp_path, "push", event_payloads()["push"])
+    step = job.run_main({"server-url": "http://127.0.0.1:9", "command": "touch ran.txt", **with_})
+    assert step.exit_code == 2, step.log
+    errors = step.annotations("error")
+    assert len(errors) == 1 and f"`{named}`" in errors[0], step.log
+    assert "How to fix it" in step.summary
+    assert not (job.workspace / "ran.txt").exists()
+    assert step.state == {} and step.outputs == {}
+
+
+def test_secrets_are_masked_first(tmp_path: Path) -> None:
+    job = Job(tmp_path, "push", event_payloads()["push"])
+    step = job.run_main(
+        {
+            "server-url": "http://127.0.0.1:9",
+            "service": "shop",
+            "token": "trk_supersecret",
+            "mode": "bogus",
+        }
+    )
+    lines = step.stdout.splitlines()
+    assert lines[0] == "::add-mask::trk_supersecret", step.log
+    assert f"::add-mask::{job.github_token}" in lines[:2]
+
+
+def test_a_doubtful_spelling_is_accepted_with_a_warning(tmp_path: Path) -> None:
+    job = Job(tmp_path, "push", event_payloads()["push"])
+    step = job.run_main(
+        {
+            "server-url": "http://127.0.0.1:9",
+            "service": "shop",
+            "environment": "Production",
+            "command": "true",
+            "wait": "0",
+        }
+    )
+    assert step.exit_code == 0, step.log
+    assert any("'production'" in w for w in step.annotations("warning")), step.log
