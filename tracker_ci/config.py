@@ -88,6 +88,13 @@ def _whole_seconds(value: Any) -> int:
     return int(number)
 
 
+def _retries(value: Any) -> int:
+    number = _whole_seconds(value)  # the same check: a whole number >= 0
+    if number > 10:
+        raise ValueError(f"expected at most 10 retries, got {value!r}")
+    return number
+
+
 def _environment(value: Any) -> str:
     # The enum lives with the wire models (pydantic); import it only when a file sets it.
     from tracker_ci.models import Environment
@@ -117,6 +124,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("token", _text, None, "API token (Authorization: Bearer)", secret=True),
         Setting("output", _one_of("text", "json"), "text", "output format: text or json"),
         Setting("timeout", _positive_seconds, 10.0, "HTTP timeout per request, in seconds"),
+        Setting("retries", _retries, 3, "extra attempts after a connection error or a 5xx"),
         Setting("service", _text, None, "default --service"),
         Setting("environment", _environment, None, "default --environment"),
         Setting("fail_policy", _one_of("open", "closed"), "open", "open or closed"),

@@ -61,7 +61,10 @@ class AppState:
 
         config = self.config
         with TrackerClient(
-            base_url=config["url"], token=config.get("token"), timeout=config["timeout"]
+            base_url=config["url"],
+            token=config.get("token"),
+            timeout=config["timeout"],
+            retries=config["retries"],
         ) as client:
             yield client
 

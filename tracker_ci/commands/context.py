@@ -30,7 +30,7 @@ class RunContext:
 def detect_run(environ: Mapping[str, str] | None = None) -> RunContext:
     """GitHub Actions, GitLab CI, or a person's shell."""
     env = os.environ if environ is None else environ
-    local_user = env.get("USER") or env.get("USERNAME") or ""
+    local_user = env.get("USER") or env.get("USERNAME") or env.get("LOGNAME") or _login()
     gh = github.detect(env)
     if gh is not None:
         return RunContext(
@@ -52,6 +52,15 @@ def detect_run(environ: Mapping[str, str] | None = None) -> RunContext:
             gitlab=gl,
         )
     return RunContext(owner=local_user)
+
+
+def _login() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no passwd entry (some containers)
+        return ""
 
 
 def default_title(service: str, environment: str, run: RunContext) -> str:
