@@ -1,0 +1,74 @@
+"""Fixtures of the server tests: the real app in-process on SQLite AND PostgreSQL.
+
+Every test that takes ``client`` runs twice, once per backend. The in-process app is the
+same object the subprocess serves (``create_app``), driven through Starlette's TestClient.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+from starlette.exceptions import StarletteDeprecationWarning
+from tracker_server.app import create_app
+from tracker_server.db import normalize_database_url
+from tracker_server.settings import ServerSettings
+
+# Starlette 1.x warns at import that it prefers httpx2; the warning is about the test
+# client's transport, not our code, and pytest turns warnings into errors.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+_TABLES = ("changelog", "events", "locks", "idempotency_keys", "tokens")
+
+
+def _empty_postgres(database_url: str) -> None:
+    engine = create_engine(normalize_database_url(database_url))
+    try:
+        with engine.begin() as conn:
+            present = [t for t in _TABLES if inspect(conn).has_table(t)]
+            if present:
+                conn.execute(text(f"TRUNCATE {', '.join(present)} CASCADE"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a fresh SQLite file, or the session's PostgreSQL emptied."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tracker.db'}"
+    url: str = request.getfixturevalue("postgres_database_url")
+    _empty_postgres(url)
+    return url
+
+
+AppClient = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(database_url: str) -> Iterator[AppClient]:
+    """Build an app with these settings on the test's database and give its TestClient."""
+    clients: list[TestClient] = []
+
+    def build(**settings: Any) -> TestClient:
+        app = create_app(ServerSettings(database_url=database_url, **settings))
+        client = TestClient(app, raise_server_exceptions=True)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: AppClient) -> TestClient:
+    """A TestClient of the app with default settings (auth off)."""
+    return make_client()

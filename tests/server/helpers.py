@@ -1,0 +1,55 @@
+"""Small builders of request bodies shared by the server tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+API = "/api/v1alpha1"
+
+
+def event_body(title: str = "deploy api", **attributes: Any) -> dict[str, Any]:
+    """A POST /event body; attributes default to a finished deployment of ``api``."""
+    links = attributes.pop("links", {"pullRequestLink": "", "ticket": ""})
+    slack_id = attributes.pop("slackId", "")
+    base = {
+        "type": "deployment",
+        "status": "success",
+        "service": "api",
+        "environment": "production",
+        "priority": "P3",
+        "owner": "alice",
+        "message": "hello",
+        "source": "github",
+    }
+    return {"title": title, "attributes": base | attributes, "links": links, "slackId": slack_id}
+
+
+def create_event(client: Any, title: str = "deploy api", **attributes: Any) -> dict[str, Any]:
+    """POST /event and return the created event (asserts 200)."""
+    response = client.post(f"{API}/event", json=event_body(title, **attributes))
+    assert response.status_code == 200, response.text
+    return response.json()["event"]
+
+
+def update_body(event: dict[str, Any], **attributes: Any) -> dict[str, Any]:
+    """A PUT /event body replacing ``event``'s attributes with ``attributes`` merged in."""
+    title = attributes.pop("title", event["title"])
+    links = attributes.pop("links", event["links"])
+    return {
+        "id": event["metadata"]["id"],
+        "title": title,
+        "attributes": event["attributes"] | attributes,
+        "links": links,
+    }
+
+
+def assert_error(response: Any, status: int, code: int, *fragments: str) -> dict[str, Any]:
+    """The response is the one error body with this status, code and message fragments."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"code", "message", "details"}, body
+    assert body["code"] == code, body
+    assert body["details"] == []
+    for fragment in fragments:
+        assert fragment in body["message"], body
+    return body
