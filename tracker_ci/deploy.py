@@ -29,10 +29,15 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from tracker_ci.client import TrackerClient, idempotency_key_for
-from tracker_ci.exceptions import ConfigError, LockHeld, LockWaitTimeout, TrackerError
+from tracker_ci.exceptions import (
+    ConfigError,
+    InvalidRequest,
+    LockHeld,
+    LockWaitTimeout,
+    TrackerError,
+)
 from tracker_ci.models import (
     API_PREFIX,
-    CLOSING_STATUSES,
     CreateEventRequest,
     Environment,
     Event,
@@ -69,9 +74,11 @@ DEFAULT_POLL_INTERVAL = 2.0
 #: How long a cancelled command may take to exit before it is killed (CI runners send
 #: SIGKILL about 10 s after the first signal; the event must be closed before that).
 DEFAULT_KILL_AFTER = 5.0
-#: Idempotent replays of a closed event mean the key was used by an earlier deployment
-#: of the same job; give up after this many fresh keys.
+#: A key refused as reused means an earlier deployment of the same job took it; give up
+#: after this many fresh keys.
 _MAX_KEY_GENERATIONS = 20
+#: Our server's answer to a key sent again with another body.
+_KEY_REUSED = "Idempotency-Key reused"
 
 
 def event_url(base_url: str, event_id: str) -> str:
@@ -238,13 +245,20 @@ class Deployment:
         began = time.monotonic()
         generation = 0
         while True:
-            # Each answered attempt gets its own key: a 409 is a final answer for its key.
+            # The same key while waiting: the server keeps only successful answers.
             key = f"{base_key}.{generation}" if base_key else None
-            generation += 1
             try:
                 event = self.client.create_event(
                     request, idempotency_key=key, lock_ttl_seconds=self.lock_ttl
                 )
+            except InvalidRequest as error:
+                # The key went to another request of this job (an earlier deploy of the
+                # same service and environment): this one needs a fresh key.
+                if key and _KEY_REUSED in error.server_message:
+                    generation += 1
+                    if generation < _MAX_KEY_GENERATIONS:
+                        continue
+                raise
             except LockHeld as held:
                 waited = time.monotonic() - began
                 holder = self._holder(held)
@@ -260,12 +274,6 @@ class Deployment:
                 self._sleep(min(self.poll_interval, remaining))
                 continue
             lock = self._lock_of(event)
-            if lock is None and key and generation < _MAX_KEY_GENERATIONS:
-                # A server that keeps idempotency keys may have replayed the creation of
-                # an earlier deployment of this job that is already closed: try a new key.
-                current = self.client.get_event(event.id)
-                if current.attributes.status in CLOSING_STATUSES:
-                    continue
             return event, lock
 
     def _lock_of(self, event: Event) -> Lock | None:
