@@ -15,8 +15,14 @@ stamp=.venv/.tracker-ci-installed
 want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing tracker-ci and its dev tools into .venv" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[all,dev]'
+  # pip's build chatter goes to a log, shown only when the install fails.
+  if ! { .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip &&
+         .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[all,dev]'; } \
+       >.venv/pip-install.log 2>&1; then
+    cat .venv/pip-install.log >&2
+    echo "bootstrap: pip install failed (log above, also in .venv/pip-install.log)" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
 
