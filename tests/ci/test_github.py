@@ -132,7 +132,10 @@ def test_the_sticky_comment_is_created_once(fake_api) -> None:
     )
     url = github.upsert_pull_request_comment(
         "https://github.example/acme/api/pull/7",
-        marker=marker, body="deploying", token="t", api_url=fake_api.url,
+        marker=marker,
+        body="deploying",
+        token="t",
+        api_url=fake_api.url,
     )
     assert url.endswith("#issuecomment-2")
     posted = [r for r in fake_api.requests if r.method == "POST"]
@@ -146,14 +149,18 @@ def test_the_sticky_comment_is_updated_in_place(fake_api) -> None:
     fake_api.route(
         "GET",
         "/repos/acme/api/issues/7/comments",
-        [_comment(1, f"{other}\nold UAT", fake_api.url), _comment(5, f"{marker}\nold", fake_api.url)],
+        [
+            _comment(1, f"{other}\nold UAT", fake_api.url),
+            _comment(5, f"{marker}\nold", fake_api.url),
+        ],
     )
-    fake_api.route(
-        "PATCH", "/repos/acme/api/issues/comments/5", _comment(5, "x", fake_api.url)
-    )
+    fake_api.route("PATCH", "/repos/acme/api/issues/comments/5", _comment(5, "x", fake_api.url))
     github.upsert_pull_request_comment(
         "https://github.example/acme/api/pull/7",
-        marker=marker, body="success in 12s", token="t", api_url=fake_api.url,
+        marker=marker,
+        body="success in 12s",
+        token="t",
+        api_url=fake_api.url,
     )
     assert ("POST", "/repos/acme/api/issues/7/comments") not in fake_api.calls()
     patched = [r for r in fake_api.requests if r.method == "PATCH"]

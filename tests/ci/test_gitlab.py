@@ -43,8 +43,10 @@ def test_detect_reads_the_ci_variables() -> None:
 
 def test_the_merge_request_pipeline_names_its_mr() -> None:
     context = gitlab.detect(
-        _env(CI_MERGE_REQUEST_PROJECT_URL="https://gitlab.example/acme/api",
-             CI_MERGE_REQUEST_IID="15")
+        _env(
+            CI_MERGE_REQUEST_PROJECT_URL="https://gitlab.example/acme/api",
+            CI_MERGE_REQUEST_IID="15",
+        )
     )
     assert context is not None
     assert gitlab.find_merge_request_url(context) == (
@@ -102,7 +104,9 @@ def test_the_sticky_note_is_created_once(fake_api) -> None:
     fake_api.route("GET", NOTES, [{"id": 1, "body": "nice"}])
     fake_api.route("POST", NOTES, {"id": 2, "body": "x"}, 201)
     note_id = gitlab.upsert_merge_request_note(
-        f"{fake_api.url}/acme/api/-/merge_requests/15", marker=marker, body="deploying",
+        f"{fake_api.url}/acme/api/-/merge_requests/15",
+        marker=marker,
+        body="deploying",
         token="glpat-x",
     )
     assert note_id == 2
@@ -115,7 +119,9 @@ def test_the_sticky_note_is_updated_in_place(fake_api) -> None:
     fake_api.route("GET", NOTES, [{"id": 1, "body": "nice"}, {"id": 9, "body": f"{marker}\nold"}])
     fake_api.route("PUT", f"{NOTES}/9", {"id": 9, "body": "x"})
     note_id = gitlab.upsert_merge_request_note(
-        f"{fake_api.url}/acme/api/-/merge_requests/15", marker=marker, body="success",
+        f"{fake_api.url}/acme/api/-/merge_requests/15",
+        marker=marker,
+        body="success",
         token="glpat-x",
     )
     assert note_id == 9
@@ -128,10 +134,11 @@ def test_the_sticky_note_is_updated_in_place(fake_api) -> None:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("https://gitlab.com/acme/api/-/merge_requests/4",
-         ("https://gitlab.com", "acme/api", 4)),
-        ("https://gl.example/group/sub/proj/-/merge_requests/12/",
-         ("https://gl.example", "group/sub/proj", 12)),
+        ("https://gitlab.com/acme/api/-/merge_requests/4", ("https://gitlab.com", "acme/api", 4)),
+        (
+            "https://gl.example/group/sub/proj/-/merge_requests/12/",
+            ("https://gl.example", "group/sub/proj", 12),
+        ),
         ("https://gitlab.com/acme/api/merge_requests/4", None),
         ("https://github.com/acme/api/pull/4", None),
     ],

@@ -43,7 +43,8 @@ def auth_server(session_tmp: Path) -> Iterator[RunningServer]:
     """A bundled server with --auth on (public reads) and a known admin token."""
     db = session_tmp / "auth.db"
     with run_server(
-        f"sqlite:///{db}", log_dir=session_tmp,
+        f"sqlite:///{db}",
+        log_dir=session_tmp,
         extra_args=["--auth", "--admin-token", ADMIN_TOKEN],
     ) as server:
         yield server

@@ -43,7 +43,9 @@ def test_precedence_flag_env_project_user_default(tmp_path: Path) -> None:
     )
     config = load_config(environ=environ, cwd=cwd)
     assert (config["url"], config["service"], config["environment"]) == (
-        "http://project:1", "api", "UAT",
+        "http://project:1",
+        "api",
+        "UAT",
     )
     assert config["wait"] == 30.0
     assert config.source("url") == f"file {cwd / '.tracker-ci.toml'}"

@@ -26,13 +26,27 @@ def _locks(url: str, service: str) -> list[dict]:
 
 def test_start_then_finish_by_event_id(invoke: Invoke) -> None:
     service = unique()
-    started = invoke("-o", "json", "deploy", "start", "-s", service, "-e", "production",
-                     "--owner", "alice", "--priority", "p1")
+    started = invoke(
+        "-o",
+        "json",
+        "deploy",
+        "start",
+        "-s",
+        service,
+        "-e",
+        "production",
+        "--owner",
+        "alice",
+        "--priority",
+        "p1",
+    )
     assert started.exit_code == 0, started.output
     state = json.loads(started.stdout)
     assert set(state) >= {"eventId", "lockId", "service", "environment", "status", "eventUrl"}
     assert (state["service"], state["environment"], state["status"]) == (
-        service, "production", "start"
+        service,
+        "production",
+        "start",
     )
     event = _event(invoke.url, state["eventId"])
     assert event["title"] == f"Deploy {service} to production"
@@ -53,8 +67,9 @@ def test_finish_without_event_id_closes_the_newest_open_deployment(invoke: Invok
     started = invoke("deploy", "start", "-s", service, "-e", "UAT")
     assert started.exit_code == 0, started.output
     event_id = started.stdout.strip()
-    finished = invoke("deploy", "finish", "-s", service, "-e", "uat", "--status", "failed",
-                      "-m", "rolled back")
+    finished = invoke(
+        "deploy", "finish", "-s", service, "-e", "uat", "--status", "failed", "-m", "rolled back"
+    )
     assert finished.exit_code == 0, finished.output
     event = _event(invoke.url, event_id)
     assert event["attributes"]["status"] == "failure"
@@ -67,8 +82,7 @@ def test_finish_without_event_id_closes_the_newest_open_deployment(invoke: Invok
 def test_finish_reads_tracker_event_id(invoke: Invoke) -> None:
     service = unique()
     event_id = invoke("deploy", "start", "-s", service, "-e", "UAT").stdout.strip()
-    finished = invoke("deploy", "finish", "--status", "success",
-                      env={"TRACKER_EVENT_ID": event_id})
+    finished = invoke("deploy", "finish", "--status", "success", env={"TRACKER_EVENT_ID": event_id})
     assert finished.exit_code == 0, finished.output
     assert _event(invoke.url, event_id)["attributes"]["status"] == "success"
 
@@ -85,8 +99,10 @@ def test_a_held_lock_exits_3_with_the_holder(invoke: Invoke) -> None:
 
 def test_wait_prints_a_live_line_then_times_out(invoke: Invoke) -> None:
     service = unique()
-    assert invoke("deploy", "start", "-s", service, "-e", "production",
-                  "--owner", "alice").exit_code == 0
+    assert (
+        invoke("deploy", "start", "-s", service, "-e", "production", "--owner", "alice").exit_code
+        == 0
+    )
     waited = invoke("deploy", "start", "-s", service, "-e", "production", "--wait", "1")
     assert waited.exit_code == 3, waited.output
     assert f"waiting for lock on {service}/production: held by alice since " in waited.stderr
@@ -97,14 +113,19 @@ def test_wait_prints_a_live_line_then_times_out(invoke: Invoke) -> None:
 def test_github_actions_outputs_context_and_pull_request(invoke: Invoke, tmp_path: Path) -> None:
     service = unique()
     payload = tmp_path / "event.json"
-    payload.write_text(json.dumps(
-        {"pull_request": {"html_url": "https://github.com/acme/api/pull/7"}}
-    ))
+    payload.write_text(
+        json.dumps({"pull_request": {"html_url": "https://github.com/acme/api/pull/7"}})
+    )
     outputs = tmp_path / "github_output"
     env = {
-        "GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "acme/api", "GITHUB_SHA": SHA,
-        "GITHUB_RUN_ID": "99", "GITHUB_ACTOR": "octocat", "GITHUB_EVENT_NAME": "pull_request",
-        "GITHUB_EVENT_PATH": str(payload), "GITHUB_OUTPUT": str(outputs),
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": "acme/api",
+        "GITHUB_SHA": SHA,
+        "GITHUB_RUN_ID": "99",
+        "GITHUB_ACTOR": "octocat",
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(payload),
+        "GITHUB_OUTPUT": str(outputs),
     }
     started = invoke("deploy", "start", "-s", service, "-e", "production", env=env)
     assert started.exit_code == 0, started.output
@@ -131,13 +152,17 @@ def test_github_actions_outputs_context_and_pull_request(invoke: Invoke, tmp_pat
 def test_gitlab_dotenv_and_merge_request(invoke: Invoke, tmp_path: Path) -> None:
     service = unique()
     env = {
-        "GITLAB_CI": "true", "CI_PROJECT_PATH": "acme/api", "CI_COMMIT_SHA": SHA,
-        "CI_COMMIT_SHORT_SHA": SHA[:8], "GITLAB_USER_LOGIN": "bob",
+        "GITLAB_CI": "true",
+        "CI_PROJECT_PATH": "acme/api",
+        "CI_COMMIT_SHA": SHA,
+        "CI_COMMIT_SHORT_SHA": SHA[:8],
+        "GITLAB_USER_LOGIN": "bob",
         "CI_MERGE_REQUEST_PROJECT_URL": "https://gitlab.example/acme/api",
         "CI_MERGE_REQUEST_IID": "12",
     }
-    started = invoke("deploy", "start", "-s", service, "-e", "UAT", "--dotenv", "deploy.env",
-                     env=env)
+    started = invoke(
+        "deploy", "start", "-s", service, "-e", "UAT", "--dotenv", "deploy.env", env=env
+    )
     assert started.exit_code == 0, started.output
     event_id = started.stdout.strip()
     dotenv = dict(line.split("=", 1) for line in Path("deploy.env").read_text().splitlines())
@@ -153,24 +178,53 @@ def test_gitlab_dotenv_and_merge_request(invoke: Invoke, tmp_path: Path) -> None
 def test_sticky_pull_request_comment(invoke: Invoke, fake_api, tmp_path: Path) -> None:
     service = unique()
     marker = f"<!-- tracker-ci:{service}/production -->"
-    comment = {"id": 5, "body": "", "url": f"{fake_api.url}/repos/acme/api/issues/comments/5",
-               "html_url": "https://github.com/acme/api/pull/7#issuecomment-5"}
+    comment = {
+        "id": 5,
+        "body": "",
+        "url": f"{fake_api.url}/repos/acme/api/issues/comments/5",
+        "html_url": "https://github.com/acme/api/pull/7#issuecomment-5",
+    }
     fake_api.route("GET", "/repos/acme/api/issues/7/comments", [])
     fake_api.route("POST", "/repos/acme/api/issues/7/comments", comment, 201)
-    env = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "acme/api", "GITHUB_API_URL":
-           fake_api.url, "GITHUB_TOKEN": "ghs_x"}
-    started = invoke("deploy", "start", "-s", service, "-e", "production", "--comment",
-                     "--pr-url", "https://github.com/acme/api/pull/7", env=env)
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": "acme/api",
+        "GITHUB_API_URL": fake_api.url,
+        "GITHUB_TOKEN": "ghs_x",
+    }
+    started = invoke(
+        "deploy",
+        "start",
+        "-s",
+        service,
+        "-e",
+        "production",
+        "--comment",
+        "--pr-url",
+        "https://github.com/acme/api/pull/7",
+        env=env,
+    )
     assert started.exit_code == 0, started.output
     posted = [r for r in fake_api.requests if r.method == "POST"]
     assert len(posted) == 1 and posted[0].body["body"].startswith(marker)
     assert ": start" in posted[0].body["body"]
 
-    fake_api.route("GET", "/repos/acme/api/issues/7/comments",
-                   [{**comment, "body": posted[0].body["body"]}])
+    fake_api.route(
+        "GET", "/repos/acme/api/issues/7/comments", [{**comment, "body": posted[0].body["body"]}]
+    )
     fake_api.route("PATCH", "/repos/acme/api/issues/comments/5", comment)
-    finished = invoke("deploy", "finish", "-s", service, "-e", "production", "--status",
-                      "success", "--comment", env=env)
+    finished = invoke(
+        "deploy",
+        "finish",
+        "-s",
+        service,
+        "-e",
+        "production",
+        "--status",
+        "success",
+        "--comment",
+        env=env,
+    )
     assert finished.exit_code == 0, finished.output
     assert len([r for r in fake_api.requests if r.method == "POST"]) == 1
     patched = [r for r in fake_api.requests if r.method == "PATCH"]
@@ -179,10 +233,24 @@ def test_sticky_pull_request_comment(invoke: Invoke, fake_api, tmp_path: Path) -
 
 def test_a_failing_comment_is_only_a_warning(invoke: Invoke, fake_api) -> None:
     fake_api.route("GET", "/repos/acme/api/issues/7/comments", {"message": "Bad creds"}, 401)
-    env = {"GITHUB_API_URL": fake_api.url, "GITHUB_ACTIONS": "true",
-           "GITHUB_REPOSITORY": "acme/api", "GITHUB_TOKEN": "bad"}
-    result = invoke("deploy", "start", "-s", unique(), "-e", "UAT", "--comment",
-                    "--pr-url", "https://github.com/acme/api/pull/7", env=env)
+    env = {
+        "GITHUB_API_URL": fake_api.url,
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": "acme/api",
+        "GITHUB_TOKEN": "bad",
+    }
+    result = invoke(
+        "deploy",
+        "start",
+        "-s",
+        unique(),
+        "-e",
+        "UAT",
+        "--comment",
+        "--pr-url",
+        "https://github.com/acme/api/pull/7",
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     assert "warning: cannot comment on https://github.com/acme/api/pull/7" in result.stderr
 
@@ -193,8 +261,9 @@ def test_deploy_run_passes_the_exit_code_through(invoke: Invoke) -> None:
     assert ok.exit_code == 0, ok.output
     failed = invoke("deploy", "run", "-s", service, "-e", "UAT", "--", "sh", "-c", "exit 7")
     assert failed.exit_code == 7, failed.output
-    events = httpx.get(f"{invoke.url}/api/v1alpha1/events/search",
-                       params={"service": service}).json()["events"]
+    events = httpx.get(
+        f"{invoke.url}/api/v1alpha1/events/search", params={"service": service}
+    ).json()["events"]
     assert sorted(e["attributes"]["status"] for e in events) == ["failure", "success"]
     assert _locks(invoke.url, service) == []
 
@@ -202,17 +271,23 @@ def test_deploy_run_passes_the_exit_code_through(invoke: Invoke) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["deploy", "start", "-s", "x", "-e", "prod"],
-         "'prod' is not one of: development, integration, TNR, UAT"),
+        (
+            ["deploy", "start", "-s", "x", "-e", "prod"],
+            "'prod' is not one of: development, integration, TNR, UAT",
+        ),
         (["deploy", "start", "-s", "x", "-e", "UAT", "--priority", "P9"], "'P9' is not one of"),
         (["deploy", "finish", "--event-id", "e", "--status", "great"], "'great' is not one of"),
         (["deploy", "start", "-e", "UAT"], "missing --service"),
         (["deploy", "start", "-s", "x"], "missing --environment"),
-        (["deploy", "start", "-s", "x", "-e", "UAT", "--pr-url", "https://example.com/x"],
-         "is neither a GitHub pull request"),
+        (
+            ["deploy", "start", "-s", "x", "-e", "UAT", "--pr-url", "https://example.com/x"],
+            "is neither a GitHub pull request",
+        ),
         (["deploy", "run", "-s", "x", "-e", "UAT"], "Missing argument 'COMMAND...'"),
-        (["deploy", "start", "-s", "x", "-e", "UAT", "--fail-policy", "maybe"],
-         "'maybe' is not one of 'open', 'closed'"),
+        (
+            ["deploy", "start", "-s", "x", "-e", "UAT", "--fail-policy", "maybe"],
+            "'maybe' is not one of 'open', 'closed'",
+        ),
     ],
 )
 def test_bad_input_exits_2(invoke: Invoke, args: list[str], expected: str) -> None:
@@ -227,22 +302,57 @@ def test_unreachable_server_fail_open_and_closed(invoke: Invoke, tmp_path: Path)
 
     dead = f"http://127.0.0.1:{free_port()}"
     outputs = tmp_path / "out"
-    opened = invoke("deploy", "start", "-s", "api", "-e", "UAT",
-                    env={"TRACKER_URL": dead, "GITHUB_OUTPUT": str(outputs)})
+    opened = invoke(
+        "deploy",
+        "start",
+        "-s",
+        "api",
+        "-e",
+        "UAT",
+        env={"TRACKER_URL": dead, "GITHUB_OUTPUT": str(outputs)},
+    )
     assert opened.exit_code == 0, opened.output
     assert "going on without tracking (fail policy open)" in opened.stderr
     assert "status=untracked" in outputs.read_text()
-    closed = invoke("deploy", "start", "-s", "api", "-e", "UAT", "--fail-policy", "closed",
-                    env={"TRACKER_URL": dead})
+    closed = invoke(
+        "deploy",
+        "start",
+        "-s",
+        "api",
+        "-e",
+        "UAT",
+        "--fail-policy",
+        "closed",
+        env={"TRACKER_URL": dead},
+    )
     assert closed.exit_code == 4, closed.output
     assert closed.stderr.startswith("error: cannot connect to Tracker")
-    ran = invoke("deploy", "run", "-s", "api", "-e", "UAT", "--", "sh", "-c", "exit 5",
-                 env={"TRACKER_URL": dead})
+    ran = invoke(
+        "deploy",
+        "run",
+        "-s",
+        "api",
+        "-e",
+        "UAT",
+        "--",
+        "sh",
+        "-c",
+        "exit 5",
+        env={"TRACKER_URL": dead},
+    )
     assert ran.exit_code == 5, ran.output
-    finished = invoke("deploy", "finish", "--event-id", "x", "--status", "success",
-                      env={"TRACKER_URL": dead})
+    finished = invoke(
+        "deploy", "finish", "--event-id", "x", "--status", "success", env={"TRACKER_URL": dead}
+    )
     assert finished.exit_code == 0, finished.output
     assert "not closed (fail policy open)" in finished.stderr
-    closed = invoke("deploy", "finish", "--event-id", "x", "--status", "success",
-                    env={"TRACKER_URL": dead, "TRACKER_FAIL_POLICY": "closed"})
+    closed = invoke(
+        "deploy",
+        "finish",
+        "--event-id",
+        "x",
+        "--status",
+        "success",
+        env={"TRACKER_URL": dead, "TRACKER_FAIL_POLICY": "closed"},
+    )
     assert closed.exit_code == 4, closed.output

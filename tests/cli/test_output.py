@@ -12,8 +12,9 @@ pytestmark = pytest.mark.unit
 
 
 def test_render_table_aligns_columns_and_cuts_long_cells() -> None:
-    text = render_table([("api", "x" * 80), ("web-frontend", None)], ["service", "title"],
-                        max_width=12)
+    text = render_table(
+        [("api", "x" * 80), ("web-frontend", None)], ["service", "title"], max_width=12
+    )
     assert text.splitlines() == [
         "SERVICE       TITLE",
         "api           xxxxxxxxxxx…",

@@ -61,31 +61,51 @@ def start_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         service_option,
         environment_option,
-        click.option("--title", "-t",
-                     help="Event title. [default: Deploy SERVICE to ENVIRONMENT (short sha)]"),
-        click.option("--message", "-m", default="",
-                     help="Event message. [default: the CI run's URL]"),
+        click.option(
+            "--title",
+            "-t",
+            help="Event title. [default: Deploy SERVICE to ENVIRONMENT (short sha)]",
+        ),
+        click.option(
+            "--message", "-m", default="", help="Event message. [default: the CI run's URL]"
+        ),
         click.option("--priority", type=WireChoice("Priority"), default="P3", show_default=True),
-        click.option("--owner",
-                     help="Who deploys. [default: GITHUB_ACTOR, GITLAB_USER_LOGIN or $USER]"),
-        click.option("--pr-url", envvar="TRACKER_PR_URL",
-                     help="Pull/merge request URL. [default: detected from the CI context]"),
+        click.option(
+            "--owner", help="Who deploys. [default: GITHUB_ACTOR, GITLAB_USER_LOGIN or $USER]"
+        ),
+        click.option(
+            "--pr-url",
+            envvar="TRACKER_PR_URL",
+            help="Pull/merge request URL. [default: detected from the CI context]",
+        ),
         click.option("--ticket", default="", help="Ticket URL or key."),
-        click.option("--source", help="Event source. [default: github-actions, gitlab-ci "
-                                      "or tracker-ci]"),
-        click.option("--wait", type=click.FloatRange(min=0), envvar="TRACKER_WAIT",
-                     metavar="SECONDS",
-                     help="How long to wait for a held lock, with a live line saying who "
-                          "holds it. [env: TRACKER_WAIT; default: 0, fail at once]"),
-        click.option("--lock-ttl", type=click.IntRange(min=0), envvar="TRACKER_LOCK_TTL",
-                     metavar="SECONDS",
-                     help="Lock expiry, renewed while `deploy run` runs (0: never expires). "
-                          "[env: TRACKER_LOCK_TTL]"),
-        click.option("--fail-policy", type=click.Choice(["open", "closed"], case_sensitive=False),
-                     envvar="TRACKER_FAIL_POLICY",
-                     help="When the server is unreachable or fails: open = warn and deploy "
-                          "anyway, closed = stop (exit 4/1). A held lock always stops (exit 3). "
-                          "[env: TRACKER_FAIL_POLICY; default: open]"),
+        click.option(
+            "--source", help="Event source. [default: github-actions, gitlab-ci or tracker-ci]"
+        ),
+        click.option(
+            "--wait",
+            type=click.FloatRange(min=0),
+            envvar="TRACKER_WAIT",
+            metavar="SECONDS",
+            help="How long to wait for a held lock, with a live line saying who "
+            "holds it. [env: TRACKER_WAIT; default: 0, fail at once]",
+        ),
+        click.option(
+            "--lock-ttl",
+            type=click.IntRange(min=0),
+            envvar="TRACKER_LOCK_TTL",
+            metavar="SECONDS",
+            help="Lock expiry, renewed while `deploy run` runs (0: never expires). "
+            "[env: TRACKER_LOCK_TTL]",
+        ),
+        click.option(
+            "--fail-policy",
+            type=click.Choice(["open", "closed"], case_sensitive=False),
+            envvar="TRACKER_FAIL_POLICY",
+            help="When the server is unreachable or fails: open = warn and deploy "
+            "anyway, closed = stop (exit 4/1). A held lock always stops (exit 3). "
+            "[env: TRACKER_FAIL_POLICY; default: open]",
+        ),
         *comment_options,
     ]
     for option in reversed(options):
@@ -94,13 +114,25 @@ def start_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 comment_options = [
-    click.option("--comment/--no-comment", default=False, envvar="TRACKER_COMMENT",
-                 help="Keep one comment on the PR/MR with the deployment's state, updated "
-                      "in place. [env: TRACKER_COMMENT; default: off]"),
-    click.option("--github-token", envvar="GITHUB_TOKEN", show_envvar=True,
-                 help="Token for the pull request lookup and comment."),
-    click.option("--gitlab-token", envvar="GITLAB_TOKEN", show_envvar=True,
-                 help="Token for the merge request lookup and note. [default: CI_JOB_TOKEN]"),
+    click.option(
+        "--comment/--no-comment",
+        default=False,
+        envvar="TRACKER_COMMENT",
+        help="Keep one comment on the PR/MR with the deployment's state, updated "
+        "in place. [env: TRACKER_COMMENT; default: off]",
+    ),
+    click.option(
+        "--github-token",
+        envvar="GITHUB_TOKEN",
+        show_envvar=True,
+        help="Token for the pull request lookup and comment.",
+    ),
+    click.option(
+        "--gitlab-token",
+        envvar="GITLAB_TOKEN",
+        show_envvar=True,
+        help="Token for the merge request lookup and note. [default: CI_JOB_TOKEN]",
+    ),
 ]
 
 
@@ -117,9 +149,12 @@ def _make_deployment(
 
     pr_url = check_pr_url(opts.get("pr_url"))
     if pr_url is None:
-        pr_url = find_pr_url(run, github_token=opts.get("github_token"),
-                             gitlab_token=opts.get("gitlab_token"),
-                             timeout=state.config["timeout"])
+        pr_url = find_pr_url(
+            run,
+            github_token=opts.get("github_token"),
+            gitlab_token=opts.get("gitlab_token"),
+            timeout=state.config["timeout"],
+        )
     policy = (opts.get("fail_policy") or state.config["fail_policy"]).lower()
     lock_ttl = opts.get("lock_ttl")
     return _make_deployment_class()(
@@ -146,28 +181,35 @@ def _make_deployment_class() -> type:
     class CommentingDeployment(Deployment):
         """A Deployment that keeps the PR/MR comment up to date after start and finish."""
 
-        def __init__(self, *args: Any, comment: Callable[..., None] | None = None,
-                     **kwargs: Any) -> None:
+        def __init__(
+            self, *args: Any, comment: Callable[..., None] | None = None, **kwargs: Any
+        ) -> None:
             super().__init__(*args, **kwargs)
             self.comment = comment
 
         def start(self, wait: float = 0, on_wait: Any = None) -> DeploymentState:
             result = super().start(wait=wait, on_wait=on_wait)
             if result.tracked:
-                click.echo(f"tracker-ci: deployment event {result.event_id} opened"
-                           f"{' (lock ' + result.lock_id + ')' if result.lock_id else ''}",
-                           err=True)
+                click.echo(
+                    f"tracker-ci: deployment event {result.event_id} opened"
+                    f"{' (lock ' + result.lock_id + ')' if result.lock_id else ''}",
+                    err=True,
+                )
                 if self.comment is not None and self.pr_url:
                     self.comment(self, result)
             return result
 
-        def finish(self, state_or_event_id: Any, status: Any,
-                   message: str | None = None) -> DeploymentState:
+        def finish(
+            self, state_or_event_id: Any, status: Any, message: str | None = None
+        ) -> DeploymentState:
             result = super().finish(state_or_event_id, status, message)
             if result.tracked:
                 took = format_seconds(result.duration)
-                click.echo(f"tracker-ci: deployment event {result.event_id} closed as "
-                           f"{result.status}{' after ' + took if took else ''}", err=True)
+                click.echo(
+                    f"tracker-ci: deployment event {result.event_id} closed as "
+                    f"{result.status}{' after ' + took if took else ''}",
+                    err=True,
+                )
                 if self.comment is not None:
                     self.comment(self, result)
             return result
@@ -175,8 +217,9 @@ def _make_deployment_class() -> type:
     return CommentingDeployment
 
 
-def _comment(state: AppState, run: RunContext, opts: dict[str, Any], deployment: Any,
-             result: DeploymentState) -> None:
+def _comment(
+    state: AppState, run: RunContext, opts: dict[str, Any], deployment: Any, result: DeploymentState
+) -> None:
     from tracker_ci.commands.context import comment_body, post_comment
 
     pr_url = deployment.pr_url
@@ -189,9 +232,13 @@ def _comment(state: AppState, run: RunContext, opts: dict[str, Any], deployment:
         f"[CI run]({run.run_url})" if run.run_url else "",
     ]
     post_comment(
-        run, pr_url, service=result.service, environment=result.environment,
+        run,
+        pr_url,
+        service=result.service,
+        environment=result.environment,
         body=comment_body(result.service, result.environment, result.status, details),
-        github_token=opts.get("github_token"), gitlab_token=opts.get("gitlab_token"),
+        github_token=opts.get("github_token"),
+        gitlab_token=opts.get("gitlab_token"),
         timeout=state.config["timeout"],
     )
 
@@ -237,11 +284,15 @@ status and event-url; --dotenv FILE writes TRACKER_EVENT_ID and TRACKER_LOCK_ID.
 """
 )
 @start_options
-@click.option("--dotenv", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write TRACKER_EVENT_ID/TRACKER_LOCK_ID to this file (GitLab dotenv report).")
+@click.option(
+    "--dotenv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write TRACKER_EVENT_ID/TRACKER_LOCK_ID to this file (GitLab dotenv report).",
+)
 @pass_state
-def start(state: AppState, service: str | None, environment: Any, dotenv: Path | None,
-          **opts: Any) -> None:
+def start(
+    state: AppState, service: str | None, environment: Any, dotenv: Path | None, **opts: Any
+) -> None:
     """Open a deployment event and take its lock; prints the event id."""
     from tracker_ci.ci import github, gitlab
     from tracker_ci.commands.context import detect_run
@@ -251,17 +302,23 @@ def start(state: AppState, service: str | None, environment: Any, dotenv: Path |
     wait = state.config["wait"] if opts.get("wait") is None else opts["wait"]
     line = LiveWaitLine(f"{service}/{env}", wait)
     with state.client() as client:
-        deployment = _make_deployment(state, client, run, opts, service=service,
-                                      environment=env)
+        deployment = _make_deployment(state, client, run, opts, service=service, environment=env)
         try:
             result = deployment.start(wait=wait, on_wait=line)
         finally:
             line.done()
-    github.write_if_possible({"event-id": result.event_id, "lock-id": result.lock_id,
-                              "status": result.status, "event-url": result.event_url})
+    github.write_if_possible(
+        {
+            "event-id": result.event_id,
+            "lock-id": result.lock_id,
+            "status": result.status,
+            "event-url": result.event_url,
+        }
+    )
     if dotenv is not None:
-        gitlab.write_dotenv(dotenv, {"TRACKER_EVENT_ID": result.event_id,
-                                     "TRACKER_LOCK_ID": result.lock_id})
+        gitlab.write_dotenv(
+            dotenv, {"TRACKER_EVENT_ID": result.event_id, "TRACKER_LOCK_ID": result.lock_id}
+        )
     _print_state(state, result, result.event_id)
 
 
@@ -273,23 +330,40 @@ Examples:
   tracker-ci deploy finish --status "${{ job.status }}"   # success, failure, cancelled
 """
 )
-@click.option("--event-id", envvar="TRACKER_EVENT_ID",
-              help="The deployment event. [env: TRACKER_EVENT_ID; default: the newest open "
-                   "deployment of --service/--environment]")
-@click.option("--status", required=True,
-              type=WireChoice("Status", aliases=STATUS_ALIASES),
-              help="Final status; failed/cancelled/canceled mean failure.")
+@click.option(
+    "--event-id",
+    envvar="TRACKER_EVENT_ID",
+    help="The deployment event. [env: TRACKER_EVENT_ID; default: the newest open "
+    "deployment of --service/--environment]",
+)
+@click.option(
+    "--status",
+    required=True,
+    type=WireChoice("Status", aliases=STATUS_ALIASES),
+    help="Final status; failed/cancelled/canceled mean failure.",
+)
 @click.option("--message", "-m", help="Appended to the event's message.")
 @service_option
 @environment_option
-@click.option("--fail-policy", type=click.Choice(["open", "closed"], case_sensitive=False),
-              envvar="TRACKER_FAIL_POLICY", help="See `deploy start`. [default: open]")
+@click.option(
+    "--fail-policy",
+    type=click.Choice(["open", "closed"], case_sensitive=False),
+    envvar="TRACKER_FAIL_POLICY",
+    help="See `deploy start`. [default: open]",
+)
 @comment_options[0]
 @comment_options[1]
 @comment_options[2]
 @pass_state
-def finish(state: AppState, event_id: str | None, status: Any, message: str | None,
-           service: str | None, environment: Any, **opts: Any) -> None:
+def finish(
+    state: AppState,
+    event_id: str | None,
+    status: Any,
+    message: str | None,
+    service: str | None,
+    environment: Any,
+    **opts: Any,
+) -> None:
     """Close a deployment event with its status (and duration); releases the lock."""
     from tracker_ci.ci import github
     from tracker_ci.commands.context import detect_run
@@ -311,14 +385,22 @@ def finish(state: AppState, event_id: str | None, status: Any, message: str | No
                 service, env = _key(state, service, environment)
             else:
                 service, env = _key(state, service, environment)
-                answer = client.search_events(service=service, environment=env,
-                                              type=EventType.deployment,
-                                              status=StatusEnum.start)
+                answer = client.search_events(
+                    service=service,
+                    environment=env,
+                    type=EventType.deployment,
+                    status=StatusEnum.start,
+                )
                 if not answer.events:
-                    raise NotFound(f"no open deployment of {service} in {env} to finish "
-                                   "(give --event-id or set TRACKER_EVENT_ID)", status_code=404)
-                newest = max(answer.events, key=lambda e: (e.metadata.created_at is not None,
-                                                           e.metadata.created_at))
+                    raise NotFound(
+                        f"no open deployment of {service} in {env} to finish "
+                        "(give --event-id or set TRACKER_EVENT_ID)",
+                        status_code=404,
+                    )
+                newest = max(
+                    answer.events,
+                    key=lambda e: (e.metadata.created_at is not None, e.metadata.created_at),
+                )
                 event_id = newest.metadata.id
         except TrackerError as error:
             if policy == "open" and tolerated_by_open_policy(error):
@@ -326,8 +408,14 @@ def finish(state: AppState, event_id: str | None, status: Any, message: str | No
                 return
             raise
         opts = {**opts, "fail_policy": policy}
-        deployment = _make_deployment(state, client, run, {**opts, "pr_url": None},
-                                      service=service, environment=Environment.parse(env).value)
+        deployment = _make_deployment(
+            state,
+            client,
+            run,
+            {**opts, "pr_url": None},
+            service=service,
+            environment=Environment.parse(env).value,
+        )
         if opts.get("comment"):
             # The PR/MR to comment on is the one the event links to.
             try:
@@ -335,11 +423,19 @@ def finish(state: AppState, event_id: str | None, status: Any, message: str | No
             except TrackerError:
                 deployment.pr_url = ""
         result = deployment.finish(event_id, status, message)
-    github.write_if_possible({"status": result.status,
-                              "duration": "" if result.duration is None else
-                              f"{result.duration:.3f}"})
-    summary = render_summary([("event", result.event_id), ("status", result.status),
-                              ("duration", format_seconds(result.duration))])
+    github.write_if_possible(
+        {
+            "status": result.status,
+            "duration": "" if result.duration is None else f"{result.duration:.3f}",
+        }
+    )
+    summary = render_summary(
+        [
+            ("event", result.event_id),
+            ("status", result.status),
+            ("duration", format_seconds(result.duration)),
+        ]
+    )
     _print_state(state, result, summary)
 
 
@@ -357,8 +453,9 @@ closed as failure and the lock released first); 3 when the lock stays held.
 @start_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_state
-def run(state: AppState, service: str | None, environment: Any, command: tuple[str, ...],
-        **opts: Any) -> None:
+def run(
+    state: AppState, service: str | None, environment: Any, command: tuple[str, ...], **opts: Any
+) -> None:
     """Run a command as a tracked deployment: start, run it, finish by its exit code."""
     from tracker_ci.commands.context import detect_run
 
@@ -367,8 +464,7 @@ def run(state: AppState, service: str | None, environment: Any, command: tuple[s
     wait = state.config["wait"] if opts.get("wait") is None else opts["wait"]
     line = LiveWaitLine(f"{service}/{env}", wait)
     with state.client() as client:
-        deployment = _make_deployment(state, client, ci_run, opts, service=service,
-                                      environment=env)
+        deployment = _make_deployment(state, client, ci_run, opts, service=service, environment=env)
         try:
             code = deployment.run(list(command), wait=wait, on_wait=line)
         finally:

@@ -112,6 +112,7 @@ def print_events(state: AppState, answer: Any) -> None:
 @click.option("--ticket", default="", help="Ticket URL or key.")
 @click.option("--related-id", default="", help="Id of an event this one follows.")
 @click.option("--impact/--no-impact", default=False, help="Whether users are affected.")
+@click.option("--start-date", type=_DATE, help="When it started (UTC). [default: now]")
 @click.option(
     "--lock-ttl",
     type=click.IntRange(min=0),
@@ -134,12 +135,19 @@ def create(
     ticket: str,
     related_id: str,
     impact: bool,
+    start_date: datetime | None,
     lock_ttl: int,
 ) -> None:
     """Create an event; prints its id."""
     from tracker_ci.commands.common import require
     from tracker_ci.commands.context import check_pr_url, detect_run
-    from tracker_ci.models import CreateEventRequest, Environment, EventAttributes, EventLinks
+    from tracker_ci.models import (
+        CreateEventRequest,
+        Environment,
+        EventAttributes,
+        EventLinks,
+        utcnow,
+    )
 
     service = require(service, state, "service", "--service")
     env = Environment.parse(require(environment, state, "environment", "--environment"))
@@ -156,6 +164,7 @@ def create(
             environment=env,
             impact=impact,
             owner=owner or detect_run().owner,
+            start_date=start_date or utcnow(),
         ),
         links=EventLinks(pull_request_link=check_pr_url(pr_url) or "", ticket=ticket),
     )
