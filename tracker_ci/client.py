@@ -134,9 +134,11 @@ def _query_value(value: QueryValue) -> str:
     return str(value)
 
 
-def _query(items: Iterable[tuple[str, QueryValue | Sequence[QueryValue]]]) -> list[tuple[str, str]]:
+def _query(
+    items: Iterable[tuple[str, QueryValue | Sequence[QueryValue]]],
+) -> list[tuple[str, str | int | float | bool | None]]:
     """Query pairs: None left out, a sequence repeats its key (``types=a&types=b``)."""
-    pairs: list[tuple[str, str]] = []
+    pairs: list[tuple[str, str | int | float | bool | None]] = []
     for name, value in items:
         if value is None:
             continue
@@ -210,7 +212,7 @@ class TrackerClient:
         path: str,
         *,
         json: Any = None,
-        params: list[tuple[str, str]] | None = None,
+        params: list[tuple[str, str | int | float | bool | None]] | None = None,
         idempotent: bool = True,
         idempotency_key: str | None = None,
     ) -> httpx.Response:

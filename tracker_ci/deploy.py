@@ -297,7 +297,7 @@ class Deployment:
     ) -> DeploymentState:
         """Close the event with ``status`` (keeping its other fields) and free its lock."""
         try:
-            final = Status.parse(status)
+            final = Status(Status.parse(status))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         if isinstance(state_or_event_id, DeploymentState):
@@ -343,7 +343,7 @@ class Deployment:
             event_id=updated.id or event.id,
             lock_id=state.lock_id,
             service=updated.attributes.service or state.service,
-            environment=updated.attributes.environment.value,
+            environment=str(updated.attributes.environment),
             status=status.value,
             started_at=updated.attributes.start_date or updated.metadata.created_at,
             duration=(

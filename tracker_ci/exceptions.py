@@ -320,7 +320,8 @@ def _lock_from_details(details: list[Any]) -> dict[str, Any]:
     for item in details:
         if not isinstance(item, dict):
             continue
-        record = item.get("lock") if isinstance(item.get("lock"), dict) else item
+        nested = item.get("lock")
+        record: dict[str, Any] = nested if isinstance(nested, dict) else item
         if "who" in record or "lockId" in record or "eventId" in record:
             from tracker_ci.models import Lock  # lazy: pydantic only when needed
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -277,21 +276,32 @@ def test_a_reused_idempotency_key_still_opens_a_new_deployment(
     assert client.get_event(second.event_id).attributes.status is Status.start
 
 
-def test_run_killed_by_sigterm_closes_the_event_and_frees_the_lock(
-    client: TrackerClient, service: str, sqlite_server: RunningServer
-) -> None:
-    script = textwrap.dedent(
+def deploy_script(url: str, service: str, command: str, *, wait: float = 0) -> str:
+    """A Python program that runs ``command`` as a deployment and exits with run()'s code."""
+    return textwrap.dedent(
         f"""
         import sys
         from tracker_ci.client import TrackerClient
         from tracker_ci.deploy import Deployment
 
-        client = TrackerClient(base_url="{sqlite_server.url}")
-        deploy = Deployment(client, service="{service}", environment="production", owner="ci")
-        sys.exit(deploy.run([sys.executable, "-c", "import time; time.sleep(60)"], kill_after=5))
+        def waiting(holder, waited):
+            print("waiting", flush=True)
+
+        client = TrackerClient(base_url="{url}")
+        deploy = Deployment(client, service="{service}", environment="production", owner="ci",
+                            poll_interval=0.2)
+        argv = [sys.executable, "-c", {command!r}]
+        sys.exit(deploy.run(argv, wait={wait}, on_wait=waiting, kill_after=5))
         """
     )
-    process = subprocess.Popen([PYTHON, "-c", script], env={**os.environ})
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_run_killed_by_a_signal_closes_the_event_and_frees_the_lock(
+    client: TrackerClient, service: str, sqlite_server: RunningServer, signum: signal.Signals
+) -> None:
+    script = deploy_script(sqlite_server.url, service, "import time; time.sleep(60)")
+    process = subprocess.Popen([PYTHON, "-c", script])
     try:
         deadline = time.monotonic() + 20
         held = None
@@ -300,19 +310,42 @@ def test_run_killed_by_sigterm_closes_the_event_and_frees_the_lock(
             time.sleep(0.1)
         assert held is not None, "the deploy never took its lock"
         time.sleep(0.3)  # let the command start
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         code = process.wait(timeout=20)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
 
-    assert code == 128 + signal.SIGTERM
+    assert code == 128 + signum  # 143 for SIGTERM, 130 for SIGINT
     event = client.get_event(held.event_id)
     assert event.attributes.status is Status.failure
-    assert "cancelled by SIGTERM" in event.attributes.message
+    assert f"cancelled by {signum.name}" in event.attributes.message
     assert event.metadata.duration is not None
     assert client.find_lock(service=service, environment="production") is None
+
+
+def test_sigterm_while_waiting_for_the_lock_creates_nothing(
+    client: TrackerClient, service: str, sqlite_server: RunningServer
+) -> None:
+    first = deployment(client, service).start()
+    script = deploy_script(sqlite_server.url, service, "raise SystemExit('must not run')", wait=30)
+    with subprocess.Popen([PYTHON, "-c", script], stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "waiting"
+            began = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=20)
+            assert time.monotonic() - began < 5  # the wait ends at once, not after 30 s
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+    assert code == 128 + signal.SIGTERM
+    assert [e.id for e in client.search_events(service=service).events] == [first.event_id]
+    held = client.find_lock(service=service, environment="production")
+    assert held is not None and held.event_id == first.event_id
 
 
 def test_fail_open_never_lets_a_held_lock_through(client: TrackerClient, service: str) -> None:
