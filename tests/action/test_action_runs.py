@@ -48,7 +48,9 @@ def test_a_successful_deploy_is_tracked_from_start_to_end(
             "server-url": sqlite_server.url,
             "service": service,
             "environment": "UAT",
-            "command": 'echo "version 1.2.3" > deployed.txt\necho "TRACKER_EVENT_ID=$TRACKER_EVENT_ID"',
+            "command": (
+                'echo "version 1.2.3" > deployed.txt\necho "TRACKER_EVENT_ID=$TRACKER_EVENT_ID"'
+            ),
             "wait": "0",
         }
     )

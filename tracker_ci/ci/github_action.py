@@ -731,6 +731,15 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     env = dict(os.environ if environ is None else environ)
     raw = read_inputs(env)
     _mask_inputs(raw)  # before anything else is printed
+    if raw["mode"] == "finish" and not raw["event-id"]:
+        # A start step of this job exported its event (GITHUB_ENV).
+        raw["event-id"] = env.get("TRACKER_EVENT_ID", "")
+        if not (raw["event-id"] or raw["service"]) and raw["fail-policy"] != "closed":
+            warning(
+                "Nothing to finish: no `event-id`, and no start step of this job opened an "
+                "event (the deploy may have run untracked). Set `event-id:` or `service:`."
+            )
+            return 0
     try:
         inputs = parse_inputs(raw)
         if inputs.mode in ("run", "start"):

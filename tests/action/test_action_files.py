@@ -1,0 +1,251 @@
+"""action.yml, the Dockerfile, the example workflows and the README, checked by the
+validators GitHub users run (check-jsonschema, actionlint with shellcheck, hadolint) and
+against each other so that they cannot drift apart."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.action.emulator import (
+    ACTION_YML,
+    DOCKERFILE,
+    ROOT,
+    dockerfile_entrypoint_dir,
+    dockerfile_instructions,
+    load_action,
+)
+from tests.conftest import RUNNING_IN_CI
+from tracker_ci.ci import github_action
+
+EXAMPLES = sorted((ROOT / "examples" / "github").glob("*.yml"))
+README = ROOT / "README.md"
+
+
+def _tool(name: str) -> str:
+    """The validator from the project's environment; a skip only outside CI."""
+    candidates = [Path(sys.executable).parent / name]
+    found = shutil.which(name)
+    if found:
+        candidates.append(Path(found))
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    if RUNNING_IN_CI:
+        pytest.fail(f"{name} is required under CI=true (make test installs it)")
+    pytest.skip(f"{name} is not installed (make test installs it)")
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    # shellcheck is found on PATH by actionlint; keep /usr/bin there.
+    env = {**os.environ, "PATH": os.environ.get("PATH", "") + os.pathsep + "/usr/bin"}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+
+
+def readme_section() -> str:
+    """The README's github-action section."""
+    text = README.read_text(encoding="utf-8")
+    match = re.search(
+        r"<!-- section: github-action -->\n(.*?)<!-- /section: github-action -->", text, re.S
+    )
+    assert match, "README.md has no github-action section"
+    return match.group(1)
+
+
+def readme_workflow(tmp_path: Path) -> Path:
+    """The README's copy-paste workflow (its first yaml block), as a file."""
+    match = re.search(r"```yaml\n(.*?)```", readme_section(), re.S)
+    assert match, "the github-action section has no yaml workflow"
+    path = tmp_path / "readme-deploy.yml"
+    path.write_text(match.group(1), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- validators
+@pytest.mark.e2e
+def test_action_yml_matches_the_schema_of_github_actions() -> None:
+    result = _run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions", str(ACTION_YML)]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.e2e
+def test_examples_and_readme_workflow_match_the_schema_of_workflows(tmp_path: Path) -> None:
+    assert len(EXAMPLES) >= 4
+    files = [str(path) for path in EXAMPLES] + [str(readme_workflow(tmp_path))]
+    result = _run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.e2e
+def test_actionlint_and_shellcheck_pass_on_examples_and_readme_workflow(tmp_path: Path) -> None:
+    if not shutil.which("shellcheck", path=os.environ.get("PATH", "") + os.pathsep + "/usr/bin"):
+        if RUNNING_IN_CI:
+            pytest.fail("shellcheck is required under CI=true")
+        pytest.skip("shellcheck is not installed: actionlint would skip run: scripts")
+    files = [str(path) for path in EXAMPLES] + [str(readme_workflow(tmp_path))]
+    result = _run([_tool("actionlint"), "-no-color", *files])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.e2e
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
+    """The check above can fail: a wrong step and a bad script are reported."""
+    broken = tmp_path / "broken.yml"
+    text = EXAMPLES[0].read_text(encoding="utf-8")
+    broken.write_text(
+        text.replace("actions/checkout@v5", "actions/checkout@v4").replace(
+            "runs-on: ubuntu-latest", "runs-on: ubuntu-latest\n    steps-typo: 1"
+        ),
+        encoding="utf-8",
+    )
+    result = _run([_tool("actionlint"), "-no-color", str(broken)])
+    assert result.returncode != 0
+    assert "steps-typo" in result.stdout and "checkout@v4" in result.stdout
+
+
+@pytest.mark.e2e
+def test_hadolint_passes_on_the_dockerfile() -> None:
+    result = _run(
+        [_tool("hadolint"), "--no-color", "--failure-threshold", "warning", str(DOCKERFILE)]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- consistency
+@pytest.mark.unit
+def test_the_module_reads_exactly_the_inputs_of_action_yml() -> None:
+    assert tuple(load_action()["inputs"]) == github_action.INPUT_NAMES
+    assert tuple(load_action()["outputs"]) == github_action.OUTPUT_NAMES
+
+
+@pytest.mark.unit
+def test_input_names_are_kebab_case_with_descriptions() -> None:
+    for name, spec in load_action()["inputs"].items():
+        assert re.fullmatch(r"[a-z]+(-[a-z]+)*", name), name
+        assert spec.get("description"), name
+        assert isinstance(spec.get("default", ""), str), f"{name}: defaults are strings"
+    for name, spec in load_action()["outputs"].items():
+        assert spec.get("description"), name
+
+
+@pytest.mark.unit
+def test_defaults_of_choice_inputs_are_valid_choices() -> None:
+    inputs = load_action()["inputs"]
+    assert inputs["mode"]["default"] in github_action.MODES
+    assert inputs["environment"]["default"] in github_action.ENVIRONMENTS
+    assert inputs["priority"]["default"] in github_action.PRIORITIES
+    assert inputs["fail-policy"]["default"] in github_action.FAIL_POLICIES
+    for name in github_action.BOOLEAN_INPUTS:
+        assert inputs[name]["default"] in ("true", "false"), name
+    for name in ("wait", "lock-ttl"):
+        assert inputs[name]["default"].isdigit(), name
+    assert inputs["job-status"]["default"] == "${{ job.status }}"
+    assert inputs["github-token"]["default"] == "${{ github.token }}"
+
+
+@pytest.mark.unit
+def test_environments_and_priorities_are_the_wire_enums() -> None:
+    from tracker_ci.models import Environment, Priority
+
+    assert list(github_action.ENVIRONMENTS) == Environment.choices()
+    assert list(github_action.PRIORITIES) == Priority.choices()
+
+
+@pytest.mark.unit
+def test_the_dockerfile_installs_the_entrypoints_action_yml_runs() -> None:
+    runs = load_action()["runs"]
+    assert runs["using"] == "docker" and runs["image"] == "Dockerfile"
+    directory = dockerfile_entrypoint_dir()
+    assert directory == github_action.ENTRYPOINT_DIR
+    assert runs["entrypoint"] == f"{directory}/{github_action.ENTRYPOINT_NAMES['main']}"
+    assert runs["post-entrypoint"] == f"{directory}/{github_action.ENTRYPOINT_NAMES['post']}"
+    assert "args" not in runs, "args would reach the post stage too"
+
+
+@pytest.mark.unit
+def test_the_dockerfile_runs_as_the_runner_expects() -> None:
+    instructions = dockerfile_instructions()
+    keywords = [keyword for keyword, _ in instructions]
+    assert "USER" not in keywords and "WORKDIR" not in keywords
+    (base,) = [rest for keyword, rest in instructions if keyword == "FROM"]
+    assert re.fullmatch(r"python:3\.\d+\.\d+-slim(-\w+)?", base), f"unpinned base {base}"
+    installs = [rest for keyword, rest in instructions if keyword == "RUN" and "pip" in rest]
+    assert installs and all("--no-cache-dir" in rest for rest in installs)
+    assert any("[github,server,postgres]" in rest for rest in installs)
+    (entrypoint,) = [rest for keyword, rest in instructions if keyword == "ENTRYPOINT"]
+    (cmd,) = [rest for keyword, rest in instructions if keyword == "CMD"]
+    # Without an entrypoint override (a service container) the image serves the server.
+    assert yaml.safe_load(entrypoint) == ["tracker-ci"]
+    assert yaml.safe_load(cmd)[:3] == ["server", "--host", "0.0.0.0"]
+
+
+@pytest.mark.unit
+def test_dockerignore_sends_only_what_the_image_needs() -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*"
+    copied = set()
+    for keyword, rest in dockerfile_instructions():
+        if keyword == "COPY":
+            copied.update(part.rstrip("/") for part in rest.split()[:-1])
+    assert {line.removeprefix("!").rstrip("/") for line in lines if line.startswith("!")} == copied
+
+
+@pytest.mark.unit
+def test_readme_inputs_table_is_generated_from_action_yml() -> None:
+    table = github_action.inputs_table(ACTION_YML)
+    assert table in readme_section(), (
+        "README's inputs table is stale: paste the output of "
+        "`python -m tracker_ci.ci.github_action --print-inputs-table`"
+    )
+    # And every input and output is in it.
+    for name in [*load_action()["inputs"], *load_action()["outputs"]]:
+        assert f"| `{name}` |" in table
+
+
+@pytest.mark.unit
+def test_print_inputs_table_command(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tracker_ci.ci.github_action", "--print-inputs-table"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == github_action.inputs_table(ACTION_YML)
+
+
+@pytest.mark.unit
+def test_examples_use_the_action_with_pinned_actions_permissions_and_timeouts() -> None:
+    inputs = set(load_action()["inputs"])
+    for path in EXAMPLES:
+        workflow = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert "permissions" in workflow, path.name
+        uses_action = False
+        for name, job in workflow["jobs"].items():
+            assert "timeout-minutes" in job, f"{path.name}: job {name}"
+            for step in job["steps"]:
+                uses = step.get("uses", "")
+                if uses:
+                    assert re.search(r"@v\d+$", uses), f"{path.name}: unpinned {uses}"
+                    assert "checkout@v4" not in uses
+                if uses.startswith("tracker-ci/tracker-action@"):
+                    uses_action = True
+                    unknown = set(step.get("with", {})) - inputs
+                    assert not unknown, f"{path.name}: unknown inputs {unknown}"
+        assert uses_action, path.name
