@@ -239,6 +239,7 @@ class TrackerClient:
                     method=method,
                     url=str(self._http.build_request(method, path).url),
                     timeout=self.timeout,
+                    attempts=attempt,
                 ) from exc
             self.server_is_bundled = SERVER_HEADER.lower() in response.headers
             if response.is_success:

@@ -443,6 +443,18 @@ class Deployment:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    def _renewal_failed(self, error: TrackerError) -> None:
+        """Report a failed renewal; the command goes on whatever the fail policy."""
+        # on_warning may re-raise (the CLI does for non-outage errors), but nothing can
+        # catch an exception in the renewal thread: fall back to a line on stderr.
+        try:
+            if self.on_warning is not None:
+                self.on_warning(error)
+                return
+        except TrackerError:
+            pass
+        print(f"tracker-ci: warning: could not renew the lock: {error}", file=sys.stderr)
+
     @contextlib.contextmanager
     def _renewing(self, state: DeploymentState, heartbeat: float | None) -> Iterator[None]:
         """Renew the lock in the background while the command runs, if it expires."""
@@ -458,8 +470,8 @@ class Deployment:
                     self.client.renew_lock(state.lock_id, self.lock_ttl)
                 except TrackerError as error:
                     # An upstream server has no renewal (its locks never expire): ignore.
-                    if self.client.server_is_bundled and self.on_warning is not None:
-                        self.on_warning(error)
+                    if self.client.server_is_bundled:
+                        self._renewal_failed(error)
 
         thread = threading.Thread(target=renew, name="tracker-ci-lock-renewal", daemon=True)
         thread.start()

@@ -433,7 +433,7 @@ def error_from_response(response: httpx.Response) -> APIError:
 
 
 def error_from_transport(
-    exc: Exception, *, method: str, url: str, timeout: float
+    exc: Exception, *, method: str, url: str, timeout: float, attempts: int = 1
 ) -> ServerUnreachable:
     """A ServerUnreachable for an httpx transport error, saying what most likely went wrong."""
     import httpx  # already imported by whoever made the request
@@ -454,6 +454,8 @@ def error_from_transport(
         )
     else:
         text = f"Tracker at {base} could not be reached for {where}: {exc or type(exc).__name__}"
+    if attempts > 1:
+        text += f" ({attempts} attempts)"
     return ServerUnreachable(
         f"{text}. Check TRACKER_URL (or --url) and that the server is running.", url=base
     )

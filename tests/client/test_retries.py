@@ -179,7 +179,8 @@ def test_connection_errors_end_as_server_unreachable(
     assert route.call_count == 4
     assert sleeps == [0.5, 1.0, 2.0]
     assert raised.value.message == (
-        "cannot connect to Tracker at http://tracker.test:8080: Connection refused. "
+        "cannot connect to Tracker at http://tracker.test:8080: Connection refused "
+        "(4 attempts). "
         "Check TRACKER_URL (or --url) and that the server is running."
     )
 

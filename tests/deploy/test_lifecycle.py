@@ -17,7 +17,7 @@ import pytest
 from tests.support.servers import RunningServer
 from tracker_ci.client import TrackerClient
 from tracker_ci.deploy import Deployment, DeploymentState, describe_wait
-from tracker_ci.exceptions import LockHeld, LockWaitTimeout
+from tracker_ci.exceptions import LockHeld, LockWaitTimeout, NotFound
 from tracker_ci.models import ChangeType, Lock, Status
 
 pytestmark = pytest.mark.server
@@ -249,6 +249,31 @@ def test_run_renews_a_lock_with_a_ttl(
 
     assert code == 0
     assert client.find_lock(service=service, environment="production") is None
+
+
+def test_a_failed_renewal_is_a_warning_and_the_command_goes_on(
+    client: TrackerClient, service: str, sqlite_server: RunningServer
+) -> None:
+    # The command releases its own lock behind run()'s back; renewals then get 404.
+    sabotage = textwrap.dedent(
+        f"""
+        import time, httpx
+        api = "{sqlite_server.url}/api/v1alpha1"
+        (lock,) = [x for x in httpx.get(api + "/locks/list").json()["locks"]
+                   if x["service"] == "{service}"]
+        httpx.get(api + "/unlock/" + lock["id"])
+        time.sleep(1.2)
+        """
+    )
+    warnings: list[Exception] = []
+    deploy = deployment(client, service, lock_ttl=60, on_warning=warnings.append)
+
+    code = deploy.run([PYTHON, "-c", sabotage], heartbeat=0.3)
+
+    assert code == 0
+    assert warnings and all(isinstance(w, NotFound) for w in warnings)
+    (event,) = client.search_events(service=service).events
+    assert event.attributes.status is Status.success
 
 
 def test_an_expired_lock_is_not_renewed_without_ttl(client: TrackerClient, service: str) -> None:
