@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 __all__ = ["main"]
 
@@ -18,13 +19,34 @@ def _debugging(argv: list[str]) -> bool:
     return "--debug" in argv or flag in ("1", "true", "yes", "on")
 
 
+def _usage_error(exc: Any) -> int:
+    """One line for a click usage error, naming the --help to read."""
+    # command_path starts with the program name as click saw it; show it as tracker-ci.
+    words = exc.ctx.command_path.split()[1:] if exc.ctx else []
+    where = " ".join(["tracker-ci", *words])
+    print(f"error: {exc.format_message()} (see '{where} --help')", file=sys.stderr)
+    return int(exc.exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; exit with its code."""
     args = sys.argv[1:] if argv is None else argv
     try:
+        import click
+
         from tracker_ci.cli import cli
 
-        cli.main(args=args, prog_name="tracker-ci", standalone_mode=True)
+        try:
+            code = cli.main(args=args, prog_name="tracker-ci", standalone_mode=False)
+        except click.UsageError as exc:
+            sys.exit(_usage_error(exc))
+        except click.ClickException as exc:
+            print(f"error: {exc.format_message()}", file=sys.stderr)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            print("aborted", file=sys.stderr)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
     except SystemExit:
         raise
     except KeyboardInterrupt:
