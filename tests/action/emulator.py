@@ -20,9 +20,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,6 +236,7 @@ class Job:
         step_id: str,
         state: dict[str, str] | None = None,
         timeout: float = 120,
+        while_running: Callable[[subprocess.Popen[str]], None] | None = None,
     ) -> StepResult:
         runs = self.action["runs"]
         assert runs["using"] == "docker" and runs["image"] == "Dockerfile"
@@ -261,15 +262,28 @@ class Job:
         argv = [str(self._executable(declared))]
         for arg in runs.get("args", []) or []:
             argv.append(ANY_EXPRESSION.sub(lambda m: _input_ref(m.group(0), inputs), str(arg)))
-        completed = subprocess.run(
-            argv, cwd=self.workspace, env=env, capture_output=True, text=True, timeout=timeout
+        process = subprocess.Popen(
+            argv,
+            cwd=self.workspace,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
+        try:
+            if while_running is not None:
+                while_running(process)
+            stdout, stderr = process.communicate(timeout=timeout)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
         env_file = parse_file_commands((files / "env").read_text(encoding="utf-8"))
         self.job_env.update(env_file)
         return StepResult(
-            exit_code=completed.returncode,
-            stdout=completed.stdout,
-            stderr=completed.stderr,
+            exit_code=process.returncode,
+            stdout=stdout,
+            stderr=stderr,
             outputs=parse_file_commands((files / "output").read_text(encoding="utf-8")),
             state=parse_file_commands((files / "state").read_text(encoding="utf-8")),
             env_file=env_file,
@@ -278,13 +292,25 @@ class Job:
             step_id=step_id,
         )
 
-    def run_main(self, with_: dict[str, str], *, job_status: str = "success") -> StepResult:
-        """The action's main stage (``runs.entrypoint``), as a new step of the job."""
+    def run_main(
+        self,
+        with_: dict[str, str],
+        *,
+        job_status: str = "success",
+        while_running: Callable[[subprocess.Popen[str]], None] | None = None,
+    ) -> StepResult:
+        """The action's main stage (``runs.entrypoint``), as a new step of the job.
+
+        ``while_running`` gets the container's main process (PID 1 in the container), e.g.
+        to send it the SIGTERM of a cancelled run.
+        """
         # Each use of the action in a job has its own step id (GITHUB_ACTION): `__owner_repo`,
         # then `__owner_repo_2`...; the post stage keeps the id of its main stage.
         self.uses += 1
         step_id = "__tracker-ci_tracker-action" + ("" if self.uses == 1 else f"_{self.uses}")
-        return self._run("main", with_, job_status=job_status, step_id=step_id)
+        return self._run(
+            "main", with_, job_status=job_status, step_id=step_id, while_running=while_running
+        )
 
     def run_post(self, main: StepResult, with_: dict[str, str], *, job_status: str) -> StepResult:
         """The post stage (``runs.post-entrypoint``), with the main stage's state."""
@@ -326,8 +352,3 @@ def event_payloads() -> dict[str, dict[str, Any]]:
             "repository": repository,
         },
     }
-
-
-def shell_join(argv: list[str]) -> str:
-    """An argv as one shell line, for messages."""
-    return shlex.join(argv)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -96,9 +99,11 @@ def test_a_successful_deploy_is_tracked_from_start_to_end(
     assert _event(sqlite_server, outputs["event-id"])["attributes"]["status"] == "success"
 
 
+@pytest.mark.parametrize("job_status", ["failure", "cancelled", ""])
 def test_a_later_failed_step_makes_the_post_step_close_as_failure(
-    tmp_path: Path, sqlite_server: RunningServer
+    tmp_path: Path, sqlite_server: RunningServer, job_status: str
 ) -> None:
+    """Also when the job's status is unknown to the post step (empty): failure, to be safe."""
     job = Job(tmp_path, "push", event_payloads()["push"])
     service = _service()
     with_ = {
@@ -125,12 +130,12 @@ def test_a_later_failed_step_makes_the_post_step_close_as_failure(
     assert "post step" in start.summary
 
     # ... a later step of the job fails: job.status is `failure` when the post step runs.
-    post = job.run_post(start, with_, job_status="failure")
+    post = job.run_post(start, with_, job_status=job_status)
     assert post.exit_code == 0, post.log
     event = _event(sqlite_server, event_id)
     assert event["attributes"]["status"] == "failure"
     assert event["metadata"]["duration"] is not None
-    assert "job status: failure" in event["attributes"]["message"]
+    assert f"job status: {job_status or 'unknown'}" in event["attributes"]["message"]
     assert _locks_of(sqlite_server, service) == []
     assert "closed by the post step" in post.summary and "failure" in post.summary
 
@@ -353,3 +358,39 @@ def test_a_doubtful_spelling_is_accepted_with_a_warning(tmp_path: Path) -> None:
     )
     assert step.exit_code == 0, step.log
     assert any("'production'" in w for w in step.annotations("warning")), step.log
+
+
+def test_a_cancelled_run_closes_the_event_before_the_container_stops(
+    tmp_path: Path, sqlite_server: RunningServer
+) -> None:
+    """The runner stops a cancelled step's container: SIGTERM to its PID 1, our entrypoint."""
+    job = Job(tmp_path, "push", event_payloads()["push"])
+    service = _service()
+    started = job.workspace / "started"
+
+    def cancel(process: subprocess.Popen[str]) -> None:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert process.poll() is None, "the step ended before its command started"
+            assert time.monotonic() < deadline, "the deploy command never started"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+
+    step = job.run_main(
+        {
+            "server-url": sqlite_server.url,
+            "service": service,
+            "wait": "0",
+            "command": "touch started; sleep 60; touch finished",
+        },
+        while_running=cancel,
+    )
+    assert step.exit_code == 128 + signal.SIGTERM, step.log
+    assert not (job.workspace / "finished").exists()
+    event = _event(sqlite_server, step.outputs["event-id"])
+    assert event["attributes"]["status"] == "failure"
+    assert "cancelled by SIGTERM" in event["attributes"]["message"]
+    assert _locks_of(sqlite_server, service) == []
+    assert step.state["closed"] == "true"
+    post = job.run_post(step, {"server-url": sqlite_server.url}, job_status="cancelled")
+    assert post.exit_code == 0 and "left nothing open" in post.stdout, post.log

@@ -474,6 +474,7 @@ class Children:
 
     def __init__(self) -> None:
         self.running: set[subprocess.Popen[Any]] = set()
+        self.groups: set[int] = set()
         self.interrupted: int | None = None
 
     def install(self) -> None:
@@ -485,16 +486,26 @@ class Children:
         if self.interrupted is None:
             self.interrupted = signum
         for process in list(self.running):
-            if process.poll() is None:
+            if process.poll() is not None:
+                continue
+            if process.pid in self.groups:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signum)
+            else:
                 process.send_signal(signum)
 
-    def wait(self, process: subprocess.Popen[Any]) -> int:
-        """Wait for a process, passing signals on to it meanwhile."""
+    def wait(self, process: subprocess.Popen[Any], *, group: bool = False) -> int:
+        """Wait for a process, passing signals on to it (to its whole group) meanwhile."""
         self.running.add(process)
+        if group:
+            self.groups.add(process.pid)
+        if self.interrupted is not None:  # the signal came while the process was starting
+            self._forward(self.interrupted, None)
         try:
             return process.wait()
         finally:
             self.running.discard(process)
+            self.groups.discard(process.pid)
 
 
 CHILDREN = Children()
@@ -819,12 +830,16 @@ def _run_deploy(
     else:
         with _renewing(inputs, cli_env, lock_id):
             try:
-                process = subprocess.Popen(deploy_command_argv(inputs), env=command_env)
+                # Its own process group, so that a cancellation reaches every process of
+                # the script (bash does not pass SIGTERM on to its children).
+                process = subprocess.Popen(
+                    deploy_command_argv(inputs), env=command_env, start_new_session=True
+                )
             except OSError as exc:  # no bash in PATH: a broken image, a failed deploy
                 print(f"tracker-ci: cannot run the command: {exc}", file=sys.stderr)
                 code = 127
             else:
-                code = CHILDREN.wait(process)
+                code = CHILDREN.wait(process, group=True)
                 if code < 0:  # killed by a signal: report it as a shell does
                     code = 128 - code
     if CHILDREN.interrupted is not None:
