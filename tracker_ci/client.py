@@ -612,10 +612,14 @@ class TrackerClient:
     def revoke_token(self, token_id: str) -> TokenInfo:
         """Revoke an API token (extension, admin only); the revoked token."""
         response = self._request("DELETE", f"{API_PREFIX}/tokens/{token_id}")
-        token = self._parse(response, _TokenResponse).token
-        if token is None:
+        # The contract is {"token": TokenInfo}; accept a bare TokenInfo as well.
+        wrapped = self._parse(response, _TokenResponse).token
+        if wrapped is not None:
+            return wrapped
+        bare = self._parse(response, TokenInfo)
+        if not bare.id:
             raise self._missing(response, "token")
-        return token
+        return bare
 
     # ---------------------------------------------------------------------- health
     def health(self) -> dict[str, Any]:

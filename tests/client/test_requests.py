@@ -21,6 +21,7 @@ from tests.client.helpers import (
     lock_answer,
 )
 from tracker_ci.client import TrackerClient
+from tracker_ci.exceptions import UnexpectedResponse
 from tracker_ci.models import (
     ChangelogEntry,
     ChangeType,
@@ -552,9 +553,11 @@ def test_list_tokens(api: respx.MockRouter, client: TrackerClient) -> None:
     assert [t.id for t in client.list_tokens()] == ["tok-1", "tok-2"]
 
 
-def test_revoke_token(api: respx.MockRouter, client: TrackerClient) -> None:
+@pytest.mark.parametrize("wrapped", [True, False], ids=["wrapped", "bare"])
+def test_revoke_token(api: respx.MockRouter, client: TrackerClient, wrapped: bool) -> None:
+    answer = {"token": token_info()} if wrapped else token_info()
     route = api.delete("/api/v1alpha1/tokens/tok-1").mock(
-        return_value=httpx.Response(200, json={"token": token_info()}, headers=OURS)
+        return_value=httpx.Response(200, json=answer, headers=OURS)
     )
 
     revoked = client.revoke_token("tok-1")
@@ -605,3 +608,12 @@ def test_injected_transport_is_used() -> None:
         tracker.list_locks()
 
     assert [str(r.url) for r in seen] == [f"{API}/locks/list"]
+
+
+def test_revoke_token_answer_without_a_token(api: respx.MockRouter, client: TrackerClient) -> None:
+    api.delete("/api/v1alpha1/tokens/tok-1").mock(
+        return_value=httpx.Response(200, json={}, headers=OURS)
+    )
+
+    with pytest.raises(UnexpectedResponse, match="without the 'token'"):
+        client.revoke_token("tok-1")

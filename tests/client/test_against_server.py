@@ -1,0 +1,183 @@
+"""Every client method against the real bundled server (auth on), so the two agree."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import RunningServer, run_server
+from tracker_ci.client import TrackerClient
+from tracker_ci.exceptions import (
+    AuthenticationFailed,
+    InvalidRequest,
+    LockHeld,
+    NotFound,
+    PermissionDenied,
+)
+from tracker_ci.models import (
+    ChangelogEntry,
+    ChangeType,
+    CreateEventRequest,
+    EventAttributes,
+    EventType,
+    Status,
+    UpdateEventRequest,
+    utcnow,
+)
+
+pytestmark = pytest.mark.server
+
+ADMIN = "trk_client_tests_admin_0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    directory: Path = tmp_path_factory.mktemp("client-auth")
+    with run_server(
+        f"sqlite:///{directory / 'tracker.db'}",
+        log_dir=directory,
+        extra_args=["--auth", "--admin-token", ADMIN],
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def admin(auth_server: RunningServer) -> Iterator[TrackerClient]:
+    with TrackerClient(base_url=auth_server.url, token=ADMIN, retries=0) as tracker:
+        yield tracker
+
+
+@pytest.fixture
+def service() -> str:
+    return f"svc-{uuid.uuid4().hex[:10]}"
+
+
+def deployment_request(service: str) -> CreateEventRequest:
+    return CreateEventRequest(
+        title=f"Deploy {service}",
+        attributes=EventAttributes(
+            service=service,
+            type=EventType.deployment,
+            status=Status.start,
+            environment="UAT",
+            start_date=utcnow(),
+            owner="alice",
+        ),
+    )
+
+
+def test_events_round_trip(admin: TrackerClient, service: str) -> None:
+    request = deployment_request(service)
+    created = admin.create_event(request, idempotency_key=f"{service}-key", lock_ttl_seconds=300)
+    # The same key and body is answered with the first result: no second event.
+    repeat = admin.create_event(request, idempotency_key=f"{service}-key", lock_ttl_seconds=300)
+    assert repeat.id == created.id
+    assert admin.server_is_bundled is True
+
+    assert admin.get_event(created.id).title == f"Deploy {service}"
+    assert admin.search_events(service=service).total_count == 1
+    today = date.today()
+    assert created.id in [
+        e.id
+        for e in admin.search_events(
+            service=service,
+            start_date=today - timedelta(days=1),
+            end_date=today + timedelta(days=1),
+        ).events
+    ]
+    assert created.id in [e.id for e in admin.today_events(per_page=1000).events]
+    assert admin.list_events(per_page=1).events[0].id  # newest first, one per page
+
+    entry = ChangelogEntry(user="bob", change_type=ChangeType.commented, comment="50% rolled")
+    commented = admin.add_changelog_entry(created.id, entry)
+    assert commented.changelog[-1].comment == "50% rolled"
+    assert admin.get_changelog(created.id, per_page=50).total_count == len(commented.changelog)
+
+    slack_id = f"{uuid.uuid4().int % 10**10}.000100"
+    assert admin.set_slack_id(created.id, slack_id).metadata.slack_id == slack_id
+    assert admin.get_event(slack_id).id == created.id
+
+    stats = admin.stats(
+        start_date=today - timedelta(days=1),
+        end_date=today + timedelta(days=1),
+        types=["deployment"],
+        environments=["UAT", "production"],
+        service=service,
+    )
+    assert stats.total_count == 1
+    monthly = admin.monthly_stats(
+        start_date=today - timedelta(days=40),
+        end_date=today + timedelta(days=1),
+        service=service,
+        group_by_service=True,
+    )
+    assert [(s.service, s.count) for s in monthly.stats] == [(service, 1)]
+
+    attributes = created.attributes.model_copy(update={"status": Status.success})
+    closed = admin.update_event(
+        UpdateEventRequest(id=created.id, title="Released", attributes=attributes)
+    )
+    assert (closed.title, closed.attributes.status) == ("Released", Status.success)
+    assert closed.metadata.duration is not None
+    assert admin.find_lock(service=service, environment="UAT") is None
+
+    admin.delete_event(created.id)
+    with pytest.raises(NotFound, match="not found"):
+        admin.get_event(created.id)
+
+
+def test_locks_round_trip(admin: TrackerClient, service: str) -> None:
+    taken = admin.acquire_lock(
+        service=service, environment="UAT", who="alice", ttl_seconds=60, idempotency_key=service
+    )
+    assert taken.expires_at is not None
+    assert admin.find_lock(service=service, environment="UAT") == taken
+
+    with pytest.raises(LockHeld) as raised:
+        admin.acquire_lock(service=service, environment="UAT", who="bob")
+    held = raised.value
+    assert (held.status_code, held.code, held.holder, held.lock_id) == (409, 6, "alice", taken.id)
+    assert (held.service, held.environment, held.resource) == (service, "UAT", "deployment")
+
+    renewed = admin.renew_lock(taken.id, 600)
+    assert renewed.expires_at is not None and renewed.expires_at > taken.expires_at
+    assert admin.update_lock(taken.id, who="carol").who == "carol"
+    assert admin.get_lock(taken.id).who == "carol"
+    with pytest.raises(LockHeld):
+        admin.release_lock_by_key(service=service, environment="UAT", who="mallory")
+    assert admin.release_lock_by_key(service=service, environment="UAT", who="carol") == 1
+
+    again = admin.acquire_lock(service=service, environment="UAT", resource="operation")
+    assert again.id in [lock.id for lock in admin.list_locks()]
+    assert admin.release_lock(again.id) == 1
+    assert admin.release_lock(again.id) == 0
+
+
+def test_tokens_and_auth_errors(admin: TrackerClient, auth_server: RunningServer) -> None:
+    name = f"ci-{uuid.uuid4().hex[:6]}"
+    created = admin.create_token(name=name, services=["api"])
+    assert created.secret and created.token.services == ["api"]
+    assert name in [token.name for token in admin.list_tokens()]
+
+    with TrackerClient(base_url=auth_server.url, token=created.secret, retries=0) as scoped:
+        with pytest.raises(PermissionDenied, match="denied POST /api/v1alpha1/event"):
+            scoped.create_event(deployment_request("not-api"))
+        assert admin.revoke_token(created.token.id).id == created.token.id
+        with pytest.raises(AuthenticationFailed, match="refused the token .401.: check TRACKER"):
+            scoped.create_event(deployment_request("api"))
+
+    with TrackerClient(base_url=auth_server.url, retries=0) as anonymous:
+        with pytest.raises(AuthenticationFailed, match="requires authentication .401."):
+            anonymous.acquire_lock(service="api", environment="UAT")
+        assert anonymous.health()["status"] == "ok"
+
+
+def test_bad_input_is_invalid_request(admin: TrackerClient) -> None:
+    with pytest.raises(InvalidRequest, match="at least one filter"):
+        admin.search_events()
+    with pytest.raises(NotFound):
+        admin.get_lock(str(uuid.uuid4()))
