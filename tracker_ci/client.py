@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from tracker_ci import __version__
 from tracker_ci.exceptions import (
     APIError,
+    ConfigError,
     LockHeld,
     NotFound,
     UnexpectedResponse,
@@ -172,7 +173,9 @@ class TrackerClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if retries < 0:
-            raise ValueError("retries must be 0 or more")
+            raise ConfigError(f"retries must be 0 or more, not {retries}")
+        if timeout <= 0:
+            raise ConfigError(f"the timeout must be more than 0 seconds, not {timeout:g}")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
@@ -537,6 +540,10 @@ class TrackerClient:
 
     def update_lock(self, lock_id: str, **fields: str) -> Lock:
         """Change a lock's fields (empty ones keep their value); the lock after the change."""
+        unknown = sorted(set(fields) - set(UpdateLockRequest.model_fields))
+        if unknown:
+            allowed = ", ".join(UpdateLockRequest.model_fields)
+            raise TypeError(f"update_lock() got unknown fields {unknown}; use: {allowed}")
         body = UpdateLockRequest(**fields).to_wire()
         response = self._request("PUT", f"{API_PREFIX}/lock/{lock_id}", json=body)
         if self._answers_after_change(response):

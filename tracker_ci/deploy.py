@@ -395,6 +395,8 @@ class Deployment:
             print(f"tracker-ci: cannot run {argv[0]!r}: {exc.strerror or exc}", file=sys.stderr)
             return 127 if isinstance(exc, FileNotFoundError) else 126
         self._child = child
+        if self._interrupted is not None:  # the signal came while the command was starting
+            child.send_signal(self._interrupted)
         try:
             while True:
                 try:

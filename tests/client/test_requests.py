@@ -21,7 +21,7 @@ from tests.client.helpers import (
     lock_answer,
 )
 from tracker_ci.client import TrackerClient
-from tracker_ci.exceptions import UnexpectedResponse
+from tracker_ci.exceptions import ConfigError, UnexpectedResponse
 from tracker_ci.models import (
     ChangelogEntry,
     ChangeType,
@@ -617,3 +617,17 @@ def test_revoke_token_answer_without_a_token(api: respx.MockRouter, client: Trac
 
     with pytest.raises(UnexpectedResponse, match="without the 'token'"):
         client.revoke_token("tok-1")
+
+
+def test_update_lock_rejects_unknown_fields(client: TrackerClient) -> None:
+    with pytest.raises(TypeError, match=r"unknown fields \['owner'\]; use: service, who"):
+        client.update_lock(LOCK_ID, owner="bob")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"retries": -1}, "retries must be 0 or more"), ({"timeout": 0}, "more than 0 seconds")],
+)
+def test_bad_client_options_are_config_errors(options: dict[str, float], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TrackerClient(base_url=BASE, **options)  # type: ignore[arg-type]

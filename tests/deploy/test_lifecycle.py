@@ -276,8 +276,7 @@ def test_a_failed_renewal_is_a_warning_and_the_command_goes_on(
     assert event.attributes.status is Status.success
 
 
-def test_an_expired_lock_is_not_renewed_without_ttl(client: TrackerClient, service: str) -> None:
-    # Without lock_ttl the lock never expires and no renewal thread runs.
+def test_a_lock_without_ttl_never_expires(client: TrackerClient, service: str) -> None:
     deploy = deployment(client, service)
     state = deploy.start()
     assert client.get_lock(state.lock_id).expires_at is None
