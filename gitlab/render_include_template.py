@@ -35,7 +35,7 @@ HEADER = """\
 # The component with every input at its default; configure it with TRACKER_* variables:
 #
 #   include:
-#     - project: bananaops/tracker-ci
+#     - project: tracker-ci/tracker-ci
 #       ref: 0.1.0
 #       file: /gitlab/tracker-ci.gitlab-ci.yml
 #

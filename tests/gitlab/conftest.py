@@ -36,7 +36,7 @@ def gitlab_ci_local() -> Path:
 def gitlab_workspace(
     gitlab_ci_local: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> GitLabWorkspace:
-    """A release of this checkout's templates, served as https://gitlab.com/bananaops/tracker-ci."""
+    """A release of this checkout's templates, served as https://gitlab.com/tracker-ci/tracker-ci."""
     root = tmp_path_factory.mktemp("gitlab")
     upstream_root = root / "upstream"
     env = git_environment(root / "home", {f"file://{upstream_root}/": f"https://{HOST}:443/"})

@@ -22,7 +22,7 @@ VENV_BIN = Path(sys.executable).parent
 
 # Where the examples and the README say tracker-ci is hosted, and the release they pin.
 HOST = "gitlab.com"
-UPSTREAM_PROJECT = "bananaops/tracker-ci"
+UPSTREAM_PROJECT = "tracker-ci/tracker-ci"
 RELEASE = "0.1.0"
 # The consumer project: on the same instance, as GitLab requires for components.
 CONSUMER_REMOTE = f"https://{HOST}/acme/shop.git"

@@ -123,7 +123,7 @@ def test_hidden_jobs_exist_in_both_forms() -> None:
 def test_release_pins_match_the_project_version() -> None:
     """The default image and the pip fallback install this very release."""
     text = COMPONENT.read_text()
-    assert f"ghcr.io/bananaops/tracker-ci:{PROJECT_VERSION}" in text
+    assert f"ghcr.io/tracker-ci/tracker-ci:{PROJECT_VERSION}" in text
     assert f"tracker-ci[gitlab]=={PROJECT_VERSION}" in text
     for path in EXAMPLES:
         for pinned in re.findall(
