@@ -212,3 +212,11 @@ def test_unexpected_errors_are_one_line(
     with pytest.raises(SystemExit):
         entry.main(["--debug", "config", "show"])
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_server_is_mounted_lazily() -> None:
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(cli, ["server", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--database-url" in result.output
