@@ -382,10 +382,11 @@ class Deployment:
                 code = self._run_command(argv, kill_after)
             if self._interrupted is not None:
                 return self._cancelled(state, code)
-        status = Status.success if code == 0 else Status.failure
-        detail = None if code == 0 else f"command exited with code {code}"
-        self.finish(state, status, detail)
-        return code
+            # Still inside the handlers: a late signal must not cut the closing short.
+            status = Status.success if code == 0 else Status.failure
+            detail = None if code == 0 else f"command exited with code {code}"
+            self.finish(state, status, detail)
+            return code
 
     def _run_command(self, argv: Sequence[str], kill_after: float) -> int:
         try:
@@ -397,15 +398,18 @@ class Deployment:
         self._child = child
         if self._interrupted is not None:  # the signal came while the command was starting
             child.send_signal(self._interrupted)
+        killed = False
         try:
             while True:
                 try:
                     return child.wait(timeout=0.2)
                 except subprocess.TimeoutExpired:
                     pass
-                if self._interrupted is not None and self._signalled_at is not None:
-                    if time.monotonic() - self._signalled_at > kill_after:
-                        child.kill()
+                signalled_at = self._signalled_at
+                if not killed and signalled_at is not None:
+                    if time.monotonic() - signalled_at > kill_after:
+                        child.kill()  # the runner's SIGKILL is near: close the event first
+                        killed = True
         finally:
             self._child = None
 

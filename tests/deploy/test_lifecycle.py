@@ -300,7 +300,9 @@ def test_a_reused_idempotency_key_still_opens_a_new_deployment(
     assert client.get_event(second.event_id).attributes.status is Status.start
 
 
-def deploy_script(url: str, service: str, command: str, *, wait: float = 0) -> str:
+def deploy_script(
+    url: str, service: str, command: str, *, wait: float = 0, kill_after: float = 5
+) -> str:
     """A Python program that runs ``command`` as a deployment and exits with run()'s code."""
     return textwrap.dedent(
         f"""
@@ -315,7 +317,7 @@ def deploy_script(url: str, service: str, command: str, *, wait: float = 0) -> s
         deploy = Deployment(client, service="{service}", environment="production", owner="ci",
                             poll_interval=0.2)
         argv = [sys.executable, "-c", {command!r}]
-        sys.exit(deploy.run(argv, wait={wait}, on_wait=waiting, kill_after=5))
+        sys.exit(deploy.run(argv, wait={wait}, on_wait=waiting, kill_after={kill_after}))
         """
     )
 
@@ -346,6 +348,33 @@ def test_run_killed_by_a_signal_closes_the_event_and_frees_the_lock(
     assert event.attributes.status is Status.failure
     assert f"cancelled by {signum.name}" in event.attributes.message
     assert event.metadata.duration is not None
+    assert client.find_lock(service=service, environment="production") is None
+
+
+def test_a_command_that_ignores_sigterm_is_killed_after_the_grace(
+    client: TrackerClient, service: str, sqlite_server: RunningServer
+) -> None:
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    script = deploy_script(sqlite_server.url, service, stubborn, kill_after=1)
+    with subprocess.Popen([PYTHON, "-c", script], stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "ready"
+            began = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=20)
+            assert time.monotonic() - began < 5  # killed after 1 s, not after 60
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+    assert code == 128 + signal.SIGTERM
+    (event,) = client.search_events(service=service).events
+    assert event.attributes.status is Status.failure
+    assert "cancelled by SIGTERM (command exited with code -9)" in event.attributes.message
     assert client.find_lock(service=service, environment="production") is None
 
 
