@@ -193,14 +193,16 @@ def parse_bool(name: str, value: str) -> bool:
     )
 
 
-def _choice(name: str, value: str, choices: Sequence[str], *, empty_ok: bool = False) -> str:
+def _choice(
+    name: str, value: str, choices: Sequence[str], doubts: list[str], *, empty_ok: bool = False
+) -> str:
     if value == "" and empty_ok:
         return ""
     if value in choices:
         return value
     for choice in choices:
         if choice.lower() == value.lower():
-            warning(f"Input `{name}` is {value!r}; using its canonical spelling {choice!r}.")
+            doubts.append(f"Input `{name}` is {value!r}; using its canonical spelling {choice!r}.")
             return choice
     raise ActionError(
         f"Input `{name}` is {value!r}, which is not one of: {', '.join(choices)}.",
@@ -247,11 +249,14 @@ class ActionInputs:
     comment: bool = False
     auto_close: bool = True
     job_status: str = ""
+    #: Inputs that are accepted but look wrong: each one becomes a ``::warning::``.
+    doubts: tuple[str, ...] = ()
 
 
 def parse_inputs(raw: Mapping[str, str]) -> ActionInputs:
     """Validate the raw inputs strictly; raise :class:`ActionError` with a fix otherwise."""
-    mode = _choice("mode", raw["mode"] or "run", MODES)
+    doubts: list[str] = []
+    mode = _choice("mode", raw["mode"] or "run", MODES, doubts)
     server_url = raw["server-url"].rstrip("/")
     if server_url and not server_url.startswith(("http://", "https://")):
         raise ActionError(
@@ -263,18 +268,18 @@ def parse_inputs(raw: Mapping[str, str]) -> ActionInputs:
         server_url=server_url,
         token=raw["token"],
         service=raw["service"],
-        environment=_choice("environment", raw["environment"], ENVIRONMENTS, empty_ok=True),
+        environment=_choice("environment", raw["environment"], ENVIRONMENTS, doubts, empty_ok=True),
         command=raw["command"],
         wait=_seconds("wait", raw["wait"] or "0"),
         title=raw["title"],
         message=raw["message"],
-        priority=_choice("priority", raw["priority"], PRIORITIES, empty_ok=True),
+        priority=_choice("priority", raw["priority"], PRIORITIES, doubts, empty_ok=True),
         owner=raw["owner"],
         pr_url=raw["pr-url"],
         ticket=raw["ticket"],
-        fail_policy=_choice("fail-policy", raw["fail-policy"] or "open", FAIL_POLICIES),
+        fail_policy=_choice("fail-policy", raw["fail-policy"] or "open", FAIL_POLICIES, doubts),
         lock_ttl=_seconds("lock-ttl", raw["lock-ttl"] or "0"),
-        status=_choice("status", raw["status"], FINISH_STATUSES, empty_ok=True),
+        status=_choice("status", raw["status"], FINISH_STATUSES, doubts, empty_ok=True),
         event_id=raw["event-id"],
         lock_id=raw["lock-id"],
         github_token=raw["github-token"],
@@ -283,7 +288,7 @@ def parse_inputs(raw: Mapping[str, str]) -> ActionInputs:
         job_status=raw["job-status"].lower(),
     )
     _check_mode_needs(inputs)
-    return inputs
+    return dataclasses.replace(inputs, doubts=(*doubts, *_doubts(inputs)))
 
 
 def _check_mode_needs(inputs: ActionInputs) -> None:
@@ -308,16 +313,19 @@ def _check_mode_needs(inputs: ActionInputs) -> None:
             "Add `command: ./deploy.sh` (run with bash in the action's container), or use "
             "mode: start before your deploy steps and let the post step close the event.",
         )
+
+
+def _doubts(inputs: ActionInputs) -> list[str]:
+    doubts = []
     if inputs.mode != "run" and inputs.command:
-        warning(f"Input `command` is ignored in mode {inputs.mode} (it is for mode run).")
+        doubts.append(f"Input `command` is ignored in mode {inputs.mode} (it is for mode run).")
     if inputs.job_status and inputs.job_status not in JOB_STATUSES:
-        warning(f"Input `job-status` is {inputs.job_status!r}; expected {', '.join(JOB_STATUSES)}.")
-    if (
-        inputs.token
-        and inputs.server_url.startswith("http://")
-        and not _is_local(inputs.server_url)
-    ):
-        warning("The token is sent over plain http; use an https `server-url`.")
+        expected = ", ".join(JOB_STATUSES)
+        doubts.append(f"Input `job-status` is {inputs.job_status!r}; expected {expected}.")
+    if inputs.token and inputs.server_url.startswith("http://"):
+        if not _is_local(inputs.server_url):
+            doubts.append("The token is sent over plain http; use an https `server-url`.")
+    return doubts
 
 
 def _is_local(url: str) -> bool:
@@ -742,7 +750,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     env = dict(os.environ if environ is None else environ)
     raw = read_inputs(env)
     _mask_inputs(raw)  # before anything else is printed
-    if raw["mode"] == "finish" and not raw["event-id"]:
+    if raw["mode"].lower() == "finish" and not raw["event-id"]:
         # A start step of this job exported its event (GITHUB_ENV).
         raw["event-id"] = env.get("TRACKER_EVENT_ID", "")
         if not (raw["event-id"] or raw["service"]) and raw["fail-policy"] != "closed":
@@ -757,6 +765,8 @@ def main(environ: Mapping[str, str] | None = None) -> int:
             inputs = dataclasses.replace(inputs, pr_url=detect_pull_request(inputs, env))
     except ActionError as exc:
         die(exc.message, exc.fix, exc.exit_code)
+    for doubt in inputs.doubts:
+        warning(doubt)
     CHILDREN.install()
     state = StateFile(env)
     state.save(mode=inputs.mode)

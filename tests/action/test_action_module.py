@@ -1,0 +1,253 @@
+"""The action's translation of inputs into tracker-ci command lines, and its parsers."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tracker_ci.ci import github
+from tracker_ci.ci.github_action import (
+    INPUT_NAMES,
+    ActionError,
+    CliResult,
+    build_cli_argv,
+    escape_command_data,
+    finish_status,
+    last_json_document,
+    outputs_from,
+    parse_bool,
+    parse_file_commands,
+    parse_inputs,
+    read_inputs,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def _raw(**values: str) -> dict[str, str]:
+    raw = dict.fromkeys(INPUT_NAMES, "")
+    raw.update({"service": "shop", "environment": "production", "command": "./deploy.sh"})
+    raw.update({name.replace("_", "-"): value for name, value in values.items()})
+    return raw
+
+
+def test_inputs_are_read_with_hyphens_kept_or_as_underscores() -> None:
+    raw = read_inputs(
+        {"INPUT_SERVER-URL": " https://t.example ", "INPUT_FAIL_POLICY": "closed", "INPUT_X": "1"}
+    )
+    assert raw["server-url"] == "https://t.example"
+    assert raw["fail-policy"] == "closed"
+    assert raw["mode"] == "" and set(raw) == set(INPUT_NAMES)
+
+
+def test_the_runner_spelling_wins_over_the_underscore_one() -> None:
+    raw = read_inputs({"INPUT_LOCK-TTL": "60", "INPUT_LOCK_TTL": "10"})
+    assert raw["lock-ttl"] == "60"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("true", True), ("True", True), ("yes", True), ("1", True)]
+    + [("false", False), ("FALSE", False), ("no", False), ("0", False)],
+)
+def test_booleans_are_the_six_words(text: str, value: bool) -> None:
+    assert parse_bool("comment", text) is value
+
+
+@pytest.mark.parametrize("text", ["", "on", "off", "y", "n", "2", "truee", "t"])
+def test_anything_else_is_not_a_boolean(text: str) -> None:
+    with pytest.raises(ActionError, match="`comment`") as caught:
+        parse_bool("comment", text)
+    assert "true or false" in caught.value.fix
+
+
+def test_a_case_slip_in_an_enum_is_accepted_as_a_doubt() -> None:
+    inputs = parse_inputs(_raw(environment="uat", priority="p1", mode="RUN"))
+    assert (inputs.environment, inputs.priority, inputs.mode) == ("UAT", "P1", "run")
+    assert len(inputs.doubts) == 3 and "'UAT'" in inputs.doubts[1]
+
+
+def test_a_token_over_plain_http_to_a_remote_host_is_a_doubt() -> None:
+    remote = parse_inputs(_raw(server_url="http://tracker.example.com", token="t"))
+    local = parse_inputs(_raw(server_url="http://127.0.0.1:8080", token="t"))
+    assert any("plain http" in doubt for doubt in remote.doubts)
+    assert local.doubts == ()
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"mode": "deploy"}, "mode"),
+        ({"environment": "prod"}, "environment"),
+        ({"priority": "high"}, "priority"),
+        ({"fail_policy": "maybe"}, "fail-policy"),
+        ({"status": "ok", "mode": "finish"}, "status"),
+        ({"wait": "-1"}, "wait"),
+        ({"lock_ttl": "1h"}, "lock-ttl"),
+        ({"server_url": "ftp://x"}, "server-url"),
+        ({"service": ""}, "service"),
+        ({"environment": ""}, "environment"),
+        ({"command": ""}, "command"),
+        ({"auto_close": "sure"}, "auto-close"),
+    ],
+)
+def test_bad_inputs_name_the_input(values: dict[str, str], named: str) -> None:
+    with pytest.raises(ActionError, match=f"`{named}`") as caught:
+        parse_inputs(_raw(**values))
+    assert caught.value.fix and caught.value.exit_code == 2
+
+
+def test_finish_by_event_id_needs_no_service_and_unlock_by_id_neither() -> None:
+    assert parse_inputs(_raw(mode="finish", event_id="e1", service="", command="")).event_id
+    assert parse_inputs(_raw(mode="unlock", lock_id="l1", service="", command="")).lock_id
+
+
+def test_mode_run_starts_with_every_start_option() -> None:
+    argv = build_cli_argv(
+        parse_inputs(
+            _raw(
+                server_url="https://t.example/",
+                title="T",
+                priority="P2",
+                owner="alice",
+                pr_url="https://github.com/a/b/pull/1",
+                wait="60",
+                lock_ttl="600",
+                fail_policy="closed",
+                comment="true",
+                token="secret",
+            )
+        )
+    )
+    assert argv[:6] == [sys.executable, "-m", "tracker_ci", "--output", "json", "--url"]
+    assert argv[6:9] == ["https://t.example", "deploy", "start"]
+    text = " ".join(argv)
+    for part in (
+        "--service shop",
+        "--environment production",
+        "--title T",
+        "--priority P2",
+        "--owner alice",
+        "--pr-url https://github.com/a/b/pull/1",
+        "--wait 60",
+        "--lock-ttl 600",
+        "--fail-policy closed",
+        "--comment",
+    ):
+        assert part in text
+    assert "secret" not in text, "tokens travel in the environment, never in argv"
+    assert "--message" not in argv, "empty inputs are left to the CLI's defaults"
+
+
+def test_finish_lock_and_unlock_command_lines() -> None:
+    finish = build_cli_argv(parse_inputs(_raw(mode="finish", event_id="e1", status="failure")))
+    assert finish[5:] == [
+        "deploy",
+        "finish",
+        "--status",
+        "failure",
+        "--event-id",
+        "e1",
+        "--service",
+        "shop",
+        "--environment",
+        "production",
+        "--fail-policy",
+        "open",
+    ]
+    lock = build_cli_argv(parse_inputs(_raw(mode="lock", owner="bob", lock_ttl="60")))
+    assert lock[5:] == [
+        "lock",
+        "acquire",
+        "--service",
+        "shop",
+        "--environment",
+        "production",
+        "--who",
+        "bob",
+        "--wait",
+        "0",
+        "--ttl",
+        "60",
+    ]
+    unlock = build_cli_argv(parse_inputs(_raw(mode="unlock", lock_id="l1")))
+    assert unlock[5:] == ["lock", "release", "l1"]
+
+
+@pytest.mark.parametrize(
+    ("status", "job_status", "closes_as"),
+    [
+        ("", "success", "success"),
+        ("", "failure", "failure"),
+        ("", "cancelled", "failure"),
+        ("", "", "failure"),
+        ("warning", "failure", "warning"),
+    ],
+)
+def test_finish_status_follows_the_job_unless_given(
+    status: str, job_status: str, closes_as: str
+) -> None:
+    inputs = parse_inputs(_raw(mode="finish", status=status, job_status=job_status))
+    assert finish_status(inputs) == closes_as
+
+
+def test_file_commands_round_trip_with_the_github_module() -> None:
+    values = {"event-id": "e1", "summary": "two\nlines", "empty": "", "eq": "a=b"}
+    assert parse_file_commands(github.to_output_text(values)) == values
+
+
+def test_the_last_json_document_is_found_after_other_output() -> None:
+    text = 'deploying\n{"a": 1}\nmore {not json\n{\n  "eventId": "e2"\n}\n'
+    assert last_json_document(text) == {"eventId": "e2"}
+    assert last_json_document("no json here") == {}
+
+
+def test_outputs_from_a_deployment_state_an_event_and_a_lock() -> None:
+    state = CliResult(
+        0,
+        "",
+        [],
+        document={
+            "eventId": "e",
+            "lockId": "l",
+            "status": "success",
+            "duration": 12.5,
+            "eventUrl": "u",
+        },
+    )
+    assert outputs_from(state) == {
+        "event-id": "e",
+        "lock-id": "l",
+        "status": "success",
+        "duration": "12.5",
+        "event-url": "u",
+    }
+    event = CliResult(
+        0,
+        "",
+        [],
+        document={
+            "attributes": {"status": "failure"},
+            "metadata": {"id": "e", "duration": "3.250000s"},
+        },
+    )
+    assert outputs_from(event)["duration"] == "3.25"
+    lock = CliResult(
+        0, "", [], document={"id": "l", "who": "w", "resource": "deployment", "eventId": ""}
+    )
+    assert outputs_from(lock)["lock-id"] == "l"
+    written = CliResult(0, "", [], outputs={"status": "start"}, document={"status": "x"})
+    assert outputs_from(written)["status"] == "start", "the CLI's own outputs win"
+
+
+def test_the_cli_error_line_skips_warnings() -> None:
+    result = CliResult(
+        3, "", ["warning: slow\n", "error: service shop is locked by alice\n", "warning: later\n"]
+    )
+    assert result.error_line == "service shop is locked by alice"
+    assert result.warnings == ["slow", "later"]
+
+
+def test_workflow_command_data_is_escaped() -> None:
+    assert escape_command_data("50%\r\nnext") == "50%25%0D%0Anext"
