@@ -18,13 +18,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # Only what the build needs (see .dockerignore); everything is installed at build time,
 # so the action needs no network at run time except to reach the Tracker and GitHub APIs.
-COPY pyproject.toml README.md /tmp/tracker-ci/
+COPY pyproject.toml README.md docker/constraints.txt /tmp/tracker-ci/
 COPY tracker_ci /tmp/tracker-ci/tracker_ci
 COPY server /tmp/tracker-ci/server
 
-# The project at the version of this checkout, with the extras the action and the server use;
+# The project at the version of this checkout, with the extras the action and the server
+# use, its dependencies pinned to the versions the test suite ran (docker/constraints.txt);
 # then the two entrypoints that action.yml names, written by the module they start.
-RUN pip install --no-cache-dir "/tmp/tracker-ci[github,server,postgres]" \
+RUN pip install --no-cache-dir --constraint /tmp/tracker-ci/constraints.txt \
+        "/tmp/tracker-ci[github,server,postgres]" \
     && rm -rf /tmp/tracker-ci \
     && python -m tracker_ci.ci.github_action --install-entrypoints /usr/local/bin \
     && mkdir -p /data

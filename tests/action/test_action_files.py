@@ -249,3 +249,20 @@ def test_examples_use_the_action_with_pinned_actions_permissions_and_timeouts() 
                     unknown = set(step.get("with", {})) - inputs
                     assert not unknown, f"{path.name}: unknown inputs {unknown}"
         assert uses_action, path.name
+
+
+@pytest.mark.unit
+def test_the_image_pins_every_dependency_to_the_tested_version() -> None:
+    pytest.importorskip("packaging")
+    from tests.action.constraints import constraints_text
+
+    pinned = (ROOT / "docker" / "constraints.txt").read_text(encoding="utf-8")
+    assert pinned == constraints_text(), (
+        "docker/constraints.txt is stale: run "
+        "`.venv/bin/python -m tests.action.constraints > docker/constraints.txt`"
+    )
+    assert any(
+        "--constraint /tmp/tracker-ci/constraints.txt" in rest
+        for keyword, rest in dockerfile_instructions()
+        if keyword == "RUN"
+    )
