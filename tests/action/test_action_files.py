@@ -266,3 +266,43 @@ def test_the_image_pins_every_dependency_to_the_tested_version() -> None:
         for keyword, rest in dockerfile_instructions()
         if keyword == "RUN"
     )
+
+
+@pytest.mark.e2e
+@pytest.mark.server
+def test_the_image_default_command_serves_the_bundled_server(tmp_path: Path) -> None:
+    """ENTRYPOINT + CMD, as a service container runs them (listening on loopback here)."""
+    import time
+
+    import httpx
+
+    from tests.support.servers import free_port
+
+    instructions = dockerfile_instructions()
+    (entrypoint,) = [
+        yaml.safe_load(rest) for keyword, rest in instructions if keyword == "ENTRYPOINT"
+    ]
+    (cmd,) = [yaml.safe_load(rest) for keyword, rest in instructions if keyword == "CMD"]
+    argv = [*entrypoint, *cmd]
+    port = free_port()
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    argv[argv.index("--port") + 1] = str(port)
+    argv[0] = str(Path(sys.executable).parent / argv[0])
+    env = {**os.environ, "TRACKER_DATABASE_URL": f"sqlite:///{tmp_path / 'tracker.db'}"}
+    with (tmp_path / "server.log").open("wb") as log:
+        server = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+                time.sleep(0.1)
+        assert health.status_code == 200 and health.json()["database"] == "ok"
+        assert (tmp_path / "tracker.db").exists(), "TRACKER_DATABASE_URL picks the database"
+    finally:
+        server.terminate()
+        server.wait(timeout=15)

@@ -767,6 +767,11 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         die(exc.message, exc.fix, exc.exit_code)
     for doubt in inputs.doubts:
         warning(doubt)
+    if not (inputs.server_url or env.get("TRACKER_URL")):
+        warning(
+            "No `server-url` (nor TRACKER_URL): using http://127.0.0.1:8080, which is only "
+            "right for a server in this container. Set `server-url:`."
+        )
     CHILDREN.install()
     state = StateFile(env)
     state.save(mode=inputs.mode)
