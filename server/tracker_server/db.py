@@ -131,12 +131,23 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
     with engine.connect() as connection:
-        if engine.dialect.name == "postgresql":
-            # Session-level lock: released when this connection closes.
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+        if engine.dialect.name != "postgresql":
+            command.upgrade(alembic_config(connection), revision)
             connection.commit()
-        command.upgrade(alembic_config(connection), revision)
+            return
+        # A session-level lock: it must be released explicitly, because the pool keeps
+        # the connection (and the session) open after this function returns.
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
         connection.commit()
+        try:
+            command.upgrade(alembic_config(connection), revision)
+            connection.commit()
+        finally:
+            connection.rollback()
+            connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+            )
+            connection.commit()
 
 
 def downgrade_schema(engine: Engine, revision: str) -> None:

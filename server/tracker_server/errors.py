@@ -183,6 +183,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc.__cause__, ApiError):
+            # FastAPI wraps any failure while reading the body (our streamed size limit
+            # included) in a generic 400: answer the real cause.
+            return await on_api_error(request, exc.__cause__)
         code = _HTTP_STATUS_CODES.get(exc.status_code, INTERNAL)
         if exc.status_code == 404:
             message = f"no such route: {request.method} {request.url.path}"
