@@ -15,6 +15,7 @@ from datetime import datetime
 
 import pytest
 
+from tests.gitlab.fake_gitlab import fake_gitlab
 from tests.gitlab.gitlab_ci_local import ROOT, ConsumerProject, GitLabWorkspace, finish
 from tests.gitlab.server_state import changelog, deployments, locks_of
 from tests.support.servers import RunningServer
@@ -249,6 +250,39 @@ def test_component_multi_job_deploy(
         assert run.returncode == 1, run.output
         assert event["attributes"]["status"] == "failure", event
         assert run.job_lines("deploy-failed") and not run.job_lines("deploy-finish")
+
+
+def test_component_mr_note_is_kept_on_the_merge_request(
+    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique_service: Callable
+) -> None:
+    """mr-note: true (the component example) with GITLAB_TOKEN: one note on the merge
+    request, written when the deploy starts and updated in place with the result."""
+    service = unique_service("mr-note")
+    project = project_with_example(
+        gitlab_workspace, service, "component.gitlab-ci.yml", {"scripts/deploy.sh": DEPLOY_OK}
+    )
+    with fake_gitlab() as gitlab:
+        run = project.run(
+            pipeline_variables(
+                sqlite_server,
+                service,
+                CI_MERGE_REQUEST_PROJECT_URL=f"{gitlab.url}/acme/shop",
+                CI_MERGE_REQUEST_IID="7",
+                GITLAB_TOKEN="glpat-test-token",
+            )
+        )
+
+    assert run.returncode == 0, run.output
+    [event] = deployments(sqlite_server.url, service)
+    assert event["links"]["pullRequestLink"] == f"{gitlab.url}/acme/shop/-/merge_requests/7"
+    [note] = gitlab.notes[("acme%2Fshop", "7")]
+    assert f"<!-- tracker-ci:{service}/production -->" in note["body"], note
+    assert "success" in note["body"], note
+    methods = [
+        method for method, path, _ in gitlab.requests if path.endswith(("/notes", "/notes/1"))
+    ]
+    assert "POST" in methods and "PUT" in methods, gitlab.requests
+    assert {token for _, _, token in gitlab.requests} == {"glpat-test-token"}
 
 
 def without_services(pipeline: str) -> str:
