@@ -35,13 +35,18 @@ def render_reference() -> str:
 
     parts = [START, ""]
     for path in _commands(cli, []):
-        result = CliRunner().invoke(cli, [*path, "--help"], terminal_width=100,
-                                    prog_name="tracker-ci")
+        result = CliRunner().invoke(
+            cli, [*path, "--help"], terminal_width=100, prog_name="tracker-ci"
+        )
         assert result.exit_code == 0, result.output
         title = " ".join(["tracker-ci", *path])
         parts += [f"### `{title}`", "", "```text", result.output.rstrip(), "```", ""]
-    parts += ["`tracker-ci server` takes the options of `python -m tracker_server` (see the "
-              "README's server section).", "", END]
+    parts += [
+        "`tracker-ci server` takes the options of `python -m tracker_server` (see the "
+        "README's server section).",
+        "",
+        END,
+    ]
     return "\n".join(parts)
 
 

@@ -356,3 +356,20 @@ def test_unreachable_server_fail_open_and_closed(invoke: Invoke, tmp_path: Path)
         env={"TRACKER_URL": dead, "TRACKER_FAIL_POLICY": "closed"},
     )
     assert closed.exit_code == 4, closed.output
+
+
+def test_deploy_run_writes_outputs_and_the_job_summary(invoke: Invoke, tmp_path: Path) -> None:
+    service = unique()
+    outputs, summary = tmp_path / "output", tmp_path / "summary.md"
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": "acme/api",
+        "GITHUB_OUTPUT": str(outputs),
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }
+    result = invoke("deploy", "run", "-s", service, "-e", "UAT", "--", "true", env=env)
+    assert result.exit_code == 0, result.output
+    written = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    assert written["status"] == "success" and written["event-id"]
+    assert float(written["duration"]) >= 0
+    assert f"**{service}** to **UAT**: success" in summary.read_text()

@@ -178,17 +178,19 @@ def _make_deployment(
 def _make_deployment_class() -> type:
     from tracker_ci.deploy import Deployment
 
-    class CommentingDeployment(Deployment):
-        """A Deployment that keeps the PR/MR comment up to date after start and finish."""
+    class ReportingDeployment(Deployment):
+        """A Deployment that says what it did: stderr lines, job summary, PR/MR comment."""
 
         def __init__(
             self, *args: Any, comment: Callable[..., None] | None = None, **kwargs: Any
         ) -> None:
             super().__init__(*args, **kwargs)
             self.comment = comment
+            self.last_state: DeploymentState | None = None
 
         def start(self, wait: float = 0, on_wait: Any = None) -> DeploymentState:
             result = super().start(wait=wait, on_wait=on_wait)
+            self.last_state = result
             if result.tracked:
                 click.echo(
                     f"tracker-ci: deployment event {result.event_id} opened"
@@ -202,7 +204,10 @@ def _make_deployment_class() -> type:
         def finish(
             self, state_or_event_id: Any, status: Any, message: str | None = None
         ) -> DeploymentState:
+            from tracker_ci.ci import github
+
             result = super().finish(state_or_event_id, status, message)
+            self.last_state = result
             if result.tracked:
                 took = format_seconds(result.duration)
                 click.echo(
@@ -210,11 +215,15 @@ def _make_deployment_class() -> type:
                     f"{result.status}{' after ' + took if took else ''}",
                     err=True,
                 )
+                github.append_summary(
+                    f"- **{result.service}** to **{result.environment}**: {result.status}"
+                    f"{' in ' + took if took else ''} (Tracker event `{result.event_id}`)"
+                )
                 if self.comment is not None:
                     self.comment(self, result)
             return result
 
-    return CommentingDeployment
+    return ReportingDeployment
 
 
 def _comment(
@@ -249,6 +258,17 @@ def _key(state: AppState, service: str | None, environment: Any) -> tuple[str, s
     service = require(service, state, "service", "--service")
     env = Environment.parse(require(environment, state, "environment", "--environment"))
     return service, env.value
+
+
+def _outputs(result: DeploymentState) -> dict[str, str]:
+    """The GitHub step outputs of a deployment state."""
+    return {
+        "event-id": result.event_id,
+        "lock-id": result.lock_id,
+        "status": result.status,
+        "duration": "" if result.duration is None else f"{result.duration:.3f}",
+        "event-url": result.event_url,
+    }
 
 
 def _print_state(state: AppState, result: DeploymentState, text: str) -> None:
@@ -457,6 +477,7 @@ def run(
     state: AppState, service: str | None, environment: Any, command: tuple[str, ...], **opts: Any
 ) -> None:
     """Run a command as a tracked deployment: start, run it, finish by its exit code."""
+    from tracker_ci.ci import github
     from tracker_ci.commands.context import detect_run
 
     service, env = _key(state, service, environment)
@@ -469,5 +490,8 @@ def run(
             code = deployment.run(list(command), wait=wait, on_wait=line)
         finally:
             line.done()
+    final = deployment.last_state
+    if final is not None:
+        github.write_if_possible(_outputs(final))
     sys.stdout.flush()
     raise click.exceptions.Exit(code)
