@@ -192,7 +192,9 @@ def test_a_failing_deploy_command_fails_the_step_and_closes_as_failure(
     assert step.exit_code == 1, step.log
     assert step.outputs["status"] == "failure"
     errors = step.annotations("error")
-    assert errors and "exited with code 1" in errors[0], step.log
+    assert errors == [
+        "The deploy command exited with code 1; the deployment was closed as failure."
+    ], step.log
     event = _event(sqlite_server, step.outputs["event-id"])
     assert event["attributes"]["status"] == "failure"
     assert _locks_of(sqlite_server, service) == []
@@ -375,6 +377,7 @@ def test_a_cancelled_run_closes_the_event_before_the_container_stops(
     event = _event(sqlite_server, step.outputs["event-id"])
     assert event["attributes"]["status"] == "failure"
     assert "cancelled by SIGTERM" in event["attributes"]["message"]
+    assert "Cancelled by SIGTERM" in step.summary
     assert _locks_of(sqlite_server, service) == []
     assert step.state["closed"] == "true"
     post = job.run_post(step, {"server-url": sqlite_server.url}, job_status="cancelled")

@@ -787,7 +787,6 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         state.save(event_id=outputs["event-id"], lock_id=outputs["lock-id"], closed="false")
     if inputs.mode == "run":
         return _run_deploy(inputs, env, cli_env, outputs, state)
-    github.write_if_possible(outputs, env)
     actor = env.get("GITHUB_ACTOR", "")
     if inputs.mode == "start":
         _append_env(
@@ -813,15 +812,14 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     elif inputs.mode == "lock":
         _append_env(env, {"TRACKER_LOCK_ID": outputs["lock-id"]})
         outputs = {**outputs, "status": "locked"}
-        github.write_if_possible({"status": "locked"}, env)
         heading = f"Lock taken on {inputs.service} in {inputs.environment}"
         summary = render_summary(inputs, outputs, heading=heading, actor=actor)
     else:
-        github.write_if_possible({"status": "unlocked", "lock-id": inputs.lock_id}, env)
         outputs = {**outputs, "status": "unlocked", "lock-id": inputs.lock_id}
         summary = render_summary(
             inputs, outputs, heading="Lock released", actor=actor, lock_note="released"
         )
+    github.write_if_possible(outputs, env)
     github.append_summary(summary, env)
     return 0
 
@@ -886,16 +884,22 @@ def _run_deploy(
         actor=env.get("GITHUB_ACTOR", ""),
         pr_url=inputs.pr_url,
         lock_note="released" if closed else "",
-        note=detail.capitalize() + "." if detail else "",
+        note=_sentence(detail),
     )
     github.append_summary(summary, env)
     if code != 0:
-        _command(
-            "error",
-            f"{detail.capitalize()}; the deployment of {inputs.service} to "
-            f"{inputs.environment} was closed as {outputs['status'] or 'failure'}.",
-        )
+        if not event_id:
+            outcome = "it was not tracked"
+        elif closed:
+            outcome = f"the deployment was closed as {outputs['status']}"
+        else:
+            outcome = "the post step will close the deployment"
+        _command("error", f"{_sentence(detail)[:-1]}; {outcome}.")
     return code
+
+
+def _sentence(text: str) -> str:
+    return f"{text[:1].upper()}{text[1:]}." if text else ""
 
 
 @contextlib.contextmanager
