@@ -43,9 +43,11 @@ def main(argv: list[str] | None = None) -> None:
         except click.ClickException as exc:
             print(f"error: {exc.format_message()}", file=sys.stderr)
             sys.exit(exc.exit_code)
-        except click.Abort:
-            print("aborted", file=sys.stderr)
-            sys.exit(1)
+        except click.Abort as exc:
+            # click turns Ctrl-C into Abort; keep the shell's convention for SIGINT.
+            interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+            print("interrupted" if interrupted else "aborted", file=sys.stderr)
+            sys.exit(130 if interrupted else 1)
         sys.exit(code if isinstance(code, int) else 0)
     except SystemExit:
         raise
