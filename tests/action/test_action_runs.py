@@ -35,6 +35,11 @@ def _locks_of(server: RunningServer, service: str) -> list[dict]:
     return [lock for lock in answer.json()["locks"] if lock["service"] == service]
 
 
+def _job(tmp_path: Path) -> Job:
+    # A pull_request run names its PR in the payload: no (failing) API lookup to wait for.
+    return Job(tmp_path, "pull_request", event_payloads()["pull_request"])
+
+
 @pytest.fixture(params=sorted(event_payloads()))
 def job(request: pytest.FixtureRequest, tmp_path: Path) -> Job:
     """A job triggered by a pull_request, a push or a workflow_dispatch event."""
@@ -104,7 +109,7 @@ def test_a_later_failed_step_makes_the_post_step_close_as_failure(
     tmp_path: Path, sqlite_server: RunningServer, job_status: str
 ) -> None:
     """Also when the job's status is unknown to the post step (empty): failure, to be safe."""
-    job = Job(tmp_path, "push", event_payloads()["push"])
+    job = _job(tmp_path)
     service = _service()
     with_ = {
         "server-url": sqlite_server.url,
@@ -143,7 +148,7 @@ def test_a_later_failed_step_makes_the_post_step_close_as_failure(
 def test_the_post_step_closes_as_success_when_the_job_succeeded(
     tmp_path: Path, sqlite_server: RunningServer
 ) -> None:
-    job = Job(tmp_path, "workflow_dispatch", event_payloads()["workflow_dispatch"])
+    job = _job(tmp_path)
     service = _service()
     with_ = {"server-url": sqlite_server.url, "service": service, "mode": "start", "wait": "0"}
     start = job.run_main(with_)
@@ -157,7 +162,7 @@ def test_the_post_step_closes_as_success_when_the_job_succeeded(
 def test_the_post_step_leaves_alone_an_event_a_finish_step_closed(
     tmp_path: Path, sqlite_server: RunningServer
 ) -> None:
-    job = Job(tmp_path, "push", event_payloads()["push"])
+    job = _job(tmp_path)
     service = _service()
     base = {"server-url": sqlite_server.url, "service": service, "wait": "0"}
     start = job.run_main({**base, "mode": "start"})
@@ -178,7 +183,7 @@ def test_the_post_step_leaves_alone_an_event_a_finish_step_closed(
 def test_a_failing_deploy_command_fails_the_step_and_closes_as_failure(
     tmp_path: Path, sqlite_server: RunningServer
 ) -> None:
-    job = Job(tmp_path, "push", event_payloads()["push"])
+    job = _job(tmp_path)
     service = _service()
     step = job.run_main(
         {
@@ -204,7 +209,7 @@ def test_a_failing_deploy_command_fails_the_step_and_closes_as_failure(
 def test_a_locked_service_fails_the_step_naming_the_holder(
     tmp_path: Path, sqlite_server: RunningServer
 ) -> None:
-    job = Job(tmp_path, "pull_request", event_payloads()["pull_request"])
+    job = _job(tmp_path)
     service = _service()
     held = httpx.post(
         f"{sqlite_server.url}{API}/lock",
@@ -242,7 +247,7 @@ def test_a_locked_service_fails_the_step_naming_the_holder(
 
 
 def test_lock_then_post_releases_the_lock(tmp_path: Path, sqlite_server: RunningServer) -> None:
-    job = Job(tmp_path, "workflow_dispatch", event_payloads()["workflow_dispatch"])
+    job = _job(tmp_path)
     service = _service()
     with_ = {"server-url": sqlite_server.url, "service": service, "mode": "lock", "wait": "0"}
     step = job.run_main(with_)
@@ -256,7 +261,7 @@ def test_lock_then_post_releases_the_lock(tmp_path: Path, sqlite_server: Running
 
 
 def test_unlock_releases_a_lock_by_id(tmp_path: Path, sqlite_server: RunningServer) -> None:
-    job = Job(tmp_path, "workflow_dispatch", event_payloads()["workflow_dispatch"])
+    job = _job(tmp_path)
     service = _service()
     base = {"server-url": sqlite_server.url, "service": service, "wait": "0"}
     lock = job.run_main({**base, "mode": "lock"})
@@ -271,7 +276,7 @@ def test_unlock_releases_a_lock_by_id(tmp_path: Path, sqlite_server: RunningServ
 
 
 def test_an_unreachable_server_with_fail_policy_open_deploys_untracked(tmp_path: Path) -> None:
-    job = Job(tmp_path, "push", event_payloads()["push"])
+    job = _job(tmp_path)
     step = job.run_main(
         {
             "server-url": "http://127.0.0.1:9",
@@ -291,7 +296,7 @@ def test_an_unreachable_server_with_fail_policy_open_deploys_untracked(tmp_path:
 
 
 def test_an_unreachable_server_with_fail_policy_closed_stops(tmp_path: Path) -> None:
-    job = Job(tmp_path, "push", event_payloads()["push"])
+    job = _job(tmp_path)
     step = job.run_main(
         {
             "server-url": "http://127.0.0.1:9",
@@ -322,7 +327,7 @@ def test_bad_inputs_fail_the_step_before_anything_runs(
     tmp_path: Path, with_: dict[str, str], named: str
 ) -> None:
     """A few of each kind, end to end; test_action_module checks every input's rules."""
-    job = Job(tmp_path, "push", event_payloads()["push"])
+    job = _job(tmp_path)
     step = job.run_main({"server-url": "http://127.0.0.1:9", "command": "touch ran.txt", **with_})
     assert step.exit_code == 2, step.log
     errors = step.annotations("error")
@@ -333,7 +338,7 @@ def test_bad_inputs_fail_the_step_before_anything_runs(
 
 
 def test_secrets_are_masked_first(tmp_path: Path) -> None:
-    job = Job(tmp_path, "push", event_payloads()["push"])
+    job = _job(tmp_path)
     step = job.run_main(
         {
             "server-url": "http://127.0.0.1:9",
@@ -351,7 +356,7 @@ def test_a_cancelled_run_closes_the_event_before_the_container_stops(
     tmp_path: Path, sqlite_server: RunningServer
 ) -> None:
     """The runner stops a cancelled step's container: SIGTERM to its PID 1, our entrypoint."""
-    job = Job(tmp_path, "push", event_payloads()["push"])
+    job = _job(tmp_path)
     service = _service()
     started = job.workspace / "started"
 

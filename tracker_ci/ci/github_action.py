@@ -571,7 +571,8 @@ def cli_environment(inputs: ActionInputs, environ: Mapping[str, str]) -> dict[st
     env = {k: v for k, v in environ.items() if not k.startswith("INPUT_")}
     if inputs.token:
         env["TRACKER_TOKEN"] = inputs.token
-    if inputs.github_token:
+    if inputs.comment and inputs.github_token:
+        # For the comment only: the action has looked the pull request up already.
         env["GITHUB_TOKEN"] = inputs.github_token
     return env
 
