@@ -327,6 +327,57 @@ def test_bundled_server_example(
     assert locks_of(sqlite_server.url, service) == [], run.output
 
 
+def test_component_twice_with_two_job_prefixes(
+    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique_service: Callable
+) -> None:
+    """Inputs become job-level defaults, so two includes do not overwrite each other."""
+    api, web = unique_service("prefix-api"), unique_service("prefix-web")
+    project = gitlab_workspace.project(api)
+    project.write(
+        ".gitlab-ci.yml",
+        f"""include:
+  - component: gitlab.com/tracker-ci/tracker-ci/tracker-ci@0.1.0
+    inputs:
+      job-prefix: api-
+      service: {api}
+      environment: UAT
+      stage: release
+  - component: gitlab.com/tracker-ci/tracker-ci/tracker-ci@0.1.0
+    inputs:
+      job-prefix: web-
+      service: {web}
+      environment: production
+      stage: release
+
+stages: [release]
+
+deploy-api:
+  extends: .api-deploy
+  script: [./scripts/deploy.sh]
+
+deploy-web:
+  extends: .web-deploy
+  script: [./scripts/deploy.sh]
+""",
+    )
+    project.write("scripts/deploy.sh", DEPLOY_OK, executable=True)
+    project.commit()
+
+    run = project.run({"TRACKER_URL": sqlite_server.url})
+
+    assert run.returncode == 0, run.output
+    assert "starting shell (release)" in run.output
+    [api_event] = deployments(sqlite_server.url, api)
+    [web_event] = deployments(sqlite_server.url, web)
+    assert api_event["attributes"]["environment"] == "UAT"
+    assert web_event["attributes"]["environment"] == "production"
+    assert api_event["attributes"]["status"] == web_event["attributes"]["status"] == "success", (
+        run.output
+    )
+    assert f"deployed {api}" in run.job_lines("deploy-api")
+    assert f"deployed {web}" in run.job_lines("deploy-web")
+
+
 def test_examples_are_all_run_here() -> None:
     """A new example must get a test above."""
     tested = {
