@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.action.emulator import Job, event_payloads
+from tests.ci.fake_api import FakeAPI
 from tests.support.servers import RunningServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.server]
@@ -387,3 +388,70 @@ def test_a_cancelled_run_closes_the_event_before_the_container_stops(
     assert step.state["closed"] == "true"
     post = job.run_post(step, {"server-url": sqlite_server.url}, job_status="cancelled")
     assert post.exit_code == 0 and "left nothing open" in post.stdout, post.log
+
+
+SHA = "0123456789abcdef0123456789abcdef01234567"  # the emulator's GITHUB_SHA
+
+
+def _fake_comment(comment_id: int, body: str, api: str) -> dict:
+    return {
+        "id": comment_id,
+        "body": body,
+        "url": f"{api}/repos/acme/shop/issues/comments/{comment_id}",
+        "html_url": f"https://github.com/acme/shop/pull/21#issuecomment-{comment_id}",
+    }
+
+
+def test_a_push_finds_its_pull_request_and_keeps_one_comment_up_to_date(
+    tmp_path: Path, sqlite_server: RunningServer, fake_api: FakeAPI
+) -> None:
+    """The commit's PR through the GitHub API (a canned one), and the sticky comment."""
+    job = Job(
+        tmp_path, "push", event_payloads()["push"], extra_env={"GITHUB_API_URL": fake_api.url}
+    )
+    service = _service()
+    marker = f"<!-- tracker-ci:{service}/production -->"
+    fake_api.route(
+        "GET",
+        f"/repos/acme/shop/commits/{SHA}/pulls",
+        [
+            {
+                "number": 21,
+                "state": "open",
+                "html_url": "https://github.com/acme/shop/pull/21",
+                "url": f"{fake_api.url}/repos/acme/shop/pulls/21",
+                "head": {"ref": "main", "sha": SHA},
+            }
+        ],
+    )
+    # An earlier run of this deploy left its comment: it is edited, never duplicated.
+    fake_api.route(
+        "GET",
+        "/repos/acme/shop/issues/21/comments",
+        [
+            _fake_comment(4, "LGTM", fake_api.url),
+            _fake_comment(5, f"{marker}\nold", fake_api.url),
+        ],
+    )
+    fake_api.route(
+        "PATCH", "/repos/acme/shop/issues/comments/5", _fake_comment(5, "x", fake_api.url)
+    )
+    step = job.run_main(
+        {
+            "server-url": sqlite_server.url,
+            "service": service,
+            "command": "true",
+            "wait": "0",
+            "comment": "true",
+        }
+    )
+    assert step.exit_code == 0, step.log
+    event = _event(sqlite_server, step.outputs["event-id"])
+    assert event["links"]["pullRequestLink"] == "https://github.com/acme/shop/pull/21"
+    assert "https://github.com/acme/shop/pull/21" in step.summary
+    assert ("POST", "/repos/acme/shop/issues/21/comments") not in fake_api.calls()
+    edits = [r for r in fake_api.requests if r.method == "PATCH"]
+    assert edits, fake_api.calls()
+    assert all(r.path == "/repos/acme/shop/issues/comments/5" for r in edits)
+    assert edits[-1].body["body"].startswith(marker) and "success" in edits[-1].body["body"]
+    assert all(r.headers["Authorization"] == f"token {job.github_token}" for r in edits)
