@@ -7,7 +7,11 @@ the result into step outputs, a job summary, saved state and annotations.
 * ``main`` reads the inputs as the runner passes them (``INPUT_`` + the upper-cased name,
   hyphens kept: ``INPUT_SERVER-URL``; the underscore spelling is accepted too), validates
   them, masks the secrets, runs the CLI, and saves in ``GITHUB_STATE`` what it opened
-  (``event_id``, ``lock_id``) and whether it closed it (``closed``).
+  (``event_id``, ``lock_id``) and whether it closed it (``closed``). Mode run is
+  ``deploy start``, the command (bash, in its own process group), then ``deploy finish``
+  with the command's outcome: the state is saved before the command starts, which
+  ``deploy run`` (reporting the event when it ends) would not allow. SIGINT/SIGTERM (a
+  cancelled run stops the container: this process is its PID 1) are passed on.
 * ``post`` runs at the end of the job in a new container; it reads that state back from
   ``STATE_*`` variables and, if this step opened an event or took a lock that is still
   open, closes the event (as failure, or as the job's real status from the ``job-status``
@@ -554,6 +558,8 @@ def run_cli(
         for relay in relays:
             relay.start()
         exit_code = CHILDREN.wait(process) if forward_signals else process.wait()
+        if exit_code < 0:  # killed by a signal (a cancelled run): as a shell reports it
+            exit_code = 128 - exit_code
         for relay in relays:
             relay.join()
         stdout = "".join(stdout_lines)
