@@ -53,6 +53,7 @@ from tracker_ci.models import (
 )
 
 __all__ = [
+    "DEFAULT_KILL_AFTER",
     "DEFAULT_POLL_INTERVAL",
     "Deployment",
     "DeploymentState",

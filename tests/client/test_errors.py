@@ -296,3 +296,32 @@ def test_dropped_connection_is_server_unreachable(
     assert "dropped the connection during GET" in raised.value.message
     assert "Check TRACKER_URL" in raised.value.message
     assert raised.value.url == BASE
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (
+            httpx.ConnectTimeout("slow"),
+            "cannot connect to Tracker at http://h:1: no answer within 2s",
+        ),
+        (httpx.ReadTimeout("slow"), "Tracker at http://h:1 did not answer POST /api/x within 2s"),
+        (
+            httpx.ConnectError("Name or service not known"),
+            "cannot connect to Tracker at http://h:1: Name or service not known",
+        ),
+        (
+            httpx.ReadError("reset"),
+            "Tracker at http://h:1 could not be reached for POST /api/x: reset",
+        ),
+    ],
+)
+def test_transport_errors_say_what_went_wrong(failure: Exception, expected: str) -> None:
+    from tracker_ci.exceptions import error_from_transport
+
+    error = error_from_transport(failure, method="POST", url="http://h:1/api/x", timeout=2)
+
+    assert (
+        error.message == f"{expected}. Check TRACKER_URL (or --url) and that the server is running."
+    )
+    assert error.url == "http://h:1"

@@ -137,3 +137,18 @@ def test_finish_rejects_an_unknown_status(unreachable: TrackerClient) -> None:
 def test_describe_wait_without_the_lock_record() -> None:
     held = LockHeld("", service="api", environment="production", resource="deployment")
     assert describe_wait(held, 4.0) == "waiting for lock: held by another deployment, waited 4s"
+
+
+def test_deploy_all_is_complete() -> None:
+    from tracker_ci import deploy
+
+    public = {
+        name
+        for name, value in vars(deploy).items()
+        if not name.startswith("_")
+        and (
+            getattr(value, "__module__", None) == deploy.__name__
+            or (name.isupper() and isinstance(value, float))
+        )
+    }
+    assert public | {"FailPolicy", "OnWait", "OnWarning"} == set(deploy.__all__)
