@@ -6,6 +6,7 @@ imports this module lazily, and FastAPI, SQLAlchemy and uvicorn would slow its `
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,10 @@ def serve(settings: ServerSettings) -> None:
         timeout_graceful_shutdown=10,
         lifespan="on",
     )
+    # uvicorn re-raises the signal it caught once it has drained the connections; these
+    # handlers turn that into a clean exit status instead of death by signal.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
     AnnouncingServer(config).run()
 
 

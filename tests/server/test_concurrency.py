@@ -1,0 +1,112 @@
+"""Locks under a real race: 50 clients, two server processes, one PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.server.helpers import API, event_body
+from tests.support.servers import run_server
+
+pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.timeout(150)]
+
+CLIENTS = 50
+ROUNDS = 20
+
+
+@pytest.fixture(scope="module")
+def two_servers(postgres_database_url, tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("race")
+    with run_server(postgres_database_url, log_dir=log_dir) as first:
+        with run_server(postgres_database_url, log_dir=log_dir) as second:
+            yield first.url, second.url
+
+
+class Racers:
+    """50 HTTP clients (alternating between the two servers) and a thread for each,
+    created once: creating clients costs more than the race itself."""
+
+    def __init__(self, urls):
+        self.urls = urls
+        self.clients = [httpx.Client(base_url=urls[i % 2], timeout=30) for i in range(CLIENTS)]
+        self.pool = ThreadPoolExecutor(CLIENTS)
+
+    def race(self, path, bodies):
+        """POST each body at the same instant (a barrier); the responses in order."""
+        barrier = threading.Barrier(len(bodies))
+
+        def one(i):
+            barrier.wait(timeout=30)
+            return self.clients[i].post(path, json=bodies[i])
+
+        return list(self.pool.map(one, range(len(bodies))))
+
+    def close(self):
+        self.pool.shutdown()
+        for client in self.clients:
+            client.close()
+
+
+@pytest.fixture(scope="module")
+def racers(two_servers):
+    racers = Racers(two_servers)
+    yield racers
+    racers.close()
+
+
+def test_exactly_one_of_50_clients_gets_the_lock_every_time(racers):
+    two_servers = racers.urls
+    service = f"race-{uuid.uuid4().hex[:8]}"
+    for round_number in range(ROUNDS):
+        bodies = [
+            {
+                "service": service,
+                "environment": "production",
+                "resource": "deployment",
+                "who": f"job-{round_number}-{i}",
+            }
+            for i in range(CLIENTS)
+        ]
+        responses = racers.race(f"{API}/lock", bodies)
+        winners = [r for r in responses if r.status_code == 200]
+        losers = [r for r in responses if r.status_code != 200]
+        assert len(winners) == 1, [r.text for r in winners]
+        lock = winners[0].json()["lock"]
+        for response in losers:
+            assert response.status_code == 409, response.text
+            assert response.json()["code"] == 6
+            assert response.json()["message"] == (
+                f"service {service} is already locked for deployment in production by "
+                f"{lock['who']} (lock_id: {lock['id']}, event_id: )"
+            )
+        release = httpx.get(f"{two_servers[round_number % 2]}{API}/unlock/{lock['id']}")
+        assert release.json()["count"] == "1"
+
+
+def test_exactly_one_of_50_starting_deployments_is_created(racers):
+    two_servers = racers.urls
+    service = f"race-{uuid.uuid4().hex[:8]}"
+    for _ in range(5):
+        bodies = [
+            event_body(title=f"deploy {i}", service=service, status="start") for i in range(CLIENTS)
+        ]
+        responses = racers.race(f"{API}/event", bodies)
+        created = [r.json()["event"] for r in responses if r.status_code == 200]
+        assert len(created) == 1
+        assert all(r.status_code == 409 for r in responses if r.status_code != 200)
+        search = httpx.get(
+            f"{two_servers[0]}{API}/events/search", params={"service": service, "status": "start"}
+        ).json()
+        assert search["totalCount"] == 1
+        event = created[0]
+        body = {
+            "id": event["metadata"]["id"],
+            "title": event["title"],
+            "attributes": event["attributes"] | {"status": "success"},
+            "links": event["links"],
+        }
+        assert httpx.put(f"{two_servers[1]}{API}/event", json=body).status_code == 200
