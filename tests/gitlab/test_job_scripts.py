@@ -14,12 +14,12 @@ import pytest
 
 from tests.gitlab.gitlab_files import shell_script
 from tests.gitlab.server_state import deployments, locks_of
-from tests.support.servers import RunningServer
+from tests.support.servers import RunningServer, free_port
 
 pytestmark = pytest.mark.e2e
 
 
-def job_environment(server: RunningServer, service: str, **extra: str) -> dict[str, str]:
+def job_environment(server_url: str, service: str, **extra: str) -> dict[str, str]:
     """What a .tracker-deploy job sees: GitLab's variables and the template's defaults."""
     return {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
@@ -28,7 +28,7 @@ def job_environment(server: RunningServer, service: str, **extra: str) -> dict[s
         "CI_PROJECT_PATH": "acme/shop",
         "CI_COMMIT_SHA": "0123456789abcdef0123456789abcdef01234567",
         "CI_JOB_ID": "4242",
-        "TRACKER_URL": server.url,
+        "TRACKER_URL": server_url,
         "TRACKER_DEFAULT_SERVICE": service,
         "TRACKER_DEFAULT_ENVIRONMENT": "production",
         "TRACKER_DEFAULT_WAIT": "0",
@@ -71,7 +71,7 @@ def test_after_script_closes_with_the_job_outcome(
     event_status: str,
 ) -> None:
     service = unique_service(f"outcome-{job_status}")
-    env = job_environment(sqlite_server, service)
+    env = job_environment(sqlite_server.url, service)
     before = run(("settings", "install", "start"), tmp_path, env)
     assert before.returncode == 0, before.stdout + before.stderr
     [opened] = deployments(sqlite_server.url, service)
@@ -95,7 +95,7 @@ def test_deploy_job_lock_ttl_follows_the_job_timeout(
 ) -> None:
     """lock-ttl auto: the lock expires 10 minutes after the job's own timeout."""
     service = unique_service("ttl")
-    env = job_environment(sqlite_server, service, CI_JOB_TIMEOUT="1200")
+    env = job_environment(sqlite_server.url, service, CI_JOB_TIMEOUT="1200")
     before = run(("settings", "install", "start"), tmp_path, env)
     assert before.returncode == 0, before.stdout + before.stderr
     [lock] = locks_of(sqlite_server.url, service)
@@ -112,12 +112,14 @@ def test_finish_job_without_an_event_id_touches_nothing(
     """A finish job after a start job that opened nothing must not close another pipeline's
     open deploy of the same service (tracker-ci's fallback would pick the newest one)."""
     service = unique_service("finish-guard")
-    other = run(("settings", "install", "start"), tmp_path, job_environment(sqlite_server, service))
+    other = run(
+        ("settings", "install", "start"), tmp_path, job_environment(sqlite_server.url, service)
+    )
     assert other.returncode == 0, other.stderr
     finish_dir = tmp_path / "finish"
     finish_dir.mkdir()
     env = job_environment(
-        sqlite_server, service, TRACKER_CI_MODE="finish", TRACKER_CI_FINISH_STATUS="failure"
+        sqlite_server.url, service, TRACKER_CI_MODE="finish", TRACKER_CI_FINISH_STATUS="failure"
     )
 
     result = run(("settings", "install", "finish"), finish_dir, env)
@@ -128,6 +130,28 @@ def test_finish_job_without_an_event_id_touches_nothing(
     assert event["attributes"]["status"] == "start"
     assert locks_of(sqlite_server.url, service)
     # Leave the shared server clean: the other job closes its own deploy.
-    env_other = {**job_environment(sqlite_server, service), "CI_JOB_STATUS": "success"}
+    env_other = {**job_environment(sqlite_server.url, service), "CI_JOB_STATUS": "success"}
     assert run(("settings", "install", "close-job"), tmp_path, env_other).returncode == 0
     assert locks_of(sqlite_server.url, service) == []
+
+
+@pytest.mark.parametrize(("policy", "start_code"), [("open", 0), ("closed", 4)])
+def test_unreachable_server_follows_the_fail_policy(
+    unique_service: Callable[[str], str], tmp_path: Path, policy: str, start_code: int
+) -> None:
+    """open: the deploy goes on and after_script has nothing to close; closed: exit 4."""
+    unreachable = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    env = job_environment(unreachable, unique_service("down"), TRACKER_DEFAULT_FAIL_POLICY=policy)
+
+    before = run(("settings", "install", "start"), tmp_path, env)
+
+    assert before.returncode == start_code, before.stdout + before.stderr
+    if policy == "open":
+        assert (
+            (tmp_path / ".tracker-ci" / "deploy.env").read_text().startswith("TRACKER_EVENT_ID=\n")
+        )
+        after = run(
+            ("settings", "install", "close-job"), tmp_path, {**env, "CI_JOB_STATUS": "success"}
+        )
+        assert after.returncode == 0, after.stderr
+        assert "opened no deployment event" in after.stdout
