@@ -56,20 +56,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC)
 
 
+#: Event columns that search and stats filter on by equality.
+FILTER_COLUMNS = ("source", "type", "priority", "service", "status", "environment", "impact")
+
 events = Table(
     "events",
     metadata,
     Column("id", String(36), primary_key=True),
     Column("title", Text, nullable=False, default=""),
     Column("message", Text, nullable=False, default=""),
-    Column("source", String(200), nullable=False, default="", index=True),
-    Column("type", String(32), nullable=False, index=True),
-    Column("priority", String(32), nullable=False, index=True),
+    Column("source", String(200), nullable=False, default=""),
+    Column("type", String(32), nullable=False),
+    Column("priority", String(32), nullable=False),
     Column("related_id", String(36), nullable=False, default=""),
-    Column("service", String(200), nullable=False, default="", index=True),
-    Column("status", String(32), nullable=False, index=True),
-    Column("environment", String(32), nullable=False, index=True),
-    Column("impact", Boolean, nullable=False, default=False, index=True),
+    Column("service", String(200), nullable=False, default=""),
+    Column("status", String(32), nullable=False),
+    Column("environment", String(32), nullable=False),
+    Column("impact", Boolean, nullable=False, default=False),
     Column("start_date", UTCDateTime, nullable=True, index=True),
     Column("end_date", UTCDateTime, nullable=True),
     Column("owner", String(200), nullable=False, default=""),
@@ -81,8 +84,14 @@ events = Table(
     Column("slack_id", String(200), nullable=False, default="", index=True),
     Column("created_at", UTCDateTime, nullable=False, index=True),
     Column("duration_seconds", Float, nullable=True),
+    # Each filter column leads an index that also yields the newest-first order, so a
+    # search reads one page of index entries instead of sorting every match.
+    *(
+        Index(f"ix_events_{column}_created_at", column, "created_at", "id")
+        for column in FILTER_COLUMNS
+    ),
     # The most common CI question: "the newest events of this service in this environment".
-    Index("ix_events_service_environment_created_at", "service", "environment", "created_at"),
+    Index("ix_events_service_environment_created_at", "service", "environment", "created_at", "id"),
 )
 
 changelog = Table(

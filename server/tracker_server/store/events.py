@@ -315,6 +315,12 @@ def create_event(
                 f"{attributes.environment.value}. Please unlock it first"
             ) from None
 
+    created = ChangelogEntry(
+        timestamp=now,
+        user=_author(attributes.owner),
+        change_type=ChangeType.created,
+        comment="Event created",
+    )
     event = Event(
         title=request.title,
         attributes=attributes,
@@ -325,21 +331,20 @@ def create_event(
             "id": event_id,
             "slack_id": request.slack_id,
         },
+        changelog=[created],
     )
     conn.execute(insert(events).values(event_values(event)))
-    created = ChangelogEntry(
-        timestamp=now,
-        user=_author(attributes.owner),
-        change_type=ChangeType.created,
-        comment="Event created",
-    )
     conn.execute(insert(changelog).values(changelog_values(event_id, created)))
     if auto_lock is not None:
         # The lock was taken before the event row existed: record it on the event now.
-        lock_store.write_lock_changelog(conn, lock=auto_lock, change=ChangeType.locked, now=now)
-    stored = require_event(conn, event_id=event_id)
-    journal.event_created(stored)
-    return stored
+        locked = lock_store.write_lock_changelog(
+            conn, lock=auto_lock, change=ChangeType.locked, now=now
+        )
+        assert locked is not None  # the event row exists by now
+        event.changelog.append(locked)
+    # What was written is exactly what a read would answer: no need to read it back.
+    journal.event_created(event)
+    return event
 
 
 def update_event(

@@ -172,13 +172,13 @@ def _delete_expired(
 
 def write_lock_changelog(
     conn: Connection, *, lock: Lock, change: ChangeType, now: datetime
-) -> None:
+) -> ChangelogEntry | None:
     """A ``locked`` / ``unlocked`` entry on the lock's event, when that event exists."""
     if not lock.event_id:
-        return
+        return None
     exists = conn.execute(select(events.c.id).where(events.c.id == lock.event_id)).first()
     if exists is None:
-        return
+        return None
     verb = "locked" if change is ChangeType.locked else "unlocked"
     entry = ChangelogEntry(
         timestamp=now,
@@ -190,6 +190,7 @@ def write_lock_changelog(
         comment=f"{lock.resource} of {lock.service} in {lock.environment} {verb}",
     )
     conn.execute(insert(changelog).values(changelog_values(lock.event_id, entry)))
+    return entry
 
 
 def changelog_values(event_id: str, entry: ChangelogEntry) -> dict[str, Any]:

@@ -16,19 +16,11 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-# Columns every search or stats query filters on: each gets an index.
-_INDEXED_EVENT_COLUMNS = (
-    "source",
-    "type",
-    "priority",
-    "service",
-    "status",
-    "environment",
-    "impact",
-    "start_date",
-    "slack_id",
-    "created_at",
-)
+# Columns every search or stats query filters on by equality: each leads an index that
+# also gives the newest-first order (created_at, id), so a page is read, not sorted.
+_FILTER_COLUMNS = ("source", "type", "priority", "service", "status", "environment", "impact")
+# Range or lookup columns: a plain index each.
+_PLAIN_INDEXED_COLUMNS = ("start_date", "slack_id", "created_at")
 
 
 def upgrade() -> None:
@@ -58,12 +50,14 @@ def upgrade() -> None:
         sa.Column("duration_seconds", sa.Float, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_events"),
     )
-    for column in _INDEXED_EVENT_COLUMNS:
+    for column in _PLAIN_INDEXED_COLUMNS:
         op.create_index(f"ix_events_{column}", "events", [column])
+    for column in _FILTER_COLUMNS:
+        op.create_index(f"ix_events_{column}_created_at", "events", [column, "created_at", "id"])
     op.create_index(
         "ix_events_service_environment_created_at",
         "events",
-        ["service", "environment", "created_at"],
+        ["service", "environment", "created_at", "id"],
     )
 
     op.create_table(
