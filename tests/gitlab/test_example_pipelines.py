@@ -378,6 +378,36 @@ deploy-web:
     assert f"deployed {web}" in run.job_lines("deploy-web")
 
 
+@pytest.mark.parametrize(
+    ("given", "refusal"),
+    [
+        ("environment: staging", "`staging` cannot be used because it is not in the list"),
+        ("lock-ttl: soon", "`soon` does not match required regex"),
+        ("lock-wait: many", "`lock-wait` input: provided value is not a number"),
+    ],
+)
+def test_component_refuses_bad_inputs(
+    gitlab_workspace: GitLabWorkspace, unique_service: Callable, given: str, refusal: str
+) -> None:
+    """The spec's options, regex and types turn a typo into a pipeline error, not a deploy."""
+    project = gitlab_workspace.project(unique_service("bad-input"))
+    project.write(
+        ".gitlab-ci.yml",
+        "include:\n"
+        "  - component: gitlab.com/tracker-ci/tracker-ci/tracker-ci@0.1.0\n"
+        f"    inputs:\n      {given}\n\n"
+        "deploy:\n  extends: .tracker-deploy\n  script: [./scripts/deploy.sh]\n",
+    )
+    project.write("scripts/deploy.sh", DEPLOY_OK, executable=True)
+    project.commit()
+
+    run = project.run({})
+
+    assert run.returncode == 1, run.output
+    assert refusal in run.output, run.output
+    assert "starting shell" not in run.output
+
+
 def test_examples_are_all_run_here() -> None:
     """A new example must get a test above."""
     tested = {
