@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -268,3 +269,25 @@ def test_install_without_python_says_what_to_do(tmp_path: Path) -> None:
     result = run_snippets(tmp_path, ("install",), {"PATH": str(empty_bin)})
     assert result.returncode == 2
     assert "TRACKER_CI_IMAGE" in result.stderr
+
+
+def test_bundled_server_example_matches_the_image() -> None:
+    """The service runs the project's image with its default command (Dockerfile), on the
+    port and host name that the example's server-url names."""
+    example = load_gitlab_yaml(
+        (ROOT / "examples" / "gitlab" / "bundled-server.gitlab-ci.yml").read_text()
+    )
+    [service] = example["deploy-with-tracker"]["services"]
+    _, body = split_component(COMPONENT.read_text())
+    assert service["name"] == load_gitlab_yaml(body)["variables"]["TRACKER_CI_IMAGE"]
+    server_url = example["include"][0]["inputs"]["server-url"]
+    match = re.fullmatch(r"http://([a-z-]+):(\d+)", server_url)
+    assert match and match.group(1) == service["alias"], server_url
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r'^ENTRYPOINT \["tracker-ci"\]', dockerfile, flags=re.MULTILINE)
+    assert re.search(rf"^EXPOSE {match.group(2)}$", dockerfile, flags=re.MULTILINE)
+    cmd = re.search(r"^CMD (\[.*\])$", dockerfile, flags=re.MULTILINE)
+    assert cmd, "the image has no default command"
+    argv = json.loads(cmd.group(1))
+    assert argv[0] == "server" and argv[argv.index("--host") + 1] == "0.0.0.0"
+    assert argv[argv.index("--port") + 1] == match.group(2)
