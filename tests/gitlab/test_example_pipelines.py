@@ -202,6 +202,8 @@ def test_two_pipelines_of_one_service_deploy_one_after_the_other(
     # The second event was created only after the first was closed (its lock released).
     assert parse_time(later["metadata"]["createdAt"]) >= closed_at(sqlite_server.url, earlier)
     assert "first deployed" in first_run.output and "second deployed" in second_run.output
+    waiting = [line for line in second_run.job_lines("deploy") if "waiting for lock" in line]
+    assert waiting and earlier["metadata"]["id"] in waiting[0], second_run.output
     assert locks_of(sqlite_server.url, service) == [], second_run.output
 
 
