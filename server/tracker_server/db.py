@@ -40,10 +40,12 @@ def create_database_engine(database_url: str) -> Engine:
     url = normalize_database_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
+    # Modest per process: several replicas share PostgreSQL's max_connections (100 by
+    # default); requests beyond the pool wait for a connection (pool_timeout) instead.
     return create_engine(
         url,
-        pool_size=10,
-        max_overflow=30,
+        pool_size=5,
+        max_overflow=10,
         pool_pre_ping=True,
         pool_timeout=10,
         connect_args={"connect_timeout": 5},

@@ -6,6 +6,7 @@ same object the subprocess serves (``create_app``), driven through Starlette's T
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from starlette.exceptions import StarletteDeprecationWarning
 from tracker_server.app import create_app
-from tracker_server.db import normalize_database_url
+from tracker_server.db import create_database_engine, normalize_database_url, upgrade_schema
 from tracker_server.settings import ServerSettings
 
 # Starlette 1.x warns at import that it prefers httpx2; the warning is about the test
@@ -38,11 +39,26 @@ def _empty_postgres(database_url: str) -> None:
         engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database at the newest schema, migrated once per session."""
+    path = tmp_path_factory.mktemp("template") / "tracker.db"
+    engine = create_database_engine(f"sqlite:///{path}")
+    upgrade_schema(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database: a fresh SQLite file, or the session's PostgreSQL emptied."""
+    """An empty database: a copy of the migrated SQLite template, or the session's
+    PostgreSQL emptied. (The app still runs its migrations: they find nothing to do.)"""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tracker.db'}"
+        target = tmp_path / "tracker.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), target)
+        return f"sqlite:///{target}"
     url: str = request.getfixturevalue("postgres_database_url")
     _empty_postgres(url)
     return url

@@ -27,8 +27,8 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-# Bounded so that the fuzz stays under ~40 s: more examples on SQLite, fewer on PostgreSQL.
-EXAMPLES_PER_OPERATION = {"sqlite": 20, "postgresql": 8}
+# Bounded so that the fuzz stays under ~30 s: more examples on SQLite, fewer on PostgreSQL.
+EXAMPLES_PER_OPERATION = {"sqlite": 12, "postgresql": 6}
 
 
 @pytest.fixture

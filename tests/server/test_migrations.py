@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import MetaData, create_engine, inspect, text
 from tracker_server.db import normalize_database_url, upgrade_schema
 
 from tests.server.helpers import API
@@ -37,10 +37,14 @@ OLD_EVENT = {
 
 
 def _drop_everything(conn) -> None:
-    """Start from no schema at all (the session's PostgreSQL is already migrated)."""
+    """Start from no schema at all (the test databases come migrated)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
+    else:
+        existing = MetaData()
+        existing.reflect(conn)
+        existing.drop_all(conn)
 
 
 def test_an_upgrade_from_the_first_revision_keeps_events(database_url, make_client):
