@@ -490,7 +490,8 @@ def run(
             code = deployment.run(list(command), wait=wait, on_wait=line)
         finally:
             line.done()
-    final = deployment.last_state
+    # The ReportingDeployment made by _make_deployment remembers its last state.
+    final: DeploymentState | None = getattr(deployment, "last_state", None)
     if final is not None:
         github.write_if_possible(_outputs(final))
     sys.stdout.flush()
