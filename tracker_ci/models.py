@@ -68,6 +68,7 @@ __all__ = [
     "TokenCreatedResponse",
     "TokenInfo",
     "TokenListResponse",
+    "TokenResponse",
     "UnlockResponse",
     "UpdateEventRequest",
     "UpdateLockRequest",
@@ -574,6 +575,12 @@ class TokenInfo(WireModel):
 class TokenCreatedResponse(WireModel):
     token: TokenInfo
     secret: str
+
+
+class TokenResponse(WireModel):
+    """Answer of ``DELETE /tokens/{id}`` (extension): the revoked token."""
+
+    token: TokenInfo | None = None
 
 
 class TokenListResponse(WireModel):

@@ -71,7 +71,7 @@ def test_tokens_are_shown_once_stored_hashed_and_revocable(secured, database_url
     used = secured.get(f"{API}/tokens", headers=ADMIN).json()["tokens"][0]
     assert used["lastUsedAt"] is not None
     revoked = secured.delete(f"{API}/tokens/{token['id']}", headers=ADMIN)
-    assert revoked.json()["id"] == token["id"]
+    assert revoked.json()["token"]["id"] == token["id"]
     assert_error(secured.post(f"{API}/event", json=event_body(), headers=headers), 401, 16)
     assert_error(secured.delete(f"{API}/tokens/{token['id']}", headers=ADMIN), 404, 5)
 

@@ -12,8 +12,8 @@ from tracker_ci.models import (
     API_PREFIX,
     TokenCreatedResponse,
     TokenCreateRequest,
-    TokenInfo,
     TokenListResponse,
+    TokenResponse,
     utcnow,
 )
 from tracker_server.deps import Admin, DatabaseDep
@@ -49,7 +49,7 @@ def list_tokens(database: DatabaseDep, _admin: Admin) -> Response:
 
 @router.delete(
     "/tokens/{id}",
-    response_model=TokenInfo,
+    response_model=TokenResponse,
     responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
 )
 def revoke_token(
@@ -62,4 +62,4 @@ def revoke_token(
         token = token_store.revoke_token(conn, token_id=str(id))
     if token is None:
         raise NotFound(f"token {id} not found")
-    return wire(token)
+    return wire(TokenResponse(token=token))
