@@ -128,6 +128,7 @@ def test_a_later_failed_step_makes_the_post_step_close_as_failure(
         "mode": "start",
         "event_id": event_id,
         "lock_id": lock_id,
+        "pr_url": "https://github.com/acme/shop/pull/17",
         "closed": "false",
     }
     # Later steps see the event through GITHUB_ENV.
@@ -144,6 +145,7 @@ def test_a_later_failed_step_makes_the_post_step_close_as_failure(
     assert f"job status: {job_status or 'unknown'}" in event["attributes"]["message"]
     assert _locks_of(sqlite_server, service) == []
     assert "closed by the post step" in post.summary and "failure" in post.summary
+    assert "https://github.com/acme/shop/pull/17" in post.summary
 
 
 def test_the_post_step_closes_as_success_when_the_job_succeeded(

@@ -791,7 +791,12 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     if inputs.mode in ("run", "start", "lock") and (outputs["event-id"] or outputs["lock-id"]):
         # Saved before anything else runs, so the post step can close what was opened
         # even when the job is cancelled or the container killed mid-deploy.
-        state.save(event_id=outputs["event-id"], lock_id=outputs["lock-id"], closed="false")
+        state.save(
+            event_id=outputs["event-id"],
+            lock_id=outputs["lock-id"],
+            pr_url=inputs.pr_url,
+            closed="false",
+        )
     if inputs.mode == "run":
         return _run_deploy(inputs, env, cli_env, outputs, state)
     actor = env.get("GITHUB_ACTOR", "")
@@ -991,6 +996,7 @@ def post(environ: Mapping[str, str] | None = None) -> int:
         outputs,
         heading=heading,
         actor=env.get("GITHUB_ACTOR", ""),
+        pr_url=env.get("STATE_pr_url", ""),
         lock_note="released",
         note=note,
     )
