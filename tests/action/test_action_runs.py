@@ -457,3 +457,23 @@ def test_a_push_finds_its_pull_request_and_keeps_one_comment_up_to_date(
     assert all(r.path == "/repos/acme/shop/issues/comments/5" for r in edits)
     assert edits[-1].body["body"].startswith(marker) and "success" in edits[-1].body["body"]
     assert all(r.headers["Authorization"] == f"token {job.github_token}" for r in edits)
+
+
+def test_finish_closes_the_event_a_start_step_exported_with_the_job_status(
+    tmp_path: Path, sqlite_server: RunningServer
+) -> None:
+    job = _job(tmp_path)
+    service = _service()
+    base = {"server-url": sqlite_server.url, "service": service, "wait": "0"}
+    nothing = job.run_main({"server-url": sqlite_server.url, "mode": "finish"})
+    assert nothing.exit_code == 0, nothing.log
+    assert any("Nothing to finish" in w for w in nothing.annotations("warning")), nothing.log
+    start = job.run_main({**base, "mode": "start"})
+    assert start.exit_code == 0, start.log
+    # `if: always()` after a failed step: no event-id, no status, job.status is failure.
+    finish = job.run_main({**base, "mode": "finish"}, job_status="failure")
+    assert finish.exit_code == 0, finish.log
+    assert finish.outputs["status"] == "failure"
+    event = _event(sqlite_server, start.outputs["event-id"])
+    assert event["attributes"]["status"] == "failure"
+    assert _locks_of(sqlite_server, service) == []
