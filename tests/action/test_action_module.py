@@ -251,3 +251,11 @@ def test_the_cli_error_line_skips_warnings() -> None:
 
 def test_workflow_command_data_is_escaped() -> None:
     assert escape_command_data("50%\r\nnext") == "50%25%0D%0Anext"
+
+
+def test_the_post_step_parses_without_the_main_steps_needs() -> None:
+    with pytest.raises(ActionError, match="`command`"):
+        parse_inputs(_raw(command=""))
+    assert parse_inputs(_raw(command="", service=""), check_mode=False).mode == "run"
+    with pytest.raises(ActionError, match="`comment`"):
+        parse_inputs(_raw(comment="perhaps"), check_mode=False)

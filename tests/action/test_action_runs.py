@@ -477,3 +477,43 @@ def test_finish_closes_the_event_a_start_step_exported_with_the_job_status(
     event = _event(sqlite_server, start.outputs["event-id"])
     assert event["attributes"]["status"] == "failure"
     assert _locks_of(sqlite_server, service) == []
+
+
+def test_a_step_killed_mid_deploy_is_closed_by_the_post_step(
+    tmp_path: Path, sqlite_server: RunningServer
+) -> None:
+    """SIGKILL (the runner gave up waiting): nothing in the container can close the deploy;
+    the state saved before the command started lets the post step do it."""
+    import os
+
+    job = _job(tmp_path)
+    service = _service()
+    pid_file = job.workspace / "command.pid"
+
+    def kill_the_container(process: subprocess.Popen[str]) -> None:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            assert process.poll() is None, "the step ended before its command started"
+            assert time.monotonic() < deadline, "the deploy command never started"
+            time.sleep(0.05)
+        process.kill()
+        process.wait()
+        # Removing the container kills what was left in it: the command's process group.
+        os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+
+    with_ = {
+        "server-url": sqlite_server.url,
+        "service": service,
+        "wait": "0",
+        "command": "echo $$ > command.pid; sleep 60",
+    }
+    step = job.run_main(with_, while_running=kill_the_container)
+    assert step.exit_code == -signal.SIGKILL, step.log
+    assert step.state["closed"] == "false" and step.state["event_id"], step.log
+    assert _locks_of(sqlite_server, service), "the killed step still holds its lock"
+    post = job.run_post(step, with_, job_status="cancelled")
+    assert post.exit_code == 0, post.log
+    event = _event(sqlite_server, step.state["event_id"])
+    assert event["attributes"]["status"] == "failure"
+    assert "job status: cancelled" in event["attributes"]["message"]
+    assert _locks_of(sqlite_server, service) == []

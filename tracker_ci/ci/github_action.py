@@ -257,8 +257,12 @@ class ActionInputs:
     doubts: tuple[str, ...] = ()
 
 
-def parse_inputs(raw: Mapping[str, str]) -> ActionInputs:
-    """Validate the raw inputs strictly; raise :class:`ActionError` with a fix otherwise."""
+def parse_inputs(raw: Mapping[str, str], *, check_mode: bool = True) -> ActionInputs:
+    """Validate the raw inputs strictly; raise :class:`ActionError` with a fix otherwise.
+
+    ``check_mode=False`` leaves out what only the main step needs (the post step closes
+    what was opened whatever else the inputs say).
+    """
     doubts: list[str] = []
     mode = _choice("mode", raw["mode"] or "run", MODES, doubts)
     server_url = raw["server-url"].rstrip("/")
@@ -291,7 +295,8 @@ def parse_inputs(raw: Mapping[str, str]) -> ActionInputs:
         auto_close=parse_bool("auto-close", raw["auto-close"] or "true"),
         job_status=raw["job-status"].lower(),
     )
-    _check_mode_needs(inputs)
+    if check_mode:
+        _check_mode_needs(inputs)
     return dataclasses.replace(inputs, doubts=(*doubts, *_doubts(inputs)))
 
 
@@ -949,7 +954,8 @@ def post(environ: Mapping[str, str] | None = None) -> int:
         print("tracker-ci: this step left nothing open.")
         return 0
     try:
-        inputs = parse_inputs({**raw, "mode": env.get("STATE_mode", "") or raw["mode"]})
+        mode = env.get("STATE_mode", "") or raw["mode"]
+        inputs = parse_inputs({**raw, "mode": mode}, check_mode=False)
     except ActionError as exc:  # the main step accepted the same inputs
         die(exc.message, exc.fix, exc.exit_code)
     if not inputs.auto_close:
