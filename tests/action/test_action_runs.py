@@ -276,6 +276,15 @@ def test_unlock_releases_a_lock_by_id(tmp_path: Path, sqlite_server: RunningServ
     # The lock step's post finds the lock gone and says so.
     post = job.run_post(lock, {**base, "mode": "lock"}, job_status="success")
     assert post.exit_code == 0 and "already released" in post.stdout, post.log
+    # By key: the holder (owner, the actor by default) releases its lock; nobody else can.
+    again = job.run_main({**base, "mode": "lock"})
+    assert again.exit_code == 0, again.log
+    stranger = job.run_main({**base, "mode": "unlock", "owner": "mallory"})
+    assert stranger.exit_code != 0 and stranger.annotations("error"), stranger.log
+    assert len(_locks_of(sqlite_server, service)) == 1
+    by_key = job.run_main({**base, "mode": "unlock"})
+    assert by_key.exit_code == 0, by_key.log
+    assert _locks_of(sqlite_server, service) == []
 
 
 def test_an_unreachable_server_with_fail_policy_open_deploys_untracked(tmp_path: Path) -> None:
