@@ -162,7 +162,7 @@ def notice(message: str) -> None:
 def die(message: str, fix: str = "", exit_code: int = 2) -> NoReturn:
     """Fail the step: an ``::error::`` annotation and a fix-it paragraph in the job summary."""
     _command("error", message)
-    paragraph = f"### :x: tracker-ci: the step failed\n\n{message}\n"
+    paragraph = f"### ❌ tracker-ci: the step failed\n\n{message}\n"
     if fix:
         paragraph += f"\n**How to fix it:** {fix}\n"
     github.append_summary(paragraph)
@@ -646,12 +646,12 @@ def render_summary(
     """The job summary of one step: what was deployed, by whom, PR, lock, duration, status."""
     status = outputs.get("status") or "unknown"
     icon = {
-        "success": ":white_check_mark:",
-        "failure": ":x:",
-        "start": ":rocket:",
-        "locked": ":lock:",
-        "unlocked": ":unlock:",
-    }.get(status, ":information_source:")
+        "success": "✅",
+        "failure": "❌",
+        "start": "🚀",
+        "locked": "🔒",
+        "unlocked": "🔓",
+    }.get(status, "ℹ️")
     event_id = outputs.get("event-id", "")
     if outputs.get("event-url"):
         event_cell = f"[`{event_id}`]({outputs['event-url']})"
