@@ -92,6 +92,8 @@ events = Table(
     ),
     # The most common CI question: "the newest events of this service in this environment".
     Index("ix_events_service_environment_created_at", "service", "environment", "created_at", "id"),
+    # "Open deployments", "failed incidents": type and status together (revision 0003).
+    Index("ix_events_type_status_created_at", "type", "status", "created_at", "id"),
 )
 
 changelog = Table(

@@ -85,7 +85,7 @@ def test_an_upgrade_from_the_first_revision_keeps_events(database_url, make_clie
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
         assert {"tokens", "idempotency_keys"} <= set(inspect(conn).get_table_names())
     engine.dispose()
-    assert version == "0002"
+    assert version == "0003"
 
 
 def test_starting_twice_is_a_no_op(make_client):
