@@ -92,3 +92,18 @@ def test_starting_twice_is_a_no_op(make_client):
     make_client()
     client = make_client()
     assert client.get("/health").json() == {"status": "ok", "database": "ok", "version": "0.1.0"}
+
+
+def test_the_migrations_build_exactly_the_declared_schema(database_url, make_client):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from tracker_server.tables import metadata
+
+    make_client()
+    engine = create_engine(normalize_database_url(database_url))
+    try:
+        with engine.connect() as conn:
+            differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    finally:
+        engine.dispose()
+    assert differences == []
