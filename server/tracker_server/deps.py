@@ -1,4 +1,9 @@
-"""Dependencies of the routes, as ``Annotated`` aliases."""
+"""Dependencies of the routes, as ``Annotated`` aliases.
+
+They are ``async def`` on purpose: a plain ``def`` dependency costs a trip through the
+threadpool on every request, and these never block (the token look-up, the one that
+touches the database, goes to the threadpool itself, and only when auth is on).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
+from starlette.concurrency import run_in_threadpool
 
-from tracker_server.auth import Principal, bearer_scheme, identify, require_token
+from tracker_server.auth import ANONYMOUS, Principal, bearer_scheme, identify, require_token
 from tracker_server.db import Database
 from tracker_server.errors import Forbidden
 from tracker_server.journal import Journal
@@ -16,30 +22,32 @@ from tracker_server.settings import ServerSettings
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     """The app's database."""
     return request.app.state.database  # type: ignore[no-any-return]
 
 
-def get_settings(request: Request) -> ServerSettings:
+async def get_settings(request: Request) -> ServerSettings:
     """The app's settings."""
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_journal(request: Request) -> Journal:
+async def get_journal(request: Request) -> Journal:
     """A fresh journal for this request."""
     return Journal(metrics=request.app.state.metrics)
 
 
-def get_caller(request: Request, credentials: Credentials) -> Principal | None:
+async def get_caller(request: Request, credentials: Credentials) -> Principal | None:
     """The caller (None: no token sent); 401 for an unknown token."""
-    return identify(request, credentials)
+    if not request.app.state.settings.auth:
+        return ANONYMOUS
+    return await run_in_threadpool(identify, request, credentials)
 
 
 Caller = Annotated[Principal | None, Depends(get_caller)]
 
 
-def require_reader(request: Request, caller: Caller) -> Principal | None:
+async def require_reader(request: Request, caller: Caller) -> Principal | None:
     """Reads are open with ``public_reads``; otherwise any valid token."""
     settings: ServerSettings = request.app.state.settings
     if settings.auth and not settings.public_reads:
@@ -47,12 +55,12 @@ def require_reader(request: Request, caller: Caller) -> Principal | None:
     return caller
 
 
-def require_writer(caller: Caller) -> Principal:
+async def require_writer(caller: Caller) -> Principal:
     """Writes need a valid token when auth is on."""
     return require_token(caller, "write")
 
 
-def require_admin(caller: Caller) -> Principal:
+async def require_admin(caller: Caller) -> Principal:
     """Managing tokens needs the admin token or an admin API token."""
     principal = require_token(caller, "manage tokens")
     if not principal.admin:

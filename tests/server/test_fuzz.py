@@ -15,7 +15,6 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy import text
 from tracker_server.app import create_app
 from tracker_server.settings import ServerSettings
 
@@ -42,6 +41,7 @@ def fuzzed_app(database_url):
 def test_no_server_error_and_answers_match_the_schema(fuzzed_app):
     schema = schemathesis.openapi.from_asgi("/openapi.json", fuzzed_app)
     operations = [result.ok() for result in schema.get_all_operations()]
+    statuses: list[int] = []
     examples = EXAMPLES_PER_OPERATION[fuzzed_app.state.database.backend]
     assert len(operations) >= 25  # every endpoint of the contract and the extensions
 
@@ -57,9 +57,11 @@ def test_no_server_error_and_answers_match_the_schema(fuzzed_app):
         )
         def exercise(case):
             response = case.call()
+            statuses.append(response.status_code)
             case.validate_response(response, checks=CHECKS)
 
         exercise()
-    # The fuzz did reach the app: some generated events were valid and stored.
-    with fuzzed_app.state.database.read() as conn:
-        assert conn.execute(text("SELECT count(*) FROM events")).scalar_one() > 0
+    # The fuzz did reach the app, with requests it accepted and requests it refused.
+    assert any(200 <= status < 300 for status in statuses)
+    assert any(400 <= status < 500 for status in statuses)
+    assert len(statuses) >= len(operations) * 2

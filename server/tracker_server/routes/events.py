@@ -94,7 +94,7 @@ def create_event(
         journal,
         scope=f"POST /event {principal.token_id}",
         key=idempotency_key,
-        fingerprint=request_fingerprint(body.model_dump_json()),
+        fingerprint=request_fingerprint(body.model_dump_json()) if idempotency_key else "",
         now=now,
         work=work,
     )

@@ -111,7 +111,7 @@ def acquire_lock(
         journal,
         scope=f"POST /lock {principal.token_id}",
         key=idempotency_key,
-        fingerprint=request_fingerprint(body.model_dump_json()),
+        fingerprint=request_fingerprint(body.model_dump_json()) if idempotency_key else "",
         now=now,
         work=work,
     )

@@ -112,7 +112,7 @@ def acquire_lock(
         try:
             # A savepoint: on PostgreSQL a failed INSERT would poison the whole transaction.
             with conn.begin_nested():
-                conn.execute(insert(locks).values(_lock_values(lock)))
+                conn.execute(insert(locks), _lock_values(lock))
         except IntegrityError:
             holder = find_lock_by_key(
                 conn, service=service, environment=environment, resource=resource, now=now
@@ -189,7 +189,7 @@ def write_lock_changelog(
         new_value=lock.id if change is ChangeType.locked else "",
         comment=f"{lock.resource} of {lock.service} in {lock.environment} {verb}",
     )
-    conn.execute(insert(changelog).values(changelog_values(lock.event_id, entry)))
+    conn.execute(insert(changelog), changelog_values(lock.event_id, entry))
     return entry
 
 

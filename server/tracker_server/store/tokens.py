@@ -49,7 +49,7 @@ def create_token(
         "created_at": now,
         "last_used_at": None,
     }
-    conn.execute(insert(tokens).values(values))
+    conn.execute(insert(tokens), values)
     row = conn.execute(select(tokens).where(tokens.c.id == values["id"])).one()
     return row_to_token(row), secret
 
