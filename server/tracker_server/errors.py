@@ -208,7 +208,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(_request: Request, exc: Exception) -> Response:
         logger.exception("unexpected error", exc_info=exc)
-        return error_response(500, INTERNAL, f"internal error: {exc.__class__.__name__}")
+        response = error_response(500, INTERNAL, f"internal error: {exc.__class__.__name__}")
+        # This answer is sent from outside our middleware: add the server header here.
+        from tracker_server import __version__
+
+        response.headers["X-Tracker-Server"] = f"tracker-ci/{__version__}"
+        return response
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

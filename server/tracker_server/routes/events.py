@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
@@ -227,7 +227,7 @@ def search_events(
     return wire(EventListResponse(events=found, total_count=total))
 
 
-def _one(member: object) -> tuple[object, ...]:
+def _one(member: Any) -> tuple[Any, ...]:
     return () if member is None else (member,)
 
 

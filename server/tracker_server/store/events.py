@@ -23,6 +23,7 @@ from tracker_ci.models import (
     CreateEventRequest,
     Environment,
     Event,
+    EventMetadata,
     EventType,
     Priority,
     Status,
@@ -247,10 +248,10 @@ def monthly_counts(
     columns = [year.label("year"), month.label("month")]
     if group_by_service:
         columns.append(events.c.service.label("service"))
-    query = select(*columns, func.count().label("count")).where(*where)
+    query = select(*columns, func.count().label("matches")).where(*where)
     query = query.group_by(*columns).order_by(*columns)
     return [
-        (int(row.year), int(row.month), row.service if group_by_service else "", int(row.count))
+        (int(row.year), int(row.month), row.service if group_by_service else "", int(row.matches))
         for row in conn.execute(query)
     ]
 
@@ -325,12 +326,9 @@ def create_event(
         title=request.title,
         attributes=attributes,
         links=request.links,
-        metadata={
-            "created_at": now,
-            "duration": duration,
-            "id": event_id,
-            "slack_id": request.slack_id,
-        },
+        metadata=EventMetadata(
+            created_at=now, duration=duration, id=event_id, slack_id=request.slack_id
+        ),
         changelog=[created],
     )
     conn.execute(insert(events), event_values(event))
@@ -413,12 +411,12 @@ def update_event(
         title=request.title,
         attributes=new,
         links=request.links,
-        metadata={
-            "created_at": before.metadata.created_at,
-            "duration": duration,
-            "id": event_id,
-            "slack_id": request.slack_id or before.metadata.slack_id,
-        },
+        metadata=EventMetadata(
+            created_at=before.metadata.created_at,
+            duration=duration,
+            id=event_id,
+            slack_id=request.slack_id or before.metadata.slack_id,
+        ),
     )
     values = event_values(after)
     del values["id"]
