@@ -26,7 +26,7 @@ COPY server /tmp/tracker-ci/server
 # use, its dependencies pinned to the versions the test suite ran (docker/constraints.txt);
 # then the two entrypoints that action.yml names, written by the module they start.
 RUN pip install --no-cache-dir --constraint /tmp/tracker-ci/constraints.txt \
-        "/tmp/tracker-ci[github,server,postgres]" \
+        "/tmp/tracker-ci[github,gitlab,server,postgres]" \
     && rm -rf /tmp/tracker-ci \
     && python -m tracker_ci.ci.github_action --install-entrypoints /usr/local/bin \
     && mkdir -p /data

@@ -11,7 +11,7 @@ import importlib.metadata as metadata
 from packaging.requirements import Requirement
 
 #: The extras the Dockerfile installs.
-IMAGE_EXTRAS = ("github", "server", "postgres")
+IMAGE_EXTRAS = ("github", "gitlab", "server", "postgres")
 
 
 def _key(name: str) -> str:

@@ -182,7 +182,7 @@ def test_the_dockerfile_runs_as_the_runner_expects() -> None:
     assert re.fullmatch(r"python:3\.\d+\.\d+-slim(-\w+)?", base), f"unpinned base {base}"
     installs = [rest for keyword, rest in instructions if keyword == "RUN" and "pip" in rest]
     assert installs and all("--no-cache-dir" in rest for rest in installs)
-    assert any("[github,server,postgres]" in rest for rest in installs)
+    assert any("[github,gitlab,server,postgres]" in rest for rest in installs)
     (entrypoint,) = [rest for keyword, rest in instructions if keyword == "ENTRYPOINT"]
     (cmd,) = [rest for keyword, rest in instructions if keyword == "CMD"]
     # Without an entrypoint override (a service container) the image serves the server.
