@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import httpx
 
 API = "/api/v1alpha1"
 
@@ -53,3 +57,28 @@ def assert_error(response: Any, status: int, code: int, *fragments: str) -> dict
     for fragment in fragments:
         assert fragment in body["message"], body
     return body
+
+
+class Racers:
+    """HTTP clients (alternating between two server URLs) and a thread for each,
+    created once: creating clients costs more than the race itself."""
+
+    def __init__(self, urls, clients=50):
+        self.urls = urls
+        self.clients = [httpx.Client(base_url=urls[i % 2], timeout=30) for i in range(clients)]
+        self.pool = ThreadPoolExecutor(clients)
+
+    def race(self, path, bodies):
+        """POST each body at the same instant (a barrier); the responses in order."""
+        barrier = threading.Barrier(len(bodies))
+
+        def one(i):
+            barrier.wait(timeout=30)
+            return self.clients[i].post(path, json=bodies[i])
+
+        return list(self.pool.map(one, range(len(bodies))))
+
+    def close(self):
+        self.pool.shutdown()
+        for client in self.clients:
+            client.close()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from tests.server.helpers import API, event_body
+from tests.server.helpers import API, Racers, event_body
 from tests.support.servers import run_server
 
 pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.timeout(150)]
@@ -24,31 +22,6 @@ def two_servers(postgres_database_url, tmp_path_factory):
     with run_server(postgres_database_url, log_dir=log_dir) as first:
         with run_server(postgres_database_url, log_dir=log_dir) as second:
             yield first.url, second.url
-
-
-class Racers:
-    """50 HTTP clients (alternating between the two servers) and a thread for each,
-    created once: creating clients costs more than the race itself."""
-
-    def __init__(self, urls):
-        self.urls = urls
-        self.clients = [httpx.Client(base_url=urls[i % 2], timeout=30) for i in range(CLIENTS)]
-        self.pool = ThreadPoolExecutor(CLIENTS)
-
-    def race(self, path, bodies):
-        """POST each body at the same instant (a barrier); the responses in order."""
-        barrier = threading.Barrier(len(bodies))
-
-        def one(i):
-            barrier.wait(timeout=30)
-            return self.clients[i].post(path, json=bodies[i])
-
-        return list(self.pool.map(one, range(len(bodies))))
-
-    def close(self):
-        self.pool.shutdown()
-        for client in self.clients:
-            client.close()
 
 
 @pytest.fixture(scope="module")
