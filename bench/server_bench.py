@@ -32,21 +32,14 @@ from sqlalchemy import func, insert, select
 from tracker_server.db import create_database_engine, upgrade_schema
 from tracker_server.tables import changelog, events
 
+from tracker_ci.models import Environment, EventType, Priority
+
 API = "/api/v1alpha1"
 SERVICES = [f"service-{i:03d}" for i in range(200)]
-ENVIRONMENTS = [
-    "development",
-    "integration",
-    "TNR",
-    "UAT",
-    "recette",
-    "preproduction",
-    "production",
-    "mco",
-]
-TYPES = ["deployment", "operation", "drift", "incident", "rpa_usage"]
+ENVIRONMENTS = Environment.choices()
+TYPES = EventType.choices()
 STATUSES = ["success", "failure", "start", "open", "close", "done", "in_progress"]
-PRIORITIES = ["P1", "P2", "P3", "P4", "P5"]
+PRIORITIES = Priority.choices()
 BATCH = 20_000
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from tracker_ci.ci import github
+from tracker_ci.models import Environment, Priority
 
 __all__ = [
     "ActionError",
@@ -94,17 +95,9 @@ SECRET_INPUTS = ("token", "github-token")
 BOOLEAN_INPUTS = ("comment", "auto-close")
 MODES = ("run", "start", "finish", "lock", "unlock")
 FAIL_POLICIES = ("open", "closed")
-PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
-ENVIRONMENTS = (
-    "development",
-    "integration",
-    "TNR",
-    "UAT",
-    "recette",
-    "preproduction",
-    "production",
-    "mco",
-)
+# The wire enums are the one source of the names an input may take.
+PRIORITIES = tuple(Priority.choices())
+ENVIRONMENTS = tuple(Environment.choices())
 FINISH_STATUSES = ("success", "failure", "warning", "error", "done")
 # What `${{ job.status }}` can be: https://docs.github.com/actions/learn-github-actions/contexts
 JOB_STATUSES = ("success", "failure", "cancelled")
