@@ -14,6 +14,8 @@ from tests.support.servers import RunningServer, run_server
 _CLEARED_PREFIXES = ("TRACKER_", "GITHUB_", "GITLAB_", "CI_", "INPUT_", "STATE_", "RUNNER_")
 # Read once at import, before the autouse fixture below clears CI variables per test.
 RUNNING_IN_CI = os.environ.get("CI", "").lower() == "true"
+# The machine's PostgreSQL (trust auth); each test session makes its own database in it.
+POSTGRES_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +53,7 @@ def _postgres_available() -> str | None:
     except ImportError:
         return "psycopg is not installed"
     try:
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3):
+        with psycopg.connect(POSTGRES_ADMIN_DSN, connect_timeout=3):
             return None
     except Exception as exc:  # noqa: BLE001 - any failure means: no PostgreSQL here
         return f"no PostgreSQL at 127.0.0.1:5432 ({exc.__class__.__name__}: {exc})"
@@ -72,12 +74,10 @@ def postgres_database_url() -> Iterator[str]:
     import psycopg
 
     name = f"tracker_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as conn:
+    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     finally:
-        with psycopg.connect(
-            "host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True
-        ) as conn:
+        with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
