@@ -9,7 +9,7 @@ TrackerError                       base; .message
     │   └── PayloadTooLarge        413 / code 8
     ├── AuthenticationFailed       401 / code 16
     ├── PermissionDenied           403 / code 7
-    ├── NotFound                   404 / code 5, or upstream's 500 "not found" / "no document"
+    ├── NotFound                   404 / code 5, or upstream's 500 "not found" / "no event found"
     ├── LockHeld                   409 / code 6, or upstream's 500 "already locked";
     │   │                          .service .environment .resource .holder .lock_id .event_id
     │   └── LockWaitTimeout        the lock was still held when ``--wait`` ran out; .waited
@@ -19,8 +19,8 @@ TrackerError                       base; .message
 
 Our bundled server answers with proper statuses. The upstream Go Tracker answers every
 handler error as HTTP 500 with gRPC code 2, so ``error_from_response`` also reads its
-messages: a held lock is recognised by "already locked", a missing record by "not found"
-or "no document". Messages name the server and say what to do next.
+messages: a held lock is recognised by "already locked", a missing record by "not found",
+"no event found" or "no document". Messages name the server and say what to do next.
 """
 
 from __future__ import annotations
@@ -283,7 +283,8 @@ _LOCK_LOCKED = re.compile(
     r"service (?P<service>\S+) is already locked for (?P<resource>\S+) in (?P<environment>\S+)"
     r" by (?P<holder>.*?) \(lock_id: (?P<lock_id>[^,)]*), event_id: (?P<event_id>[^)]*)\)"
 )
-_NOT_FOUND = re.compile(r"not found|no documents?\b|no rows", re.IGNORECASE)
+# Upstream's handlers say "no event found in tracker for id ..." (events and locks alike).
+_NOT_FOUND = re.compile(r"not found|no \w+ found\b|no documents?\b|no rows", re.IGNORECASE)
 
 
 def _origin(response: httpx.Response) -> str:

@@ -146,7 +146,14 @@ def test_lock_in_error_details_is_read() -> None:
 
 @pytest.mark.parametrize(
     "message",
-    ["event not found", "mongo: no documents in result", "lock 123 NOT FOUND"],
+    [
+        "event not found",
+        "mongo: no documents in result",
+        "lock 123 NOT FOUND",
+        # Upstream's own words for a missing event or lock (GetEvent, GetLock, relatedId).
+        "no event found in tracker for id 3f2b8a4e-1c9d-4b7a-9e2f-5d6c7b8a9e0f",
+        "no event found in tracker for attributes.related_id 3f2b8a4e",
+    ],
 )
 def test_upstream_not_found_messages_are_not_found(message: str) -> None:
     error = answer_to(error_answer(500, 2, message, ours=False))

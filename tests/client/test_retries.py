@@ -10,7 +10,7 @@ import respx
 
 from tests.client.helpers import EVENT_ID, LOCK_ID, error_answer, event, event_answer, lock_answer
 from tracker_ci.client import TrackerClient
-from tracker_ci.exceptions import ServerError, ServerUnreachable
+from tracker_ci.exceptions import NotFound, ServerError, ServerUnreachable
 from tracker_ci.models import CreateEventRequest, EventAttributes
 
 pytestmark = pytest.mark.unit
@@ -80,6 +80,18 @@ def test_upstream_not_found_500_is_not_retried(
     )
 
     with pytest.raises(Exception, match="no documents"):
+        client.get_event(EVENT_ID)
+
+    assert route.call_count == 1
+
+
+def test_upstream_no_event_found_500_is_not_retried(
+    api: respx.MockRouter, client: TrackerClient
+) -> None:
+    message = f"no event found in tracker for id {EVENT_ID}"
+    route = api.get(EVENT_PATH).mock(return_value=error_answer(500, 2, message, ours=False))
+
+    with pytest.raises(NotFound, match="no event found"):
         client.get_event(EVENT_ID)
 
     assert route.call_count == 1
