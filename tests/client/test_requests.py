@@ -15,6 +15,7 @@ from tests.client.helpers import (
     LOCK_ID,
     OURS,
     body,
+    error_answer,
     event,
     event_answer,
     lock,
@@ -448,6 +449,19 @@ def test_release_lock_is_a_get_of_unlock(api: respx.MockRouter, client: TrackerC
 
     assert client.release_lock(LOCK_ID) == 1
     assert route.calls.last.request.headers["Authorization"] == AUTH
+
+
+def test_release_lock_of_a_lock_upstream_no_longer_has_is_zero(
+    api: respx.MockRouter, client: TrackerClient
+) -> None:
+    # Upstream answers an unknown lock id with a 500 "no event found"; ours with count "0".
+    message = f"no event found in tracker for id {LOCK_ID}"
+    route = api.get(f"/api/v1alpha1/unlock/{LOCK_ID}").mock(
+        return_value=error_answer(500, 2, message, ours=False)
+    )
+
+    assert client.release_lock(LOCK_ID) == 0
+    assert route.call_count == 1
 
 
 def test_release_lock_by_key(api: respx.MockRouter, client: TrackerClient) -> None:
