@@ -211,6 +211,20 @@ def test_search_filters_are_exact_matches(client):
         assert answer["totalCount"] == len(expected), query
 
 
+def test_search_with_an_unspecified_enum_does_not_filter_on_it(client):
+    # Upstream (proto3) cannot tell 0 from "not sent": an unspecified enum means "any".
+    deployed = create_event(client, service="api", type="deployment", priority="P1")
+    for query in (
+        "service=api&type=0",
+        "service=api&type=TYPE_UNSPECIFIED",
+        "service=api&priority=PRIORITY_UNSPECIFIED&status=0&environment=0",
+    ):
+        answer = client.get(f"{API}/events/search?{query}").json()
+        assert [e["metadata"]["id"] for e in answer["events"]] == [deployed["metadata"]["id"]]
+    only_zeroes = client.get(f"{API}/events/search?type=0&environment=ENVIRONMENT_UNSPECIFIED")
+    assert_error(only_zeroes, 400, 3, "at least one filter")
+
+
 def test_search_dates_filter_start_date_inclusively(client):
     jan = create_event(client, title="jan", startDate="2026-01-15T10:00:00Z")
     create_event(client, title="feb", startDate="2026-02-15T10:00:00Z")

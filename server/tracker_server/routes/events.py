@@ -228,7 +228,8 @@ def search_events(
 
 
 def _one(member: Any) -> tuple[Any, ...]:
-    return () if member is None else (member,)
+    # An unspecified enum (0) is "any", as upstream: proto3 cannot tell it from "not sent".
+    return () if member is None or member.number == 0 else (member,)
 
 
 class _StatsQuery:
