@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> None:
 
         try:
             code = cli.main(args=args, prog_name="tracker-ci", standalone_mode=False)
+        # click >= 8.2 raises this; 8.1 printed the help and exited 0 by itself.
+        except getattr(click.exceptions, "NoArgsIsHelpError", ()) as exc:
+            # `tracker-ci` or `tracker-ci lock` alone: the help itself, not an error line.
+            print(exc.format_message(), file=sys.stderr)
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             sys.exit(_usage_error(exc))
         except click.ClickException as exc:

@@ -114,8 +114,8 @@ class TrackerGroup(click.Group):
                 module = __import__(module_name, fromlist=[attribute])
             except ImportError as exc:
                 raise click.ClickException(
-                    f"`tracker-ci {cmd_name}` needs the bundled server: "
-                    f"pip install 'tracker-ci[server]' ({exc})"
+                    f"`tracker-ci {cmd_name}` needs the bundled server: install the "
+                    f"[server] extra, e.g. pip install '.[server]' in a clone ({exc})"
                 ) from None
             command: click.Command = getattr(module, attribute)
             return command
@@ -142,7 +142,7 @@ Examples:
   export TRACKER_URL=https://tracker.example TRACKER_TOKEN=trk_...
   tracker-ci deploy run -s api -e production --wait 600 -- ./deploy.sh
   tracker-ci deploy start -s api -e production     # prints the event id
-  tracker-ci deploy finish --status success        # TRACKER_EVENT_ID or the newest open one
+  tracker-ci deploy finish -s api -e production --status success   # or --event-id ID
   tracker-ci lock status -s api -e production
   tracker-ci --output json event search --service api --status failure
   tracker-ci config show

@@ -394,3 +394,44 @@ def test_help_and_version_import_no_heavy_library(tmp_path: Path) -> None:
     }
     assert not imported & set(heavy), imported & set(heavy)
     assert importtime.stdout == "tracker-ci 0.1.0\n"
+
+
+def test_ctrl_c_while_waiting_for_the_lock_says_so_and_creates_nothing(
+    url: str, tmp_path: Path
+) -> None:
+    service = service_name()
+    held = tracker_ci(
+        "lock", "acquire", "-s", service, "-e", "UAT", "--who", "bob", url=url, cwd=tmp_path
+    )
+    assert held.returncode == 0, held.stderr
+    waiting = spawn(
+        "deploy",
+        "run",
+        "-s",
+        service,
+        "-e",
+        "UAT",
+        "--wait",
+        "60",
+        "--",
+        "true",
+        url=url,
+        cwd=tmp_path,
+    )
+    try:
+        time.sleep(1.5)  # past the first poll: it is waiting for bob's lock
+        waiting.send_signal(signal.SIGINT)
+        _, err = waiting.communicate(timeout=20)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.communicate()
+    assert waiting.returncode == 130, err
+    assert "Traceback" not in err
+    # Before: exit 130 and not a word after the wait line; now the job log says why.
+    assert err.strip().splitlines()[-1] == (
+        f"tracker-ci: interrupted while waiting for the lock of {service}/UAT; "
+        "no event was opened and the command did not run"
+    ), err
+    assert deployments(url, service) == []
+    assert [lock["who"] for lock in locks(url, service)] == ["bob"]

@@ -13,6 +13,12 @@ from tracker_ci.output import warn
 
 __all__ = ["RunContext", "check_pr_url", "default_title", "detect_run", "find_pr_url"]
 
+# The package is installed from a clone or a git URL, not from PyPI: say so, never
+# `pip install tracker-ci[...]`, which would fetch whatever PyPI holds under that name.
+INSTALL_CI_EXTRAS = (
+    "install the [github,gitlab] extras, e.g. pip install '.[github,gitlab]' in a clone"
+)
+
 
 @dataclass(frozen=True)
 class RunContext:
@@ -99,7 +105,7 @@ def find_pr_url(
     except ImportError as exc:
         warn(
             f"cannot look up the pull/merge request: {exc.name} is not installed "
-            "(pip install 'tracker-ci[github,gitlab]')"
+            f"({INSTALL_CI_EXTRAS})"
         )
     except Exception as exc:  # noqa: BLE001 - PyGithub/python-gitlab raise many kinds
         warn(f"cannot look up the pull/merge request of this commit: {_describe(exc)}")
@@ -159,8 +165,6 @@ def post_comment(
                 timeout=timeout,
             )
     except ImportError as exc:
-        warn(
-            f"cannot comment: {exc.name} is not installed (pip install 'tracker-ci[github,gitlab]')"
-        )
+        warn(f"cannot comment: {exc.name} is not installed ({INSTALL_CI_EXTRAS})")
     except Exception as exc:  # noqa: BLE001 - a comment must never fail the deploy
         warn(f"cannot comment on {pr_url}: {_describe(exc)}")

@@ -36,6 +36,9 @@ __all__ = ["deploy"]
 # GitLab's CI_JOB_STATUS).
 STATUS_ALIASES = {"failed": "failure", "cancelled": "failure", "canceled": "failure"}
 
+# `deploy run`'s exit codes after SIGINT and SIGTERM (128 + the signal's number).
+INTERRUPTED_CODES = (130, 143)
+
 
 def tolerated_by_open_policy(error: Exception) -> bool:
     """Tracking problems the open fail policy lets a deploy survive: unreachable or 5xx."""
@@ -286,7 +289,8 @@ Examples:
 \b
   # or in two steps (e.g. GitLab before_script / after_script):
   tracker-ci deploy start -s api -e production --dotenv deploy.env
-  tracker-ci deploy finish --status "$CI_JOB_STATUS"   # success, failed, canceled
+  tracker-ci deploy finish -s api -e production --status "$CI_JOB_STATUS"
+  # (--status takes success, failed, canceled; --event-id ID names one event)
 """
 )
 def deploy() -> None:
@@ -347,7 +351,8 @@ def start(
 Examples:
   tracker-ci deploy finish --event-id 1f0c... --status success
   tracker-ci deploy finish -s api -e production --status failure -m "rolled back"
-  tracker-ci deploy finish --status "${{ job.status }}"   # success, failure, cancelled
+  tracker-ci deploy finish --event-id "${{ steps.start.outputs.event-id }}" \\
+      --status "${{ job.status }}"   # success, failure, cancelled
 """
 )
 @click.option(
@@ -391,6 +396,12 @@ def finish(
     from tracker_ci.models import Environment, EventType
     from tracker_ci.models import Status as StatusEnum
 
+    if not event_id and not (service or state.config.get("service")):
+        # Say both ways to name the deployment, not only the --service one.
+        raise click.UsageError(
+            "which deployment? give --event-id (or set TRACKER_EVENT_ID), or --service and "
+            "--environment to close the newest open one"
+        )
     run = detect_run()
     policy = (opts.get("fail_policy") or state.config["fail_policy"]).lower()
     with state.client() as client:
@@ -494,5 +505,12 @@ def run(
     final: DeploymentState | None = getattr(deployment, "last_state", None)
     if final is not None:
         github.write_if_possible(_outputs(final))
+    elif code in INTERRUPTED_CODES:
+        # A signal while waiting for the lock: say so, or the job ends without a word.
+        click.echo(
+            f"tracker-ci: interrupted while waiting for the lock of {service}/{env}; "
+            "no event was opened and the command did not run",
+            err=True,
+        )
     sys.stdout.flush()
     raise click.exceptions.Exit(code)

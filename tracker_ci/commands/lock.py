@@ -86,20 +86,25 @@ def _wait_until_free(
         line.done()
 
 
-def _timeout_error(held: Any, waited: float) -> Exception:
+def _timeout_error(held: Any, waited: float, option: str = "--wait") -> Exception:
     from tracker_ci.exceptions import LockHeld, LockWaitTimeout
 
-    base = LockHeld(
-        "",
-        service=held.service,
-        environment=held.environment,
-        resource=held.resource,
-        holder=held.who,
-        lock_id=held.id,
-        event_id=held.event_id,
-        since=held.created_at,
+    fields = {
+        "service": held.service,
+        "environment": held.environment,
+        "resource": held.resource,
+        "holder": held.who,
+        "lock_id": held.id,
+        "event_id": held.event_id,
+        "since": held.created_at,
+    }
+    # The message names the option of the command that waited (`lock wait` has --timeout).
+    message = (
+        f"gave up after waiting {waited:.0f}s for the {held.resource} lock of {held.service} "
+        f"in {held.environment}: still {LockHeld('', **fields).describe_holder()}. Wait "
+        f"longer ({option} SECONDS) or release the lock if its deployment is dead."
     )
-    return LockWaitTimeout.from_held(base, waited)
+    return LockWaitTimeout(message, waited=waited, **fields)
 
 
 @lock.command()
@@ -276,7 +281,8 @@ def list_locks(state: AppState) -> None:
     type=click.FloatRange(min=0),
     default=None,
     envvar="TRACKER_WAIT",
-    help="Seconds to wait before giving up (exit 3).",
+    help="Seconds to wait before giving up (exit 3). "
+    "[env: TRACKER_WAIT; config: wait; default: 0, check once]",
 )
 @pass_state
 def wait_for_lock(
@@ -289,5 +295,5 @@ def wait_for_lock(
     with state.client() as client:
         held = _wait_until_free(client, service, env, resource, wait)
     if held is not None:
-        raise _timeout_error(held, time.monotonic() - started)
+        raise _timeout_error(held, time.monotonic() - started, "--timeout")
     click.echo(f"free: no {resource} lock on {service}/{env}")

@@ -1,0 +1,126 @@
+"""What a user typing the README and docs/cli.md met: each test is a defect found that way."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Invoke, unique
+from tracker_ci import cli as cli_module
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _readme_section(name: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(rf"<!-- section: {name} -->(.*?)<!-- /section: {name} -->", text, re.S)
+    assert match, f"README has no section {name}"
+    return match.group(1)
+
+
+def _user_docs() -> dict[str, str]:
+    """The texts a user copies commands from: the README's CLI part, docs/cli.md."""
+    return {
+        "README cli": _readme_section("cli"),
+        "README demo": _readme_section("demo"),
+        "docs/cli.md": (ROOT / "docs" / "cli.md").read_text(),
+    }
+
+
+@pytest.mark.unit
+def test_install_instructions_never_name_the_unpublished_pypi_package() -> None:
+    # tracker-ci is not on PyPI: `pip install tracker-ci` fails, or installs a stranger's
+    # package of that name. Only a clone (`.[extras]`) or a git URL may be shown.
+    for where, text in _user_docs().items():
+        for line in text.splitlines():
+            if "pip install" not in line:
+                continue
+            spec = line.split("pip install", 1)[1].split("#")[0].strip().strip("`'\" ")
+            from_clone = spec.startswith(".")
+            from_git = "@ git+https://" in spec
+            assert from_clone or from_git, f"{where}: {line.strip()}"
+
+
+@pytest.mark.unit
+def test_install_hints_in_messages_point_at_a_clone() -> None:
+    from tracker_ci.commands import context
+
+    assert "pip install '.[github,gitlab]'" in context.INSTALL_CI_EXTRAS
+    source = Path(cli_module.__file__).read_text()
+    assert "pip install 'tracker-ci[" not in source
+    assert "pip install '.[server]'" in source
+
+
+def _finish_examples() -> list[tuple[str, str]]:
+    from click.testing import CliRunner
+
+    texts = dict(_user_docs())
+    for args in ([], ["deploy"], ["deploy", "finish"]):
+        texts[f"tracker-ci {' '.join(args)} --help"] = (
+            CliRunner().invoke(cli_module.cli, [*args, "--help"], terminal_width=200).output
+        )
+    found = []
+    for where, text in texts.items():
+        # Join continued lines so an example split with a backslash is read whole.
+        for line in text.replace("\\\n", " ").splitlines():
+            if "deploy finish" in line and "--status" in line and "tracker-ci deploy" in line:
+                found.append((where, line.strip().strip("`|").strip()))
+    return found
+
+
+@pytest.mark.unit
+def test_every_documented_finish_example_names_the_deployment() -> None:
+    # `deploy finish --status success` alone has nothing to find the event by: a user who
+    # typed the docs' two-step example got "missing --service".
+    examples = _finish_examples()
+    assert len(examples) >= 6, examples
+    for where, line in examples:
+        command = line.split("#")[0]
+        assert re.search(r"--event-id|\s-s\s|--service|TRACKER_EVENT_ID=", command), (
+            f"{where}: {line}"
+        )
+
+
+@pytest.mark.server
+def test_finish_without_any_target_says_both_ways_to_name_it(invoke: Invoke) -> None:
+    result = invoke("deploy", "finish", "--status", "success")
+    assert result.exit_code == 2, result.output
+    assert "--event-id" in result.stderr and "TRACKER_EVENT_ID" in result.stderr
+    assert "--service" in result.stderr and "newest open" in result.stderr
+
+
+@pytest.mark.server
+def test_lock_wait_timeout_names_its_own_option(invoke: Invoke) -> None:
+    service = unique()
+    taken = invoke("lock", "acquire", "-s", service, "-e", "UAT", "--who", "bob")
+    assert taken.exit_code == 0, taken.output
+    try:
+        waited = invoke("lock", "wait", "-s", service, "-e", "UAT", "--timeout", "0.3")
+        assert waited.exit_code == 3, waited.output
+        last = waited.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: gave up after waiting"), last
+        assert "held by bob" in last
+        # `lock wait` has no --wait option: the hint must name --timeout.
+        assert "(--timeout SECONDS)" in last and "--wait" not in last
+        acquired = invoke("lock", "acquire", "-s", service, "-e", "UAT", "--wait", "0.3")
+        assert acquired.exit_code == 3, acquired.output
+        assert "(--wait SECONDS)" in acquired.stderr.strip().splitlines()[-1]
+    finally:
+        invoke("lock", "release", "-s", service, "-e", "UAT", "--who", "bob")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("args", [[], ["lock"], ["deploy"]])
+def test_a_bare_group_prints_its_help_not_an_error_line(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tracker_ci import __main__ as entry
+
+    with pytest.raises(SystemExit) as exited:
+        entry.main(args)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Usage: tracker-ci"), err
+    assert "error:" not in err and "(see '" not in err
