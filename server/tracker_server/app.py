@@ -14,7 +14,7 @@ from tracker_server.db import Database, create_database_engine, upgrade_schema
 from tracker_server.errors import install_error_handlers
 from tracker_server.journal import configure_audit_log
 from tracker_server.metrics import Metrics
-from tracker_server.middleware import BodySizeLimit, ServerHeader, SnakeCaseQuery
+from tracker_server.middleware import BodySizeLimit, JsonBodies, ServerHeader, SnakeCaseQuery
 from tracker_server.routes import events, locks, ops, tokens
 from tracker_server.settings import ServerSettings
 
@@ -54,6 +54,7 @@ def create_app(settings: ServerSettings | None = None, *, migrate: bool = True) 
         app.include_router(module.router)
     # Added last = outermost: the header goes on every answer, 413s included.
     app.add_middleware(SnakeCaseQuery)
+    app.add_middleware(JsonBodies)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ServerHeader, version=__version__)
     return app

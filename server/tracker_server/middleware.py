@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: the server header, the body size limit, camelCase query names."""
+"""Pure ASGI middleware: the server header, the body size limit, camelCase query names,
+JSON bodies whatever their Content-Type."""
 
 from __future__ import annotations
 
@@ -85,6 +86,24 @@ class BodySizeLimit:
             if started:
                 raise
             await error_response(error.status_code, error.code, error.message)(scope, receive, send)
+
+
+class JsonBodies:
+    """Upstream's gateway reads every request body as JSON whatever its Content-Type
+    (``curl -d '{...}'`` sends a form type): label such bodies JSON so they are read too."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = scope.get("headers", [])
+            declared = next((v for k, v in headers if k == b"content-type"), None)
+            if declared is not None and b"json" not in declared.lower():
+                relabelled = [(k, v) for k, v in headers if k != b"content-type"]
+                relabelled.append((b"content-type", b"application/json"))
+                scope = {**scope, "headers": relabelled}
+        await self.app(scope, receive, send)
 
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")

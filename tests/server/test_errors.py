@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -33,6 +34,19 @@ def test_a_body_that_is_not_an_object(client):
     response = client.post(f"{API}/event", content=b"title=x")
     assert_error(response, 400, 3, "JSON object", "Content-Type")
     assert_error(client.post(f"{API}/event", json=[1, 2]), 400, 3, "JSON object")
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain"])
+def test_a_json_body_is_read_whatever_its_content_type(client, content_type):
+    # Upstream's gateway reads every body as JSON; `curl -d '{...}'` sends a form type.
+    body = json.dumps(event_body(status="open", type="incident")).encode()
+    response = client.post(f"{API}/event", content=body, headers={"Content-Type": content_type})
+    assert response.status_code == 200, response.text
+    assert response.json()["event"]["attributes"]["status"] == "open"
+    not_json = client.post(
+        f"{API}/event", content=b"title=x", headers={"Content-Type": content_type}
+    )
+    assert_error(not_json, 400, 3, "not valid JSON")
 
 
 @pytest.mark.parametrize(
