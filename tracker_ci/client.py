@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -148,6 +149,11 @@ def _query(
         else:
             pairs.append((name, _query_value(value)))  # type: ignore[arg-type]
     return pairs
+
+
+def _segment(value: str) -> str:
+    """An id as one URL path segment: a Slack id may hold ``?``, ``#``, ``%`` or spaces."""
+    return quote(value, safe="")
 
 
 def _enum_or_none(cls: type[WireEnum], value: Any) -> WireEnum | None:
@@ -332,7 +338,7 @@ class TrackerClient:
 
     def get_event(self, event_id: str) -> Event:
         """The event with this id (a UUID) or this Slack id."""
-        return self._event(self._request("GET", f"{API_PREFIX}/event/{event_id}"))
+        return self._event(self._request("GET", f"{API_PREFIX}/event/{_segment(event_id)}"))
 
     def update_event(self, request: UpdateEventRequest) -> Event:
         """Replace an event's title, attributes and links; the event after the change."""
@@ -343,7 +349,7 @@ class TrackerClient:
 
     def delete_event(self, event_id: str) -> None:
         """Delete an event (upstream answers 501: not implemented)."""
-        self._request("DELETE", f"{API_PREFIX}/event/{event_id}")
+        self._request("DELETE", f"{API_PREFIX}/event/{_segment(event_id)}")
 
     def list_events(self, *, page: int = 1, per_page: int = 50) -> EventListResponse:
         """One page of all events (newest first on our server; unordered upstream)."""
@@ -394,7 +400,10 @@ class TrackerClient:
         body = ChangelogRequest(entry=entry).to_wire()
         # Not idempotent: a repeat after a lost answer would write the entry twice.
         response = self._request(
-            "POST", f"{API_PREFIX}/event/{event_id}/changelog", json=body, idempotent=False
+            "POST",
+            f"{API_PREFIX}/event/{_segment(event_id)}/changelog",
+            json=body,
+            idempotent=False,
         )
         if self._answers_after_change(response):
             return self._event(response)
@@ -405,13 +414,17 @@ class TrackerClient:
     ) -> ChangelogListResponse:
         """One page of an event's changelog."""
         params = _query([("per_page", per_page), ("page", page)])
-        response = self._request("GET", f"{API_PREFIX}/event/{event_id}/changelog", params=params)
+        response = self._request(
+            "GET", f"{API_PREFIX}/event/{_segment(event_id)}/changelog", params=params
+        )
         return self._parse(response, ChangelogListResponse)
 
     def set_slack_id(self, event_id: str, slack_id: str) -> Event:
         """Attach a Slack message id to an event; the event after the change."""
         body = SlackIdRequest(slack_id=slack_id).to_wire()
-        response = self._request("POST", f"{API_PREFIX}/event/{event_id}/slack", json=body)
+        response = self._request(
+            "POST", f"{API_PREFIX}/event/{_segment(event_id)}/slack", json=body
+        )
         if self._answers_after_change(response):
             return self._event(response)
         return self.get_event(event_id)
@@ -536,7 +549,7 @@ class TrackerClient:
 
     def get_lock(self, lock_id: str) -> Lock:
         """The lock with this id."""
-        return self._lock(self._request("GET", f"{API_PREFIX}/lock/{lock_id}"))
+        return self._lock(self._request("GET", f"{API_PREFIX}/lock/{_segment(lock_id)}"))
 
     def update_lock(self, lock_id: str, **fields: str) -> Lock:
         """Change a lock's fields (empty ones keep their value); the lock after the change."""
@@ -545,7 +558,7 @@ class TrackerClient:
             allowed = ", ".join(UpdateLockRequest.model_fields)
             raise TypeError(f"update_lock() got unknown fields {unknown}; use: {allowed}")
         body = UpdateLockRequest(**fields).to_wire()
-        response = self._request("PUT", f"{API_PREFIX}/lock/{lock_id}", json=body)
+        response = self._request("PUT", f"{API_PREFIX}/lock/{_segment(lock_id)}", json=body)
         if self._answers_after_change(response):
             return self._lock(response)
         return self.get_lock(lock_id)
@@ -553,7 +566,7 @@ class TrackerClient:
     def release_lock(self, lock_id: str) -> int:
         """Release a lock by id (upstream's ``GET /unlock/{id}``); how many were deleted."""
         try:
-            response = self._request("GET", f"{API_PREFIX}/unlock/{lock_id}")
+            response = self._request("GET", f"{API_PREFIX}/unlock/{_segment(lock_id)}")
         except NotFound:
             # Our server answers a lock that is gone with count "0"; upstream with a 500
             # "no event found in tracker for id ...": the same fact, so the same answer.
@@ -585,7 +598,7 @@ class TrackerClient:
     def renew_lock(self, lock_id: str, ttl_seconds: int) -> Lock:
         """Push a lock's expiry to ``ttl_seconds`` from now (extension); NotFound if gone."""
         body = RenewLockRequest(ttl_seconds=ttl_seconds).to_wire()
-        response = self._request("POST", f"{API_PREFIX}/lock/{lock_id}/renew", json=body)
+        response = self._request("POST", f"{API_PREFIX}/lock/{_segment(lock_id)}/renew", json=body)
         return self._lock(response)
 
     def list_locks(self) -> list[Lock]:
@@ -623,7 +636,7 @@ class TrackerClient:
 
     def revoke_token(self, token_id: str) -> TokenInfo:
         """Revoke an API token (extension, admin only); the revoked token."""
-        response = self._request("DELETE", f"{API_PREFIX}/tokens/{token_id}")
+        response = self._request("DELETE", f"{API_PREFIX}/tokens/{_segment(token_id)}")
         # The contract is {"token": TokenInfo}; accept a bare TokenInfo as well.
         wrapped = self._parse(response, _TokenResponse).token
         if wrapped is not None:

@@ -181,3 +181,17 @@ def test_bad_input_is_invalid_request(admin: TrackerClient) -> None:
         admin.search_events()
     with pytest.raises(NotFound):
         admin.get_lock(str(uuid.uuid4()))
+
+
+@pytest.mark.parametrize("slack_id", ["C0123?ts=1700000000.1#x", "thread 1%20b", "a&b=c"])
+def test_a_slack_id_with_url_characters_finds_its_event(
+    admin: TrackerClient, service: str, slack_id: str
+) -> None:
+    request = CreateEventRequest(
+        title="incident",
+        attributes=EventAttributes(service=service, type=EventType.incident, status=Status.open),
+        slack_id=f"{slack_id} {service}",
+    )
+    created = admin.create_event(request)
+
+    assert admin.get_event(f"{slack_id} {service}").id == created.id
