@@ -19,12 +19,30 @@ def _debugging(argv: list[str]) -> bool:
     return "--debug" in argv or flag in ("1", "true", "yes", "on")
 
 
+def _from_variable(exc: Any) -> str:
+    """`` (from TRACKER_X)`` when a bad option value came from a variable, not the line."""
+    from click.core import ParameterSource
+
+    param, ctx = getattr(exc, "param", None), exc.ctx
+    if param is None or ctx is None or not param.name:
+        return ""
+    if ctx.get_parameter_source(param.name) != ParameterSource.ENVIRONMENT:
+        return ""
+    names = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or [])
+    for name in names:
+        if os.environ.get(name):
+            # The user never typed this option: name the variable they must fix.
+            return f" (from {name})"
+    return ""
+
+
 def _usage_error(exc: Any) -> int:
     """One line for a click usage error, naming the --help to read."""
     # command_path starts with the program name as click saw it; show it as tracker-ci.
     words = exc.ctx.command_path.split()[1:] if exc.ctx else []
     where = " ".join(["tracker-ci", *words])
-    print(f"error: {exc.format_message()} (see '{where} --help')", file=sys.stderr)
+    message = f"{exc.format_message()}{_from_variable(exc)}"
+    print(f"error: {message} (see '{where} --help')", file=sys.stderr)
     return int(exc.exit_code)
 
 

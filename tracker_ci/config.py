@@ -89,9 +89,14 @@ def _whole_seconds(value: Any) -> int:
 
 
 def _retries(value: Any) -> int:
-    number = _whole_seconds(value)  # the same check: a whole number >= 0
+    # A count, not a duration: the message must not speak of seconds.
+    expected = f"expected a whole number of retries from 0 to 10, got {value!r}"
+    try:
+        number = _whole_seconds(value)
+    except ValueError:
+        raise ValueError(expected) from None
     if number > 10:
-        raise ValueError(f"expected at most 10 retries, got {value!r}")
+        raise ValueError(expected)
     return number
 
 

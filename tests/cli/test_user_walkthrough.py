@@ -124,3 +124,59 @@ def test_a_bare_group_prints_its_help_not_an_error_line(
     err = capsys.readouterr().err
     assert err.startswith("Usage: tracker-ci"), err
     assert "error:" not in err and "(see '" not in err
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("variable", "value", "args", "expected"),
+    [
+        ("TRACKER_ENVIRONMENT", "prod", ["lock", "status", "-s", "api"], "'prod' is not one of"),
+        ("TRACKER_WAIT", "abc", ["deploy", "start", "-s", "api", "-e", "UAT"], "'abc'"),
+        ("TRACKER_OUTPUT", "yaml", ["lock", "list"], "'yaml' is not one of"),
+    ],
+)
+def test_a_bad_variable_is_named_not_only_the_option_it_feeds(
+    variable: str,
+    value: str,
+    args: list[str],
+    expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A CI variable set long ago: "Invalid value for '--environment'" sent the user
+    # looking for a flag they never typed.
+    from tracker_ci import __main__ as entry
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as exited:
+        entry.main(args)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    assert expected in err and f"(from {variable})" in err, err
+
+
+@pytest.mark.unit
+def test_a_typed_bad_value_is_not_blamed_on_a_variable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tracker_ci import __main__ as entry
+
+    with pytest.raises(SystemExit) as exited:
+        entry.main(["lock", "status", "-s", "api", "-e", "prod"])
+    assert exited.value.code == 2
+    assert "(from " not in capsys.readouterr().err
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("value", ["-1", "2.5", "11", "many"])
+def test_bad_retries_speak_of_retries_not_seconds(value: str, tmp_path: Path) -> None:
+    from tracker_ci.config import load_config
+    from tracker_ci.exceptions import ConfigError
+
+    environ = {"TRACKER_RETRIES": value, "XDG_CONFIG_HOME": str(tmp_path)}
+    with pytest.raises(ConfigError) as raised:
+        load_config(environ=environ, cwd=tmp_path)
+    message = str(raised.value)
+    assert "TRACKER_RETRIES" in message and "retries from 0 to 10" in message, message
+    assert "seconds" not in message
