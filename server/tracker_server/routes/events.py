@@ -64,7 +64,9 @@ from tracker_server.validation import (
 router = APIRouter(prefix=API_PREFIX, tags=["events"], dependencies=[Depends(require_reader)])
 
 EventId = Annotated[uuid.UUID, Path(description="The event's id (a UUID).")]
-EnumQuery = Annotated[str | None, Query(description="A name or its number.")]
+EnumQuery = Annotated[
+    str | None, Query(description="A name or its number; 0 (the unspecified name) means any.")
+]
 
 
 @router.post(
