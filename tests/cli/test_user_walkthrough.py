@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -180,3 +181,80 @@ def test_bad_retries_speak_of_retries_not_seconds(value: str, tmp_path: Path) ->
     message = str(raised.value)
     assert "TRACKER_RETRIES" in message and "retries from 0 to 10" in message, message
     assert "seconds" not in message
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("status", ["start", "in_progress", "open", "planned"])
+def test_finish_refuses_a_status_that_does_not_end_the_deployment(
+    invoke: Invoke, status: str
+) -> None:
+    # `--status start` released the lock and left an event that still looked open.
+    service = unique()
+    started = invoke("deploy", "start", "-s", service, "-e", "UAT")
+    assert started.exit_code == 0, started.output
+    event_id = started.stdout.strip()
+    refused = invoke("deploy", "finish", "--event-id", event_id, "--status", status)
+    assert refused.exit_code == 2, refused.output
+    assert "not one of: failure, success" in refused.stderr
+    assert "(or failed, cancelled, canceled)" in refused.stderr
+    held = invoke("lock", "status", "-s", service, "-e", "UAT")
+    assert held.exit_code == 3, held.output  # untouched: still this deployment's lock
+    closed = invoke("deploy", "finish", "--event-id", event_id, "--status", "Canceled")
+    assert closed.exit_code == 0, closed.output
+    assert invoke("lock", "status", "-s", service, "-e", "UAT").exit_code == 0
+
+
+@pytest.mark.server
+def test_event_update_with_nothing_to_change_is_a_usage_error(invoke: Invoke) -> None:
+    created = invoke(
+        "event",
+        "create",
+        "-t",
+        "disk full",
+        "-s",
+        unique(),
+        "-e",
+        "UAT",
+        "--type",
+        "incident",
+        "--status",
+        "open",
+    )
+    assert created.exit_code == 0, created.output
+    event_id = created.stdout.strip()
+    result = invoke("event", "update", event_id)
+    assert result.exit_code == 2, result.output
+    assert "nothing to change" in result.stderr
+    changelog = invoke("-o", "json", "event", "changelog", event_id)
+    assert len(json.loads(changelog.stdout)["changelog"]) == 1  # no update was written
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["event", "get", "x", "-o", "json"], "-o"),
+        (["deploy", "start", "-s", "api", "-e", "UAT", "--output=json"], "--output"),
+        (["lock", "list", "--url", "http://x"], "--url"),
+    ],
+)
+def test_a_global_option_after_the_command_says_where_it_goes(
+    args: list[str], option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tracker_ci import __main__ as entry
+
+    with pytest.raises(SystemExit) as exited:
+        entry.main(args)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"{option} is a global option, give it before the command" in err, err
+
+
+@pytest.mark.unit
+def test_an_unknown_option_gets_no_global_option_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    from tracker_ci import __main__ as entry
+
+    with pytest.raises(SystemExit):
+        entry.main(["lock", "list", "--bogus"])
+    assert "global option" not in capsys.readouterr().err

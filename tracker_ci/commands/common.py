@@ -102,17 +102,28 @@ class WireChoice(click.ParamType):
 
     name = "choice"
 
-    def __init__(self, enum_name: str, aliases: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        enum_name: str,
+        aliases: dict[str, str] | None = None,
+        only: tuple[str, ...] | None = None,
+    ) -> None:
         self.enum_name = enum_name
         self.aliases = aliases or {}
+        self.only = only  # the members this option accepts, when not all of them
 
     def enum(self) -> Any:
         from tracker_ci import models
 
         return getattr(models, self.enum_name)
 
+    def choices(self) -> list[str]:
+        """The names this option accepts, in the enum's order."""
+        names = self.enum().choices()
+        return [name for name in names if self.only is None or name in self.only]
+
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
-        return "[" + "|".join(self.enum().choices()) + "]"
+        return "[" + "|".join(self.choices()) + "]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         enum = self.enum()
@@ -120,12 +131,15 @@ class WireChoice(click.ParamType):
             return value
         text = str(value).strip()
         text = self.aliases.get(text.lower(), text)
+        accepted = ", ".join(self.choices())
+        if self.aliases:
+            accepted += f" (or {', '.join(self.aliases)})"
         try:
             member = enum.parse(text)
         except ValueError:
-            self.fail(f"{value!r} is not one of: {', '.join(enum.choices())}", param, ctx)
-        if member.value.endswith("_UNSPECIFIED"):
-            self.fail(f"{value!r} is not one of: {', '.join(enum.choices())}", param, ctx)
+            self.fail(f"{value!r} is not one of: {accepted}", param, ctx)
+        if member.value.endswith("_UNSPECIFIED") or member.value not in self.choices():
+            self.fail(f"{value!r} is not one of: {accepted}", param, ctx)
         return member
 
 

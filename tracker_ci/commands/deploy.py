@@ -36,6 +36,10 @@ __all__ = ["deploy"]
 # GitLab's CI_JOB_STATUS).
 STATUS_ALIASES = {"failed": "failure", "cancelled": "failure", "canceled": "failure"}
 
+# The statuses that end a deployment: `deploy finish --status start` (or open, planned...)
+# released the lock and left an event that still looked open.
+FINAL_STATUSES = ("failure", "success", "warning", "error", "close", "done")
+
 # `deploy run`'s exit codes after SIGINT and SIGTERM (128 + the signal's number).
 INTERRUPTED_CODES = (130, 143)
 
@@ -364,7 +368,7 @@ Examples:
 @click.option(
     "--status",
     required=True,
-    type=WireChoice("Status", aliases=STATUS_ALIASES),
+    type=WireChoice("Status", aliases=STATUS_ALIASES, only=FINAL_STATUSES),
     help="Final status; failed/cancelled/canceled mean failure.",
 )
 @click.option("--message", "-m", help="Appended to the event's message.")

@@ -212,6 +212,13 @@ def update(
     from tracker_ci.commands.context import check_pr_url
     from tracker_ci.models import UpdateEventRequest
 
+    changes = (title, status, priority, message, owner, pr_url, ticket, impact)
+    if all(change is None for change in changes):
+        # Nothing given: a silent no-op PUT would look like a successful update.
+        raise click.UsageError(
+            "nothing to change: give --title, --status, --priority, --message, --owner, "
+            "--pr-url, --ticket or --impact/--no-impact"
+        )
     pr_url = check_pr_url(pr_url)
     with state.client() as client:
         current = client.get_event(event_id)
