@@ -225,6 +225,22 @@ def test_search_with_an_unspecified_enum_does_not_filter_on_it(client):
     assert_error(only_zeroes, 400, 3, "at least one filter")
 
 
+def test_search_with_a_single_valued_filter_given_twice_is_400(client):
+    # Upstream's gateway refuses a repeated non-repeated field; taking one would mislead.
+    create_event(client, environment="UAT")
+    for query in ("environment=production&environment=UAT", "service=a&service=b", "type=1&type=3"):
+        name = query.split("=")[0]
+        response = client.get(f"{API}/events/search?{query}")
+        assert_error(response, 400, 3, f"query parameter {name}", "only once")
+    camel = client.get(f"{API}/events/search?slackId=a&slack_id=b")
+    assert_error(camel, 400, 3, "query parameter slack_id", "only once")
+    always = "start_date=2000-01-01&end_date=2999-12-31"
+    stats = client.get(f"{API}/events/stats/monthly?{always}&service=a&service=b")
+    assert_error(stats, 400, 3, "query parameter service", "only once")
+    several = f"{always}&environments=UAT&environments=production"
+    assert client.get(f"{API}/events/stats?{several}").json()["totalCount"] == "1"
+
+
 def test_search_dates_filter_start_date_inclusively(client):
     jan = create_event(client, title="jan", startDate="2026-01-15T10:00:00Z")
     create_event(client, title="feb", startDate="2026-02-15T10:00:00Z")

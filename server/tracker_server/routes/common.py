@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
-from fastapi import Header, Query
+from fastapi import Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import Connection
@@ -58,6 +58,17 @@ def parse_query_time(value: str | None, name: str, *, end_of_day: bool = False) 
         ) from None
     assert parsed is not None
     return parsed
+
+
+def check_single_values(request: Request, names: Iterable[str]) -> None:
+    """A 400 when a single-valued query parameter is repeated, as upstream's gateway does
+    (keeping only one of the values would answer something nobody asked for)."""
+    for name in names:
+        if len(request.query_params.getlist(name)) > 1:
+            raise InvalidInput(
+                f"invalid request: query parameter {name} may be given only once; "
+                "for several values make one request per value"
+            )
 
 
 def check_date_order(start: datetime | None, end: datetime | None) -> None:

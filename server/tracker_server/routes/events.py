@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
@@ -43,6 +43,7 @@ from tracker_server.routes.common import (
     Page,
     PerPage,
     check_date_order,
+    check_single_values,
     parse_query_time,
     wire,
     write_once,
@@ -184,8 +185,25 @@ def today_events(database: DatabaseDep, page: Page = 1, per_page: PerPage = 50) 
     return wire(EventListResponse(events=found, total_count=total))
 
 
+SEARCH_PARAMETERS = (
+    "source",
+    "type",
+    "priority",
+    "status",
+    "service",
+    "environment",
+    "start_date",
+    "end_date",
+    "impact",
+    "slack_id",
+    "page",
+    "per_page",
+)
+
+
 @router.get("/events/search", response_model=EventListResponse, responses=ERROR_RESPONSES)
 def search_events(
+    request: Request,
     database: DatabaseDep,
     source: str | None = None,
     type: EnumQuery = None,
@@ -202,6 +220,7 @@ def search_events(
 ) -> Response:
     """Events matching every filter given (exact matches), newest first; at least one
     filter is required."""
+    check_single_values(request, SEARCH_PARAMETERS)
     for name, value in (("source", source), ("service", service), ("slack_id", slack_id)):
         if value is not None:
             check_text(value, f"query parameter {name}", max_length=MAX_NAME)
@@ -234,11 +253,15 @@ def _one(member: Any) -> tuple[Any, ...]:
     return () if member is None or member.number == 0 else (member,)
 
 
+STATS_PARAMETERS = ("start_date", "end_date", "impact", "source", "service", "group_by_service")
+
+
 class _StatsQuery:
     """The shared query of the two stats endpoints (filters on createdAt)."""
 
     def __init__(
         self,
+        request: Request,
         start_date: Annotated[str, Query(description="Lower bound on createdAt, inclusive.")],
         end_date: Annotated[str, Query(description="Upper bound on createdAt, inclusive.")],
         environments: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies it
@@ -249,6 +272,7 @@ class _StatsQuery:
         source: str | None = None,
         service: str | None = None,
     ) -> None:
+        check_single_values(request, STATS_PARAMETERS)
         start = parse_query_time(start_date, "start_date")
         end = parse_query_time(end_date, "end_date", end_of_day=True)
         if start is None or end is None:
