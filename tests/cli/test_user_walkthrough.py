@@ -258,3 +258,37 @@ def test_an_unknown_option_gets_no_global_option_hint(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         entry.main(["lock", "list", "--bogus"])
     assert "global option" not in capsys.readouterr().err
+
+
+@pytest.mark.server
+def test_an_event_that_takes_the_lock_says_so_and_how_to_close_it(invoke: Invoke) -> None:
+    # `event create -t "restarted pods" -s api -e production` (defaults: deployment, start)
+    # silently held production's deployment lock, blocking the next deploy.
+    service = unique()
+    created = invoke("event", "create", "-t", "restarted pods", "-s", service, "-e", "UAT")
+    assert created.exit_code == 0, created.output
+    event_id = created.stdout.strip()
+    assert created.stderr.strip() == (
+        f"tracker-ci: event {event_id} holds the deployment lock of {service} in UAT until "
+        f"it is closed: tracker-ci event update {event_id} --status success (or failure, done)"
+    )
+    assert invoke("lock", "status", "-s", service, "-e", "UAT").exit_code == 3
+    closed = invoke("event", "update", event_id, "--status", "success")
+    assert closed.exit_code == 0, closed.output
+    assert invoke("lock", "status", "-s", service, "-e", "UAT").exit_code == 0
+    incident = invoke(
+        "event",
+        "create",
+        "-t",
+        "api down",
+        "-s",
+        service,
+        "-e",
+        "UAT",
+        "--type",
+        "incident",
+        "--status",
+        "open",
+    )
+    assert incident.exit_code == 0, incident.output
+    assert incident.stderr == ""  # no lock taken, nothing to say

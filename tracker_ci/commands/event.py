@@ -103,7 +103,14 @@ def print_events(state: AppState, answer: Any) -> None:
     show_default=True,
     help="Kind of event.",
 )
-@click.option("--status", type=WireChoice("Status"), default="start", show_default=True)
+@click.option(
+    "--status",
+    type=WireChoice("Status"),
+    default="start",
+    show_default=True,
+    help="A deployment or operation created as start or in_progress takes the lock of "
+    "the service in the environment until it is closed.",
+)
 @click.option("--priority", type=WireChoice("Priority"), default="P3", show_default=True)
 @click.option("--message", "-m", default="", help="Longer description.")
 @click.option("--source", default="tracker-ci", show_default=True)
@@ -170,10 +177,28 @@ def create(
     )
     with state.client() as client:
         created = client.create_event(request, lock_ttl_seconds=lock_ttl)
+    if takes_deployment_lock(created.attributes.type, created.attributes.status):
+        # With the defaults (deployment, start) a note like `event create -t "restarted
+        # pods"` holds the deployment lock until closed: never let that happen silently.
+        kind = created.attributes.type.value
+        click.echo(
+            f"tracker-ci: event {created.metadata.id} holds the {kind} lock of "
+            f"{service} in {env.value} until it is closed: tracker-ci event update "
+            f"{created.metadata.id} --status success (or failure, done)",
+            err=True,
+        )
     if state.json:
         emit_json(created)
     else:
         click.echo(created.metadata.id)
+
+
+def takes_deployment_lock(event_type: Any, status: Any) -> bool:
+    """Whether the server takes the automatic lock for an event created so (CONTRACT.md)."""
+    from tracker_ci.models import EventType, Status
+
+    opening = status in (Status.start, Status.in_progress)
+    return event_type in (EventType.deployment, EventType.operation) and opening
 
 
 @event.command()
