@@ -292,3 +292,21 @@ def test_an_event_that_takes_the_lock_says_so_and_how_to_close_it(invoke: Invoke
     )
     assert incident.exit_code == 0, incident.output
     assert incident.stderr == ""  # no lock taken, nothing to say
+
+
+@pytest.mark.server
+def test_lock_options_document_the_settings_they_fall_back_to(invoke: Invoke) -> None:
+    # `lock acquire` used TRACKER_LOCK_TTL and `lock wait` TRACKER_WAIT without saying so.
+    from click.testing import CliRunner
+
+    acquire_help = CliRunner().invoke(cli_module.cli, ["lock", "acquire", "--help"]).output
+    wait_help = CliRunner().invoke(cli_module.cli, ["lock", "wait", "--help"]).output
+    assert "TRACKER_LOCK_TTL" in acquire_help
+    assert "TRACKER_WAIT" in wait_help and "check once" in wait_help
+    service = unique()
+    taken = invoke(
+        "-o", "json", "lock", "acquire", "-s", service, "-e", "UAT", env={"TRACKER_LOCK_TTL": "90"}
+    )
+    assert taken.exit_code == 0, taken.output
+    assert json.loads(taken.stdout)["expiresAt"]
+    assert invoke("lock", "release", json.loads(taken.stdout)["id"]).exit_code == 0

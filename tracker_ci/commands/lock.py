@@ -117,7 +117,8 @@ def _timeout_error(held: Any, waited: float, option: str = "--wait") -> Exceptio
     "--ttl",
     type=click.IntRange(min=0),
     default=None,
-    help="Seconds after which the lock expires unless renewed (0: never).",
+    help="Seconds after which the lock expires unless renewed (0: never). "
+    "[env: TRACKER_LOCK_TTL; config: lock_ttl; default: 0]",
 )
 @click.option(
     "--wait",
