@@ -30,6 +30,7 @@ from tracker_ci import __version__
 from tracker_ci.exceptions import (
     APIError,
     ConfigError,
+    InvalidRequest,
     LockHeld,
     NotFound,
     UnexpectedResponse,
@@ -263,9 +264,10 @@ class TrackerClient:
     def _is_transient(response: httpx.Response, error: APIError) -> bool:
         if response.status_code in RETRY_STATUSES:
             return True
-        # Upstream answers every failure as 500: a lock conflict or a missing record is
-        # final, anything else may be a passing database hiccup.
-        return response.status_code == 500 and not isinstance(error, (LockHeld, NotFound))
+        # Upstream answers every failure as 500: a lock conflict, a missing record or a
+        # refused search is final, anything else may be a passing database hiccup.
+        final = (LockHeld, NotFound, InvalidRequest)
+        return response.status_code == 500 and not isinstance(error, final)
 
     def _pause(self, attempt: int, response: httpx.Response | None) -> None:
         delay = min(self.backoff * 2 ** (attempt - 1), MAX_BACKOFF)

@@ -20,7 +20,8 @@ TrackerError                       base; .message
 Our bundled server answers with proper statuses. The upstream Go Tracker answers every
 handler error as HTTP 500 with gRPC code 2, so ``error_from_response`` also reads its
 messages: a held lock is recognised by "already locked", a missing record by "not found",
-"no event found" or "no document". Messages name the server and say what to do next.
+"no event found" or "no document", a refused search by "no filter" or "are inversed".
+Messages name the server and say what to do next.
 """
 
 from __future__ import annotations
@@ -285,6 +286,8 @@ _LOCK_LOCKED = re.compile(
 )
 # Upstream's handlers say "no event found in tracker for id ..." (events and locks alike).
 _NOT_FOUND = re.compile(r"not found|no \w+ found\b|no documents?\b|no rows", re.IGNORECASE)
+# Upstream's words for a search it refuses (no filter at all, or end before start).
+_BAD_SEARCH = re.compile(r"no filter for search events|are inversed", re.IGNORECASE)
 
 
 def _origin(response: httpx.Response) -> str:
@@ -418,7 +421,11 @@ def error_from_response(response: httpx.Response) -> APIError:
             f"Server said: {said}",
             **common,
         )
-    if status in (400, 422) or code == GRPC_INVALID_ARGUMENT:
+    if (
+        status in (400, 422)
+        or code == GRPC_INVALID_ARGUMENT
+        or (status == 500 and _BAD_SEARCH.search(said))
+    ):
         return InvalidRequest(
             f"Tracker at {origin} rejected {where} as invalid ({status}): {said}", **common
         )

@@ -162,6 +162,21 @@ def test_upstream_not_found_messages_are_not_found(message: str) -> None:
     assert message in error.message
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "no filter for search events",
+        "start_date 2026-02-01 00:00:00 +0000 UTC and end_date 2026-01-01 00:00:00 +0000 UTC "
+        "are inversed",
+    ],
+)
+def test_upstream_bad_search_messages_are_invalid_requests(message: str) -> None:
+    error = answer_to(error_answer(500, 2, message, ours=False))
+
+    assert isinstance(error, InvalidRequest)
+    assert message in error.message
+
+
 def test_upstream_501_says_it_is_not_implemented() -> None:
     error = answer_to(error_answer(501, 12, "method DeleteEvent not implemented", ours=False))
 

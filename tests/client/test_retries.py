@@ -10,7 +10,7 @@ import respx
 
 from tests.client.helpers import EVENT_ID, LOCK_ID, error_answer, event, event_answer, lock_answer
 from tracker_ci.client import TrackerClient
-from tracker_ci.exceptions import NotFound, ServerError, ServerUnreachable
+from tracker_ci.exceptions import InvalidRequest, NotFound, ServerError, ServerUnreachable
 from tracker_ci.models import CreateEventRequest, EventAttributes
 
 pytestmark = pytest.mark.unit
@@ -81,6 +81,19 @@ def test_upstream_not_found_500_is_not_retried(
 
     with pytest.raises(Exception, match="no documents"):
         client.get_event(EVENT_ID)
+
+    assert route.call_count == 1
+
+
+def test_upstream_search_without_filter_500_is_not_retried(
+    api: respx.MockRouter, client: TrackerClient
+) -> None:
+    route = api.get("/api/v1alpha1/events/search").mock(
+        return_value=error_answer(500, 2, "no filter for search events", ours=False)
+    )
+
+    with pytest.raises(InvalidRequest, match="no filter"):
+        client.search_events()
 
     assert route.call_count == 1
 
