@@ -45,10 +45,18 @@ def _text(value: Any) -> str:
     return value
 
 
+# The API's own prefix: the client adds it, so a URL copied from the API docs ends in it.
+API_PREFIX = "/api/v1alpha1"
+
+
 def _url(value: Any) -> str:
     text = _text(value).strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+", text):
         raise ValueError(f"{value!r} is not an http(s) URL (e.g. http://127.0.0.1:8080)")
+    # `http://host/api/v1alpha1` would be requested as /api/v1alpha1/api/v1alpha1/...: a 404
+    # the user cannot read as "drop the suffix". The server's address is what is before it.
+    if text.endswith(API_PREFIX):
+        text = text[: -len(API_PREFIX)].rstrip("/")
     return text
 
 

@@ -310,3 +310,13 @@ def test_lock_options_document_the_settings_they_fall_back_to(invoke: Invoke) ->
     assert taken.exit_code == 0, taken.output
     assert json.loads(taken.stdout)["expiresAt"]
     assert invoke("lock", "release", json.loads(taken.stdout)["id"]).exit_code == 0
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("suffix", ["/api/v1alpha1", "/api/v1alpha1/"])
+def test_a_url_copied_with_the_api_prefix_still_works(invoke: Invoke, suffix: str) -> None:
+    # It used to request /api/v1alpha1/api/v1alpha1/locks/list and exit 6.
+    listed = invoke("--url", invoke.url + suffix, "lock", "list")
+    assert listed.exit_code == 0, listed.output
+    shown = invoke("-o", "json", "config", "show", env={"TRACKER_URL": invoke.url + suffix})
+    assert json.loads(shown.stdout)["url"]["value"] == invoke.url
