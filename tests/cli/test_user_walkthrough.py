@@ -320,3 +320,42 @@ def test_a_url_copied_with_the_api_prefix_still_works(invoke: Invoke, suffix: st
     assert listed.exit_code == 0, listed.output
     shown = invoke("-o", "json", "config", "show", env={"TRACKER_URL": invoke.url + suffix})
     assert json.loads(shown.stdout)["url"]["value"] == invoke.url
+
+
+@pytest.mark.server
+def test_finishing_a_closed_deployment_again_changes_nothing(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    # A second `deploy finish` (a retried job, a script and its after_script) rewrote the
+    # status, the duration and the changelog of a deployment closed before.
+    service = unique()
+    started = invoke("deploy", "start", "-s", service, "-e", "UAT")
+    assert started.exit_code == 0, started.output
+    event_id = started.stdout.strip()
+    first = invoke("-o", "json", "deploy", "finish", "--event-id", event_id, "--status", "success")
+    assert first.exit_code == 0, first.output
+    before = invoke("-o", "json", "event", "get", event_id).stdout
+
+    outputs = tmp_path / "github_output"
+    again = invoke(
+        "-o",
+        "json",
+        "deploy",
+        "finish",
+        "--event-id",
+        event_id,
+        "--status",
+        "success",
+        env={"GITHUB_OUTPUT": str(outputs)},
+    )
+    assert again.exit_code == 0, again.output
+    assert "was already closed as success; nothing changed" in again.stderr
+    state = json.loads(again.stdout)
+    assert state["status"] == "success"
+    assert state["duration"] == json.loads(first.stdout)["duration"]
+    assert "status=success" in outputs.read_text()
+
+    other = invoke("deploy", "finish", "--event-id", event_id, "--status", "failed")
+    assert other.exit_code == 2, other.output
+    assert f"tracker-ci event update {event_id} --status failure" in other.stderr
+    assert invoke("-o", "json", "event", "get", event_id).stdout == before

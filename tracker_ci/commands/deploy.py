@@ -408,16 +408,18 @@ def finish(
         )
     run = detect_run()
     policy = (opts.get("fail_policy") or state.config["fail_policy"]).lower()
+    closed: Any = None  # the event, when it was closed before this command
     with state.client() as client:
         try:
             if event_id:
-                if not (service or state.config.get("service")) or not (
-                    environment or state.config.get("environment")
-                ):
-                    found = client.get_event(event_id)
-                    service = service or found.attributes.service
-                    environment = environment or found.attributes.environment
+                found = client.get_event(event_id)
+                if not (service or state.config.get("service")):
+                    service = found.attributes.service
+                if not (environment or state.config.get("environment")):
+                    environment = found.attributes.environment
                 service, env = _key(state, service, environment)
+                if found.attributes.status.value in FINAL_STATUSES:
+                    closed = found
             else:
                 service, env = _key(state, service, environment)
                 answer = client.search_events(
@@ -442,6 +444,11 @@ def finish(
                 warn(f"{error} -- the deployment is not closed (fail policy open)")
                 return
             raise
+        if closed is not None:
+            # Closing again would move its status, duration and changelog (a retried job,
+            # a script that finished before after_script did): report, never rewrite.
+            _already_closed(state, closed, status)
+            return
         opts = {**opts, "fail_policy": policy}
         deployment = _make_deployment(
             state,
@@ -464,6 +471,43 @@ def finish(
             "duration": "" if result.duration is None else f"{result.duration:.3f}",
         }
     )
+    summary = render_summary(
+        [
+            ("event", result.event_id),
+            ("status", result.status),
+            ("duration", format_seconds(result.duration)),
+        ]
+    )
+    _print_state(state, result, summary)
+
+
+def _already_closed(state: AppState, event: Any, status: Any) -> None:
+    """Finish of an event closed before: a no-op with the same status, else exit 2."""
+    from tracker_ci.ci import github
+    from tracker_ci.deploy import DeploymentState, event_url
+
+    closed_as = event.attributes.status.value
+    if closed_as != status.value:
+        raise click.UsageError(
+            f"deployment event {event.id} is already closed as {closed_as}; to change "
+            f"its status: tracker-ci event update {event.id} --status {status.value}"
+        )
+    click.echo(
+        f"tracker-ci: deployment event {event.id} was already closed as {closed_as}; "
+        "nothing changed",
+        err=True,
+    )
+    duration = event.metadata.duration
+    result = DeploymentState(
+        event_id=event.id,
+        service=event.attributes.service,
+        environment=event.attributes.environment.value,
+        status=closed_as,
+        started_at=event.attributes.start_date,
+        duration=None if duration is None else duration.total_seconds(),
+        event_url=event_url(state.config["url"], event.id),
+    )
+    github.write_if_possible({"status": result.status, "duration": _outputs(result)["duration"]})
     summary = render_summary(
         [
             ("event", result.event_id),
