@@ -45,13 +45,21 @@ def test_install_instructions_never_name_the_unpublished_pypi_package() -> None:
 
 
 @pytest.mark.unit
-def test_install_hints_in_messages_point_at_a_clone() -> None:
+def test_install_hints_in_messages_point_at_a_clone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tracker_ci import __main__ as entry
     from tracker_ci.commands import context
 
     assert "pip install '.[github,gitlab]'" in context.INSTALL_CI_EXTRAS
-    source = Path(cli_module.__file__).read_text()
-    assert "pip install 'tracker-ci[" not in source
-    assert "pip install '.[server]'" in source
+    # `tracker-ci server` without the [server] extra installed:
+    missing = {"server": ("tracker_server_not_installed.main:serve_command", "Run it.")}
+    monkeypatch.setattr(cli_module, "LAZY_COMMANDS", missing)
+    with pytest.raises(SystemExit) as exited:
+        entry.main(["server"])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "pip install '.[server]' in a clone" in err and "tracker-ci[" not in err, err
 
 
 def _finish_examples() -> list[tuple[str, str]]:
