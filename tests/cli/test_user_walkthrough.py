@@ -367,3 +367,17 @@ def test_finishing_a_closed_deployment_again_changes_nothing(
     assert other.exit_code == 2, other.output
     assert f"tracker-ci event update {event_id} --status failure" in other.stderr
     assert invoke("-o", "json", "event", "get", event_id).stdout == before
+
+
+@pytest.mark.server
+def test_a_deployment_flagged_warning_midway_can_still_be_finished(invoke: Invoke) -> None:
+    # Only success, failure and done end a deployment on the server; a status set while it
+    # runs (warning, in_progress) must not make `deploy finish` refuse to close it.
+    service = unique()
+    started = invoke("deploy", "start", "-s", service, "-e", "UAT")
+    event_id = started.stdout.strip()
+    assert invoke("event", "update", event_id, "--status", "warning").exit_code == 0
+    finished = invoke("deploy", "finish", "--event-id", event_id, "--status", "success")
+    assert finished.exit_code == 0, finished.output
+    assert "closed as success" in finished.stderr
+    assert invoke("lock", "status", "-s", service, "-e", "UAT").exit_code == 0

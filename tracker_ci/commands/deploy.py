@@ -40,6 +40,10 @@ STATUS_ALIASES = {"failed": "failure", "cancelled": "failure", "canceled": "fail
 # released the lock and left an event that still looked open.
 FINAL_STATUSES = ("failure", "success", "warning", "error", "close", "done")
 
+# The statuses on which the server ends a deployment (it frees the lock, sets the
+# duration): an event in one of them was closed before and is not closed again.
+CLOSED_STATUSES = ("failure", "success", "done")
+
 # `deploy run`'s exit codes after SIGINT and SIGTERM (128 + the signal's number).
 INTERRUPTED_CODES = (130, 143)
 
@@ -418,7 +422,7 @@ def finish(
                 if not (environment or state.config.get("environment")):
                     environment = found.attributes.environment
                 service, env = _key(state, service, environment)
-                if found.attributes.status.value in FINAL_STATUSES:
+                if found.attributes.status.value in CLOSED_STATUSES:
                     closed = found
             else:
                 service, env = _key(state, service, environment)
