@@ -153,3 +153,16 @@ def test_all_is_complete() -> None:
     }
     missing = public - set(models.__all__) - {"WireEnum", "WireModel"}
     assert not missing, f"add to models.__all__: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("raw", [None, ""])
+def test_null_or_empty_enum_in_a_body_is_unspecified_as_upstream_reads_it(raw: object) -> None:
+    attrs = models.EventAttributes.model_validate({"priority": raw, "status": raw})
+    assert attrs.priority is Priority.PRIORITY_UNSPECIFIED
+    assert attrs.status is Status.STATUS_UNSPECIFIED
+
+
+def test_enum_errors_name_the_enum_in_words() -> None:
+    with pytest.raises(ValidationError) as info:
+        models.EventAttributes.model_validate({"type": "deploy"})
+    assert "'deploy' is not a valid event type; use one of: deployment," in str(info.value)

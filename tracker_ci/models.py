@@ -114,7 +114,23 @@ class WireEnum(str, enum.Enum):
                 if member.value.lower() == value.lower():
                     return member
         names = ", ".join(m.value for m in cls if not m.value.endswith("_UNSPECIFIED"))
-        raise ValueError(f"{value!r} is not a valid {cls.__name__.lower()}; use one of: {names}")
+        raise ValueError(f"{value!r} is not a valid {cls.label()}; use one of: {names}")
+
+    @classmethod
+    def label(cls) -> str:
+        """The enum's name for messages: ``EventType`` -> ``event type``."""
+        return re.sub(r"(?<!^)(?=[A-Z])", " ", cls.__name__).lower()
+
+    @classmethod
+    def parse_wire(cls, value: Any) -> WireEnum:
+        """Like :meth:`parse`, but a JSON null or ``""`` is the unspecified member.
+
+        Upstream's gateway reads both as "not set" (proto3's zero), and upstream clients
+        send them for empty inputs.
+        """
+        if value is None or value == "":
+            return next(iter(cls))
+        return cls.parse(value)
 
     @classmethod
     def choices(cls) -> list[str]:
@@ -200,7 +216,7 @@ LOCKING_TYPES = frozenset({EventType.deployment, EventType.operation})
 def _enum_field(cls: type[WireEnum]) -> Any:
     return Annotated[
         cls,
-        BeforeValidator(cls.parse),
+        BeforeValidator(cls.parse_wire),
         WithJsonSchema(
             {
                 "anyOf": [
