@@ -310,6 +310,9 @@ def test_lock_options_document_the_settings_they_fall_back_to(invoke: Invoke) ->
     acquire_help = CliRunner().invoke(cli_module.cli, ["lock", "acquire", "--help"]).output
     wait_help = CliRunner().invoke(cli_module.cli, ["lock", "wait", "--help"]).output
     assert "TRACKER_LOCK_TTL" in acquire_help
+    for command in ("start", "run"):
+        start_help = CliRunner().invoke(cli_module.cli, ["deploy", command, "--help"]).output
+        assert "TRACKER_PR_URL" in start_help  # read by --pr-url, and now said
     assert "TRACKER_WAIT" in wait_help and "check once" in wait_help
     service = unique()
     taken = invoke(

@@ -87,7 +87,8 @@ def start_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--pr-url",
             envvar="TRACKER_PR_URL",
-            help="Pull/merge request URL. [default: detected from the CI context]",
+            help="Pull/merge request URL. "
+            "[env: TRACKER_PR_URL; default: detected from the CI context]",
         ),
         click.option("--ticket", default="", help="Ticket URL or key."),
         click.option(
