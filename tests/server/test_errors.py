@@ -129,11 +129,14 @@ def test_every_response_carries_the_server_header(client):
         assert response.headers["x-tracker-server"] == "tracker-ci/0.1.0"
 
 
-@pytest.mark.parametrize(
-    "down_url",
-    ["sqlite:////nonexistent/dir/tracker.db", "postgresql+psycopg://nobody@127.0.0.1:1/nothing"],
-)
-def test_a_database_that_is_down_is_503(client, down_url):
+@pytest.mark.parametrize("down_backend", ["sqlite", "postgresql"])
+def test_a_database_that_is_down_is_503(client, down_backend, tmp_path):
+    # The SQLite file's parent is a regular file: no process can ever create that path.
+    (tmp_path / "not-a-dir").write_text("")
+    down_url = {
+        "sqlite": f"sqlite:///{tmp_path}/not-a-dir/tracker.db",
+        "postgresql": "postgresql+psycopg://nobody@127.0.0.1:1/nothing",
+    }[down_backend]
     create_event(client)
     app = client.app
     healthy = app.state.database
