@@ -50,7 +50,20 @@ def serve(settings: ServerSettings) -> None:
     # handlers turn that into a clean exit status instead of death by signal.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
-    AnnouncingServer(config).run()
+    server = AnnouncingServer(config)
+    try:
+        server.run()
+    except SystemExit as stop:
+        # uvicorn exits 3 when it cannot bind; 3 means "lock held" to tracker-ci's users.
+        if not server.started and stop.code not in (0, 130):
+            print(
+                f"tracker-ci server: cannot listen on {settings.host}:{settings.port} "
+                "(address in use or not available here); choose another --host/--port",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(1) from None
+        raise
 
 
 @click.command(name="server", context_settings={"help_option_names": ["-h", "--help"]})

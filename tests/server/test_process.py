@@ -168,3 +168,26 @@ def test_help_lists_every_option_with_its_variable():
         "--log-level",
     ):
         assert option in result.output
+
+
+def test_a_port_in_use_exits_1_with_one_clear_line(tmp_path):
+    """uvicorn's own code (3) would read as "lock held" to tracker-ci's users."""
+    with run_server(f"sqlite:///{tmp_path / 'first.db'}", log_dir=tmp_path) as first:
+        port = first.url.rsplit(":", 1)[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tracker_server",
+                "--port",
+                port,
+                "--database-url",
+                f"sqlite:///{tmp_path / 'second.db'}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
