@@ -85,11 +85,14 @@ def write_once(
     *,
     scope: str,
     key: str | None,
-    fingerprint: str,
+    body: BaseModel,
     now: datetime,
     work: Callable[[Connection], Response],
 ) -> Response:
-    """Run ``work`` in one write transaction; with a key, at most once (see idempotency)."""
+    """Run ``work`` in one write transaction; with a key, at most once (see idempotency).
+
+    A repeat must carry the same ``body``: its fingerprint is stored with the key.
+    """
     if key is not None:
         idempotency.check_key(key)
     with database.write() as conn:
@@ -98,7 +101,7 @@ def write_once(
                 conn,
                 scope=scope,
                 key=key,
-                fingerprint=fingerprint,
+                fingerprint=idempotency.request_fingerprint(body.model_dump_json()),
                 now=now,
             )
             if stored is not None:

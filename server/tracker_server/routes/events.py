@@ -50,7 +50,6 @@ from tracker_server.routes.common import (
 )
 from tracker_server.store import events as event_store
 from tracker_server.store.events import EventFilter
-from tracker_server.store.idempotency import request_fingerprint
 from tracker_server.tables import events as events_table
 from tracker_server.validation import (
     MAX_NAME,
@@ -97,7 +96,7 @@ def create_event(
         journal,
         scope=f"POST /event {principal.token_id}",
         key=idempotency_key,
-        fingerprint=request_fingerprint(body.model_dump_json()) if idempotency_key else "",
+        body=body,
         now=now,
         work=work,
     )

@@ -33,7 +33,6 @@ from tracker_server.errors import (
 )
 from tracker_server.routes.common import IdempotencyKey, wire, write_once
 from tracker_server.store import locks as lock_store
-from tracker_server.store.idempotency import request_fingerprint
 from tracker_server.tables import events
 from tracker_server.validation import (
     MAX_ENVIRONMENT,
@@ -111,7 +110,7 @@ def acquire_lock(
         journal,
         scope=f"POST /lock {principal.token_id}",
         key=idempotency_key,
-        fingerprint=request_fingerprint(body.model_dump_json()) if idempotency_key else "",
+        body=body,
         now=now,
         work=work,
     )
