@@ -359,54 +359,31 @@ def update_event(
     user = _author(new.owner or old.owner)
     entries: list[ChangelogEntry] = []
     duration = before.metadata.duration
-    if new.status != old.status:
+
+    def log(change_type: ChangeType, field: str, old_value: str, new_value: str) -> None:
         entries.append(
             ChangelogEntry(
                 timestamp=now,
                 user=user,
-                change_type=ChangeType.status_changed,
-                field="status",
-                old_value=old.status.value,
-                new_value=new.status.value,
+                change_type=change_type,
+                field=field,
+                old_value=old_value,
+                new_value=new_value,
             )
         )
+
+    if new.status != old.status:
+        log(ChangeType.status_changed, "status", old.status.value, new.status.value)
         if new.status in DURATION_STATUSES:
             assert before.metadata.created_at is not None
             duration = now - before.metadata.created_at
             journal.event_duration(duration)
     if request.links.ticket and request.links.ticket != before.links.ticket:
-        entries.append(
-            ChangelogEntry(
-                timestamp=now,
-                user=user,
-                change_type=ChangeType.linked,
-                field="ticket",
-                old_value=before.links.ticket,
-                new_value=request.links.ticket,
-            )
-        )
+        log(ChangeType.linked, "ticket", before.links.ticket, request.links.ticket)
     if new.priority != old.priority:
-        entries.append(
-            ChangelogEntry(
-                timestamp=now,
-                user=user,
-                change_type=ChangeType.updated,
-                field="priority",
-                old_value=old.priority.value,
-                new_value=new.priority.value,
-            )
-        )
+        log(ChangeType.updated, "priority", old.priority.value, new.priority.value)
     if request.title != before.title:
-        entries.append(
-            ChangelogEntry(
-                timestamp=now,
-                user=user,
-                change_type=ChangeType.updated,
-                field="title",
-                old_value=before.title,
-                new_value=request.title,
-            )
-        )
+        log(ChangeType.updated, "title", before.title, request.title)
     after = Event(
         title=request.title,
         attributes=new,
