@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import (
     BaseModel,
@@ -36,6 +36,10 @@ from pydantic.alias_generators import to_camel
 
 __all__ = [
     "API_PREFIX",
+    "CLOSED_STATUSES",
+    "FINISH_STATUSES",
+    "OPEN_STATUSES",
+    "STATUS_ALIASES",
     "ChangeType",
     "ChangelogEntry",
     "ChangelogListResponse",
@@ -75,6 +79,7 @@ __all__ = [
     "format_duration",
     "format_timestamp",
     "parse_duration",
+    "parse_finish_status",
     "utcnow",
 ]
 
@@ -86,7 +91,7 @@ class WireEnum(str, enum.Enum):
     """An enum written by name; read by name or by its protobuf number."""
 
     @classmethod
-    def numbers(cls) -> dict[int, WireEnum]:
+    def numbers(cls) -> dict[int, Self]:
         return {i: member for i, member in enumerate(cls)}
 
     @property
@@ -94,7 +99,7 @@ class WireEnum(str, enum.Enum):
         return list(type(self)).index(self)
 
     @classmethod
-    def parse(cls, value: Any) -> WireEnum:
+    def parse(cls, value: Any) -> Self:
         """Turn a name, a number or a numeric string into a member, or raise ValueError."""
         if isinstance(value, cls):
             return value
@@ -122,7 +127,7 @@ class WireEnum(str, enum.Enum):
         return re.sub(r"(?<!^)(?=[A-Z])", " ", cls.__name__).lower()
 
     @classmethod
-    def parse_wire(cls, value: Any) -> WireEnum:
+    def parse_wire(cls, value: Any) -> Self:
         """Like :meth:`parse`, but a JSON null or ``""`` is the unspecified member.
 
         Upstream's gateway reads both as "not set" (proto3's zero), and upstream clients
@@ -203,10 +208,47 @@ class ChangeType(WireEnum):
     unlocked = "unlocked"
 
 
+# ------------------------------------------------------------ status vocabulary
+# The one list of status words every surface accepts: the CLI's ``deploy finish``, the
+# GitHub Action, the GitLab templates and the server all read these names.
+
+#: What CI systems call a job's result, mapped to a Tracker status (GitHub's
+#: ``job.status``, GitLab's ``CI_JOB_STATUS``); "success" is already both.
+STATUS_ALIASES: dict[str, str] = {
+    "failed": "failure",
+    "cancelled": "failure",
+    "canceled": "failure",
+}
+#: The statuses a deployment may be finished with (``start`` or ``planned`` would leave an
+#: event that still looks open).
+FINISH_STATUSES: tuple[str, ...] = ("success", "failure", "warning", "error", "close", "done")
+#: The statuses on which the server ends a deployment: it releases the automatic lock and
+#: sets the duration; an event in one of them was closed before and is not closed again.
+CLOSED_STATUSES: tuple[str, ...] = ("failure", "success", "done")
+#: The statuses of a deployment that is still running (they take the automatic lock).
+OPEN_STATUSES: tuple[str, ...] = ("start", "in_progress")
+
+
+def parse_finish_status(word: str) -> Status:
+    """The status a deployment is finished with: a FINISH_STATUSES name or a CI alias.
+
+    Case-insensitive; anything else raises ValueError with a one-line message that lists
+    the accepted words.
+    """
+    text = str(word).strip().lower()
+    text = STATUS_ALIASES.get(text, text)
+    if text not in FINISH_STATUSES:
+        accepted = ", ".join([*FINISH_STATUSES, *STATUS_ALIASES])
+        raise ValueError(
+            f"{word!r} is not a status to finish a deployment with; use one of: {accepted}"
+        )
+    return Status(text)
+
+
 #: Statuses that open a deployment (and take its automatic lock).
-OPENING_STATUSES = frozenset({Status.start, Status.in_progress})
+OPENING_STATUSES = frozenset(Status(name) for name in OPEN_STATUSES)
 #: Statuses that close a deployment (and release its automatic lock).
-CLOSING_STATUSES = frozenset({Status.success, Status.failure, Status.done})
+CLOSING_STATUSES = frozenset(Status(name) for name in CLOSED_STATUSES)
 #: Statuses on which the server computes the event's own duration.
 DURATION_STATUSES = frozenset({Status.success, Status.failure})
 #: Event types that take the automatic lock; the lock's resource is the type's name.
@@ -231,11 +273,18 @@ def _enum_field(cls: type[WireEnum]) -> Any:
     ]
 
 
-EventTypeField = _enum_field(EventType)
-PriorityField = _enum_field(Priority)
-StatusField = _enum_field(Status)
-EnvironmentField = _enum_field(Environment)
-ChangeTypeField = _enum_field(ChangeType)
+if TYPE_CHECKING:  # to a type checker, a field is its enum
+    EventTypeField = EventType
+    PriorityField = Priority
+    StatusField = Status
+    EnvironmentField = Environment
+    ChangeTypeField = ChangeType
+else:
+    EventTypeField = _enum_field(EventType)
+    PriorityField = _enum_field(Priority)
+    StatusField = _enum_field(Status)
+    EnvironmentField = _enum_field(Environment)
+    ChangeTypeField = _enum_field(ChangeType)
 
 
 # --------------------------------------------------------------------- scalars
