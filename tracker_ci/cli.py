@@ -1,17 +1,7 @@
 """The ``tracker-ci`` command line: global options, subcommands and exit codes.
 
-This is the only place that turns ``TrackerError`` subclasses into exit codes:
-
-==  ==========================================================================
-0   ok
-1   error: the server failed (5xx) or answered something unexpected
-2   usage or bad input: bad option, bad config file, the server said 400
-3   the lock is held (or ``--wait`` ran out)
-4   the server is unreachable
-5   authentication or permission refused (401/403)
-6   not found
-==  ==========================================================================
-
+This is the only place that turns ``TrackerError`` subclasses into exit codes: each class
+names its code (``exit_code``), ``tracker_ci.exit_codes.EXIT_CODES`` says what they mean.
 ``deploy run`` exits with its command's own code (130/143 on SIGINT/SIGTERM).
 Importing this module imports click and the standard library only, so ``--help`` and
 ``--version`` stay fast; the client, models and CI libraries load inside commands.
@@ -19,6 +9,7 @@ Importing this module imports click and the standard library only, so ``--help``
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -32,43 +23,41 @@ from tracker_ci.commands.deploy import deploy
 from tracker_ci.commands.event import event
 from tracker_ci.commands.lock import lock
 from tracker_ci.commands.token import token
+from tracker_ci.exit_codes import ExitCode, exit_codes_line
 
 __all__ = [
     "EXIT_AUTH",
     "EXIT_ERROR",
+    "EXIT_FROZEN",
     "EXIT_LOCKED",
+    "EXIT_LOCK_LOST",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
+    "EXIT_SUPERSEDED",
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "cli",
     "exit_code_for",
 ]
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_LOCKED = 3
-EXIT_UNREACHABLE = 4
-EXIT_AUTH = 5
-EXIT_NOT_FOUND = 6
+# The names the exit codes had before tracker_ci.exit_codes, kept for importers.
+EXIT_OK = ExitCode.OK
+EXIT_ERROR = ExitCode.ERROR
+EXIT_USAGE = ExitCode.USAGE
+EXIT_LOCKED = ExitCode.LOCKED
+EXIT_UNREACHABLE = ExitCode.UNREACHABLE
+EXIT_AUTH = ExitCode.AUTH
+EXIT_NOT_FOUND = ExitCode.NOT_FOUND
+EXIT_FROZEN = ExitCode.FROZEN
+EXIT_SUPERSEDED = ExitCode.SUPERSEDED
+EXIT_LOCK_LOST = ExitCode.LOCK_LOST
 
 
 def exit_code_for(exc: BaseException) -> int:
     """The documented exit code of a TrackerError (1 for anything else)."""
-    from tracker_ci import exceptions as e
+    from tracker_ci.exceptions import exit_code_for as code_of  # not at --help time
 
-    if isinstance(exc, e.LockHeld):
-        return EXIT_LOCKED
-    if isinstance(exc, e.ServerUnreachable):
-        return EXIT_UNREACHABLE
-    if isinstance(exc, (e.AuthenticationFailed, e.PermissionDenied)):
-        return EXIT_AUTH
-    if isinstance(exc, e.NotFound):
-        return EXIT_NOT_FOUND
-    if isinstance(exc, (e.InvalidRequest, e.ConfigError)):
-        return EXIT_USAGE
-    return EXIT_ERROR
+    return code_of(exc)
 
 
 def _is_tracker_error(exc: BaseException) -> bool:
@@ -137,7 +126,8 @@ class TrackerGroup(click.Group):
                 formatter.write_dl(rows)
 
 
-EPILOG = """\b
+EPILOG = (
+    """\b
 Examples:
   export TRACKER_URL=https://tracker.example TRACKER_TOKEN=trk_...
   tracker-ci deploy run -s api -e production --wait 600 -- ./deploy.sh
@@ -148,10 +138,14 @@ Examples:
   tracker-ci config show
 
 \b
-Exit codes: 0 ok, 1 error, 2 usage/bad input, 3 lock held (or --wait ran out),
-4 server unreachable, 5 auth refused, 6 not found; `deploy run` passes on its
-command's code (130/143 when interrupted).
 """
+    + textwrap.fill(
+        f"Exit codes: {exit_codes_line()}; `deploy run` passes on its command's code "
+        "(130/143 when interrupted).",
+        width=80,
+    )
+    + "\n"
+)
 
 
 def _flag(ctx: click.Context, name: str, value: Any) -> tuple[Any, str] | None:

@@ -30,12 +30,11 @@ from tracker_ci import __version__
 from tracker_ci.exceptions import (
     APIError,
     ConfigError,
-    InvalidRequest,
-    LockHeld,
     NotFound,
     UnexpectedResponse,
     error_from_response,
     error_from_transport,
+    is_outage,
 )
 from tracker_ci.models import (
     API_PREFIX,
@@ -264,10 +263,9 @@ class TrackerClient:
     def _is_transient(response: httpx.Response, error: APIError) -> bool:
         if response.status_code in RETRY_STATUSES:
             return True
-        # Upstream answers every failure as 500: a lock conflict, a missing record or a
-        # refused search is final, anything else may be a passing database hiccup.
-        final = (LockHeld, NotFound, InvalidRequest)
-        return response.status_code == 500 and not isinstance(error, final)
+        # Upstream answers every failure as 500: a refusal (a lock conflict, a missing
+        # record, a refused search) is final, a server error may be a passing hiccup.
+        return response.status_code == 500 and is_outage(error)
 
     def _pause(self, attempt: int, response: httpx.Response | None) -> None:
         delay = min(self.backoff * 2 ** (attempt - 1), MAX_BACKOFF)

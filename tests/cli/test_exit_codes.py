@@ -33,6 +33,9 @@ def _api(cls: type[e.APIError], status: int) -> e.APIError:
         (_api(e.AuthenticationFailed, 401), 5),
         (_api(e.PermissionDenied, 403), 5),
         (_api(e.NotFound, 404), 6),
+        (e.FreezeRefused("x"), 7),
+        (e.Superseded("x"), 8),
+        (e.LockLost(), 9),
         (RuntimeError("x"), 1),
     ],
 )
@@ -56,6 +59,9 @@ def test_every_tracker_error_class_has_a_deliberate_code() -> None:
         "LockWaitTimeout",
         "ServerError",
         "UnexpectedResponse",
+        "FreezeRefused",
+        "Superseded",
+        "LockLost",
     }
     found = {
         name

@@ -1,0 +1,57 @@
+"""The exit codes of ``tracker-ci``: one table, read by the CLI, its help, the docs and CI.
+
+Each ``TrackerError`` class names its code (``exit_code``); this module says what the
+codes mean. It imports the standard library only, so ``tracker-ci --help`` stays fast.
+``deploy run`` exits with its command's own code instead (130/143 when interrupted).
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["EXIT_CODES", "ExitCode", "exit_codes_line"]
+
+
+class ExitCode(enum.IntEnum):
+    """The exit codes of ``tracker-ci`` (any other code is ``deploy run``'s command's)."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    LOCKED = 3
+    UNREACHABLE = 4
+    AUTH = 5
+    NOT_FOUND = 6
+    FROZEN = 7
+    SUPERSEDED = 8
+    LOCK_LOST = 9
+
+
+#: What each exit code means. The words before a colon are the short name the root
+#: ``--help`` shows; README and docs/cli.md print this table (a test keeps them equal).
+EXIT_CODES: dict[int, str] = {
+    ExitCode.OK: "ok",
+    ExitCode.ERROR: (
+        "error: the server failed (5xx) or answered something unexpected; an unexpected exception"
+    ),
+    ExitCode.USAGE: (
+        "usage: a bad option or enum value, a missing `--service`, a bad config file, "
+        "a `--pr-url` that is no PR/MR, the server said 400"
+    ),
+    ExitCode.LOCKED: "lock held: by another deployment (or still held when `--wait` ran out)",
+    ExitCode.UNREACHABLE: "unreachable: the server could not be reached",
+    ExitCode.AUTH: "auth refused: a missing, bad, revoked or out-of-scope token (401/403)",
+    ExitCode.NOT_FOUND: (
+        "not found: the event, lock or token; `deploy finish` with no open deployment"
+    ),
+    ExitCode.FROZEN: "refused by a freeze: a hard freeze window covers the deployment",
+    ExitCode.SUPERSEDED: (
+        "superseded by a newer deploy: a newer deploy of the same lock goes instead"
+    ),
+    ExitCode.LOCK_LOST: "lock lost: the lease expired or was released while the deploy ran",
+}
+
+
+def exit_codes_line() -> str:
+    """``0 ok, 1 error, 2 usage, ...``: every code with its short name, for ``--help``."""
+    return ", ".join(f"{code} {meaning.split(':')[0]}" for code, meaning in EXIT_CODES.items())
