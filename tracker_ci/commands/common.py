@@ -97,7 +97,9 @@ class WireChoice(click.ParamType):
 
     Case-insensitive, numbers accepted as on the wire; a bad value lists the choices. The
     enum is imported from ``tracker_ci.models`` only when a value is converted or help is
-    shown for the command, so the models stay the single source of truth.
+    shown for the command, so the models stay the single source of truth. ``aliases`` and
+    ``only`` may name a table of the models the same way (``aliases="STATUS_ALIASES",
+    only="FINISH_STATUSES"``), or be given as values.
     """
 
     name = "choice"
@@ -105,22 +107,40 @@ class WireChoice(click.ParamType):
     def __init__(
         self,
         enum_name: str,
-        aliases: dict[str, str] | None = None,
-        only: tuple[str, ...] | None = None,
+        aliases: dict[str, str] | str | None = None,
+        only: tuple[str, ...] | str | None = None,
     ) -> None:
         self.enum_name = enum_name
-        self.aliases = aliases or {}
-        self.only = only  # the members this option accepts, when not all of them
+        self._aliases = aliases
+        self._only = only  # the members this option accepts, when not all of them
 
-    def enum(self) -> Any:
+    @staticmethod
+    def _from_models(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
         from tracker_ci import models
 
-        return getattr(models, self.enum_name)
+        return getattr(models, value)
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """Other words for members (``failed`` -> ``failure``), lower-case."""
+        return dict(self._from_models(self._aliases) or {})
+
+    @property
+    def only(self) -> tuple[str, ...] | None:
+        """The member names this option accepts, or None for all of them."""
+        only = self._from_models(self._only)
+        return None if only is None else tuple(only)
+
+    def enum(self) -> Any:
+        return self._from_models(self.enum_name)
 
     def choices(self) -> list[str]:
         """The names this option accepts, in the enum's order."""
         names = self.enum().choices()
-        return [name for name in names if self.only is None or name in self.only]
+        only = self.only
+        return [name for name in names if only is None or name in only]
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return "[" + "|".join(self.choices()) + "]"
@@ -129,11 +149,12 @@ class WireChoice(click.ParamType):
         enum = self.enum()
         if isinstance(value, enum):
             return value
+        aliases = self.aliases
         text = str(value).strip()
-        text = self.aliases.get(text.lower(), text)
+        text = aliases.get(text.lower(), text)
         accepted = ", ".join(self.choices())
-        if self.aliases:
-            accepted += f" (or {', '.join(self.aliases)})"
+        if aliases:
+            accepted += f" (or {', '.join(aliases)})"
         try:
             member = enum.parse(text)
         except ValueError:
