@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from tracker_server import __version__
+from tracker_server.clock import Clock, SystemClock
 from tracker_server.db import Database, create_database_engine, upgrade_schema
 from tracker_server.errors import install_error_handlers
 from tracker_server.journal import configure_audit_log
@@ -25,8 +26,13 @@ Every error answers `{"code", "message", "details": []}` with a real HTTP status
 """
 
 
-def create_app(settings: ServerSettings | None = None, *, migrate: bool = True) -> FastAPI:
-    """Build the app for these settings; creates or upgrades the database schema first."""
+def create_app(
+    settings: ServerSettings | None = None, *, migrate: bool = True, clock: Clock | None = None
+) -> FastAPI:
+    """Build the app for these settings; creates or upgrades the database schema first.
+
+    ``clock`` is where every "now" of the server comes from (the real time by default).
+    """
     settings = settings or ServerSettings()
     configure_audit_log(settings.log_level)
     engine = create_database_engine(settings.database_url)
@@ -48,6 +54,7 @@ def create_app(settings: ServerSettings | None = None, *, migrate: bool = True) 
     app.state.settings = settings
     app.state.database = database
     app.state.metrics = Metrics()
+    app.state.clock = clock or SystemClock()
     install_error_handlers(app)
     app.openapi = lambda: _openapi_with_our_errors(app)  # type: ignore[method-assign]
     for module in (events, locks, tokens, ops):

@@ -1,7 +1,10 @@
-"""Who is calling: bearer tokens when auth is on, scoped to services or admin.
+"""Who is calling, and THE access rule: :func:`authorize`.
 
 With auth off (the default, meant for a local or in-job server) every caller may do
-everything. With auth on, writes need a token; reads too unless ``public_reads``.
+everything. With auth on, writes need a token; reads too unless ``public_reads``; a token
+scoped to services writes only those; managing tokens needs an admin token. Every check
+of the server (the read, write and admin dependencies, and ownership of stored events and
+locks in ``writes.py``) goes through :func:`authorize`.
 """
 
 from __future__ import annotations
@@ -13,8 +16,7 @@ from datetime import timedelta
 from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from tracker_ci.models import utcnow
-from tracker_server.errors import Forbidden, Unauthenticated
+from tracker_server.domain import Forbidden, Unauthenticated
 from tracker_server.store import tokens as token_store
 
 # Writing last_used_at on every request would turn each read into a write.
@@ -39,18 +41,32 @@ class Principal:
         """True when the caller may write events and locks of this service."""
         return self.admin or not self.services or service in self.services
 
-    def require_service(self, service: str) -> None:
-        """A 403 unless the caller may write this service."""
-        if not self.may_write(service):
-            allowed = ", ".join(sorted(self.services))
-            raise Forbidden(
-                f"token {self.name!r} may only write services {allowed}; not {service!r}"
-            )
-
 
 #: Everyone, when auth is off.
 ANONYMOUS = Principal(name="anonymous", admin=True)
 ADMIN = Principal(name="admin", admin=True)
+
+
+def authorize(
+    principal: Principal | None, action: str, *, service: str | None = None, admin: bool = False
+) -> Principal:
+    """The caller, when it may ``action`` (on ``service``; as an admin): else a refusal.
+
+    ``Unauthenticated`` without a token; ``Forbidden`` when an admin is needed and the
+    token is not one, or when the token is scoped to other services.
+    """
+    if principal is None:
+        raise Unauthenticated(
+            f"this server requires a token to {action}: send Authorization: Bearer <token>"
+        )
+    if admin and not principal.admin:
+        raise Forbidden(f"token {principal.name!r} is not an admin token: it cannot {action}")
+    if service is not None and not principal.may_write(service):
+        allowed = ", ".join(sorted(principal.services))
+        raise Forbidden(
+            f"token {principal.name!r} may only write services {allowed}; not {service!r}"
+        )
+    return principal
 
 
 def identify(
@@ -70,19 +86,11 @@ def identify(
         token = token_store.find_token_by_secret(conn, secret=secret)
     if token is None:
         raise Unauthenticated("unknown or revoked token: create one with `tracker-ci token create`")
-    now = utcnow()
+    now = request.app.state.clock.now()
     if token.last_used_at is None or now - token.last_used_at > _TOUCH_INTERVAL:
+        # Bookkeeping of the token, not a change a client made: it has no journal entry.
         with database.write() as conn:
             token_store.touch_token(conn, token_id=token.id, now=now)
     return Principal(
         name=token.name, token_id=token.id, admin=token.admin, services=frozenset(token.services)
     )
-
-
-def require_token(principal: Principal | None, action: str) -> Principal:
-    """The principal, or a 401 saying how to authenticate."""
-    if principal is None:
-        raise Unauthenticated(
-            f"this server requires a token to {action}: send Authorization: Bearer <token>"
-        )
-    return principal

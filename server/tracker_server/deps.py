@@ -1,5 +1,9 @@
 """Dependencies of the routes, as ``Annotated`` aliases.
 
+Access is decided by :func:`tracker_server.auth.authorize` alone: ``require_reader`` for
+reads, ``Write`` for every write route (it carries the caller's rights into the
+transaction, see ``writes.py``), ``Admin`` / ``AdminWrite`` for token management.
+
 They are ``async def`` on purpose: a plain ``def`` dependency costs a trip through the
 threadpool on every request, and these never block (the token look-up, the one that
 touches the database, goes to the threadpool itself, and only when auth is on).
@@ -7,17 +11,19 @@ touches the database, goes to the threadpool itself, and only when auth is on).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.concurrency import run_in_threadpool
 
-from tracker_server.auth import ANONYMOUS, Principal, bearer_scheme, identify, require_token
+from tracker_server.auth import ANONYMOUS, Principal, authorize, bearer_scheme, identify
+from tracker_server.clock import Clock
 from tracker_server.db import Database
-from tracker_server.errors import Forbidden
 from tracker_server.journal import Journal
 from tracker_server.settings import ServerSettings
+from tracker_server.writes import Write
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
@@ -32,9 +38,14 @@ async def get_settings(request: Request) -> ServerSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-async def get_journal(request: Request) -> Journal:
-    """A fresh journal for this request."""
-    return Journal(metrics=request.app.state.metrics)
+async def get_clock(request: Request) -> Clock:
+    """The app's clock."""
+    return request.app.state.clock  # type: ignore[no-any-return]
+
+
+async def get_now(clock: Annotated[Clock, Depends(get_clock)]) -> datetime:
+    """The request's moment, read once from the app's clock."""
+    return clock.now()
 
 
 async def get_caller(request: Request, credentials: Credentials) -> Principal | None:
@@ -45,30 +56,45 @@ async def get_caller(request: Request, credentials: Credentials) -> Principal | 
 
 
 Caller = Annotated[Principal | None, Depends(get_caller)]
+Now = Annotated[datetime, Depends(get_now)]
 
 
 async def require_reader(request: Request, caller: Caller) -> Principal | None:
     """Reads are open with ``public_reads``; otherwise any valid token."""
     settings: ServerSettings = request.app.state.settings
     if settings.auth and not settings.public_reads:
-        return require_token(caller, "read")
+        return authorize(caller, "read")
     return caller
-
-
-async def require_writer(caller: Caller) -> Principal:
-    """Writes need a valid token when auth is on."""
-    return require_token(caller, "write")
 
 
 async def require_admin(caller: Caller) -> Principal:
     """Managing tokens needs the admin token or an admin API token."""
-    principal = require_token(caller, "manage tokens")
-    if not principal.admin:
-        raise Forbidden(f"token {principal.name!r} is not an admin token: it cannot manage tokens")
-    return principal
+    return authorize(caller, "manage tokens", admin=True)
+
+
+def _write(request: Request, principal: Principal, now: datetime) -> Write:
+    state = request.app.state
+    return Write(
+        principal=principal,
+        database=state.database,
+        journal=Journal(metrics=state.metrics, now=now),
+        now=now,
+    )
+
+
+async def get_write(request: Request, caller: Caller, now: Now) -> Write:
+    """A write by the caller: a valid token when auth is on."""
+    return _write(request, authorize(caller, "write"), now)
+
+
+async def get_admin_write(
+    request: Request, admin: Annotated[Principal, Depends(require_admin)], now: Now
+) -> Write:
+    """A write by an admin (token management)."""
+    return _write(request, admin, now)
 
 
 DatabaseDep = Annotated[Database, Depends(get_database)]
-JournalDep = Annotated[Journal, Depends(get_journal)]
-Writer = Annotated[Principal, Depends(require_writer)]
 Admin = Annotated[Principal, Depends(require_admin)]
+WriteDep = Annotated[Write, Depends(get_write)]
+AdminWrite = Annotated[Write, Depends(get_admin_write)]

@@ -1,6 +1,8 @@
-"""Errors: the exceptions routes raise, the ONE error body, and the handlers that map
-every failure (bad input, missing ids, held locks, auth, oversize bodies, a database that
-is down) to an HTTP status and ``{"code", "message", "details": []}``.
+"""The one boundary where failures become answers: ``ERROR_STATUSES`` maps each domain
+error (``domain.py``) to its HTTP status and gRPC code, :func:`error_body` builds the one
+error body ``{"code", "message", "details": []}``, and :func:`install_error_handlers` makes
+every failure (refusals, bad input FastAPI finds, unknown routes, a database that is down,
+bugs) answer through them. Middleware answers through :func:`domain_error_response` too.
 
 gRPC codes as upstream's gateway uses them: 3 invalid argument, 5 not found, 6 already
 exists (a held lock), 7 permission denied, 8 resource exhausted (body too large),
@@ -9,8 +11,9 @@ exists (a held lock), 7 permission denied, 8 resource exhausted (body too large)
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +23,17 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tracker_ci.models import ErrorBody
+from tracker_server.domain import (
+    BodyTooLarge,
+    DatabaseUnavailable,
+    DomainError,
+    Forbidden,
+    InternalError,
+    InvalidInput,
+    LockConflict,
+    NotFound,
+    Unauthenticated,
+)
 
 logger = logging.getLogger("tracker_server.errors")
 
@@ -33,61 +47,21 @@ INTERNAL = 13
 UNAVAILABLE = 14
 UNAUTHENTICATED = 16
 
+#: THE translation of a refusal: domain error class -> (HTTP status, gRPC code). A
+#: subclass answers as its nearest ancestor listed here (EventNotFound as NotFound). A new
+#: refusal is one row, e.g. ``Frozen: (400, 9)`` (FAILED_PRECONDITION).
+ERROR_STATUSES: dict[type[DomainError], tuple[int, int]] = {
+    InvalidInput: (400, INVALID_ARGUMENT),
+    Unauthenticated: (401, UNAUTHENTICATED),
+    Forbidden: (403, PERMISSION_DENIED),
+    NotFound: (404, NOT_FOUND),
+    LockConflict: (409, ALREADY_EXISTS),
+    BodyTooLarge: (413, RESOURCE_EXHAUSTED),
+    InternalError: (500, INTERNAL),
+    DatabaseUnavailable: (503, UNAVAILABLE),
+}
 
-class ApiError(Exception):
-    """An error a route raises on purpose; it carries its HTTP status and gRPC code."""
-
-    status_code = 500
-    code = INTERNAL
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class InvalidInput(ApiError):
-    """400: the request is wrong; the message says what to fix."""
-
-    status_code, code = 400, INVALID_ARGUMENT
-
-
-class Unauthenticated(ApiError):
-    """401: no token, or an unknown or revoked one."""
-
-    status_code, code = 401, UNAUTHENTICATED
-
-
-class Forbidden(ApiError):
-    """403: the token may not do this."""
-
-    status_code, code = 403, PERMISSION_DENIED
-
-
-class NotFound(ApiError):
-    """404: no such event, lock or token."""
-
-    status_code, code = 404, NOT_FOUND
-
-
-class Conflict(ApiError):
-    """409: the lock is held."""
-
-    status_code, code = 409, ALREADY_EXISTS
-
-
-class BodyTooLarge(ApiError):
-    """413: the body is larger than ``max_body_bytes``."""
-
-    status_code, code = 413, RESOURCE_EXHAUSTED
-
-
-class DatabaseUnavailable(ApiError):
-    """503: the database does not answer."""
-
-    status_code, code = 503, UNAVAILABLE
-
-
-# Statuses of routing errors raised by Starlette itself, mapped to gRPC codes.
+# Statuses of routing errors raised by Starlette itself (no domain error behind them).
 _HTTP_STATUS_CODES = {
     400: INVALID_ARGUMENT,
     401: UNAUTHENTICATED,
@@ -105,37 +79,56 @@ def error_body(code: int, message: str) -> dict[str, Any]:
     return ErrorBody(code=code, message=message, details=[]).to_wire()
 
 
-def error_response(status_code: int, code: int, message: str) -> Response:
-    """A JSON response carrying :func:`error_body`."""
-    body = ErrorBody(code=code, message=message, details=[]).model_dump_json(by_alias=True)
-    return Response(body, status_code=status_code, media_type="application/json")
+def error_response(
+    status_code: int, code: int, message: str, *, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A JSON response carrying :func:`error_body` (compact, UTF-8)."""
+    body = json.dumps(error_body(code, message), ensure_ascii=False, separators=(",", ":"))
+    return Response(
+        body, status_code=status_code, media_type="application/json", headers=dict(headers or {})
+    )
+
+
+def status_of(error: DomainError) -> tuple[int, int]:
+    """(HTTP status, gRPC code) of a domain error, from :data:`ERROR_STATUSES`."""
+    for cls in type(error).__mro__:
+        if cls in ERROR_STATUSES:
+            return ERROR_STATUSES[cls]
+    return 500, INTERNAL
+
+
+def domain_error_response(error: DomainError) -> Response:
+    """The answer to a domain error: its status and code from the table, its message."""
+    status_code, code = status_of(error)
+    return error_response(status_code, code, error.message)
 
 
 def describe_validation_errors(errors: Sequence[Any]) -> str:
     """One message naming each bad field and what to send instead."""
-    parts: list[str] = []
-    for error in errors[:5]:
-        location = [str(p) for p in error.get("loc", ())]
-        kind = error.get("type", "")
-        where = location[0] if location else ""
-        path = ".".join(location[1:])
-        if kind == "json_invalid":
-            reason = error.get("ctx", {}).get("error", "invalid JSON")
-            parts.append(f"the request body is not valid JSON ({reason})")
-            continue
-        if where == "body" and not path:
-            subject = "the request body"
-        elif where == "body":
-            subject = path
-        elif where in ("query", "path", "header"):
-            subject = f"{where} parameter {path}"
-        else:
-            subject = ".".join(location) or "the request"
-        parts.append(f"{subject}: {_explain(kind, error)}")
+    parts = [_describe_one(error) for error in errors[:5]]
     more = len(errors) - 5
     if more > 0:
         parts.append(f"and {more} more problem(s)")
     return "invalid request: " + "; ".join(parts)
+
+
+def _describe_one(error: Any) -> str:
+    location = [str(p) for p in error.get("loc", ())]
+    kind = error.get("type", "")
+    if kind == "json_invalid":
+        reason = error.get("ctx", {}).get("error", "invalid JSON")
+        return f"the request body is not valid JSON ({reason})"
+    where = location[0] if location else ""
+    path = ".".join(location[1:])
+    if where == "body" and not path:
+        subject = "the request body"
+    elif where == "body":
+        subject = path
+    elif where in ("query", "path", "header"):
+        subject = f"{where} parameter {path}"
+    else:
+        subject = ".".join(location) or "the request"
+    return f"{subject}: {_explain(kind, error)}"
 
 
 def _explain(kind: str, error: Any) -> str:
@@ -152,7 +145,7 @@ def _explain(kind: str, error: Any) -> str:
     return message[0].lower() + message[1:] if message else "is invalid"
 
 
-def _database_error(exc: sa_exc.SQLAlchemyError) -> ApiError:
+def database_error(exc: sa_exc.SQLAlchemyError) -> DomainError:
     """Decide what a database failure means for the client."""
     original = getattr(exc, "orig", None)
     if isinstance(exc, sa_exc.DataError) or isinstance(original, ValueError):
@@ -162,66 +155,71 @@ def _database_error(exc: sa_exc.SQLAlchemyError) -> ApiError:
         return DatabaseUnavailable(f"database unavailable: {_first_line(original or exc)}")
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return DatabaseUnavailable(f"database unavailable: {_first_line(original or exc)}")
-    return ApiError(f"internal database error: {_first_line(original or exc)}")
+    return InternalError(f"internal database error: {_first_line(original or exc)}")
 
 
 def _first_line(value: object) -> str:
     return str(value).strip().splitlines()[0] if str(value).strip() else type(value).__name__
 
 
+# ------------------------------------------------------------------- handlers
+async def _on_domain_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return domain_error_response(exc)
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return domain_error_response(InvalidInput(describe_validation_errors(exc.errors())))
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, DomainError):
+        # FastAPI wraps any failure while reading the body (our streamed size limit
+        # included) in a generic 400: answer the real cause.
+        return domain_error_response(exc.__cause__)
+    if exc.status_code == 404:
+        message = f"no such route: {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    code = _HTTP_STATUS_CODES.get(exc.status_code, INTERNAL)
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+async def _on_database_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, sa_exc.SQLAlchemyError)
+    error = database_error(exc)
+    if status_of(error)[0] >= 500:
+        logger.warning("%s", error.message)
+    return domain_error_response(error)
+
+
+async def _on_unexpected(_request: Request, exc: Exception) -> Response:
+    logger.exception("unexpected error", exc_info=exc)
+    # This answer is sent from outside our middleware: add the server header here.
+    from tracker_server import __version__
+
+    return error_response(
+        500,
+        INTERNAL,
+        f"internal error: {exc.__class__.__name__}",
+        headers={"X-Tracker-Server": f"tracker-ci/{__version__}"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every exception to the one error body; nothing escapes as a bare 500."""
-
-    async def on_api_error(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return error_response(exc.status_code, exc.code, exc.message)
-
-    async def on_validation_error(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        message = describe_validation_errors(exc.errors())
-        return error_response(400, INVALID_ARGUMENT, message)
-
-    async def on_http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        if isinstance(exc.__cause__, ApiError):
-            # FastAPI wraps any failure while reading the body (our streamed size limit
-            # included) in a generic 400: answer the real cause.
-            return await on_api_error(request, exc.__cause__)
-        code = _HTTP_STATUS_CODES.get(exc.status_code, INTERNAL)
-        if exc.status_code == 404:
-            message = f"no such route: {request.method} {request.url.path}"
-        elif exc.status_code == 405:
-            message = f"method {request.method} is not allowed on {request.url.path}"
-        else:
-            message = str(exc.detail)
-        response = error_response(exc.status_code, code, message)
-        for name, value in (exc.headers or {}).items():
-            response.headers[name] = value
-        return response
-
-    async def on_database_error(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, sa_exc.SQLAlchemyError)
-        error = _database_error(exc)
-        if error.status_code >= 500:
-            logger.warning("%s", error.message)
-        return error_response(error.status_code, error.code, error.message)
-
-    async def on_unexpected(_request: Request, exc: Exception) -> Response:
-        logger.exception("unexpected error", exc_info=exc)
-        response = error_response(500, INTERNAL, f"internal error: {exc.__class__.__name__}")
-        # This answer is sent from outside our middleware: add the server header here.
-        from tracker_server import __version__
-
-        response.headers["X-Tracker-Server"] = f"tracker-ci/{__version__}"
-        return response
-
-    app.add_exception_handler(ApiError, on_api_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(sa_exc.SQLAlchemyError, on_database_error)
-    app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(DomainError, _on_domain_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(sa_exc.SQLAlchemyError, _on_database_error)
+    app.add_exception_handler(Exception, _on_unexpected)
 
 
+# ------------------------------------------------------------- OpenAPI documents
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Bad input (code 3): the message says what to fix"},
     401: {"model": ErrorBody, "description": "No valid token (code 16), with auth on"},

@@ -1,9 +1,18 @@
-"""What a request did, announced only after its transaction commits.
+"""The journal: a typed record of every change, kept in the change's own transaction.
 
-Store functions record log lines and metric observations on a :class:`Journal`; the
-route flushes it once the write is committed, so a rolled-back request logs nothing.
-Log lines are one JSON object each on stdout, with upstream's field names, so that
-Loki or OpenSearch can ingest them like upstream's.
+Stores record :class:`JournalEntry` objects on the request's :class:`Journal`. Before the
+write transaction commits, :meth:`Journal.persist` inserts them into the ``journal`` table
+on the same connection, so an entry exists exactly when its change does (a rolled-back
+request leaves none). After the commit, :meth:`Journal.flush` announces them: audit log
+lines and metric observations, as before. The table is the seam a notification outbox
+hangs on: :func:`read_journal` gives entries in ``id`` order.
+
+Ids are handed out at insert, not at commit: on PostgreSQL a transaction can commit an
+entry with a smaller id after a larger one is visible. A reader that must see every entry
+claims rows (``FOR UPDATE SKIP LOCKED``) rather than keeping only the highest id it read.
+
+Log lines are one JSON object each on stdout, with upstream's field names, so that Loki
+or OpenSearch can ingest them like upstream's.
 """
 
 from __future__ import annotations
@@ -11,20 +20,36 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, ClassVar, Literal
 
-from tracker_ci.models import Event, format_timestamp, utcnow
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Connection, insert, select
+
+from tracker_ci.models import (
+    DURATION_STATUSES,
+    ChangelogEntry,
+    Event,
+    Lock,
+    TokenInfo,
+    format_timestamp,
+    utcnow,
+)
 from tracker_server.metrics import Metrics
+from tracker_server.tables import journal as journal_table
 
 audit_logger = logging.getLogger("tracker_server.audit")
+
+AuditLine = tuple[str, dict[str, Any]]
 
 
 class JsonLineFormatter(logging.Formatter):
     """``{"time", "level", "msg", ...fields}`` on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
+        # The time the line is written (a process-wide logger has no app, hence no clock).
         line = {
             "time": format_timestamp(utcnow()),
             "level": record.levelname,
@@ -48,6 +73,7 @@ def configure_audit_log(level: str) -> None:
 def event_log_fields(event: Event) -> dict[str, Any]:
     """The fields upstream logs for a created event."""
     attributes = event.attributes
+    created_at = event.metadata.created_at
     return {
         "title": event.title,
         "message": attributes.message,
@@ -60,51 +86,243 @@ def event_log_fields(event: Event) -> dict[str, Any]:
         "type": attributes.type.value,
         "pull_request": event.links.pull_request_link,
         "id": event.metadata.id,
-        "created_at": format_timestamp(event.metadata.created_at or utcnow()),
+        "created_at": format_timestamp(created_at) if created_at else "",
     }
+
+
+def lock_log_fields(lock: Lock) -> dict[str, Any]:
+    """The fields of a lock's audit lines."""
+    return {
+        "service": lock.service,
+        "environment": lock.environment,
+        "resource": lock.resource,
+        "who": lock.who,
+        "id": lock.id,
+        "event_id": lock.event_id,
+    }
+
+
+def _count_status(metrics: Metrics, event: Event) -> None:
+    attributes = event.attributes
+    metrics.count_status(
+        service=attributes.service,
+        status=attributes.status.value,
+        environment=attributes.environment.value,
+    )
+
+
+# ------------------------------------------------------------------- entries
+class JournalEntry(BaseModel):
+    """One change. ``KIND`` names it in the table; the other fields are its payload."""
+
+    model_config = ConfigDict(frozen=True)
+
+    KIND: ClassVar[str] = ""
+    _registry: ClassVar[dict[str, type[JournalEntry]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.KIND:
+            if cls.KIND in JournalEntry._registry:
+                raise TypeError(f"journal kind {cls.KIND!r} is defined twice")
+            JournalEntry._registry[cls.KIND] = cls
+
+    @classmethod
+    def kinds(cls) -> dict[str, type[JournalEntry]]:
+        """Every entry type by its kind."""
+        return dict(JournalEntry._registry)
+
+    @classmethod
+    def from_row(cls, kind: str, payload: dict[str, Any]) -> JournalEntry:
+        """The entry a journal row stores."""
+        return JournalEntry._registry[kind].model_validate(payload)
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON stored in the table (wire models in their wire form)."""
+        return self.model_dump(mode="json")
+
+    def audit_line(self) -> AuditLine | None:
+        """The audit log line announcing this change, if it has one."""
+        return None
+
+    def observe(self, metrics: Metrics) -> None:
+        """The metric observations of this change, if any."""
+
+
+class EventCreated(JournalEntry):
+    """An event was created (with its automatic lock, which has its own entry)."""
+
+    KIND = "event_created"
+    event: Event
+
+    def audit_line(self) -> AuditLine:
+        return "event created", event_log_fields(self.event)
+
+    def observe(self, metrics: Metrics) -> None:
+        _count_status(metrics, self.event)
+
+
+class EventUpdated(JournalEntry):
+    """An event was replaced (PUT /event): as it was and as it is."""
+
+    KIND = "event_updated"
+    before: Event
+    after: Event
+
+    def observe(self, metrics: Metrics) -> None:
+        if self.after.attributes.status == self.before.attributes.status:
+            return
+        _count_status(metrics, self.after)
+        duration = self.after.metadata.duration
+        if self.after.attributes.status in DURATION_STATUSES and duration is not None:
+            metrics.observe_duration(duration.total_seconds())
+
+
+class EventDeleted(JournalEntry):
+    """An event was deleted, with its changelog (its locks have their own entries)."""
+
+    KIND = "event_deleted"
+    event: Event
+
+
+class ChangelogAdded(JournalEntry):
+    """A changelog entry was appended to an event by a client."""
+
+    KIND = "changelog_added"
+    event_id: str
+    entry: ChangelogEntry
+
+
+class SlackIdSet(JournalEntry):
+    """A Slack message id was attached to an event."""
+
+    KIND = "slack_id_set"
+    event_id: str
+    slack_id: str
+    previous: str
+
+
+class LockAcquired(JournalEntry):
+    """A lock was taken (explicitly, or automatically by an event)."""
+
+    KIND = "lock_acquired"
+    lock: Lock
+
+    def audit_line(self) -> AuditLine:
+        return "lock created", lock_log_fields(self.lock)
+
+
+class LockReleased(JournalEntry):
+    """A lock was deleted: released (by id, key or its event) or found expired."""
+
+    KIND = "lock_released"
+    lock: Lock
+    reason: Literal["released", "expired"] = "released"
+
+    def audit_line(self) -> AuditLine:
+        fields = lock_log_fields(self.lock)
+        if self.reason == "expired":
+            fields["reason"] = "expired"
+        return "lock deleted", fields
+
+
+class LockUpdated(JournalEntry):
+    """A lock's fields were changed (PUT /lock/{id})."""
+
+    KIND = "lock_updated"
+    before: Lock
+    after: Lock
+
+
+class LockRenewed(JournalEntry):
+    """A lock's expiry was moved."""
+
+    KIND = "lock_renewed"
+    lock: Lock
+
+
+class TokenCreated(JournalEntry):
+    """An API token was created (never its secret)."""
+
+    KIND = "token_created"
+    token: TokenInfo
+
+
+class TokenRevoked(JournalEntry):
+    """An API token was revoked."""
+
+    KIND = "token_revoked"
+    token: TokenInfo
+
+
+# ------------------------------------------------------------------- the journal
+@dataclass(frozen=True)
+class JournalRecord:
+    """A stored entry: its place in the journal and when it happened."""
+
+    id: int
+    occurred_at: datetime
+    entry: JournalEntry
 
 
 @dataclass
 class Journal:
-    """Log lines and metric observations waiting for the commit."""
+    """The entries of one request: persisted with its transaction, announced after.
+
+    ``now`` is the request's moment (from the app's clock): the ``occurred_at`` of its
+    entries, the same instant the changes themselves carry (createdAt, timestamps).
+    """
 
     metrics: Metrics
-    lines: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    statuses: list[tuple[str, str, str]] = field(default_factory=list)
-    durations: list[timedelta] = field(default_factory=list)
+    now: datetime
+    pending: list[JournalEntry] = field(default_factory=list)
+    committed: list[JournalEntry] = field(default_factory=list)
 
-    def event_created(self, event: Event) -> None:
-        """An event was inserted."""
-        self.lines.append(("event created", event_log_fields(event)))
-        self.event_status(event)
+    def record(self, entry: JournalEntry) -> None:
+        """Note a change made in the current transaction."""
+        self.pending.append(entry)
 
-    def event_status(self, event: Event) -> None:
-        """An event got a status (on create or on a status change)."""
-        attributes = event.attributes
-        self.statuses.append(
-            (attributes.service, attributes.status.value, attributes.environment.value)
-        )
+    def persist(self, conn: Connection) -> None:
+        """Insert the pending entries on ``conn``: call it inside the write transaction."""
+        if self.pending:
+            conn.execute(
+                insert(journal_table),
+                [
+                    {"occurred_at": self.now, "kind": entry.KIND, "payload": entry.payload()}
+                    for entry in self.pending
+                ],
+            )
+        self.committed.extend(self.pending)
+        self.pending.clear()
 
-    def event_duration(self, duration: timedelta) -> None:
-        """An event moved to success or failure after ``duration``."""
-        self.durations.append(duration)
-
-    def lock(self, message: str, lock: dict[str, Any]) -> None:
-        """A lock was created or deleted (``message`` is "lock created" / "lock deleted")."""
-        fields = {
-            name: lock.get(name, "")
-            for name in ("service", "environment", "resource", "who", "id", "event_id")
-        }
-        self.lines.append((message, fields))
+    def discard(self) -> None:
+        """Forget the pending entries (their transaction rolled back)."""
+        self.pending.clear()
 
     def flush(self) -> None:
-        """Write the lines and record the metrics (after the commit)."""
-        for message, fields in self.lines:
-            audit_logger.info(message, extra={"fields": fields})
-        for service, status, environment in self.statuses:
-            self.metrics.count_status(service=service, status=status, environment=environment)
-        for duration in self.durations:
-            self.metrics.observe_duration(duration.total_seconds())
-        self.lines.clear()
-        self.statuses.clear()
-        self.durations.clear()
+        """Write the audit lines and record the metrics of what was committed."""
+        for entry in self.committed:
+            line = entry.audit_line()
+            if line is not None:
+                message, fields = line
+                audit_logger.info(message, extra={"fields": fields})
+            entry.observe(self.metrics)
+        self.committed.clear()
+
+
+def read_journal(conn: Connection, *, after: int = 0, limit: int = 100) -> list[JournalRecord]:
+    """Up to ``limit`` stored entries with an id above ``after``, in id order."""
+    rows: Sequence[Any] = conn.execute(
+        select(journal_table)
+        .where(journal_table.c.id > after)
+        .order_by(journal_table.c.id)
+        .limit(limit)
+    ).all()
+    return [
+        JournalRecord(
+            id=row.id,
+            occurred_at=row.occurred_at,
+            entry=JournalEntry.from_row(row.kind, row.payload),
+        )
+        for row in rows
+    ]

@@ -7,7 +7,8 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from tracker_server.errors import BodyTooLarge, error_response
+from tracker_server.domain import BodyTooLarge, DomainError, InvalidInput
+from tracker_server.errors import domain_error_response
 
 Scope = dict[str, Any]
 ASGIApp = Any
@@ -46,22 +47,29 @@ class BodySizeLimit:
             f"request body too large: at most {self.max_bytes} bytes (--max-body-bytes)"
         )
 
+    def _refuse_declared(self, scope: Scope) -> DomainError | None:
+        """The refusal of a Content-Length header, before reading a byte."""
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is None:
+            return None
+        if not declared.strip().isdigit():
+            return InvalidInput("invalid request: bad Content-Length header")
+        if int(declared) > self.max_bytes:
+            return self._too_large()
+        return None
+
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None:
-            if not declared.strip().isdigit():
-                response = error_response(400, 3, "invalid request: bad Content-Length header")
-                await response(scope, receive, send)
-                return
-            if int(declared) > self.max_bytes:
-                error = self._too_large()
-                await error_response(error.status_code, error.code, error.message)(
-                    scope, receive, send
-                )
-                return
+        refusal = self._refuse_declared(scope)
+        if refusal is not None:
+            await domain_error_response(refusal)(scope, receive, send)
+            return
+        await self._stream(scope, receive, send)
+
+    async def _stream(self, scope: Scope, receive: Any, send: Any) -> None:
+        """Count the body while the app reads it; refuse once it passes the limit."""
         received = 0
         started = False
 
@@ -85,7 +93,7 @@ class BodySizeLimit:
         except BodyTooLarge as error:
             if started:
                 raise
-            await error_response(error.status_code, error.code, error.message)(scope, receive, send)
+            await domain_error_response(error)(scope, receive, send)
 
 
 class JsonBodies:

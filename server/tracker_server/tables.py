@@ -155,3 +155,13 @@ tokens = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime, nullable=True),
 )
+
+# Every change, written in the change's own transaction (see journal.py); read in id order.
+journal = Table(
+    "journal",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+)

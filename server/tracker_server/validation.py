@@ -16,7 +16,7 @@ from tracker_ci.models import (
     Status,
     WireEnum,
 )
-from tracker_server.errors import InvalidInput
+from tracker_server.domain import InvalidInput
 
 MAX_TITLE = 500
 MAX_MESSAGE = 20_000

@@ -25,7 +25,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
 
-_TABLES = ("changelog", "events", "locks", "idempotency_keys", "tokens")
+_TABLES = ("changelog", "events", "locks", "idempotency_keys", "tokens", "journal")
 
 
 def _empty_postgres(database_url: str) -> None:

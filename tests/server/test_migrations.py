@@ -83,9 +83,9 @@ def test_an_upgrade_from_the_first_revision_keeps_events(database_url, make_clie
     engine = create_engine(normalize_database_url(database_url))
     with engine.connect() as conn:
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-        assert {"tokens", "idempotency_keys"} <= set(inspect(conn).get_table_names())
+        assert {"tokens", "idempotency_keys", "journal"} <= set(inspect(conn).get_table_names())
     engine.dispose()
-    assert version == "0003"
+    assert version == "0004"
 
 
 def test_starting_twice_is_a_no_op(make_client):

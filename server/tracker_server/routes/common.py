@@ -1,20 +1,16 @@
-"""Helpers every router uses: wire responses, paging, dates, write-once transactions."""
+"""Helpers every router uses: wire responses, paging, dates, single-valued queries."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import Connection
 
-from tracker_server.db import Database
-from tracker_server.errors import InvalidInput
-from tracker_server.journal import Journal
-from tracker_server.store import idempotency
+from tracker_server.domain import InvalidInput
 
 JSON = "application/json"
 
@@ -77,45 +73,3 @@ def check_date_order(start: datetime | None, end: datetime | None) -> None:
         raise InvalidInput(
             "invalid request: start_date is after end_date; swap them (both are inclusive)"
         )
-
-
-def write_once(
-    database: Database,
-    journal: Journal,
-    *,
-    scope: str,
-    key: str | None,
-    body: BaseModel,
-    now: datetime,
-    work: Callable[[Connection], Response],
-) -> Response:
-    """Run ``work`` in one write transaction; with a key, at most once (see idempotency).
-
-    A repeat must carry the same ``body``: its fingerprint is stored with the key.
-    """
-    if key is not None:
-        idempotency.check_key(key)
-    with database.write() as conn:
-        if key is not None:
-            stored = idempotency.claim(
-                conn,
-                scope=scope,
-                key=key,
-                fingerprint=idempotency.request_fingerprint(body.model_dump_json()),
-                now=now,
-            )
-            if stored is not None:
-                response = Response(stored.body, status_code=stored.status_code, media_type=JSON)
-                response.headers["Idempotent-Replayed"] = "true"
-                return response
-        response = work(conn)
-        if key is not None:
-            idempotency.remember(
-                conn,
-                scope=scope,
-                key=key,
-                status_code=response.status_code,
-                body=bytes(response.body).decode(),
-            )
-    journal.flush()
-    return response

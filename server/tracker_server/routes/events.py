@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -28,16 +28,10 @@ from tracker_ci.models import (
     Status,
     UpdateEventRequest,
     format_timestamp,
-    utcnow,
 )
-from tracker_server.deps import DatabaseDep, JournalDep, Writer, require_reader
-from tracker_server.errors import (
-    CONFLICT_RESPONSE,
-    ERROR_RESPONSES,
-    NOT_FOUND_RESPONSE,
-    InvalidInput,
-    NotFound,
-)
+from tracker_server.deps import DatabaseDep, Now, WriteDep, require_reader
+from tracker_server.domain import EventNotFound, InvalidInput
+from tracker_server.errors import CONFLICT_RESPONSE, ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from tracker_server.routes.common import (
     IdempotencyKey,
     Page,
@@ -46,7 +40,6 @@ from tracker_server.routes.common import (
     check_single_values,
     parse_query_time,
     wire,
-    write_once,
 )
 from tracker_server.store import events as event_store
 from tracker_server.store.events import EventFilter
@@ -75,29 +68,21 @@ EnumQuery = Annotated[
     responses={**ERROR_RESPONSES, **CONFLICT_RESPONSE},
 )
 def create_event(
-    body: CreateEventRequest,
-    database: DatabaseDep,
-    journal: JournalDep,
-    principal: Writer,
-    idempotency_key: IdempotencyKey = None,
+    body: CreateEventRequest, write: WriteDep, idempotency_key: IdempotencyKey = None
 ) -> Response:
     """Create an event. A deployment or operation that starts takes its lock first (409 if
     held, and then nothing is created); a ``relatedId`` sets the duration since that event."""
     check_event(body.title, body.attributes, body.links, body.slack_id)
-    principal.require_service(body.attributes.service)
-    now = utcnow()
+    write.allow(body.attributes.service)
 
     def work(conn: Connection) -> Response:
-        event = event_store.create_event(conn, request=body, now=now, journal=journal)
+        event = event_store.create_event(conn, request=body, now=write.now, journal=write.journal)
         return wire(EventResponse(event=event))
 
-    return write_once(
-        database,
-        journal,
-        scope=f"POST /event {principal.token_id}",
+    return write.once(
+        scope=f"POST /event {write.principal.token_id}",
         key=idempotency_key,
         body=body,
-        now=now,
         work=work,
     )
 
@@ -107,23 +92,18 @@ def create_event(
     response_model=EventResponse,
     responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
 )
-def update_event(
-    body: UpdateEventRequest, database: DatabaseDep, journal: JournalDep, principal: Writer
-) -> Response:
+def update_event(body: UpdateEventRequest, write: WriteDep) -> Response:
     """Replace an event's title, attributes and links; answers the event AFTER the change.
     Moving to success or failure sets its duration; success, failure or done releases
     its lock."""
     event_id = require_uuid(body.id, "id")
     check_event(body.title, body.attributes, body.links, body.slack_id)
-    principal.require_service(body.attributes.service)
-    now = utcnow()
-    with database.write() as conn:
-        before = event_store.require_event(conn, event_id=event_id, for_update=True)
-        principal.require_service(before.attributes.service)
+    write.allow(body.attributes.service)
+    with write.transaction() as conn:
+        write.owned_event(conn, event_id)
         event = event_store.update_event(
-            conn, request=body, event_id=event_id, now=now, journal=journal
+            conn, request=body, event_id=event_id, now=write.now, journal=write.journal
         )
-    journal.flush()
     return wire(EventResponse(event=event))
 
 
@@ -141,7 +121,9 @@ def get_event(
     with database.read() as conn:
         event = event_store.find_event(conn, key=id)
     if event is None:
-        raise NotFound(f"event {id} not found (looked up by {'id' if is_uuid(id) else 'slackId'})")
+        raise EventNotFound(
+            f"event {id} not found (looked up by {'id' if is_uuid(id) else 'slackId'})"
+        )
     return wire(EventResponse(event=event))
 
 
@@ -150,16 +132,13 @@ def get_event(
     response_model=DeleteEventResponse,
     responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
 )
-def delete_event(
-    id: EventId, database: DatabaseDep, journal: JournalDep, principal: Writer
-) -> Response:
+def delete_event(id: EventId, write: WriteDep) -> Response:
     """Delete an event, its changelog and the locks it holds."""
-    now = utcnow()
-    with database.write() as conn:
-        before = event_store.require_event(conn, event_id=str(id), for_update=True)
-        principal.require_service(before.attributes.service)
-        event = event_store.delete_event(conn, event_id=str(id), now=now, journal=journal)
-    journal.flush()
+    with write.transaction() as conn:
+        write.owned_event(conn, str(id))
+        event = event_store.delete_event(
+            conn, event_id=str(id), now=write.now, journal=write.journal
+        )
     return wire(DeleteEventResponse(id=event.metadata.id, slack_id=event.metadata.slack_id))
 
 
@@ -172,9 +151,11 @@ def list_events(database: DatabaseDep, page: Page = 1, per_page: PerPage = 50) -
 
 
 @router.get("/events/today", response_model=EventListResponse, responses=ERROR_RESPONSES)
-def today_events(database: DatabaseDep, page: Page = 1, per_page: PerPage = 50) -> Response:
+def today_events(
+    database: DatabaseDep, now: Now, page: Page = 1, per_page: PerPage = 50
+) -> Response:
     """Events whose startDate falls within the current UTC day, newest first."""
-    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     where = [
         events_table.c.start_date >= midnight,
         events_table.c.start_date < midnight + timedelta(days=1),
@@ -344,16 +325,13 @@ def monthly_event_stats(
     response_model=EventResponse,
     responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
 )
-def add_changelog_entry(
-    id: EventId, body: ChangelogRequest, database: DatabaseDep, principal: Writer
-) -> Response:
+def add_changelog_entry(id: EventId, body: ChangelogRequest, write: WriteDep) -> Response:
     """Append a changelog entry; answers the event after the change."""
     check_changelog_entry(body.entry)
-    with database.write() as conn:
-        before = event_store.require_event(conn, event_id=str(id), for_update=True)
-        principal.require_service(before.attributes.service)
+    with write.transaction() as conn:
+        write.owned_event(conn, str(id))
         event = event_store.add_changelog_entry(
-            conn, event_id=str(id), entry=body.entry, now=utcnow()
+            conn, event_id=str(id), entry=body.entry, now=write.now, journal=write.journal
         )
     return wire(EventResponse(event=event))
 
@@ -380,13 +358,12 @@ def get_changelog(
     response_model=EventResponse,
     responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
 )
-def set_slack_id(
-    id: EventId, body: SlackIdRequest, database: DatabaseDep, principal: Writer
-) -> Response:
+def set_slack_id(id: EventId, body: SlackIdRequest, write: WriteDep) -> Response:
     """Attach a Slack message id to an event; answers the event after the change."""
     check_text(body.slack_id, "slackId", max_length=MAX_NAME, required=True)
-    with database.write() as conn:
-        before = event_store.require_event(conn, event_id=str(id), for_update=True)
-        principal.require_service(before.attributes.service)
-        event = event_store.set_slack_id(conn, event_id=str(id), slack_id=body.slack_id)
+    with write.transaction() as conn:
+        write.owned_event(conn, str(id))
+        event = event_store.set_slack_id(
+            conn, event_id=str(id), slack_id=body.slack_id, journal=write.journal
+        )
     return wire(EventResponse(event=event))

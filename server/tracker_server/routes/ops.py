@@ -8,7 +8,7 @@ from fastapi.responses import PlainTextResponse, Response
 from tracker_ci.models import ErrorBody, HealthResponse
 from tracker_server import __version__
 from tracker_server.deps import DatabaseDep
-from tracker_server.errors import DatabaseUnavailable
+from tracker_server.domain import DatabaseUnavailable
 from tracker_server.routes.common import wire
 
 router = APIRouter(tags=["operations"])

@@ -14,10 +14,9 @@ from tracker_ci.models import (
     TokenCreateRequest,
     TokenListResponse,
     TokenResponse,
-    utcnow,
 )
-from tracker_server.deps import Admin, DatabaseDep
-from tracker_server.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE, NotFound
+from tracker_server.deps import Admin, AdminWrite, DatabaseDep
+from tracker_server.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from tracker_server.routes.common import wire
 from tracker_server.store import tokens as token_store
 from tracker_server.validation import MAX_NAME, check_list, check_text
@@ -28,13 +27,18 @@ router = APIRouter(prefix=API_PREFIX, tags=["tokens"])
 @router.post(
     "/tokens", status_code=201, response_model=TokenCreatedResponse, responses=ERROR_RESPONSES
 )
-def create_token(body: TokenCreateRequest, database: DatabaseDep, _admin: Admin) -> Response:
+def create_token(body: TokenCreateRequest, write: AdminWrite) -> Response:
     """Create a token; its secret (``trk_...``) is in this answer and never again."""
     check_text(body.name, "name", max_length=MAX_NAME, required=True)
     check_list(body.services, "services")
-    with database.write() as conn:
+    with write.transaction() as conn:
         token, secret = token_store.create_token(
-            conn, name=body.name, services=body.services, admin=body.admin, now=utcnow()
+            conn,
+            name=body.name,
+            services=body.services,
+            admin=body.admin,
+            now=write.now,
+            journal=write.journal,
         )
     return wire(TokenCreatedResponse(token=token, secret=secret), status_code=201)
 
@@ -53,13 +57,9 @@ def list_tokens(database: DatabaseDep, _admin: Admin) -> Response:
     responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
 )
 def revoke_token(
-    id: Annotated[uuid.UUID, Path(description="The token's id.")],
-    database: DatabaseDep,
-    _admin: Admin,
+    id: Annotated[uuid.UUID, Path(description="The token's id.")], write: AdminWrite
 ) -> Response:
     """Revoke a token: it stops working at once."""
-    with database.write() as conn:
-        token = token_store.revoke_token(conn, token_id=str(id))
-    if token is None:
-        raise NotFound(f"token {id} not found")
+    with write.transaction() as conn:
+        token = token_store.revoke_token(conn, token_id=str(id), journal=write.journal)
     return wire(TokenResponse(token=token))

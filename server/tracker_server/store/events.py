@@ -1,5 +1,7 @@
 """Events and their changelog, with upstream's semantics: linked-event and own durations,
-changelog entries on every change, and the automatic deployment lock.
+changelog entries on every change, and the automatic deployment lock. Refusals are domain
+errors (``EventNotFound``, ``InvalidInput``, ``LockConflict``); every change is recorded on
+the request's journal.
 """
 
 from __future__ import annotations
@@ -29,8 +31,15 @@ from tracker_ci.models import (
     Status,
     UpdateEventRequest,
 )
-from tracker_server.errors import Conflict, InvalidInput, NotFound
-from tracker_server.journal import Journal
+from tracker_server.domain import EventNotFound, InvalidInput, LockConflict
+from tracker_server.journal import (
+    ChangelogAdded,
+    EventCreated,
+    EventDeleted,
+    EventUpdated,
+    Journal,
+    SlackIdSet,
+)
 from tracker_server.store import locks as lock_store
 from tracker_server.store.locks import changelog_values
 from tracker_server.tables import changelog, events
@@ -202,11 +211,23 @@ def find_event(conn: Connection, *, key: str) -> Event | None:
 
 
 def require_event(conn: Connection, *, event_id: str, for_update: bool = False) -> Event:
-    """The event, or a 404."""
+    """The event, or :class:`EventNotFound`."""
     event = get_event(conn, event_id=event_id, for_update=for_update)
     if event is None:
-        raise NotFound(f"event {event_id} not found")
+        raise EventNotFound(f"event {event_id} not found")
     return event
+
+
+def check_event_exists(conn: Connection, *, event_id: str, field: str) -> None:
+    """:class:`InvalidInput` when ``event_id`` (given in ``field``) names no event."""
+    if (
+        event_id
+        and conn.execute(select(events.c.id).where(events.c.id == event_id)).first() is None
+    ):
+        raise InvalidInput(
+            f"invalid request: {field} {event_id} names no event; give an existing event id "
+            "or leave it empty"
+        )
 
 
 def page_events(
@@ -310,10 +331,12 @@ def create_event(
                 now=now,
                 journal=journal,
             )
-        except lock_store.LockHeld:
-            raise Conflict(
+        except LockConflict as held:
+            # Upstream's message for a refused event; the holder stays on the error.
+            raise LockConflict(
+                held.holder,
                 f"cannot create event: service {attributes.service} is already locked in "
-                f"{attributes.environment.value}. Please unlock it first"
+                f"{attributes.environment.value}. Please unlock it first",
             ) from None
 
     created = ChangelogEntry(
@@ -341,7 +364,7 @@ def create_event(
         assert locked is not None  # the event row exists by now
         event.changelog.append(locked)
     # What was written is exactly what a read would answer: no need to read it back.
-    journal.event_created(event)
+    journal.record(EventCreated(event=event))
     return event
 
 
@@ -377,7 +400,6 @@ def update_event(
         if new.status in DURATION_STATUSES:
             assert before.metadata.created_at is not None
             duration = now - before.metadata.created_at
-            journal.event_duration(duration)
     if request.links.ticket and request.links.ticket != before.links.ticket:
         log(ChangeType.linked, "ticket", before.links.ticket, request.links.ticket)
     if new.priority != old.priority:
@@ -406,9 +428,9 @@ def update_event(
         conn.execute(insert(changelog), changelog_values(event_id, entry))
     if new.status in CLOSING_STATUSES:
         lock_store.release_event_locks(conn, event_id=event_id, now=now, journal=journal)
-    if new.status != old.status:
-        journal.event_status(after)
-    return require_event(conn, event_id=event_id)
+    updated = require_event(conn, event_id=event_id)
+    journal.record(EventUpdated(before=before, after=updated))
+    return updated
 
 
 def delete_event(conn: Connection, *, event_id: str, now: datetime, journal: Journal) -> Event:
@@ -417,22 +439,27 @@ def delete_event(conn: Connection, *, event_id: str, now: datetime, journal: Jou
     lock_store.release_event_locks(conn, event_id=event_id, now=now, journal=journal)
     conn.execute(delete(changelog).where(changelog.c.event_id == event_id))
     conn.execute(delete(events).where(events.c.id == event_id))
+    journal.record(EventDeleted(event=event))
     return event
 
 
 def add_changelog_entry(
-    conn: Connection, *, event_id: str, entry: ChangelogEntry, now: datetime
+    conn: Connection, *, event_id: str, entry: ChangelogEntry, now: datetime, journal: Journal
 ) -> Event:
     """Append an entry (timestamped now unless it carries a timestamp)."""
     require_event(conn, event_id=event_id, for_update=True)
     if entry.timestamp is None:
         entry = entry.model_copy(update={"timestamp": now})
     conn.execute(insert(changelog), changelog_values(event_id, entry))
+    journal.record(ChangelogAdded(event_id=event_id, entry=entry))
     return require_event(conn, event_id=event_id)
 
 
-def set_slack_id(conn: Connection, *, event_id: str, slack_id: str) -> Event:
+def set_slack_id(conn: Connection, *, event_id: str, slack_id: str, journal: Journal) -> Event:
     """Attach a Slack message id to an event."""
-    require_event(conn, event_id=event_id, for_update=True)
+    before = require_event(conn, event_id=event_id, for_update=True)
     conn.execute(update(events).where(events.c.id == event_id).values(slack_id=slack_id))
+    journal.record(
+        SlackIdSet(event_id=event_id, slack_id=slack_id, previous=before.metadata.slack_id)
+    )
     return require_event(conn, event_id=event_id)

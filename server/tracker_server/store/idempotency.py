@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tracker_server.errors import InvalidInput
+from tracker_server.domain import InvalidInput
 from tracker_server.tables import idempotency_keys
 
 KEY_LIFETIME = timedelta(hours=24)

@@ -1,5 +1,6 @@
 """Deployment locks. The UNIQUE (service, environment, resource) constraint decides every
 race, on one server or on several sharing a PostgreSQL; an expired lock counts as free.
+Refusals are domain errors: ``LockConflict`` (naming the holder), ``LockNotFound``.
 """
 
 from __future__ import annotations
@@ -12,19 +13,19 @@ from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tracker_ci.models import ChangelogEntry, ChangeType, Lock
-from tracker_server.journal import Journal
+from tracker_server.domain import InternalError, LockConflict, LockNotFound
+from tracker_server.journal import (
+    Journal,
+    LockAcquired,
+    LockReleased,
+    LockRenewed,
+    LockUpdated,
+)
 from tracker_server.tables import changelog, events, locks
 
 # A holder can vanish between our failed insert and our look-up; try again this often.
 _ACQUIRE_ATTEMPTS = 5
-
-
-class LockHeld(Exception):
-    """The key is held by a live lock (``holder``)."""
-
-    def __init__(self, holder: Lock) -> None:
-        super().__init__(f"lock held by {holder.who!r}")
-        self.holder = holder
+_CHANGING_HANDS = "the lock kept changing hands; try again"
 
 
 def row_to_lock(row: Any) -> Lock:
@@ -59,6 +60,14 @@ def find_lock(conn: Connection, *, lock_id: str, now: datetime) -> Lock | None:
     return row_to_lock(row) if row else None
 
 
+def require_lock(conn: Connection, *, lock_id: str, now: datetime) -> Lock:
+    """The live lock with this id, or :class:`LockNotFound`."""
+    lock = find_lock(conn, lock_id=lock_id, now=now)
+    if lock is None:
+        raise LockNotFound(f"lock {lock_id} not found (released or expired)")
+    return lock
+
+
 def find_lock_by_key(
     conn: Connection, *, service: str, environment: str, resource: str, now: datetime
 ) -> Lock | None:
@@ -89,7 +98,7 @@ def acquire_lock(
     now: datetime,
     journal: Journal,
 ) -> Lock:
-    """Take the key or raise :class:`LockHeld` naming the holder."""
+    """Take the key or raise :class:`LockConflict` naming the holder."""
     lock = Lock(
         id=str(uuid.uuid4()),
         service=service,
@@ -118,12 +127,12 @@ def acquire_lock(
                 conn, service=service, environment=environment, resource=resource, now=now
             )
             if holder is not None:
-                raise LockHeld(holder) from None
+                raise LockConflict(holder) from None
             continue  # released (or expired) meanwhile: try again
-        journal.lock("lock created", _log_fields(lock))
+        journal.record(LockAcquired(lock=lock))
         write_lock_changelog(conn, lock=lock, change=ChangeType.locked, now=now)
         return lock
-    raise RuntimeError("the lock kept changing hands; try again")
+    raise InternalError(_CHANGING_HANDS)
 
 
 def _lock_values(lock: Lock) -> dict[str, Any]:
@@ -136,17 +145,6 @@ def _lock_values(lock: Lock) -> dict[str, Any]:
         "event_id": lock.event_id,
         "created_at": lock.created_at,
         "expires_at": lock.expires_at,
-    }
-
-
-def _log_fields(lock: Lock) -> dict[str, Any]:
-    return {
-        "service": lock.service,
-        "environment": lock.environment,
-        "resource": lock.resource,
-        "who": lock.who,
-        "id": lock.id,
-        "event_id": lock.event_id,
     }
 
 
@@ -166,7 +164,7 @@ def _delete_expired(
     ).all()
     for row in expired:
         lock = row_to_lock(row)
-        journal.lock("lock deleted", _log_fields(lock) | {"reason": "expired"})
+        journal.record(LockReleased(lock=lock, reason="expired"))
         write_lock_changelog(conn, lock=lock, change=ChangeType.unlocked, now=now)
 
 
@@ -215,7 +213,7 @@ def delete_locks(conn: Connection, *, where: Any, now: datetime, journal: Journa
         lock = row_to_lock(row)
         expired = lock.expires_at is not None and lock.expires_at < now
         live += not expired
-        journal.lock("lock deleted", _log_fields(lock))
+        journal.record(LockReleased(lock=lock))
         write_lock_changelog(conn, lock=lock, change=ChangeType.unlocked, now=now)
     return live
 
@@ -230,19 +228,58 @@ def release_event_locks(conn: Connection, *, event_id: str, now: datetime, journ
     return delete_locks(conn, where=locks.c.event_id == event_id, now=now, journal=journal)
 
 
-def renew_lock(conn: Connection, *, lock_id: str, ttl_seconds: int, now: datetime) -> Lock | None:
-    """Move a live lock's expiry to now + TTL; None when it is gone or expired."""
+def release_lock_by_key(
+    conn: Connection,
+    *,
+    service: str,
+    environment: str,
+    resource: str,
+    who: str,
+    lock_id: str,
+    event_id: str,
+    now: datetime,
+    journal: Journal,
+) -> tuple[Lock, int]:
+    """Release the live lock on the key when ``who`` (and ``lock_id`` / ``event_id`` when
+    given) match its holder: the holder and the count released. ``LockNotFound`` when
+    the key is free, ``LockConflict`` when someone else holds it."""
+    holder = find_lock_by_key(
+        conn, service=service, environment=environment, resource=resource, now=now
+    )
+    if holder is None:
+        raise LockNotFound(
+            f"no lock on {resource} of {service} in {environment} (released or expired)"
+        )
+    if (
+        holder.who != who
+        or (lock_id and holder.id != lock_id)
+        or (event_id and holder.event_id != event_id)
+    ):
+        raise LockConflict(holder)
+    return holder, release_lock(conn, lock_id=holder.id, now=now, journal=journal)
+
+
+def renew_lock(
+    conn: Connection, *, lock_id: str, ttl_seconds: int, now: datetime, journal: Journal
+) -> Lock:
+    """Move a live lock's expiry to now + TTL; :class:`LockNotFound` when gone or expired."""
     result = conn.execute(
         update(locks)
         .where(locks.c.id == lock_id, _live(now))
         .values(expires_at=now + timedelta(seconds=ttl_seconds))
         .returning(*locks.c)
     ).first()
-    return row_to_lock(result) if result else None
+    if result is None:
+        raise LockNotFound(f"lock {lock_id} not found (released or expired)")
+    lock = row_to_lock(result)
+    journal.record(LockRenewed(lock=lock))
+    return lock
 
 
-def update_lock(conn: Connection, *, lock: Lock, changes: dict[str, str], now: datetime) -> Lock:
-    """Apply non-empty field changes to a live lock; raise :class:`LockHeld` on a key clash."""
+def update_lock(
+    conn: Connection, *, lock: Lock, changes: dict[str, str], now: datetime, journal: Journal
+) -> Lock:
+    """Apply non-empty field changes to a live lock; :class:`LockConflict` on a key clash."""
     if not changes:
         return lock
     new_key = {
@@ -252,19 +289,26 @@ def update_lock(conn: Connection, *, lock: Lock, changes: dict[str, str], now: d
     }
     try:
         with conn.begin_nested():
-            conn.execute(
-                delete(locks).where(
+            expired = conn.execute(
+                delete(locks)
+                .where(
                     _key(new_key["service"], new_key["environment"], new_key["resource"]),
                     locks.c.expires_at < now,
                 )
-            )
+                .returning(*locks.c)
+            ).all()
             row = conn.execute(
                 update(locks).where(locks.c.id == lock.id).values(**changes).returning(*locks.c)
             ).first()
     except IntegrityError:
         holder = find_lock_by_key(conn, now=now, **new_key)
         if holder is None:
-            raise RuntimeError("the lock kept changing hands; try again") from None
-        raise LockHeld(holder) from None
+            raise InternalError(_CHANGING_HANDS) from None
+        raise LockConflict(holder) from None
     assert row is not None
-    return row_to_lock(row)
+    # Recorded only now: a savepoint that rolled back changed nothing.
+    for gone in expired:
+        journal.record(LockReleased(lock=row_to_lock(gone), reason="expired"))
+    updated = row_to_lock(row)
+    journal.record(LockUpdated(before=lock, after=updated))
+    return updated

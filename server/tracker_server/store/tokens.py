@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from tracker_ci.models import TokenInfo
+from tracker_server.domain import TokenNotFound
+from tracker_server.journal import Journal, TokenCreated, TokenRevoked
 from tracker_server.tables import tokens
 
 SECRET_PREFIX = "trk_"
@@ -35,7 +37,13 @@ def row_to_token(row: Any) -> TokenInfo:
 
 
 def create_token(
-    conn: Connection, *, name: str, services: list[str], admin: bool, now: datetime
+    conn: Connection,
+    *,
+    name: str,
+    services: list[str],
+    admin: bool,
+    now: datetime,
+    journal: Journal,
 ) -> tuple[TokenInfo, str]:
     """A new token and its secret (the only time the secret exists in clear)."""
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
@@ -51,7 +59,9 @@ def create_token(
     }
     conn.execute(insert(tokens), values)
     row = conn.execute(select(tokens).where(tokens.c.id == values["id"])).one()
-    return row_to_token(row), secret
+    token = row_to_token(row)
+    journal.record(TokenCreated(token=token))
+    return token, secret
 
 
 def list_tokens(conn: Connection) -> list[TokenInfo]:
@@ -71,7 +81,11 @@ def touch_token(conn: Connection, *, token_id: str, now: datetime) -> None:
     conn.execute(update(tokens).where(tokens.c.id == token_id).values(last_used_at=now))
 
 
-def revoke_token(conn: Connection, *, token_id: str) -> TokenInfo | None:
-    """Delete a token; the token as it was, or None when there is no such token."""
+def revoke_token(conn: Connection, *, token_id: str, journal: Journal) -> TokenInfo:
+    """Delete a token; the token as it was, or :class:`TokenNotFound`."""
     row = conn.execute(delete(tokens).where(tokens.c.id == token_id).returning(*tokens.c)).first()
-    return row_to_token(row) if row else None
+    if row is None:
+        raise TokenNotFound(f"token {token_id} not found")
+    token = row_to_token(row)
+    journal.record(TokenRevoked(token=token))
+    return token

@@ -1,0 +1,123 @@
+"""One write request: who asks, what they may touch, one transaction and its journal.
+
+Every write route takes a :class:`Write` (the ``Write`` / ``AdminWrite`` dependencies in
+``deps.py``) and changes the database only inside :meth:`Write.transaction` (or
+:meth:`Write.once`), which persists the journal in that transaction and announces it after
+the commit. The ownership checks of stored records live here, next to the caller's rights,
+and run inside the transaction, so the record cannot move to another service between the
+check and the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy import Connection
+
+from tracker_ci.models import Event, Lock
+from tracker_server.auth import Principal, authorize
+from tracker_server.db import Database
+from tracker_server.journal import Journal
+from tracker_server.store import events as event_store
+from tracker_server.store import idempotency
+from tracker_server.store import locks as lock_store
+
+
+@dataclass
+class Write:
+    """The caller's rights, the database, the request's journal and its moment (``now``)."""
+
+    principal: Principal
+    database: Database
+    journal: Journal
+    now: datetime
+
+    def allow(self, service: str) -> None:
+        """Refuse unless the caller may write this service."""
+        authorize(self.principal, "write", service=service)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction; the journal is persisted in it and announced after."""
+        try:
+            with self.database.write() as conn:
+                yield conn
+                self.journal.persist(conn)
+        except BaseException:
+            self.journal.discard()
+            raise
+        self.journal.flush()
+
+    def owned_event(self, conn: Connection, event_id: str) -> Event:
+        """The event (locked for the transaction) when the caller may write it."""
+        event = event_store.require_event(conn, event_id=event_id, for_update=True)
+        self.allow(event.attributes.service)
+        return event
+
+    def owned_lock(self, conn: Connection, lock_id: str) -> Lock:
+        """The live lock when the caller may write it."""
+        lock = lock_store.require_lock(conn, lock_id=lock_id, now=self.now)
+        self.allow(lock.service)
+        return lock
+
+    def owned_lock_if_any(self, conn: Connection, lock_id: str) -> Lock | None:
+        """The live lock when the caller may write it; None when there is none."""
+        lock = lock_store.find_lock(conn, lock_id=lock_id, now=self.now)
+        if lock is not None:
+            self.allow(lock.service)
+        return lock
+
+    def once(
+        self,
+        *,
+        scope: str,
+        key: str | None,
+        body: BaseModel,
+        work: Callable[[Connection], Response],
+    ) -> Response:
+        """Run ``work`` in one transaction; with a key, at most once (see idempotency).
+
+        A repeat must carry the same ``body``: its fingerprint is stored with the key. A
+        repeat writes nothing, so it has no journal entry.
+        """
+        if key is not None:
+            idempotency.check_key(key)
+        with self.transaction() as conn:
+            stored = self._claim(conn, scope=scope, key=key, body=body)
+            if stored is not None:
+                return stored
+            response = work(conn)
+            if key is not None:
+                idempotency.remember(
+                    conn,
+                    scope=scope,
+                    key=key,
+                    status_code=response.status_code,
+                    body=bytes(response.body).decode(),
+                )
+        return response
+
+    def _claim(
+        self, conn: Connection, *, scope: str, key: str | None, body: BaseModel
+    ) -> Response | None:
+        if key is None:
+            return None
+        stored = idempotency.claim(
+            conn,
+            scope=scope,
+            key=key,
+            fingerprint=idempotency.request_fingerprint(body.model_dump_json()),
+            now=self.now,
+        )
+        if stored is None:
+            return None
+        response = Response(
+            stored.body, status_code=stored.status_code, media_type="application/json"
+        )
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
