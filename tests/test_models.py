@@ -166,3 +166,43 @@ def test_enum_errors_name_the_enum_in_words() -> None:
     with pytest.raises(ValidationError) as info:
         models.EventAttributes.model_validate({"type": "deploy"})
     assert "'deploy' is not a valid event type; use one of: deployment," in str(info.value)
+
+
+# ------------------------------------------------------------------ status vocabulary
+@pytest.mark.parametrize("word", [*models.FINISH_STATUSES, "SUCCESS", " Close ", "Done"])
+def test_every_finish_status_is_accepted_in_any_case(word: str) -> None:
+    assert models.parse_finish_status(word) is Status(word.strip().lower())
+
+
+@pytest.mark.parametrize("word", ["failed", "cancelled", "canceled", "CANCELLED", "Failed"])
+def test_ci_job_results_mean_failure(word: str) -> None:
+    assert models.parse_finish_status(word) is Status.failure
+
+
+@pytest.mark.parametrize("word", ["start", "in_progress", "open", "planned", "skipped", "", "1"])
+def test_other_words_are_refused_with_the_accepted_ones(word: str) -> None:
+    with pytest.raises(ValueError) as info:
+        models.parse_finish_status(word)
+
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.endswith(
+        "use one of: success, failure, warning, error, close, done, failed, cancelled, canceled"
+    )
+
+
+def test_the_status_tables_are_statuses_and_agree() -> None:
+    names = set(Status.choices())
+    assert set(models.FINISH_STATUSES) <= names
+    assert set(models.OPEN_STATUSES) <= names
+    assert set(models.CLOSED_STATUSES) <= set(models.FINISH_STATUSES)
+    assert not set(models.OPEN_STATUSES) & set(models.FINISH_STATUSES)
+    assert set(models.STATUS_ALIASES.values()) <= set(models.FINISH_STATUSES)
+    assert models.STATUS_ALIASES == {
+        "failed": "failure",
+        "cancelled": "failure",
+        "canceled": "failure",
+    }
+    # The server's sets are the same words.
+    assert {s.value for s in models.OPENING_STATUSES} == set(models.OPEN_STATUSES)
+    assert {s.value for s in models.CLOSING_STATUSES} == set(models.CLOSED_STATUSES)

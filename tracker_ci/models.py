@@ -240,7 +240,7 @@ def parse_finish_status(word: str) -> Status:
     if text not in FINISH_STATUSES:
         accepted = ", ".join([*FINISH_STATUSES, *STATUS_ALIASES])
         raise ValueError(
-            f"{word!r} is not a status to finish a deployment with; use one of: {accepted}"
+            f"{word!r} is not a valid status to finish a deployment with; use one of: {accepted}"
         )
     return Status(text)
 
