@@ -37,7 +37,11 @@ from pydantic.alias_generators import to_camel
 __all__ = [
     "API_PREFIX",
     "CLOSED_STATUSES",
+    "CLOSING_STATUSES",
+    "DURATION_STATUSES",
     "FINISH_STATUSES",
+    "LOCKING_TYPES",
+    "OPENING_STATUSES",
     "OPEN_STATUSES",
     "STATUS_ALIASES",
     "ChangeType",
@@ -87,7 +91,7 @@ API_PREFIX = "/api/v1alpha1"
 
 
 # --------------------------------------------------------------------------- enums
-class WireEnum(str, enum.Enum):
+class WireEnum(str, enum.Enum):  # noqa: UP042 (ignored by pyproject too)
     """An enum written by name; read by name or by its protobuf number."""
 
     @classmethod

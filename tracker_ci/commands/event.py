@@ -195,10 +195,9 @@ def create(
 
 def takes_deployment_lock(event_type: Any, status: Any) -> bool:
     """Whether the server takes the automatic lock for an event created so (CONTRACT.md)."""
-    from tracker_ci.models import EventType, Status
+    from tracker_ci.models import LOCKING_TYPES, OPENING_STATUSES
 
-    opening = status in (Status.start, Status.in_progress)
-    return event_type in (EventType.deployment, EventType.operation) and opening
+    return event_type in LOCKING_TYPES and status in OPENING_STATUSES
 
 
 @event.command()
