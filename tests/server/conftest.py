@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from starlette.exceptions import StarletteDeprecationWarning
 from tracker_server.app import create_app
+from tracker_server.clock import Clock
 from tracker_server.db import create_database_engine, normalize_database_url, upgrade_schema
 from tracker_server.settings import ServerSettings
 
@@ -69,11 +70,12 @@ AppClient = Callable[..., TestClient]
 
 @pytest.fixture
 def make_client(database_url: str) -> Iterator[AppClient]:
-    """Build an app with these settings on the test's database and give its TestClient."""
+    """Build an app with these settings (and clock) on the test's database and give its
+    TestClient."""
     clients: list[TestClient] = []
 
-    def build(**settings: Any) -> TestClient:
-        app = create_app(ServerSettings(database_url=database_url, **settings))
+    def build(*, clock: Clock | None = None, **settings: Any) -> TestClient:
+        app = create_app(ServerSettings(database_url=database_url, **settings), clock=clock)
         client = TestClient(app, raise_server_exceptions=True)
         client.__enter__()
         clients.append(client)

@@ -116,3 +116,42 @@ def test_only_admins_manage_tokens(secured):
     _, admin_token, _ = new_token(secured, name="ops", admin=True)
     assert secured.get(f"{API}/tokens", headers=admin_token).json()["totalCount"] == 2
     assert_error(secured.post(f"{API}/tokens", json={"name": ""}, headers=ADMIN), 400, 3, "name")
+
+
+def test_a_scoped_token_cannot_touch_another_services_records_by_id(secured):
+    """Ownership is checked on the STORED record, whatever the body says."""
+    _, web, _ = new_token(secured, services=["web"])
+    event = secured.post(
+        f"{API}/event",
+        json=event_body(service="api", type="incident", status="open"),
+        headers=ADMIN,
+    ).json()["event"]
+    event_id = event["metadata"]["id"]
+    lock = secured.post(
+        f"{API}/lock", json={"service": "api", "environment": "UAT", "who": "x"}, headers=ADMIN
+    ).json()["lock"]
+    as_web = {
+        "id": event_id,
+        "title": "mine now",
+        "attributes": event["attributes"] | {"service": "web"},
+        "links": event["links"],
+    }
+    refused = [
+        secured.put(f"{API}/event", json=as_web, headers=web),
+        secured.post(f"{API}/event/{event_id}/changelog", json={"entry": {}}, headers=web),
+        secured.post(f"{API}/event/{event_id}/slack", json={"slackId": "s"}, headers=web),
+        secured.put(f"{API}/lock/{lock['id']}", json={"who": "me"}, headers=web),
+        secured.put(f"{API}/lock/{lock['id']}", json={"service": "api"}, headers=web),
+        secured.post(f"{API}/lock/{lock['id']}/renew", json={"ttlSeconds": 5}, headers=web),
+        secured.delete(f"{API}/lock/{lock['id']}", headers=web),
+        secured.post(
+            f"{API}/unlock",
+            json={"service": "api", "environment": "UAT", "who": "x"},
+            headers=web,
+        ),
+    ]
+    for response in refused:
+        assert_error(response, 403, 7, "may only write services web")
+    after = secured.get(f"{API}/event/{event_id}").json()["event"]
+    assert after["title"] == event["title"] and after["changelog"] == event["changelog"]
+    assert secured.get(f"{API}/lock/{lock['id']}").json()["lock"] == lock

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
+from tracker_server import domain
 from tracker_server.db import Database
-from tracker_server.errors import error_body
+from tracker_server.errors import ERROR_STATUSES, domain_error_response, error_body, status_of
 
 from tests.server.helpers import API, assert_error, create_event, event_body
-from tracker_ci.models import ErrorBody
+from tracker_ci.models import ErrorBody, Lock
 
 pytestmark = pytest.mark.server
 
@@ -21,6 +24,74 @@ def test_the_one_error_body_has_exactly_code_message_details():
     body = error_body(6, "held")
     assert body == {"code": 6, "message": "held", "details": []}
     assert ErrorBody.model_validate(body).code == 6
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (domain.InvalidInput("x"), 400, 3),
+        (domain.Unauthenticated("x"), 401, 16),
+        (domain.Forbidden("x"), 403, 7),
+        (domain.EventNotFound("x"), 404, 5),
+        (domain.LockNotFound("x"), 404, 5),
+        (domain.TokenNotFound("x"), 404, 5),
+        (domain.LockConflict(Lock(who="bob")), 409, 6),
+        (domain.BodyTooLarge("x"), 413, 8),
+        (domain.InternalError("x"), 500, 13),
+        (domain.DatabaseUnavailable("x"), 503, 14),
+    ],
+)
+def test_each_domain_error_answers_its_status_and_code(error, status, code):
+    assert status_of(error) == (status, code)
+    response = domain_error_response(error)
+    assert response.status_code == status
+    assert json.loads(response.body) == error_body(code, error.message)
+
+
+@pytest.mark.unit
+def test_every_domain_error_has_a_row_and_a_held_lock_names_its_holder():
+    classes = [
+        value
+        for value in vars(domain).values()
+        if isinstance(value, type) and issubclass(value, domain.DomainError)
+    ]
+    for cls in classes:
+        if cls is not domain.DomainError:
+            assert any(issubclass(cls, listed) for listed in ERROR_STATUSES), cls
+    held = domain.LockConflict(Lock(id="L", service="api", environment="UAT", who="bob"))
+    assert "by bob (lock_id: L" in held.message and held.holder.who == "bob"
+
+
+def test_a_new_refusal_is_one_row(client, monkeypatch):
+    """What the freeze issue will add: a class and one row; every route then answers it."""
+
+    class Frozen(domain.DomainError):
+        pass
+
+    monkeypatch.setitem(ERROR_STATUSES, Frozen, (400, 9))
+
+    def frozen() -> None:
+        raise Frozen("api is frozen in production until 18:00 UTC")
+
+    client.app.add_api_route("/frozen", frozen, methods=["POST"])
+    assert_error(client.post("/frozen"), 400, 9, "frozen")
+
+
+@pytest.mark.unit
+def test_stores_know_nothing_of_http():
+    """Stores raise domain errors; only errors.py turns them into statuses."""
+    import tracker_server.store
+
+    for path in Path(tracker_server.store.__file__).parent.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+        http = {n for n in imported if n.split(".")[0] in ("fastapi", "starlette")}
+        assert not http and "tracker_server.errors" not in imported, (path.name, imported)
 
 
 def test_malformed_json_names_the_problem(client):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
-from tracker_server.db import normalize_database_url
+from tracker_server.clock import ManualClock
 
 from tests.server.helpers import API, assert_error, create_event, event_body, update_body
 
@@ -28,15 +28,16 @@ def take(client, **fields):
     return response.json()["lock"]
 
 
-def expire(database_url: str, lock_id: str) -> None:
-    """Move a lock's expiry into the past, as if its TTL had run out."""
-    engine = create_engine(normalize_database_url(database_url))
-    with engine.begin() as conn:
-        conn.execute(
-            text("UPDATE locks SET expires_at = :t WHERE id = :id"),
-            {"t": "2000-01-01 00:00:00", "id": lock_id},
-        )
-    engine.dispose()
+@pytest.fixture
+def clock() -> ManualClock:
+    """The server's clock: tests move it past a TTL instead of waiting for it."""
+    return ManualClock()
+
+
+@pytest.fixture
+def timed(make_client, clock):
+    """A client of an app whose time is ``clock``."""
+    return make_client(clock=clock)
 
 
 def test_a_starting_deployment_takes_the_lock_and_a_second_one_is_refused(client):
@@ -138,11 +139,13 @@ def test_lock_validation(client):
     assert client.get(f"{API}/locks/list").json()["totalCount"] == 0
 
 
-def test_an_expired_lock_is_free(client, database_url):
+def test_an_expired_lock_is_free(timed, clock):
+    client = timed
     lock = take(client, ttlSeconds=60)
     assert lock["expiresAt"] is not None
+    clock.advance(timedelta(seconds=59))
     assert_error(client.post(f"{API}/lock", json=lock_body(who="bob")), 409, 6)
-    expire(database_url, lock["id"])
+    clock.advance(timedelta(seconds=2))
     assert client.get(f"{API}/locks/list").json()["totalCount"] == 0
     assert_error(client.get(f"{API}/lock/{lock['id']}"), 404, 5)
     assert_error(client.post(f"{API}/lock/{lock['id']}/renew", json={"ttlSeconds": 60}), 404, 5)
@@ -150,12 +153,13 @@ def test_an_expired_lock_is_free(client, database_url):
     assert newer["who"] == "bob"
 
 
-def test_an_expired_automatic_lock_lets_the_next_deployment_start(client, database_url):
+def test_an_expired_automatic_lock_lets_the_next_deployment_start(timed, clock):
+    client = timed
     body = event_body(status="start") | {"lockTtlSeconds": 120}
     first = client.post(f"{API}/event", json=body).json()["event"]
     [lock] = client.get(f"{API}/locks/list").json()["locks"]
     assert lock["expiresAt"] is not None and lock["eventId"] == first["metadata"]["id"]
-    expire(database_url, lock["id"])
+    clock.advance(timedelta(seconds=121))
     second = create_event(client, status="start")
     assert client.get(f"{API}/locks/list").json()["locks"][0]["eventId"] == second["metadata"]["id"]
     # The first event's changelog says its lock went away.
