@@ -1,8 +1,8 @@
 """Dependencies of the routes, as ``Annotated`` aliases.
 
 Access is decided by :func:`tracker_server.auth.authorize` alone: ``require_reader`` for
-reads, ``Write`` for every write route (it carries the caller's rights into the
-transaction, see ``writes.py``), ``Admin`` / ``AdminWrite`` for token management.
+reads, ``WriteDep`` for every write route (it carries the caller's rights into the
+transaction, see ``writes.py``), ``Admin`` / ``AdminWriteDep`` for token management.
 
 They are ``async def`` on purpose: a plain ``def`` dependency costs a trip through the
 threadpool on every request, and these never block (the token look-up, the one that
@@ -97,4 +97,4 @@ async def get_admin_write(
 DatabaseDep = Annotated[Database, Depends(get_database)]
 Admin = Annotated[Principal, Depends(require_admin)]
 WriteDep = Annotated[Write, Depends(get_write)]
-AdminWrite = Annotated[Write, Depends(get_admin_write)]
+AdminWriteDep = Annotated[Write, Depends(get_admin_write)]

@@ -1,6 +1,6 @@
 """One write request: who asks, what they may touch, one transaction and its journal.
 
-Every write route takes a :class:`Write` (the ``Write`` / ``AdminWrite`` dependencies in
+Every write route takes a :class:`Write` (the ``WriteDep`` / ``AdminWriteDep`` dependencies in
 ``deps.py``) and changes the database only inside :meth:`Write.transaction` (or
 :meth:`Write.once`), which persists the journal in that transaction and announces it after
 the commit. The ownership checks of stored records live here, next to the caller's rights,

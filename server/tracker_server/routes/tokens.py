@@ -15,7 +15,7 @@ from tracker_ci.models import (
     TokenListResponse,
     TokenResponse,
 )
-from tracker_server.deps import Admin, AdminWrite, DatabaseDep
+from tracker_server.deps import Admin, AdminWriteDep, DatabaseDep
 from tracker_server.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from tracker_server.routes.common import wire
 from tracker_server.store import tokens as token_store
@@ -27,7 +27,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["tokens"])
 @router.post(
     "/tokens", status_code=201, response_model=TokenCreatedResponse, responses=ERROR_RESPONSES
 )
-def create_token(body: TokenCreateRequest, write: AdminWrite) -> Response:
+def create_token(body: TokenCreateRequest, write: AdminWriteDep) -> Response:
     """Create a token; its secret (``trk_...``) is in this answer and never again."""
     check_text(body.name, "name", max_length=MAX_NAME, required=True)
     check_list(body.services, "services")
@@ -57,7 +57,7 @@ def list_tokens(database: DatabaseDep, _admin: Admin) -> Response:
     responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
 )
 def revoke_token(
-    id: Annotated[uuid.UUID, Path(description="The token's id.")], write: AdminWrite
+    id: Annotated[uuid.UUID, Path(description="The token's id.")], write: AdminWriteDep
 ) -> Response:
     """Revoke a token: it stops working at once."""
     with write.transaction() as conn:
