@@ -1,5 +1,5 @@
 # The same targets for people and CI. `make demo` and `make test` are the README's quick start.
-.PHONY: bootstrap demo test test-fast lint bench clean
+.PHONY: bootstrap demo test test-fast lint lint-only bench clean
 
 bootstrap:
 	bash scripts/bootstrap.sh
@@ -7,15 +7,18 @@ bootstrap:
 demo: bootstrap
 	bash scripts/demo.sh
 
-# The whole suite, as CI runs it (installs what it needs first).
+# The whole suite, as CI runs it (installs what it needs first), after the linters.
 test:
 	bash scripts/bootstrap.sh --with-test-tools
+	$(MAKE) --no-print-directory lint-only
 	.venv/bin/python -m pytest
 
 test-fast: bootstrap
 	.venv/bin/python -m pytest -m "unit"
 
-lint: bootstrap
+lint: bootstrap lint-only
+
+lint-only:
 	.venv/bin/ruff check tracker_ci server tests bench
 	.venv/bin/ruff format --check tracker_ci server tests bench
 	.venv/bin/mypy

@@ -187,7 +187,8 @@ def test_other_words_are_refused_with_the_accepted_ones(word: str) -> None:
     message = str(info.value)
     assert "\n" not in message
     assert message.endswith(
-        "use one of: success, failure, warning, error, close, done, failed, cancelled, canceled"
+        "use one of: success, failure, warning, error, close, done, "
+        "failed, cancelled, canceled, timedout"
     )
 
 
@@ -202,6 +203,7 @@ def test_the_status_tables_are_statuses_and_agree() -> None:
         "failed": "failure",
         "cancelled": "failure",
         "canceled": "failure",
+        "timedout": "failure",
     }
     # The server's sets are the same words.
     assert {s.value for s in models.OPENING_STATUSES} == set(models.OPEN_STATUSES)

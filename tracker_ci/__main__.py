@@ -61,7 +61,14 @@ def _usage_error(exc: Any) -> int:
         message = message.rstrip(".") + hint
     message += _from_variable(exc)
     print(f"error: {message} (see '{where} --help')", file=sys.stderr)
+    _report(message, int(exc.exit_code))
     return int(exc.exit_code)
+
+
+def _report(message: str, code: int) -> None:
+    from tracker_ci.cli import report_failure
+
+    report_failure(message, code)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(_usage_error(exc))
         except click.ClickException as exc:
             print(f"error: {exc.format_message()}", file=sys.stderr)
+            _report(exc.format_message(), exc.exit_code)
             sys.exit(exc.exit_code)
         except click.Abort as exc:
             # click turns Ctrl-C into Abort; keep the shell's convention for SIGINT.

@@ -60,6 +60,16 @@ def exit_code_for(exc: BaseException) -> int:
     return code_of(exc)
 
 
+def report_failure(message: str, code: int) -> None:
+    """In GitHub Actions, a failed command is also an error annotation with its fix."""
+    import os
+
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from tracker_ci.ci.github_report import StepReport
+
+        StepReport().failed(message, code)
+
+
 def _is_tracker_error(exc: BaseException) -> bool:
     # Only consult the exceptions module if it is loaded: nothing else can raise its errors.
     import sys
@@ -90,7 +100,9 @@ class TrackerGroup(click.Group):
                 import traceback
 
                 traceback.print_exc()
-            ctx.exit(exit_code_for(exc))
+            code = exit_code_for(exc)
+            report_failure(str(exc), code)
+            ctx.exit(code)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])

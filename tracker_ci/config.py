@@ -274,25 +274,32 @@ def load_config(
             layers.append((path, read_config_file(path)))
             files.append(path)
 
-    values: dict[str, Value] = {}
-    for key, setting in SETTINGS.items():
-        if key in given and given[key][0] is not None:
-            values[key] = Value(given[key][0], given[key][1])
-            continue
-        env_value = environ.get(setting.env_var)
-        if env_value not in (None, ""):
-            try:
-                values[key] = Value(setting.check(env_value), f"env {setting.env_var}")
-            except ValueError as exc:
-                raise ConfigError(f"bad value in {setting.env_var}: {exc}") from None
-            continue
-        for path, data in layers:
-            if key in data:
-                values[key] = Value(data[key], f"file {path}")
-                break
-        else:
-            values[key] = Value(setting.default, "default")
+    values = {
+        key: _resolve(key, setting, given, environ, layers) for key, setting in SETTINGS.items()
+    }
     return Config(values, files)
+
+
+def _resolve(
+    key: str,
+    setting: Setting,
+    given: Mapping[str, tuple[Any, str]],
+    environ: Mapping[str, str],
+    layers: list[tuple[Path, dict[str, Any]]],
+) -> Value:
+    """One setting's value and where it came from: flag > env > files > default."""
+    if key in given and given[key][0] is not None:
+        return Value(given[key][0], given[key][1])
+    env_value = environ.get(setting.env_var)
+    if env_value not in (None, ""):
+        try:
+            return Value(setting.check(env_value), f"env {setting.env_var}")
+        except ValueError as exc:
+            raise ConfigError(f"bad value in {setting.env_var}: {exc}") from None
+    for path, data in layers:
+        if key in data:
+            return Value(data[key], f"file {path}")
+    return Value(setting.default, "default")
 
 
 def check_value(key: str, value: Any) -> Any:

@@ -1,21 +1,27 @@
-"""The deployment lifecycle: open the event (taking the lock), run, close, release.
+"""The deployment lifecycle: every decision about a deployment is made here.
 
 ``Deployment.start`` creates a deployment event with status ``start``; the server takes
 the deployment lock for (service, environment) at the same time, upstream's Go Tracker
-included. When the lock is held it waits, polling, until the lock is free or ``wait``
-seconds have passed. ``finish`` closes the event with its final status (the server sets
-the duration and releases the lock) and releases the lock itself if a server did not.
-``run`` does the whole thing around a command, closing the event as a failure when the
-job is cancelled (SIGINT/SIGTERM).
+included. When the lock is held it waits in the one lock waiter
+(:class:`tracker_ci.waiter.LockWaiter`). ``finish`` closes the event with its final status
+(the server sets the duration and releases the lock) and releases the lock itself if a
+server did not; ``close`` does the same for an event found by id or as the newest open
+deployment, and never rewrites one closed before. ``run`` does the whole thing around a
+command: it keeps the lease renewed and closes the event as a failure when the job is
+cancelled (SIGINT/SIGTERM).
 
 The fail policy says what a tracking problem does to the deploy: ``closed`` raises it;
-``open`` hands it to ``on_warning`` and lets the deploy go on untracked. A held lock is
-never a tracking problem: it always stops the deploy.
+``open`` lets an outage (unreachable server, 5xx) go on untracked, telling ``on_warning``.
+Anything else (a held lock, a refused token, a bad request) always stops the deploy.
+
+What the CLI or the GitHub Action show of a deployment is theirs: they pass a
+:class:`Reporter`, which is told when the event opened and closed, and decides nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -23,9 +29,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from tracker_ci.client import TrackerClient, idempotency_key_for
@@ -33,11 +39,13 @@ from tracker_ci.exceptions import (
     ConfigError,
     InvalidRequest,
     LockHeld,
-    LockWaitTimeout,
+    NotFound,
     TrackerError,
+    is_outage,
 )
 from tracker_ci.models import (
     API_PREFIX,
+    CLOSED_STATUSES,
     CreateEventRequest,
     Environment,
     Event,
@@ -49,8 +57,10 @@ from tracker_ci.models import (
     Status,
     Timestamp,
     UpdateEventRequest,
+    parse_finish_status,
     utcnow,
 )
+from tracker_ci.waiter import DEFAULT_POLL_INTERVAL, LockWaiter, OnWait, WaitCancelled
 
 __all__ = [
     "DEFAULT_KILL_AFTER",
@@ -60,18 +70,16 @@ __all__ = [
     "FailPolicy",
     "OnWait",
     "OnWarning",
+    "Reporter",
     "describe_wait",
     "event_url",
+    "find_deployment",
 ]
 
 FailPolicy = Literal["open", "closed"]
-#: Called while waiting for a held lock: the holder's lock (or the error when the lock
-#: could not be read) and the seconds waited so far.
-OnWait = Callable[[Lock | LockHeld, float], None]
 #: Called with a tracking error that the ``open`` fail policy turned into a warning.
 OnWarning = Callable[[TrackerError], None]
 
-DEFAULT_POLL_INTERVAL = 2.0
 #: How long a cancelled command may take to exit before it is killed (CI runners send
 #: SIGKILL about 10 s after the first signal; the event must be closed before that).
 DEFAULT_KILL_AFTER = 5.0
@@ -103,6 +111,11 @@ class DeploymentState(BaseModel):
     #: Seconds, once the event is closed.
     duration: float | None = None
     event_url: str = ""
+    #: The event had been closed before ``close`` was asked to close it (nothing changed).
+    closed_before: bool = Field(default=False, exclude=True)
+    #: Why it closed as it did, when there is more to say ("the deploy command exited
+    #: with code 2", "cancelled by SIGTERM"); the closing message added to the event.
+    detail: str = Field(default="", exclude=True)
 
     @property
     def tracked(self) -> bool:
@@ -113,9 +126,56 @@ class DeploymentState(BaseModel):
         """The JSON-ready camelCase dict (eventId, lockId, ..., eventUrl)."""
         return self.model_dump(mode="json", by_alias=True)
 
+    @classmethod
+    def of_event(cls, event: Event, base_url: str, **fields: Any) -> DeploymentState:
+        """The state an event records (its status, dates and duration)."""
+        duration = event.metadata.duration
+        values: dict[str, Any] = {
+            "event_id": event.id,
+            "service": event.attributes.service,
+            "environment": str(event.attributes.environment),
+            "status": event.attributes.status.value,
+            "started_at": event.attributes.start_date or event.metadata.created_at,
+            "duration": None if duration is None else duration.total_seconds(),
+            "event_url": event_url(base_url, event.id),
+        }
+        return cls(**{**values, **fields})
 
-class _Interrupted(Exception):
-    """A signal arrived while waiting for the lock."""
+
+class Reporter(Protocol):
+    """What a surface (CLI, GitHub Action) shows of a deployment; it decides nothing."""
+
+    def opened(self, deployment: Deployment, state: DeploymentState) -> None:
+        """The event is open (or the deploy goes on untracked); the command runs next."""
+
+    def closed(self, deployment: Deployment, state: DeploymentState) -> None:
+        """The event is closed (or was closed before: ``state.closed_before``)."""
+
+
+def find_deployment(
+    client: TrackerClient,
+    *,
+    event_id: str | None = None,
+    service: str = "",
+    environment: Environment | str = "",
+) -> Event:
+    """The deployment event named by id, else the newest open deployment of the service."""
+    if event_id:
+        return client.get_event(event_id)
+    env = Environment.parse(environment)
+    answer = client.search_events(
+        service=service, environment=env, type=EventType.deployment, status=Status.start
+    )
+    if not answer.events:
+        raise NotFound(
+            f"no open deployment of {service} in {env.value} to finish "
+            "(give --event-id or set TRACKER_EVENT_ID)",
+            status_code=404,
+        )
+    return max(
+        answer.events,
+        key=lambda e: (e.metadata.created_at is not None, e.metadata.created_at),
+    )
 
 
 class Deployment:
@@ -139,6 +199,7 @@ class Deployment:
         on_warning: OnWarning | None = None,
         idempotency_key: str | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        reporter: Reporter | None = None,
     ) -> None:
         if not service or not service.strip():
             raise ConfigError("a deployment needs a service name (--service or TRACKER_SERVICE)")
@@ -164,27 +225,36 @@ class Deployment:
         self.on_warning = on_warning
         self.idempotency_key = idempotency_key
         self.poll_interval = poll_interval
-        # Set by the signal handler of ``run``; wakes any wait early.
+        self.reporter = reporter
+        #: The last state this deployment reached (opened or closed).
+        self.last_state: DeploymentState | None = None
+        # Set by the signal handler of ``run``; cancels any wait at once.
         self._interrupted: int | None = None
         self._signalled_at: float | None = None
         self._child: subprocess.Popen[bytes] | None = None
+        self._group = False
         self._wake = threading.Event()
 
     # ------------------------------------------------------------------- policy
     def _tolerate(self, error: TrackerError) -> None:
         """Apply the fail policy to a tracking error: raise it, or warn and go on."""
-        if self.fail_policy == "closed" or isinstance(error, LockHeld):
+        if self.fail_policy == "closed" or not is_outage(error):
             raise error
         if self.on_warning is not None:
             self.on_warning(error)
 
-    def _untracked(self) -> DeploymentState:
+    def _untracked(self, status: str = "untracked") -> DeploymentState:
         return DeploymentState(
             service=self.service,
             environment=self.environment.value,
-            status="untracked",
+            status=status,
             started_at=utcnow(),
         )
+
+    def _report(self, stage: Literal["opened", "closed"], state: DeploymentState) -> None:
+        self.last_state = state
+        if self.reporter is not None:
+            getattr(self.reporter, stage)(self, state)
 
     # -------------------------------------------------------------------- start
     def _create_request(self) -> CreateEventRequest:
@@ -204,78 +274,65 @@ class Deployment:
             links=EventLinks(pull_request_link=self.pr_url, ticket=self.ticket),
         )
 
-    def _holder(self, held: LockHeld) -> Lock | LockHeld:
-        """The holder's lock record when it can be read, else the error as it came."""
-        try:
-            lock = self.client.find_lock(
-                service=self.service,
-                environment=self.environment.value,
-                resource=held.resource or "deployment",
-            )
-        except TrackerError:
-            return held
-        return lock if lock is not None else held
-
-    def _state(self, event: Event, lock: Lock | None, status: str) -> DeploymentState:
-        duration = event.metadata.duration
-        return DeploymentState(
-            event_id=event.id,
-            lock_id=lock.id if lock is not None else "",
+    def waiter(self, wait: float, on_wait: OnWait | None) -> LockWaiter:
+        """The lock waiter of this deployment's lock (cancelled by ``run``'s signals)."""
+        return LockWaiter(
+            self.client,
             service=self.service,
             environment=self.environment.value,
-            status=status,
-            started_at=event.attributes.start_date or event.metadata.created_at,
-            duration=duration.total_seconds() if duration is not None else None,
-            event_url=event_url(self.client.base_url, event.id),
+            wait=wait,
+            on_wait=on_wait,
+            poll_interval=self.poll_interval,
+            cancel=self._wake,
         )
 
     def start(self, wait: float = 0, on_wait: OnWait | None = None) -> DeploymentState:
         """Open the deployment event and its lock, waiting up to ``wait`` s for a held lock."""
         try:
-            event, lock = self._open(wait, on_wait)
+            event = self.waiter(wait, on_wait).run(self._creator())
+            lock = self._lock_of(event)
         except TrackerError as error:
             self._tolerate(error)
-            return self._untracked()
-        return self._state(event, lock, Status.start.value)
+            state = self._untracked()
+        else:
+            state = DeploymentState.of_event(
+                event,
+                self.client.base_url,
+                lock_id=lock.id if lock is not None else "",
+                service=self.service,
+                environment=self.environment.value,
+                status=Status.start.value,
+                duration=None,
+            )
+        self._report("opened", state)
+        return state
 
-    def _open(self, wait: float, on_wait: OnWait | None) -> tuple[Event, Lock | None]:
+    def _creator(self) -> Callable[[], Event]:
+        """The attempt the waiter repeats: create the event (one body, one key per try)."""
         request = self._create_request()  # built once: a repeat must send the same body
         base_key = self.idempotency_key or idempotency_key_for(
             self.service, self.environment.value, "deploy-start"
         )
-        began = time.monotonic()
         generation = 0
-        while True:
-            # The same key while waiting: the server keeps only successful answers.
-            key = f"{base_key}.{generation}" if base_key else None
-            try:
-                event = self.client.create_event(
-                    request, idempotency_key=key, lock_ttl_seconds=self.lock_ttl
-                )
-            except InvalidRequest as error:
-                # The key went to another request of this job (an earlier deploy of the
-                # same service and environment): this one needs a fresh key.
-                if key and _KEY_REUSED in error.server_message:
+
+        def create() -> Event:
+            nonlocal generation
+            while True:
+                # The same key while waiting: the server keeps only successful answers.
+                key = f"{base_key}.{generation}" if base_key else None
+                try:
+                    return self.client.create_event(
+                        request, idempotency_key=key, lock_ttl_seconds=self.lock_ttl
+                    )
+                except InvalidRequest as error:
+                    # The key went to another request of this job (an earlier deploy of
+                    # the same service and environment): this one needs a fresh key.
+                    reused = key and _KEY_REUSED in error.server_message
+                    if not reused or generation + 1 >= _MAX_KEY_GENERATIONS:
+                        raise
                     generation += 1
-                    if generation < _MAX_KEY_GENERATIONS:
-                        continue
-                raise
-            except LockHeld as held:
-                waited = time.monotonic() - began
-                holder = self._holder(held)
-                if isinstance(holder, Lock):
-                    held = held.with_lock(holder)
-                remaining = wait - waited
-                if remaining <= 0:
-                    if wait > 0:
-                        raise LockWaitTimeout.from_held(held, waited) from None
-                    raise held from None
-                if on_wait is not None:
-                    on_wait(holder, waited)
-                self._sleep(min(self.poll_interval, remaining))
-                continue
-            lock = self._lock_of(event)
-            return event, lock
+
+        return create
 
     def _lock_of(self, event: Event) -> Lock | None:
         try:
@@ -283,11 +340,6 @@ class Deployment:
         except TrackerError:
             return None  # the event exists and holds its lock; only the id is unknown
         return locks[0] if locks else None
-
-    def _sleep(self, seconds: float) -> None:
-        """Sleep, but wake at once when ``run`` receives SIGINT/SIGTERM."""
-        if self._wake.wait(seconds) or self._interrupted is not None:
-            raise _Interrupted
 
     # ------------------------------------------------------------------- finish
     def finish(
@@ -297,10 +349,7 @@ class Deployment:
         message: str | None = None,
     ) -> DeploymentState:
         """Close the event with ``status`` (keeping its other fields) and free its lock."""
-        try:
-            final = Status(Status.parse(status))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        final = self._final_status(status)
         if isinstance(state_or_event_id, DeploymentState):
             state = state_or_event_id
         else:
@@ -309,18 +358,62 @@ class Deployment:
                 service=self.service,
                 environment=self.environment.value,
             )
+        untouched = state.model_copy(update={"status": final.value, "detail": message or ""})
         if not state.tracked:
-            return state.model_copy(update={"status": final.value})
+            result = untouched
+        else:
+            try:
+                event = self.client.get_event(state.event_id)
+                result = self._close(event, final, message, lock_id=state.lock_id)
+            except TrackerError as error:
+                self._tolerate(error)
+                result = untouched
+        self._report("closed", result)
+        return result
+
+    def close(
+        self,
+        event: Event,
+        status: Status | str,
+        message: str | None = None,
+        *,
+        if_open: bool = False,
+    ) -> DeploymentState:
+        """Close a deployment event found before; one closed before is never rewritten.
+
+        Closing it again would move its status, duration and changelog (a retried job, a
+        script that finished before the post step did). With the same status (or
+        ``if_open``) that is nothing to do; with another status it is a ConfigError.
+        """
+        final = self._final_status(status)
+        closed_as = event.attributes.status.value
+        if closed_as not in CLOSED_STATUSES:
+            try:
+                result = self._close(event, final, message)
+            except TrackerError as error:
+                self._tolerate(error)
+                result = DeploymentState.of_event(event, self.client.base_url)
+            self._report("closed", result)
+            return result
+        if closed_as != final.value and not if_open:
+            raise ConfigError(
+                f"deployment event {event.id} is already closed as {closed_as}; to change "
+                f"its status: tracker-ci event update {event.id} --status {final.value}"
+            )
+        result = DeploymentState.of_event(event, self.client.base_url, closed_before=True)
+        self._report("closed", result)
+        return result
+
+    @staticmethod
+    def _final_status(status: Status | str) -> Status:
         try:
-            return self._close(state, final, message)
-        except TrackerError as error:
-            self._tolerate(error)
-            return state.model_copy(update={"status": final.value})
+            return parse_finish_status(status.value if isinstance(status, Status) else status)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def _close(
-        self, state: DeploymentState, status: Status, message: str | None
+        self, event: Event, status: Status, message: str | None, *, lock_id: str = ""
     ) -> DeploymentState:
-        event = self.client.get_event(state.event_id)
         attributes = event.attributes.model_copy(update={"status": status})
         if message:
             old = attributes.message
@@ -340,19 +433,15 @@ class Deployment:
         # done; release it here for any other status and for servers that do not.
         for lock in self.client.locks_for_event(event.id):
             self.client.release_lock(lock.id)
-        return DeploymentState(
-            event_id=updated.id or event.id,
-            lock_id=state.lock_id,
-            service=updated.attributes.service or state.service,
-            environment=str(updated.attributes.environment),
+        if not updated.id:
+            updated = updated.model_copy(update={"id": event.id})
+        return DeploymentState.of_event(
+            updated,
+            self.client.base_url,
+            lock_id=lock_id,
+            service=updated.attributes.service or self.service,
             status=status.value,
-            started_at=updated.attributes.start_date or updated.metadata.created_at,
-            duration=(
-                updated.metadata.duration.total_seconds()
-                if updated.metadata.duration is not None
-                else None
-            ),
-            event_url=event_url(self.client.base_url, updated.id or event.id),
+            detail=message or "",
         )
 
     # ---------------------------------------------------------------------- run
@@ -364,62 +453,79 @@ class Deployment:
         on_wait: OnWait | None = None,
         heartbeat: float | None = None,
         kill_after: float = DEFAULT_KILL_AFTER,
+        process_group: bool = False,
     ) -> int:
         """Start, run ``argv``, finish by its exit code; return that code (130/143 on a signal).
 
         ``heartbeat`` is the time between lock renewals (default ``lock_ttl / 3``; locks
-        without a TTL are never renewed).
+        without a TTL are never renewed). The command sees ``TRACKER_EVENT_ID`` and
+        ``TRACKER_LOCK_ID``. ``process_group`` runs it in a process group of its own and
+        passes signals to the whole group (a shell does not pass SIGTERM on).
         """
         if not argv:
             raise ConfigError("deploy run needs a command to run (after --)")
+        self._group = process_group
         with self._signals_forwarded():
             try:
                 state = self.start(wait=wait, on_wait=on_wait)
-            except _Interrupted:
+            except WaitCancelled:
                 return 128 + (self._interrupted or signal.SIGTERM)
             if self._interrupted is not None:
                 return self._cancelled(state, None)
             with self._renewing(state, heartbeat):
-                code = self._run_command(argv, kill_after)
+                code = self._run_command(argv, kill_after, state)
             if self._interrupted is not None:
                 return self._cancelled(state, code)
             # Still inside the handlers: a late signal must not cut the closing short.
             status = Status.success if code == 0 else Status.failure
-            detail = None if code == 0 else f"command exited with code {code}"
+            detail = None if code == 0 else f"the deploy command exited with code {code}"
             self.finish(state, status, detail)
             return code
 
-    def _run_command(self, argv: Sequence[str], kill_after: float) -> int:
+    def _run_command(self, argv: Sequence[str], kill_after: float, state: DeploymentState) -> int:
+        env = {**os.environ, "TRACKER_EVENT_ID": state.event_id, "TRACKER_LOCK_ID": state.lock_id}
         try:
-            child = subprocess.Popen(list(argv))  # stdin, stdout and stderr inherited
+            # stdin, stdout and stderr inherited
+            child = subprocess.Popen(list(argv), env=env, start_new_session=self._group)
         except OSError as exc:
             # The command could not start: a failed deploy, exit code as a shell's 127/126.
             print(f"tracker-ci: cannot run {argv[0]!r}: {exc.strerror or exc}", file=sys.stderr)
             return 127 if isinstance(exc, FileNotFoundError) else 126
         self._child = child
         if self._interrupted is not None:  # the signal came while the command was starting
-            child.send_signal(self._interrupted)
+            self._signal_child(self._interrupted)
         killed = False
         try:
             while True:
                 try:
-                    return child.wait(timeout=0.2)
+                    code = child.wait(timeout=0.2)
                 except subprocess.TimeoutExpired:
-                    pass
-                signalled_at = self._signalled_at
-                if not killed and signalled_at is not None:
-                    if time.monotonic() - signalled_at > kill_after:
-                        child.kill()  # the runner's SIGKILL is near: close the event first
-                        killed = True
+                    signalled_at = self._signalled_at
+                    if not killed and signalled_at is not None:
+                        if time.monotonic() - signalled_at > kill_after:
+                            # The runner's SIGKILL is near: close the event first.
+                            self._signal_child(signal.SIGKILL)
+                            killed = True
+                    continue
+                return 128 - code if code < 0 else code  # killed by a signal: as a shell says
         finally:
             self._child = None
 
+    def _signal_child(self, signum: int) -> None:
+        child = self._child
+        if child is None or child.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            if self._group:
+                os.killpg(child.pid, signum)
+            else:
+                child.send_signal(signum)
+
     def _cancelled(self, state: DeploymentState, code: int | None) -> int:
         signum = self._interrupted or signal.SIGTERM
-        name = signal.Signals(signum).name
-        detail = f"cancelled by {name}"
+        detail = f"cancelled by {signal.Signals(signum).name}"
         if code is not None:
-            detail += f" (command exited with code {code})"
+            detail += f" (the deploy command exited with code {code})"
         self.finish(state, Status.failure, detail)
         return 128 + signum
 
@@ -439,9 +545,7 @@ class Deployment:
                 self._interrupted = signum
                 self._signalled_at = time.monotonic()
             self._wake.set()
-            child = self._child
-            if child is not None and child.poll() is None:
-                child.send_signal(signum)
+            self._signal_child(signum)
 
         previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -452,8 +556,8 @@ class Deployment:
 
     def _renewal_failed(self, error: TrackerError) -> None:
         """Report a failed renewal; the command goes on whatever the fail policy."""
-        # on_warning may re-raise (the CLI does for non-outage errors), but nothing can
-        # catch an exception in the renewal thread: fall back to a line on stderr.
+        # on_warning may re-raise, but nothing can catch an exception in the renewal
+        # thread: fall back to a line on stderr.
         try:
             if self.on_warning is not None:
                 self.on_warning(error)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["EXIT_CODES", "ExitCode", "exit_codes_line"]
+__all__ = ["EXIT_CODES", "EXIT_FIXES", "ExitCode", "exit_codes_line"]
 
 
 class ExitCode(enum.IntEnum):
@@ -49,6 +49,32 @@ EXIT_CODES: dict[int, str] = {
         "superseded by a newer deploy: a newer deploy of the same lock goes instead"
     ),
     ExitCode.LOCK_LOST: "lock lost: the lease expired or was released while the deploy ran",
+}
+
+
+#: What to do about each failing code: the fix-it paragraph of a failed GitHub step.
+EXIT_FIXES: dict[int, str] = {
+    ExitCode.ERROR: "The Tracker server answered with an error; its message is above. Check the "
+    "server's log, or use fail policy open to let deploys go on when the server misbehaves.",
+    ExitCode.USAGE: "Check the command's options (the action's `with:` inputs) against the "
+    "README: names and allowed values.",
+    ExitCode.LOCKED: "Another deploy holds the lock for this service and environment. Wait for "
+    "it to finish, wait longer (`--wait`, the action's `wait:`), or release a stale lock.",
+    ExitCode.UNREACHABLE: "The Tracker server could not be reached. Check its URL "
+    "(`TRACKER_URL`, the action's `server-url`), or use fail policy open to deploy untracked "
+    "when it is down.",
+    ExitCode.AUTH: "The server refused the token. Pass a valid token for this service "
+    "(`TRACKER_TOKEN`, the action's `token:` from a secret), or ask an admin for one "
+    "(`tracker-ci token create`).",
+    ExitCode.NOT_FOUND: "The event or lock does not exist (any more). Check the event id or "
+    "lock id.",
+    ExitCode.FROZEN: "A hard freeze window covers this deployment. Wait for it to end, or pass "
+    "it with a reason (`--break-glass`) if this deploy must go out now.",
+    ExitCode.SUPERSEDED: "A newer deploy of the same service and environment was queued and "
+    "goes instead of this one; nothing to fix unless this one had to go out.",
+    ExitCode.LOCK_LOST: "The deployment lock expired or was released while the deploy ran, so "
+    "another deploy may have started. Check what ran, and raise `--lock-ttl` if the deploy "
+    "stalled.",
 }
 
 

@@ -222,6 +222,7 @@ STATUS_ALIASES: dict[str, str] = {
     "failed": "failure",
     "cancelled": "failure",
     "canceled": "failure",
+    "timedout": "failure",
 }
 #: The statuses a deployment may be finished with (``start`` or ``planned`` would leave an
 #: event that still looks open).

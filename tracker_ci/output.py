@@ -8,6 +8,7 @@ library and click; it never imports the models itself.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -115,8 +116,12 @@ def render_summary(pairs: Sequence[tuple[str, Any]]) -> str:
 
 
 def warn(message: str) -> None:
-    """One ``warning: ...`` line on stderr."""
+    """One ``warning: ...`` line on stderr (and a warning annotation in GitHub Actions)."""
     click.echo(f"warning: {message}", err=True)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from tracker_ci.ci.github_report import StepReport
+
+        StepReport().annotate("warning", message)
 
 
 def is_interactive() -> bool:

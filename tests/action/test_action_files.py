@@ -141,12 +141,14 @@ def test_input_names_are_kebab_case_with_descriptions() -> None:
 
 @pytest.mark.unit
 def test_defaults_of_choice_inputs_are_valid_choices() -> None:
+    from tracker_ci.models import Environment, Priority
+
     inputs = load_action()["inputs"]
     assert inputs["mode"]["default"] in github_action.MODES
-    assert inputs["environment"]["default"] in github_action.ENVIRONMENTS
-    assert inputs["priority"]["default"] in github_action.PRIORITIES
+    assert inputs["environment"]["default"] in Environment.choices()
+    assert inputs["priority"]["default"] in Priority.choices()
     assert inputs["fail-policy"]["default"] in github_action.FAIL_POLICIES
-    for name in github_action.BOOLEAN_INPUTS:
+    for name in ("comment", "auto-close"):
         assert inputs[name]["default"] in ("true", "false"), name
     for name in ("wait", "lock-ttl"):
         assert inputs[name]["default"].isdigit(), name
@@ -158,8 +160,15 @@ def test_defaults_of_choice_inputs_are_valid_choices() -> None:
 def test_environments_and_priorities_are_the_wire_enums() -> None:
     from tracker_ci.models import Environment, Priority
 
-    assert list(github_action.ENVIRONMENTS) == Environment.choices()
-    assert list(github_action.PRIORITIES) == Priority.choices()
+    raw = dict.fromkeys(github_action.INPUT_NAMES, "")
+    raw.update(service="shop", command="true")
+    for environment in Environment.choices():
+        assert github_action.parse_inputs({**raw, "environment": environment}).doubts == ()
+    for priority in Priority.choices():
+        parsed = github_action.parse_inputs({**raw, "environment": "UAT", "priority": priority})
+        assert parsed.priority == priority and parsed.doubts == ()
+    with pytest.raises(github_action.ActionError, match="`environment`"):
+        github_action.parse_inputs({**raw, "environment": "staging"})
 
 
 @pytest.mark.unit

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
+from tests.action.emulator import parse_file_commands
 from tracker_ci.ci import github
 from tracker_ci.ci.github_action import (
     INPUT_NAMES,
     ActionError,
-    CliResult,
     build_cli_argv,
-    escape_command_data,
     finish_status,
-    last_json_document,
-    outputs_from,
     parse_bool,
-    parse_file_commands,
     parse_inputs,
+    post_cli_argv,
     read_inputs,
 )
+from tracker_ci.ci.github_report import escape_command_data
 
 pytestmark = pytest.mark.unit
 
@@ -120,8 +116,7 @@ def test_mode_run_starts_with_every_start_option() -> None:
             )
         )
     )
-    assert argv[:6] == [sys.executable, "-m", "tracker_ci", "--output", "json", "--url"]
-    assert argv[6:9] == ["https://t.example", "deploy", "start"]
+    assert argv[:4] == ["--url", "https://t.example", "deploy", "run"]
     text = " ".join(argv)
     for part in (
         "--service shop",
@@ -138,11 +133,23 @@ def test_mode_run_starts_with_every_start_option() -> None:
         assert part in text
     assert "secret" not in text, "tokens travel in the environment, never in argv"
     assert "--message" not in argv, "empty inputs are left to the CLI's defaults"
+    # One invocation: the command runs under `deploy run`, in a process group of its own.
+    assert argv[-9:] == [
+        "--process-group",
+        "--",
+        "bash",
+        "--noprofile",
+        "--norc",
+        "-eo",
+        "pipefail",
+        "-c",
+        "./deploy.sh",
+    ]
 
 
 def test_finish_lock_and_unlock_command_lines() -> None:
     finish = build_cli_argv(parse_inputs(_raw(mode="finish", event_id="e1", status="failure")))
-    assert finish[5:] == [
+    assert finish == [
         "deploy",
         "finish",
         "--status",
@@ -157,7 +164,7 @@ def test_finish_lock_and_unlock_command_lines() -> None:
         "open",
     ]
     lock = build_cli_argv(parse_inputs(_raw(mode="lock", owner="bob", lock_ttl="60")))
-    assert lock[5:] == [
+    assert lock == [
         "lock",
         "acquire",
         "--service",
@@ -172,7 +179,25 @@ def test_finish_lock_and_unlock_command_lines() -> None:
         "60",
     ]
     unlock = build_cli_argv(parse_inputs(_raw(mode="unlock", lock_id="l1")))
-    assert unlock[5:] == ["lock", "release", "l1"]
+    assert unlock == ["lock", "release", "l1"]
+
+
+def test_the_post_step_closes_only_what_is_still_open() -> None:
+    inputs = parse_inputs(_raw(job_status="cancelled"), check_mode=False)
+    assert post_cli_argv(inputs, "e1", "l1") == [
+        "deploy",
+        "finish",
+        "--event-id",
+        "e1",
+        "--if-open",
+        "--status",
+        "failure",
+        "--message",
+        "Closed by the post step of the action (job status: cancelled).",
+        "--fail-policy",
+        "open",
+    ]
+    assert post_cli_argv(inputs, "", "l1") == ["lock", "release", "l1", "--missing-ok"]
 
 
 @pytest.mark.parametrize(
@@ -195,58 +220,6 @@ def test_finish_status_follows_the_job_unless_given(
 def test_file_commands_round_trip_with_the_github_module() -> None:
     values = {"event-id": "e1", "summary": "two\nlines", "empty": "", "eq": "a=b"}
     assert parse_file_commands(github.to_output_text(values)) == values
-
-
-def test_the_last_json_document_is_found_after_other_output() -> None:
-    text = 'deploying\n{"a": 1}\nmore {not json\n{\n  "eventId": "e2"\n}\n'
-    assert last_json_document(text) == {"eventId": "e2"}
-    assert last_json_document("no json here") == {}
-
-
-def test_outputs_from_a_deployment_state_an_event_and_a_lock() -> None:
-    state = CliResult(
-        0,
-        "",
-        [],
-        document={
-            "eventId": "e",
-            "lockId": "l",
-            "status": "success",
-            "duration": 12.5,
-            "eventUrl": "u",
-        },
-    )
-    assert outputs_from(state) == {
-        "event-id": "e",
-        "lock-id": "l",
-        "status": "success",
-        "duration": "12.5",
-        "event-url": "u",
-    }
-    event = CliResult(
-        0,
-        "",
-        [],
-        document={
-            "attributes": {"status": "failure"},
-            "metadata": {"id": "e", "duration": "3.250000s"},
-        },
-    )
-    assert outputs_from(event)["duration"] == "3.25"
-    lock = CliResult(
-        0, "", [], document={"id": "l", "who": "w", "resource": "deployment", "eventId": ""}
-    )
-    assert outputs_from(lock)["lock-id"] == "l"
-    written = CliResult(0, "", [], outputs={"status": "start"}, document={"status": "x"})
-    assert outputs_from(written)["status"] == "start", "the CLI's own outputs win"
-
-
-def test_the_cli_error_line_skips_warnings() -> None:
-    result = CliResult(
-        3, "", ["warning: slow\n", "error: service shop is locked by alice\n", "warning: later\n"]
-    )
-    assert result.error_line == "service shop is locked by alice"
-    assert result.warnings == ["slow", "later"]
 
 
 def test_workflow_command_data_is_escaped() -> None:

@@ -179,7 +179,7 @@ def test_the_post_step_leaves_alone_an_event_a_finish_step_closed(
     # The job failed later; the start step's post must not rewrite a closed deploy.
     post = job.run_post(start, {**base, "mode": "start"}, job_status="failure")
     assert post.exit_code == 0, post.log
-    assert "already closed" in post.stdout
+    assert "already closed" in post.log
     assert _event(sqlite_server, event_id)["attributes"]["status"] == "success"
 
 
@@ -275,7 +275,7 @@ def test_unlock_releases_a_lock_by_id(tmp_path: Path, sqlite_server: RunningServ
     assert _locks_of(sqlite_server, service) == []
     # The lock step's post finds the lock gone and says so.
     post = job.run_post(lock, {**base, "mode": "lock"}, job_status="success")
-    assert post.exit_code == 0 and "already released" in post.stdout, post.log
+    assert post.exit_code == 0 and "already released" in post.log, post.log
     # By key: the holder (owner, the actor by default) releases its lock; nobody else can.
     again = job.run_main({**base, "mode": "lock"})
     assert again.exit_code == 0, again.log

@@ -372,4 +372,5 @@ def test_deploy_run_writes_outputs_and_the_job_summary(invoke: Invoke, tmp_path:
     written = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
     assert written["status"] == "success" and written["event-id"]
     assert float(written["duration"]) >= 0
-    assert f"**{service}** to **UAT**: success" in summary.read_text()
+    text = summary.read_text()
+    assert f"Deployment of {service} to UAT" in text and "| Status | ✅ success |" in text

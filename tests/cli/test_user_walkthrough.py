@@ -204,7 +204,7 @@ def test_finish_refuses_a_status_that_does_not_end_the_deployment(
     refused = invoke("deploy", "finish", "--event-id", event_id, "--status", status)
     assert refused.exit_code == 2, refused.output
     assert "not one of: failure, success" in refused.stderr
-    assert "(or failed, cancelled, canceled)" in refused.stderr
+    assert "(or failed, cancelled, canceled, timedout)" in refused.stderr
     held = invoke("lock", "status", "-s", service, "-e", "UAT")
     assert held.exit_code == 3, held.output  # untouched: still this deployment's lock
     closed = invoke("deploy", "finish", "--event-id", event_id, "--status", "Canceled")

@@ -41,7 +41,7 @@ def test_finish_statuses_and_aliases(choice: WireChoice) -> None:
     assert refused.exit_code == 2, refused.output
     assert (
         "'start' is not one of: failure, success, warning, error, close, done "
-        "(or failed, cancelled, canceled)"
+        "(or failed, cancelled, canceled, timedout)"
     ) in refused.output
 
 

@@ -374,7 +374,9 @@ def test_a_command_that_ignores_sigterm_is_killed_after_the_grace(
     assert code == 128 + signal.SIGTERM
     (event,) = client.search_events(service=service).events
     assert event.attributes.status is Status.failure
-    assert "cancelled by SIGTERM (command exited with code -9)" in event.attributes.message
+    assert (
+        "cancelled by SIGTERM (the deploy command exited with code 137)" in event.attributes.message
+    )
     assert client.find_lock(service=service, environment="production") is None
 
 

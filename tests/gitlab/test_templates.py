@@ -125,7 +125,10 @@ def test_release_pins_match_the_project_version() -> None:
     """The default image and the pip fallback install this very release."""
     text = COMPONENT.read_text()
     assert f"ghcr.io/tracker-ci/tracker-ci:{PROJECT_VERSION}" in text
-    assert f"tracker-ci[gitlab] @ git+https://gitlab.com/tracker-ci/tracker-ci.git@{PROJECT_VERSION}" in text
+    assert (
+        f"tracker-ci[gitlab] @ git+https://gitlab.com/tracker-ci/tracker-ci.git@{PROJECT_VERSION}"
+        in text
+    )
     for path in EXAMPLES:
         for pinned in re.findall(
             r"tracker-ci(?:/tracker-ci)?[@:](\d+\.\d+\.\d+)", path.read_text()

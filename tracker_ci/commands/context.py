@@ -108,7 +108,8 @@ def find_pr_url(
             f"({INSTALL_CI_EXTRAS})"
         )
     except Exception as exc:  # noqa: BLE001 - PyGithub/python-gitlab raise many kinds
-        warn(f"cannot look up the pull/merge request of this commit: {_describe(exc)}")
+        what = "pull request" if run.github is not None else "merge request"
+        warn(f"cannot look up the {what} of this commit: {_describe(exc)}")
     return None
 
 

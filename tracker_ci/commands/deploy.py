@@ -1,15 +1,15 @@
 """``tracker-ci deploy``: the deployment lifecycle (start, finish, or run around a command).
 
-The lifecycle itself is ``tracker_ci.deploy.Deployment``; this module turns options,
-settings and the CI context into its arguments, and its results into output: stdout,
-GitHub step outputs, a GitLab dotenv report, and the sticky PR/MR comment.
+The lifecycle itself is ``tracker_ci.deploy``: it decides. This module turns options,
+settings and the CI context into its arguments, and reports what it did: lines on
+stderr and stdout, the GitHub step (``tracker_ci.ci.github_report``), a GitLab dotenv
+report, and the sticky PR/MR comment.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,38 +32,12 @@ if TYPE_CHECKING:
 
 __all__ = ["deploy"]
 
-# What CI systems call a job's result, mapped to Tracker statuses (GitHub's job.status,
-# GitLab's CI_JOB_STATUS).
-STATUS_ALIASES = {"failed": "failure", "cancelled": "failure", "canceled": "failure"}
-
-# The statuses that end a deployment: `deploy finish --status start` (or open, planned...)
-# released the lock and left an event that still looked open.
-FINAL_STATUSES = ("failure", "success", "warning", "error", "close", "done")
-
-# The statuses on which the server ends a deployment (it frees the lock, sets the
-# duration): an event in one of them was closed before and is not closed again.
-CLOSED_STATUSES = ("failure", "success", "done")
-
 # `deploy run`'s exit codes after SIGINT and SIGTERM (128 + the signal's number).
 INTERRUPTED_CODES = (130, 143)
 
 
-def tolerated_by_open_policy(error: Exception) -> bool:
-    """Tracking problems the open fail policy lets a deploy survive: unreachable or 5xx."""
-    from tracker_ci.exceptions import APIError, LockHeld, ServerUnreachable, UnexpectedResponse
-
-    if isinstance(error, LockHeld):
-        return False
-    if isinstance(error, (ServerUnreachable, UnexpectedResponse)):
-        return True
-    return isinstance(error, APIError) and error.status_code >= 500
-
-
-def _warn_or_raise(error: Exception) -> None:
-    # Deployment hands every tracking error to on_warning under the open policy; a bad
-    # token or a bad request is not an outage, so it still stops with its exit code.
-    if not tolerated_by_open_policy(error):
-        raise error
+def _warn_untracked(error: Exception) -> None:
+    # The lifecycle hands an outage to on_warning only under the open fail policy.
     warn(f"{error} -- going on without tracking (fail policy open)")
 
 
@@ -148,6 +122,78 @@ comment_options = [
 ]
 
 
+class CliReporter:
+    """What the CLI shows of a deployment: stderr lines, the GitHub step, the PR comment."""
+
+    def __init__(
+        self, state: AppState, run: RunContext, opts: dict[str, Any], *, running: bool
+    ) -> None:
+        from tracker_ci.ci.github_report import StepReport
+
+        self.state = state
+        self.run = run
+        self.opts = opts
+        self.running = running
+        self.step = StepReport()
+
+    def opened(self, deployment: Deployment, result: DeploymentState) -> None:
+        if result.tracked:
+            lock = f" (lock {result.lock_id})" if result.lock_id else ""
+            click.echo(f"tracker-ci: deployment event {result.event_id} opened{lock}", err=True)
+        self.step.deployment_opened(
+            result, owner=deployment.owner, pr_url=deployment.pr_url, running=self.running
+        )
+        if result.tracked:
+            self._comment(deployment, result)
+
+    def closed(self, deployment: Deployment, result: DeploymentState) -> None:
+        if result.closed_before:
+            click.echo(
+                f"tracker-ci: deployment event {result.event_id} was already closed as "
+                f"{result.status}; nothing changed",
+                err=True,
+            )
+        elif result.tracked:
+            took = format_seconds(result.duration)
+            click.echo(
+                f"tracker-ci: deployment event {result.event_id} closed as "
+                f"{result.status}{' after ' + took if took else ''}",
+                err=True,
+            )
+        self.step.deployment_closed(
+            result,
+            owner=deployment.owner,
+            pr_url=deployment.pr_url,
+            detail=result.detail,
+            ran=self.running,
+        )
+        if result.tracked and not result.closed_before:
+            self._comment(deployment, result)
+
+    def _comment(self, deployment: Deployment, result: DeploymentState) -> None:
+        from tracker_ci.commands.context import comment_body, post_comment
+
+        if not (self.opts.get("comment") and deployment.pr_url):
+            return
+        run = self.run
+        details = [
+            f"event `{result.event_id}`" + (f" ({result.event_url})" if result.event_url else ""),
+            f"by {deployment.owner}" if deployment.owner else "",
+            f"took {format_seconds(result.duration)}" if result.duration is not None else "",
+            f"[CI run]({run.run_url})" if run.run_url else "",
+        ]
+        post_comment(
+            run,
+            deployment.pr_url,
+            service=result.service,
+            environment=result.environment,
+            body=comment_body(result.service, result.environment, result.status, details),
+            github_token=self.opts.get("github_token"),
+            gitlab_token=self.opts.get("gitlab_token"),
+            timeout=self.state.config["timeout"],
+        )
+
+
 def _make_deployment(
     state: AppState,
     client: Any,
@@ -156,20 +202,24 @@ def _make_deployment(
     *,
     service: str,
     environment: str,
+    running: bool = False,
+    pr_url: str | None = None,
 ) -> Deployment:
     from tracker_ci.commands.context import check_pr_url, default_title, find_pr_url
+    from tracker_ci.deploy import Deployment
 
-    pr_url = check_pr_url(opts.get("pr_url"))
     if pr_url is None:
-        pr_url = find_pr_url(
-            run,
-            github_token=opts.get("github_token"),
-            gitlab_token=opts.get("gitlab_token"),
-            timeout=state.config["timeout"],
-        )
+        pr_url = check_pr_url(opts.get("pr_url"))
+        if pr_url is None:
+            pr_url = find_pr_url(
+                run,
+                github_token=opts.get("github_token"),
+                gitlab_token=opts.get("gitlab_token"),
+                timeout=state.config["timeout"],
+            )
     policy = (opts.get("fail_policy") or state.config["fail_policy"]).lower()
     lock_ttl = opts.get("lock_ttl")
-    return _make_deployment_class()(
+    return Deployment(
         client,
         service=service,
         environment=environment,
@@ -182,85 +232,8 @@ def _make_deployment(
         source=opts.get("source") or run.source,
         lock_ttl=state.config["lock_ttl"] if lock_ttl is None else lock_ttl,
         fail_policy=policy,
-        on_warning=_warn_or_raise,
-        comment=partial(_comment, state, run, opts) if opts.get("comment") else None,
-    )
-
-
-def _make_deployment_class() -> type:
-    from tracker_ci.deploy import Deployment
-
-    class ReportingDeployment(Deployment):
-        """A Deployment that says what it did: stderr lines, job summary, PR/MR comment."""
-
-        def __init__(
-            self, *args: Any, comment: Callable[..., None] | None = None, **kwargs: Any
-        ) -> None:
-            super().__init__(*args, **kwargs)
-            self.comment = comment
-            self.last_state: DeploymentState | None = None
-
-        def start(self, wait: float = 0, on_wait: Any = None) -> DeploymentState:
-            result = super().start(wait=wait, on_wait=on_wait)
-            self.last_state = result
-            if result.tracked:
-                click.echo(
-                    f"tracker-ci: deployment event {result.event_id} opened"
-                    f"{' (lock ' + result.lock_id + ')' if result.lock_id else ''}",
-                    err=True,
-                )
-                if self.comment is not None and self.pr_url:
-                    self.comment(self, result)
-            return result
-
-        def finish(
-            self, state_or_event_id: Any, status: Any, message: str | None = None
-        ) -> DeploymentState:
-            from tracker_ci.ci import github
-
-            result = super().finish(state_or_event_id, status, message)
-            self.last_state = result
-            if result.tracked:
-                took = format_seconds(result.duration)
-                click.echo(
-                    f"tracker-ci: deployment event {result.event_id} closed as "
-                    f"{result.status}{' after ' + took if took else ''}",
-                    err=True,
-                )
-                github.append_summary(
-                    f"- **{result.service}** to **{result.environment}**: {result.status}"
-                    f"{' in ' + took if took else ''} (Tracker event `{result.event_id}`)"
-                )
-                if self.comment is not None:
-                    self.comment(self, result)
-            return result
-
-    return ReportingDeployment
-
-
-def _comment(
-    state: AppState, run: RunContext, opts: dict[str, Any], deployment: Any, result: DeploymentState
-) -> None:
-    from tracker_ci.commands.context import comment_body, post_comment
-
-    pr_url = deployment.pr_url
-    if not pr_url:
-        return
-    details = [
-        f"event `{result.event_id}`" + (f" ({result.event_url})" if result.event_url else ""),
-        f"by {deployment.owner}" if deployment.owner else "",
-        f"took {format_seconds(result.duration)}" if result.duration is not None else "",
-        f"[CI run]({run.run_url})" if run.run_url else "",
-    ]
-    post_comment(
-        run,
-        pr_url,
-        service=result.service,
-        environment=result.environment,
-        body=comment_body(result.service, result.environment, result.status, details),
-        github_token=opts.get("github_token"),
-        gitlab_token=opts.get("gitlab_token"),
-        timeout=state.config["timeout"],
+        on_warning=_warn_untracked,
+        reporter=CliReporter(state, run, opts, running=running),
     )
 
 
@@ -270,17 +243,6 @@ def _key(state: AppState, service: str | None, environment: Any) -> tuple[str, s
     service = require(service, state, "service", "--service")
     env = Environment.parse(require(environment, state, "environment", "--environment"))
     return service, env.value
-
-
-def _outputs(result: DeploymentState) -> dict[str, str]:
-    """The GitHub step outputs of a deployment state."""
-    return {
-        "event-id": result.event_id,
-        "lock-id": result.lock_id,
-        "status": result.status,
-        "duration": "" if result.duration is None else f"{result.duration:.3f}",
-        "event-url": result.event_url,
-    }
 
 
 def _print_state(state: AppState, result: DeploymentState, text: str) -> None:
@@ -312,8 +274,9 @@ Examples:
   tracker-ci deploy start -s api -e production --wait 300
   tracker-ci -o json deploy start -s api -e UAT --pr-url https://github.com/o/r/pull/7
 \b
-In GitHub Actions (GITHUB_OUTPUT set) it writes the step outputs event-id, lock-id,
-status and event-url; --dotenv FILE writes TRACKER_EVENT_ID and TRACKER_LOCK_ID.
+In GitHub Actions it writes the step outputs event-id (and id), lock-id, status and
+event-url, and exports TRACKER_EVENT_ID/TRACKER_LOCK_ID to the later steps; --dotenv FILE
+writes TRACKER_EVENT_ID and TRACKER_LOCK_ID (GitLab dotenv report).
 """
 )
 @start_options
@@ -327,7 +290,7 @@ def start(
     state: AppState, service: str | None, environment: Any, dotenv: Path | None, **opts: Any
 ) -> None:
     """Open a deployment event and take its lock; prints the event id."""
-    from tracker_ci.ci import github, gitlab
+    from tracker_ci.ci import gitlab
     from tracker_ci.commands.context import detect_run
 
     service, env = _key(state, service, environment)
@@ -340,14 +303,6 @@ def start(
             result = deployment.start(wait=wait, on_wait=line)
         finally:
             line.done()
-    github.write_if_possible(
-        {
-            "event-id": result.event_id,
-            "lock-id": result.lock_id,
-            "status": result.status,
-            "event-url": result.event_url,
-        }
-    )
     if dotenv is not None:
         gitlab.write_dotenv(
             dotenv, {"TRACKER_EVENT_ID": result.event_id, "TRACKER_LOCK_ID": result.lock_id}
@@ -373,10 +328,16 @@ Examples:
 @click.option(
     "--status",
     required=True,
-    type=WireChoice("Status", aliases=STATUS_ALIASES, only=FINAL_STATUSES),
+    type=WireChoice("Status", aliases="STATUS_ALIASES", only="FINISH_STATUSES"),
     help="Final status; failed/cancelled/canceled mean failure.",
 )
 @click.option("--message", "-m", help="Appended to the event's message.")
+@click.option(
+    "--if-open",
+    is_flag=True,
+    help="Close the event only if it is still open; one closed before (with any status) "
+    "is left as it is (exit 0). What the GitHub Action's post step does.",
+)
 @service_option
 @environment_option
 @click.option(
@@ -394,16 +355,15 @@ def finish(
     event_id: str | None,
     status: Any,
     message: str | None,
+    if_open: bool,
     service: str | None,
     environment: Any,
     **opts: Any,
 ) -> None:
     """Close a deployment event with its status (and duration); releases the lock."""
-    from tracker_ci.ci import github
     from tracker_ci.commands.context import detect_run
-    from tracker_ci.exceptions import NotFound, TrackerError
-    from tracker_ci.models import Environment, EventType
-    from tracker_ci.models import Status as StatusEnum
+    from tracker_ci.deploy import find_deployment
+    from tracker_ci.exceptions import TrackerError, is_outage
 
     if not event_id and not (service or state.config.get("service")):
         # Say both ways to name the deployment, not only the --service one.
@@ -411,108 +371,29 @@ def finish(
             "which deployment? give --event-id (or set TRACKER_EVENT_ID), or --service and "
             "--environment to close the newest open one"
         )
-    run = detect_run()
     policy = (opts.get("fail_policy") or state.config["fail_policy"]).lower()
-    closed: Any = None  # the event, when it was closed before this command
     with state.client() as client:
         try:
             if event_id:
-                found = client.get_event(event_id)
-                if not (service or state.config.get("service")):
-                    service = found.attributes.service
-                if not (environment or state.config.get("environment")):
-                    environment = found.attributes.environment
-                service, env = _key(state, service, environment)
-                if found.attributes.status.value in CLOSED_STATUSES:
-                    closed = found
+                event = find_deployment(client, event_id=event_id)
             else:
-                service, env = _key(state, service, environment)
-                answer = client.search_events(
-                    service=service,
-                    environment=env,
-                    type=EventType.deployment,
-                    status=StatusEnum.start,
-                )
-                if not answer.events:
-                    raise NotFound(
-                        f"no open deployment of {service} in {env} to finish "
-                        "(give --event-id or set TRACKER_EVENT_ID)",
-                        status_code=404,
-                    )
-                newest = max(
-                    answer.events,
-                    key=lambda e: (e.metadata.created_at is not None, e.metadata.created_at),
-                )
-                event_id = newest.metadata.id
+                key = _key(state, service, environment)
+                event = find_deployment(client, service=key[0], environment=key[1])
         except TrackerError as error:
-            if policy == "open" and tolerated_by_open_policy(error):
+            if policy == "open" and is_outage(error):
                 warn(f"{error} -- the deployment is not closed (fail policy open)")
                 return
             raise
-        if closed is not None:
-            # Closing again would move its status, duration and changelog (a retried job,
-            # a script that finished before after_script did): report, never rewrite.
-            _already_closed(state, closed, status)
-            return
-        opts = {**opts, "fail_policy": policy}
         deployment = _make_deployment(
             state,
             client,
-            run,
-            {**opts, "pr_url": None},
-            service=service,
-            environment=Environment.parse(env).value,
+            detect_run(),
+            {**opts, "fail_policy": policy},
+            service=event.attributes.service or service or "",
+            environment=event.attributes.environment.value,
+            pr_url=event.links.pull_request_link,
         )
-        if opts.get("comment"):
-            # The PR/MR to comment on is the one the event links to.
-            try:
-                deployment.pr_url = client.get_event(event_id).links.pull_request_link
-            except TrackerError:
-                deployment.pr_url = ""
-        result = deployment.finish(event_id, status, message)
-    github.write_if_possible(
-        {
-            "status": result.status,
-            "duration": "" if result.duration is None else f"{result.duration:.3f}",
-        }
-    )
-    summary = render_summary(
-        [
-            ("event", result.event_id),
-            ("status", result.status),
-            ("duration", format_seconds(result.duration)),
-        ]
-    )
-    _print_state(state, result, summary)
-
-
-def _already_closed(state: AppState, event: Any, status: Any) -> None:
-    """Finish of an event closed before: a no-op with the same status, else exit 2."""
-    from tracker_ci.ci import github
-    from tracker_ci.deploy import DeploymentState, event_url
-
-    closed_as = event.attributes.status.value
-    if closed_as != status.value:
-        raise click.UsageError(
-            f"deployment event {event.id} is already closed as {closed_as}; to change "
-            f"its status: tracker-ci event update {event.id} --status {status.value}"
-        )
-    click.echo(
-        f"tracker-ci: deployment event {event.id} was already closed as {closed_as}; "
-        "nothing changed",
-        err=True,
-    )
-    duration = event.metadata.duration
-    result = DeploymentState(
-        event_id=event.id,
-        service=event.attributes.service,
-        environment=event.attributes.environment.value,
-        status=closed_as,
-        started_at=event.attributes.start_date,
-        duration=None if duration is None else duration.total_seconds(),
-        event_url=event_url(state.config["url"], event.id),
-    )
-    github.write_if_possible({"status": result.status, "duration": _outputs(result)["duration"]})
+        result = deployment.close(event, status, message, if_open=if_open)
     summary = render_summary(
         [
             ("event", result.event_id),
@@ -530,18 +411,30 @@ Examples:
   tracker-ci deploy run -s api -e production -- helm upgrade api ./chart
   tracker-ci deploy run -s api -e UAT --wait 900 --lock-ttl 1800 -- ./deploy.sh
 \b
+The command sees TRACKER_EVENT_ID and TRACKER_LOCK_ID.
 Exit code: the command's own; 130/143 when interrupted (SIGINT/SIGTERM: the event is
 closed as failure and the lock released first); 3 when the lock stays held.
 """,
 )
 @start_options
+@click.option(
+    "--process-group",
+    is_flag=True,
+    hidden=True,
+    help="Run the command in a process group of its own and signal the whole group "
+    "(what the GitHub Action does: bash does not pass SIGTERM on).",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_state
 def run(
-    state: AppState, service: str | None, environment: Any, command: tuple[str, ...], **opts: Any
+    state: AppState,
+    service: str | None,
+    environment: Any,
+    process_group: bool,
+    command: tuple[str, ...],
+    **opts: Any,
 ) -> None:
     """Run a command as a tracked deployment: start, run it, finish by its exit code."""
-    from tracker_ci.ci import github
     from tracker_ci.commands.context import detect_run
 
     service, env = _key(state, service, environment)
@@ -549,16 +442,16 @@ def run(
     wait = state.config["wait"] if opts.get("wait") is None else opts["wait"]
     line = LiveWaitLine(f"{service}/{env}", wait)
     with state.client() as client:
-        deployment = _make_deployment(state, client, ci_run, opts, service=service, environment=env)
+        deployment = _make_deployment(
+            state, client, ci_run, opts, service=service, environment=env, running=True
+        )
         try:
-            code = deployment.run(list(command), wait=wait, on_wait=line)
+            code = deployment.run(
+                list(command), wait=wait, on_wait=line, process_group=process_group
+            )
         finally:
             line.done()
-    # The ReportingDeployment made by _make_deployment remembers its last state.
-    final: DeploymentState | None = getattr(deployment, "last_state", None)
-    if final is not None:
-        github.write_if_possible(_outputs(final))
-    elif code in INTERRUPTED_CODES:
+    if deployment.last_state is None and code in INTERRUPTED_CODES:
         # A signal while waiting for the lock: say so, or the job ends without a word.
         click.echo(
             f"tracker-ci: interrupted while waiting for the lock of {service}/{env}; "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import click
@@ -18,8 +17,6 @@ from tracker_ci.commands.common import (
 from tracker_ci.output import emit_json, render_summary, render_table
 
 __all__ = ["lock"]
-
-POLL_SECONDS = 2.0
 
 resource_option = click.option(
     "--resource",
@@ -69,42 +66,23 @@ def lock() -> None:
     """Deployment locks: one deployment per service and environment at a time."""
 
 
-def _wait_until_free(
-    client: Any, service: str, environment: str, resource: str, wait: float
-) -> Any:
-    """Poll until the lock is free or ``wait`` runs out; the holder's lock or None."""
+def _waiter(
+    client: Any, service: str, environment: str, resource: str, wait: float, option: str
+) -> tuple[Any, LiveWaitLine]:
+    """The one lock waiter, with the live line that reports the holder."""
+    from tracker_ci.waiter import LockWaiter
+
     line = LiveWaitLine(f"{service}/{environment}", wait)
-    deadline = time.monotonic() + wait
-    try:
-        while True:
-            held = client.find_lock(service=service, environment=environment, resource=resource)
-            if held is None or time.monotonic() >= deadline:
-                return held
-            line(held)
-            time.sleep(min(POLL_SECONDS, max(0.05, deadline - time.monotonic())))
-    finally:
-        line.done()
-
-
-def _timeout_error(held: Any, waited: float, option: str = "--wait") -> Exception:
-    from tracker_ci.exceptions import LockHeld, LockWaitTimeout
-
-    fields = {
-        "service": held.service,
-        "environment": held.environment,
-        "resource": held.resource,
-        "holder": held.who,
-        "lock_id": held.id,
-        "event_id": held.event_id,
-        "since": held.created_at,
-    }
-    # The message names the option of the command that waited (`lock wait` has --timeout).
-    message = (
-        f"gave up after waiting {waited:.0f}s for the {held.resource} lock of {held.service} "
-        f"in {held.environment}: still {LockHeld('', **fields).describe_holder()}. Wait "
-        f"longer ({option} SECONDS) or release the lock if its deployment is dead."
+    waiter = LockWaiter(
+        client,
+        service=service,
+        environment=environment,
+        resource=resource,
+        wait=wait,
+        on_wait=line,
+        option=option,
     )
-    return LockWaitTimeout(message, waited=waited, **fields)
+    return waiter, line
 
 
 @lock.command()
@@ -139,18 +117,18 @@ def acquire(
     wait: float | None,
 ) -> None:
     """Take a lock; prints its id. Exit 3 when it is held (after --wait)."""
+    from tracker_ci.ci.github_report import StepReport
     from tracker_ci.commands.context import detect_run
-    from tracker_ci.exceptions import LockHeld
 
     service, env = _key(state, service, environment)
     who = who or detect_run().owner or "tracker-ci"
     ttl = state.config["lock_ttl"] if ttl is None else ttl
     wait = state.config["wait"] if wait is None else wait
-    started = time.monotonic()
     with state.client() as client:
-        while True:
-            try:
-                taken = client.acquire_lock(
+        waiter, line = _waiter(client, service, env, resource, wait, "--wait")
+        try:
+            taken = waiter.run(
+                lambda: client.acquire_lock(
                     service=service,
                     environment=env,
                     resource=resource,
@@ -158,14 +136,10 @@ def acquire(
                     event_id=event_id,
                     ttl_seconds=ttl,
                 )
-                break
-            except LockHeld:
-                left = wait - (time.monotonic() - started)
-                if left <= 0:
-                    raise
-                held = _wait_until_free(client, service, env, resource, left)
-                if held is not None:
-                    raise _timeout_error(held, time.monotonic() - started) from None
+            )
+        finally:
+            line.done()
+    StepReport().lock_taken(taken)
     if state.json:
         emit_json(taken)
     else:
@@ -178,6 +152,11 @@ def acquire(
 @environment_option
 @resource_option
 @click.option("--who", help="The holder's name (required to release by key).")
+@click.option(
+    "--missing-ok",
+    is_flag=True,
+    help="A lock that is already gone (released, expired) is no error (exit 0).",
+)
 @pass_state
 def release(
     state: AppState,
@@ -186,11 +165,13 @@ def release(
     environment: Any,
     resource: str,
     who: str | None,
+    missing_ok: bool,
 ) -> None:
     """Release a lock by id, or by service/environment/resource naming its holder.
 
-    Exit 6 when there is no such lock.
+    Exit 6 when there is no such lock (0 with --missing-ok).
     """
+    from tracker_ci.ci.github_report import StepReport
     from tracker_ci.exceptions import NotFound
 
     with state.client() as client:
@@ -205,8 +186,11 @@ def release(
                 service=service, environment=env, resource=resource, who=who
             )
             what = f"the {resource} lock of {service} in {env}"
-    if not count:
+    if not count and not missing_ok:
         raise NotFound(f"{what} does not exist (already released?)", status_code=404)
+    if not count:
+        click.echo(f"tracker-ci: {what} is already released; nothing to do", err=True)
+    StepReport().lock_released(what, lock_id or "")
     if state.json:
         emit_json({"released": True, "count": count})
     else:
@@ -292,9 +276,10 @@ def wait_for_lock(
     """Wait until a lock is free (exit 0), or give up after --timeout (exit 3)."""
     service, env = _key(state, service, environment)
     wait = state.config["wait"] if wait is None else wait
-    started = time.monotonic()
     with state.client() as client:
-        held = _wait_until_free(client, service, env, resource, wait)
-    if held is not None:
-        raise _timeout_error(held, time.monotonic() - started, "--timeout")
+        waiter, line = _waiter(client, service, env, resource, wait, "--timeout")
+        try:
+            waiter.until_free()
+        finally:
+            line.done()
     click.echo(f"free: no {resource} lock on {service}/{env}")
