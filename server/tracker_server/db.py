@@ -133,8 +133,12 @@ def alembic_config(connection: Connection) -> Any:
     return config
 
 
-def upgrade_schema(engine: Engine, revision: str = "head") -> None:
-    """Create the schema, or upgrade it to ``revision``, keeping every stored row."""
+def upgrade_schema(engine: Engine, revision: str = "heads") -> None:
+    """Create the schema, or upgrade it to ``revision``, keeping every stored row.
+
+    ``heads``: every branch of the migrations (features developed side by side each add
+    a revision after the same parent; a merge revision joins them later).
+    """
     from alembic import command
 
     with engine.connect() as connection:
