@@ -8,8 +8,9 @@ report, and the sticky PR/MR comment.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -245,6 +246,26 @@ def _key(state: AppState, service: str | None, environment: Any) -> tuple[str, s
     return service, env.value
 
 
+@contextlib.contextmanager
+def _opened(
+    state: AppState, service: str | None, environment: Any, opts: dict[str, Any], *, running: bool
+) -> Iterator[tuple[Deployment, float, LiveWaitLine]]:
+    """The deployment of ``deploy start``/``run``, its wait, and the live line of that wait."""
+    from tracker_ci.commands.context import detect_run
+
+    service, env = _key(state, service, environment)
+    wait = state.config["wait"] if opts.get("wait") is None else opts["wait"]
+    line = LiveWaitLine(f"{service}/{env}", wait)
+    with state.client() as client:
+        deployment = _make_deployment(
+            state, client, detect_run(), opts, service=service, environment=env, running=running
+        )
+        try:
+            yield deployment, wait, line
+        finally:
+            line.done()
+
+
 def _print_state(state: AppState, result: DeploymentState, text: str) -> None:
     if state.json:
         emit_json(result)
@@ -291,18 +312,9 @@ def start(
 ) -> None:
     """Open a deployment event and take its lock; prints the event id."""
     from tracker_ci.ci import gitlab
-    from tracker_ci.commands.context import detect_run
 
-    service, env = _key(state, service, environment)
-    run = detect_run()
-    wait = state.config["wait"] if opts.get("wait") is None else opts["wait"]
-    line = LiveWaitLine(f"{service}/{env}", wait)
-    with state.client() as client:
-        deployment = _make_deployment(state, client, run, opts, service=service, environment=env)
-        try:
-            result = deployment.start(wait=wait, on_wait=line)
-        finally:
-            line.done()
+    with _opened(state, service, environment, opts, running=False) as (deployment, wait, line):
+        result = deployment.start(wait=wait, on_wait=line)
     if dotenv is not None:
         gitlab.write_dotenv(
             dotenv, {"TRACKER_EVENT_ID": result.event_id, "TRACKER_LOCK_ID": result.lock_id}
@@ -435,26 +447,12 @@ def run(
     **opts: Any,
 ) -> None:
     """Run a command as a tracked deployment: start, run it, finish by its exit code."""
-    from tracker_ci.commands.context import detect_run
-
-    service, env = _key(state, service, environment)
-    ci_run = detect_run()
-    wait = state.config["wait"] if opts.get("wait") is None else opts["wait"]
-    line = LiveWaitLine(f"{service}/{env}", wait)
-    with state.client() as client:
-        deployment = _make_deployment(
-            state, client, ci_run, opts, service=service, environment=env, running=True
-        )
-        try:
-            code = deployment.run(
-                list(command), wait=wait, on_wait=line, process_group=process_group
-            )
-        finally:
-            line.done()
+    with _opened(state, service, environment, opts, running=True) as (deployment, wait, line):
+        code = deployment.run(list(command), wait=wait, on_wait=line, process_group=process_group)
     if deployment.last_state is None and code in INTERRUPTED_CODES:
         # A signal while waiting for the lock: say so, or the job ends without a word.
         click.echo(
-            f"tracker-ci: interrupted while waiting for the lock of {service}/{env}; "
+            f"tracker-ci: interrupted while waiting for the lock of {line.what}; "
             "no event was opened and the command did not run",
             err=True,
         )
