@@ -11,6 +11,7 @@ from tracker_ci.ci.github_action import (
     ActionError,
     build_cli_argv,
     finish_status,
+    merge_upstream_inputs,
     parse_bool,
     parse_inputs,
     post_cli_argv,
@@ -84,7 +85,7 @@ def test_a_token_over_plain_http_to_a_remote_host_is_a_doubt() -> None:
         ({"server_url": "ftp://x"}, "server-url"),
         ({"service": ""}, "service"),
         ({"environment": ""}, "environment"),
-        ({"command": ""}, "command"),
+        ({"command": "", "mode": "run"}, "command"),
         ({"auto_close": "sure"}, "auto-close"),
     ],
 )
@@ -228,7 +229,38 @@ def test_workflow_command_data_is_escaped() -> None:
 
 def test_the_post_step_parses_without_the_main_steps_needs() -> None:
     with pytest.raises(ActionError, match="`command`"):
-        parse_inputs(_raw(command=""))
-    assert parse_inputs(_raw(command="", service=""), check_mode=False).mode == "run"
+        parse_inputs(_raw(command="", mode="run"))
+    assert parse_inputs(_raw(command="", service="", mode="run"), check_mode=False).mode == "run"
     with pytest.raises(ActionError, match="`comment`"):
         parse_inputs(_raw(comment="perhaps"), check_mode=False)
+
+
+def test_upstream_spellings_mean_our_inputs() -> None:
+    raw = dict.fromkeys(INPUT_NAMES, "")
+    raw.update(host="tracker.example:8080", lock_enable="true", related_id="e1", status="success")
+    merged = merge_upstream_inputs(raw, {"GITHUB_REPOSITORY": "acme/shop"})
+    assert merged["server-url"] == "http://tracker.example:8080"
+    assert merged["lock-enable"] == "true" and merged["event-id"] == "e1"
+    assert merged["service"] == "" and merged["mode"] == "finish", "related_id names it"
+    assert "host" not in merged and "related_id" not in merged
+    started = merge_upstream_inputs(
+        {**raw, "status": "start", "related_id": ""}, {"GITHUB_REPOSITORY": "acme/shop"}
+    )
+    assert started["mode"] == "start" and started["service"] == "shop"
+    started["environment"] = "production"  # action.yml's default
+    assert parse_inputs(started).status == "", "start names the mode, not a finish status"
+    assert merge_upstream_inputs({**raw, "status": "", "related_id": ""}, {})["mode"] == "start"
+    assert merge_upstream_inputs({**raw, "command": "./d.sh"}, {})["mode"] == "run"
+    # The upstream spelling of a token wins over our input's expression default.
+    token = merge_upstream_inputs({**raw, "github-token": "ghs_default", "github_token": "p"}, {})
+    assert token["github-token"] == "p"
+
+
+def test_two_spellings_that_differ_fail_naming_both() -> None:
+    raw = dict.fromkeys(INPUT_NAMES, "")
+    raw.update({"server-url": "https://a.example", "tracker_host": "https://b.example"})
+    with pytest.raises(ActionError, match="`tracker_host` and `server-url`") as caught:
+        merge_upstream_inputs(raw, {})
+    assert "Keep one of them" in caught.value.fix
+    same = merge_upstream_inputs({**raw, "tracker_host": "https://a.example"}, {})
+    assert same["server-url"] == "https://a.example"

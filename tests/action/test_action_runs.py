@@ -331,8 +331,8 @@ def test_an_unreachable_server_with_fail_policy_closed_stops(tmp_path: Path) -> 
         ({"service": "shop", "auto-close": "Treu"}, "auto-close"),
         ({"service": "shop", "environment": "prod"}, "environment"),
         ({"service": "shop", "pr-url": "https://example.com/not-a-pr"}, "pr-url"),
-        ({"command": "true"}, "service"),
-        ({"service": "shop", "command": ""}, "command"),
+        ({"command": "true", "host": "a.example", "server-url": "http://b.example"}, "host"),
+        ({"service": "shop", "mode": "run", "command": ""}, "command"),
     ],
 )
 def test_bad_inputs_fail_the_step_before_anything_runs(
@@ -526,3 +526,41 @@ def test_a_step_killed_mid_deploy_is_closed_by_the_post_step(
     assert event["attributes"]["status"] == "failure"
     assert "job status: cancelled" in event["attributes"]["message"]
     assert _locks_of(sqlite_server, service) == []
+
+
+def test_an_upstream_tracker_action_workflow_runs_with_only_uses_changed(
+    tmp_path: Path, sqlite_server: RunningServer
+) -> None:
+    """bananaops/tracker-action's own test workflow: `status: start`, then `status: success`
+    with `related_id`, in its later spelling (tracker_host, lock_enable) and its oldest one
+    (host without a scheme, lock-enable), no `service` (the repository's name)."""
+    job = _job(tmp_path)
+    host = sqlite_server.url.removeprefix("http://")
+    spellings = [
+        ({"tracker_host": sqlite_server.url, "lock_enable": "true"}, "tracker_host"),
+        ({"host": host, "lock-enable": "true"}, "host"),
+    ]
+    for spelling, _name in spellings:
+        start = job.run_main({**spelling, "title": "Deploy", "status": "start"})
+        assert start.exit_code == 0, start.log
+        event_id = start.outputs["id"]
+        assert event_id and event_id == start.outputs["event-id"], start.log
+        [lock] = _locks_of(sqlite_server, "shop")
+        assert lock["eventId"] == event_id
+        done = job.run_main({**spelling, "status": "success", "related_id": event_id})
+        assert done.exit_code == 0, done.log
+        assert done.outputs["status"] == "success"
+        for step in (start, done):
+            post = job.run_post(step, spelling, job_status="success")
+            assert post.exit_code == 0, post.log
+        event = _event(sqlite_server, event_id)
+        assert event["attributes"]["status"] == "success"
+        assert event["attributes"]["service"] == "shop"
+        assert event["metadata"]["duration"] is not None
+        assert _locks_of(sqlite_server, "shop") == []
+    answer = httpx.get(
+        f"{sqlite_server.url}{API}/events/search", params={"service": "shop"}, timeout=10
+    )
+    events = answer.json()["events"]
+    assert len(events) == 2, events
+    assert all(e["attributes"]["status"] == "success" for e in events), "no failure event"

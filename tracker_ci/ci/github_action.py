@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from tracker_ci.ci import github
-from tracker_ci.ci.github_report import OUTPUT_NAMES, StepReport
+from tracker_ci.ci.github_report import OUTPUT_NAMES as REPORTED_OUTPUTS
+from tracker_ci.ci.github_report import StepReport
 
 __all__ = [
     "ActionError",
@@ -71,9 +72,27 @@ INPUT_NAMES = (
     "github-token",
     "comment",
     "auto-close",
+    "lock-enable",
+    "host",
+    "tracker_host",
+    "lock_enable",
+    "related_id",
+    "github_token",
     "job-status",
 )
-SECRET_INPUTS = ("token", "github-token")
+#: bananaops/tracker-action's inputs (over its history) and the input of ours each means.
+UPSTREAM_ALIASES = {
+    "host": "server-url",
+    "tracker_host": "server-url",
+    "lock_enable": "lock-enable",
+    "related_id": "event-id",
+    "github_token": "github-token",
+}
+#: Ours whose default is an expression (never empty): the upstream spelling, given, wins.
+_DEFAULTED = ("github-token",)
+#: The step outputs, in action.yml's order (``id`` is upstream's name for ``event-id``).
+OUTPUT_NAMES = ("event-id", "id", *REPORTED_OUTPUTS[1:])
+SECRET_INPUTS = ("token", "github-token", "github_token")
 MODES = ("run", "start", "finish", "lock", "unlock")
 FAIL_POLICIES = ("open", "closed")
 # What `${{ job.status }}` can be: https://docs.github.com/actions/learn-github-actions/contexts
@@ -108,6 +127,44 @@ def read_inputs(environ: Mapping[str, str]) -> dict[str, str]:
         else:
             values[name] = ""
     return values
+
+
+def merge_upstream_inputs(raw: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """Our inputs from upstream's spellings too; two spellings that differ are an error.
+
+    Also as upstream reads them: a server without a scheme is ``http://``; no `service`
+    is the repository's name (for what opens a deployment or lock); no `mode` follows
+    `command`, then `status`.
+    """
+    merged = dict(raw)
+    for alias, ours in UPSTREAM_ALIASES.items():
+        value = merged.pop(alias, "")
+        if not value or value == merged[ours]:
+            continue
+        if merged[ours] and ours not in _DEFAULTED:
+            raise ActionError(
+                f"Inputs `{alias}` and `{ours}` are both given and differ "
+                f"({value!r} and {merged[ours]!r}); they mean the same.",
+                f"Keep one of them (`{ours}` is this action's name, `{alias}` upstream's).",
+            )
+        merged[ours] = value
+    url = merged["server-url"]
+    if url and "://" not in url:
+        merged["server-url"] = f"http://{url}"
+    if not merged["mode"]:
+        merged["mode"] = _implied_mode(merged)
+    if not merged["service"] and merged["mode"].lower() in ("run", "start", "lock"):
+        merged["service"] = environ.get("GITHUB_REPOSITORY", "").rpartition("/")[2]
+    return merged
+
+
+def _implied_mode(raw: Mapping[str, str]) -> str:
+    status = raw["status"].strip().lower()
+    if raw["command"]:
+        return "run"
+    if status in ("", "start", "in_progress"):
+        return "start"  # the post step closes it with the job's outcome
+    return "finish"
 
 
 def parse_bool(name: str, value: str) -> bool:
@@ -175,6 +232,7 @@ class ActionInputs:
     github_token: str = ""
     comment: bool = False
     auto_close: bool = True
+    lock_enable: bool = True
     job_status: str = ""
     #: Inputs that are accepted but look wrong: each one becomes a ``::warning::``.
     doubts: tuple[str, ...] = ()
@@ -195,7 +253,7 @@ def parse_inputs(raw: Mapping[str, str], *, check_mode: bool = True) -> ActionIn
     """
     environments, priorities, statuses = _wire_words()
     doubts: list[str] = []
-    mode = _choice("mode", raw["mode"] or "run", MODES, doubts)
+    mode = _choice("mode", raw["mode"] or _implied_mode(raw), MODES, doubts)
     server_url = raw["server-url"].rstrip("/")
     if server_url and not server_url.startswith(("http://", "https://")):
         raise ActionError(
@@ -224,17 +282,25 @@ def parse_inputs(raw: Mapping[str, str], *, check_mode: bool = True) -> ActionIn
         ticket=raw["ticket"],
         fail_policy=_choice("fail-policy", raw["fail-policy"] or "open", FAIL_POLICIES, doubts),
         lock_ttl=_seconds("lock-ttl", raw["lock-ttl"] or "0"),
-        status=_choice("status", raw["status"], statuses, doubts, empty_ok=True),
+        status=_choice(
+            "status", _finish_word(mode, raw["status"]), statuses, doubts, empty_ok=True
+        ),
         event_id=raw["event-id"],
         lock_id=raw["lock-id"],
         github_token=raw["github-token"],
         comment=parse_bool("comment", raw["comment"] or "false"),
         auto_close=parse_bool("auto-close", raw["auto-close"] or "true"),
+        lock_enable=parse_bool("lock-enable", raw["lock-enable"] or "true"),
         job_status=raw["job-status"].lower(),
     )
     if check_mode:
         _check_mode_needs(inputs, environments)
     return dataclasses.replace(inputs, doubts=(*doubts, *_doubts(inputs)))
+
+
+def _finish_word(mode: str, status: str) -> str:
+    """The `status` a finish closes with; upstream's `start` says which mode, nothing more."""
+    return "" if mode == "start" and status.lower() in ("start", "in_progress") else status
 
 
 def _check_mode_needs(inputs: ActionInputs, environments: Sequence[str]) -> None:
@@ -265,6 +331,11 @@ def _doubts(inputs: ActionInputs) -> list[str]:
     doubts = []
     if inputs.mode != "run" and inputs.command:
         doubts.append(f"Input `command` is ignored in mode {inputs.mode} (it is for mode run).")
+    if not inputs.lock_enable and inputs.mode in ("run", "start"):
+        doubts.append(
+            "Input `lock-enable` is false, but a deployment always holds the lock of its "
+            "service and environment while it is open: the lock is taken."
+        )
     if inputs.job_status and inputs.job_status not in JOB_STATUSES:
         expected = ", ".join(JOB_STATUSES)
         doubts.append(f"Input `job-status` is {inputs.job_status!r}; expected {expected}.")
@@ -396,6 +467,10 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
     report = StepReport(env)
     raw = read_inputs(env)
     _mask_inputs(raw)  # before anything else is printed
+    try:
+        raw = merge_upstream_inputs(raw, env)
+    except ActionError as exc:
+        return _fail(exc, report)
     if raw["mode"].lower() == "finish" and not raw["event-id"]:
         # A start step of this job exported its event (GITHUB_ENV).
         raw["event-id"] = env.get("TRACKER_EVENT_ID", "")
@@ -435,6 +510,7 @@ def post(environ: MutableMapping[str, str] | None = None) -> int:
         print("tracker-ci: this step left nothing open.")
         return 0
     try:
+        raw = merge_upstream_inputs(raw, env)
         mode = env.get("STATE_mode", "") or raw["mode"]
         inputs = parse_inputs({**raw, "mode": mode}, check_mode=False)
     except ActionError as exc:  # the main step accepted the same inputs

@@ -72,7 +72,10 @@ class StepReport:
                 handle.write(github.to_output_text(values))
 
     def outputs(self, values: Mapping[str, Any]) -> None:
-        """Step outputs (action.yml declares them)."""
+        """Step outputs (action.yml declares them; ``id`` is upstream's ``event-id``)."""
+        values = dict(values)
+        if "event-id" in values:
+            values["id"] = values["event-id"]
         self._append("GITHUB_OUTPUT", values)
 
     def save_state(self, **values: str) -> None:
