@@ -36,30 +36,12 @@ def _from_variable(exc: Any) -> str:
     return ""
 
 
-def _global_option_hint(exc: Any, words: list[str]) -> str:
-    """Where a global option (``-o json``, ``--url``...) goes when typed after a command."""
-    import click
-
-    if not isinstance(exc, click.NoSuchOption) or not words or exc.ctx is None:
-        return ""
-    root = exc.ctx.find_root().command
-    name = exc.option_name.split("=", 1)[0]
-    for param in root.params:
-        if name in getattr(param, "opts", []):
-            return f": {name} is a global option, give it before the command: tracker-ci {name} ..."
-    return ""
-
-
 def _usage_error(exc: Any) -> int:
     """One line for a click usage error, naming the --help to read."""
     # command_path starts with the program name as click saw it; show it as tracker-ci.
     words = exc.ctx.command_path.split()[1:] if exc.ctx else []
     where = " ".join(["tracker-ci", *words])
-    message = exc.format_message()
-    hint = _global_option_hint(exc, words)
-    if hint:
-        message = message.rstrip(".") + hint
-    message += _from_variable(exc)
+    message = exc.format_message() + _from_variable(exc)
     print(f"error: {message} (see '{where} --help')", file=sys.stderr)
     _report(message, int(exc.exit_code))
     return int(exc.exit_code)

@@ -60,6 +60,72 @@ def exit_code_for(exc: BaseException) -> int:
     return code_of(exc)
 
 
+#: The root's options (taking a value or not) that may also follow the command.
+GLOBAL_OPTIONS = {
+    "--url": True,
+    "--token": True,
+    "--output": True,
+    "-o": True,
+    "--timeout": True,
+    "--config": True,
+    "--fail-policy": True,
+    "--debug": False,
+}
+
+
+def _takes_value(command: click.Command) -> dict[str, bool]:
+    """Every option name of a command, and whether it takes a value."""
+    names: dict[str, bool] = {}
+    for param in command.params:
+        if isinstance(param, click.Option):
+            for name in (*param.opts, *param.secondary_opts):
+                names[name] = not (param.is_flag or param.count)
+    return names
+
+
+def _leaf(group: click.Group, ctx: click.Context, args: list[str]) -> tuple[Any, int]:
+    """The command the words name and the index after its name (None: leave args alone)."""
+    index, command = 0, group
+    while isinstance(command, click.Group):
+        while index < len(args) and args[index].startswith("-"):
+            word = args[index].split("=", 1)[0]
+            takes = GLOBAL_OPTIONS.get(word, False) and "=" not in args[index]
+            index += 2 if takes and command is group else 1
+        if index >= len(args) or args[index] in LAZY_COMMANDS:
+            return None, index
+        command = command.commands.get(args[index])  # type: ignore[assignment]
+        index += 1
+        if command is None:
+            return None, index
+    return command, index
+
+
+def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
+    """``args`` with the global options that follow the command moved to the front."""
+    leaf, start = _leaf(group, ctx, args)
+    if leaf is None:
+        return args
+    own = _takes_value(leaf)
+    interspersed = leaf.allow_interspersed_args
+    moved: list[str] = []
+    kept = args[:start]
+    index = start
+    while index < len(args):
+        word = args[index]
+        name = word.split("=", 1)[0]
+        if word == "--" or (not word.startswith("-") and not interspersed):
+            kept += args[index:]  # the rest is arguments (deploy run's command)
+            break
+        width = 2 if own.get(name) and "=" not in word else 1
+        if name in GLOBAL_OPTIONS and name not in own:
+            width = 2 if GLOBAL_OPTIONS[name] and "=" not in word else 1
+            moved += args[index : index + width]
+        else:
+            kept += args[index : index + width]
+        index += width
+    return moved + kept if moved else args
+
+
 def report_failure(message: str, code: int) -> None:
     """In GitHub Actions, a failed command is also an error annotation with its fix."""
     import os
@@ -103,6 +169,11 @@ class TrackerGroup(click.Group):
             code = exit_code_for(exc)
             report_failure(str(exc), code)
             ctx.exit(code)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Global options typed after the command (`tracker-ci deploy start -o json`) are
+        # moved before it, unless that command has an option of the same name.
+        return super().parse_args(ctx, hoist_global_options(self, ctx, args))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
@@ -200,6 +271,13 @@ def _flag(ctx: click.Context, name: str, value: Any) -> tuple[Any, str] | None:
     help="Config file used instead of ./.tracker-ci.toml. [env: TRACKER_CONFIG]",
 )
 @click.option(
+    "--fail-policy",
+    type=click.Choice(["open", "closed"], case_sensitive=False),
+    envvar="TRACKER_FAIL_POLICY",
+    help="When the server is unreachable or fails: open = deploy untracked, closed = stop. "
+    "[env: TRACKER_FAIL_POLICY; default: open]",
+)
+@click.option(
     "--debug",
     is_flag=True,
     envvar="TRACKER_DEBUG",
@@ -216,6 +294,7 @@ def cli(
     output: str | None,
     timeout: float | None,
     config_file: Path | None,
+    fail_policy: str | None,
     debug: bool,
 ) -> None:
     """Make every deployment visible and safe: Tracker events and deployment locks from CI.
@@ -226,7 +305,13 @@ def cli(
     """
     flags = {
         key: given
-        for key, value in (("url", url), ("token", token), ("output", output), ("timeout", timeout))
+        for key, value in (
+            ("url", url),
+            ("token", token),
+            ("output", output),
+            ("timeout", timeout),
+            ("fail_policy", fail_policy and fail_policy.lower()),
+        )
         if (given := _flag(ctx, key, value)) is not None
     }
     if "url" in flags:
