@@ -20,6 +20,7 @@ from tracker_ci import __version__
 from tracker_ci.commands.common import AppState
 from tracker_ci.commands.config_cmd import config
 from tracker_ci.commands.deploy import deploy
+from tracker_ci.commands.doctor import doctor
 from tracker_ci.commands.event import event
 from tracker_ci.commands.lock import lock
 from tracker_ci.commands.token import token
@@ -326,5 +327,5 @@ def cli(
     ctx.obj = AppState(flags=flags, config_file=config_file, debug=debug)
 
 
-for _command in (deploy, lock, event, token, config):
+for _command in (deploy, lock, event, token, config, doctor):
     cli.add_command(_command)

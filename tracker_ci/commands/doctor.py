@@ -1,0 +1,183 @@
+"""``tracker-ci doctor``: check, before a deploy needs it, that everything is in place.
+
+Each check says ok, warn or fail, what it found, and how to fix a problem. The exit code
+is the documented code of the first failed check (4 unreachable, 5 token refused...), 0
+when none failed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from tracker_ci.commands.common import (
+    AppState,
+    environment_option,
+    pass_state,
+    service_option,
+)
+from tracker_ci.output import emit_json
+
+__all__ = ["doctor"]
+
+
+@dataclass
+class Check:
+    """One line of the report."""
+
+    name: str
+    verdict: str  # ok, warn, fail
+    found: str
+    fix: str = ""
+    exit_code: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.name, "verdict": self.verdict, "found": self.found, "fix": self.fix}
+
+
+def _failed(name: str, error: Exception, fix: str) -> Check:
+    from tracker_ci.exceptions import exit_code_for
+
+    return Check(name, "fail", str(error), fix, exit_code_for(error))
+
+
+def _server(client: Any) -> Check:
+    from tracker_ci.exceptions import NotFound, TrackerError
+
+    try:
+        health = client.health()
+    except NotFound:
+        health = None  # upstream's Go server has no /health; any answer tells its kind
+    except TrackerError as error:
+        return _failed("server", error, "check TRACKER_URL (or --url) and that it runs")
+    if health is None:
+        try:
+            client.list_locks()
+        except TrackerError as error:
+            return _failed("server", error, "check TRACKER_URL (or --url) and that it runs")
+    if client.server_is_bundled:
+        version = (health or {}).get("version", "")
+        return Check("server", "ok", f"{client.base_url}: tracker-ci's server {version}".strip())
+    return Check(
+        "server",
+        "ok",
+        f"{client.base_url}: an upstream Tracker (no lock TTLs, renewals, tokens or queue)",
+    )
+
+
+def _token(client: Any, token: str | None) -> Check:
+    from tracker_ci.exceptions import AuthenticationFailed, PermissionDenied, TrackerError
+
+    if not client.server_is_bundled:
+        return Check("token", "ok", "upstream Tracker: no tokens")
+    try:
+        client.list_tokens()
+    except PermissionDenied:
+        return Check("token", "ok", "accepted; not an admin token (it writes its services)")
+    except AuthenticationFailed as error:
+        fix = "set TRACKER_TOKEN to a valid token (tracker-ci token create, by an admin)"
+        return _failed("token", error, fix)
+    except TrackerError as error:
+        return _failed("token", error, "see the server's log")
+    if token:
+        return Check("token", "ok", "accepted, with admin rights (or the server has auth off)")
+    return Check("token", "ok", "none needed: the server has auth off")
+
+
+def _lock(client: Any, service: str | None, environment: str | None) -> Check:
+    from tracker_ci.exceptions import TrackerError
+    from tracker_ci.models import Environment
+
+    if not (service and environment):
+        return Check("lock", "warn", "not checked", "give --service and --environment")
+    env = Environment.parse(environment).value
+    try:
+        held = client.find_lock(service=service, environment=env)
+    except TrackerError as error:
+        return _failed("lock", error, "see the server's log")
+    if held is None:
+        return Check("lock", "ok", f"{service}/{env} is free")
+    since = f" since {held.created_at:%Y-%m-%d %H:%M:%SZ}" if held.created_at else ""
+    return Check(
+        "lock",
+        "warn",
+        f"{service}/{env} is held by {held.who or 'someone'}{since} (lock {held.id})",
+        "a deploy now waits (--wait) or stops with exit 3",
+    )
+
+
+def _pull_request(state: AppState) -> Check:
+    from tracker_ci.commands.context import detect_run, find_pr_url
+
+    run = detect_run()
+    if run.github is None and run.gitlab is None:
+        return Check("pull request", "ok", "not in GitHub Actions or GitLab CI: none to look up")
+    url = find_pr_url(
+        run,
+        github_token=os.environ.get("GITHUB_TOKEN"),
+        gitlab_token=os.environ.get("GITLAB_TOKEN"),
+        timeout=state.config["timeout"],
+    )
+    if url:
+        return Check("pull request", "ok", url)
+    return Check(
+        "pull request",
+        "warn",
+        "none found for this commit",
+        "pass --pr-url, or give the job a token that can read pull/merge requests",
+    )
+
+
+def _policy(state: AppState) -> Check:
+    policy = str(state.config["fail_policy"]).lower()
+    meaning = {
+        "open": "an unreachable or failing server lets a deploy go on untracked",
+        "closed": "an unreachable or failing server stops the deploy",
+    }.get(policy, "")
+    source = state.config.source("fail_policy")
+    return Check("fail policy", "ok", f"{policy} ({source}): {meaning}")
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  tracker-ci doctor -s api -e production
+  tracker-ci -o json doctor
+"""
+)
+@service_option
+@environment_option
+@pass_state
+def doctor(state: AppState, service: str | None, environment: Any) -> None:
+    """Check the server, the token, the lock, the PR lookup and the fail policy."""
+    service = service or state.config.get("service")
+    environment = environment or state.config.get("environment")
+    checks: list[Check] = []
+    with state.client() as client:
+        checks.append(_server(client))
+        if checks[0].verdict != "fail":
+            steps: list[Callable[[], Check]] = [
+                lambda: _token(client, state.config["token"]),
+                lambda: _lock(client, service, getattr(environment, "value", environment)),
+            ]
+            checks += [step() for step in steps]
+    checks += [_pull_request(state), _policy(state)]
+    _show(state, checks)
+    failed = [check for check in checks if check.verdict == "fail"]
+    if failed:
+        raise click.exceptions.Exit(failed[0].exit_code or 1)
+
+
+def _show(state: AppState, checks: list[Check]) -> None:
+    if state.json:
+        emit_json([check.as_dict() for check in checks])
+        return
+    width = max(len(check.name) for check in checks)
+    for check in checks:
+        click.echo(f"{check.verdict:<4}  {check.name:<{width}}  {check.found}")
+        if check.fix and check.verdict != "ok":
+            click.echo(f"{'':<4}  {'':<{width}}  fix: {check.fix}")
