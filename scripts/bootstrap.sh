@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything the project's commands need, idempotently:
-# a virtualenv in .venv with the package and its dev tools, gitlab-ci-local under
-# .tools/, and the Debian packages the validators call (rsync, shellcheck).
+# Installs what the project's commands need, idempotently: a virtualenv in .venv with the
+# package and the server (`make demo`), or with every extra and the dev tools, gitlab-ci-local
+# under .tools/ and the Debian packages the validators call (`--with-test-tools`, `make test`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,19 +11,28 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 
+# `make demo` needs only the package and the server; `make test` (--with-test-tools) needs
+# every extra and the dev tools. The stamp says which set is installed, for which pyproject.
+extras=server
+[ "${1:-}" = "--with-test-tools" ] && extras=all,dev
 stamp=.venv/.tracker-ci-installed
-want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "bootstrap: installing tracker-ci and its dev tools into .venv" >&2
-  # pip's build chatter goes to a log, shown only when the install fails.
-  if ! { .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip &&
-         .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[all,dev]'; } \
-       >.venv/pip-install.log 2>&1; then
+hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
+installed=$(cat "$stamp" 2>/dev/null || true)
+if [ "$installed" != "$hash all,dev" ] && [ "$installed" != "$hash $extras" ]; then
+  echo "bootstrap: installing tracker-ci[$extras] into .venv" \
+    "(about $([ "$extras" = server ] && echo 30 || echo 90) s here; one line per package)" >&2
+  # The whole log goes to a file, shown when the install fails; a line per package is shown.
+  if ! .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off \
+         --upgrade pip -e ".[$extras]" 2>&1 \
+       | tee .venv/pip-install.log \
+       | { grep --line-buffered -E '^(Collecting|Installing collected)' || true; } \
+       | sed -u 's/^/  /' >&2; then
     cat .venv/pip-install.log >&2
     echo "bootstrap: pip install failed (log above, also in .venv/pip-install.log)" >&2
     exit 1
   fi
-  echo "$want" > "$stamp"
+  echo "$hash $extras" >"$stamp"
+  echo "bootstrap: tracker-ci[$extras] installed" >&2
 fi
 
 if [ "${1:-}" = "--with-test-tools" ]; then
