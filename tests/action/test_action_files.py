@@ -23,7 +23,7 @@ from tests.action.emulator import (
     load_action,
 )
 from tests.conftest import RUNNING_IN_CI
-from tracker_ci.ci import github_action
+from tracker_ci.ci import action_files, github_action
 
 EXAMPLES = sorted((ROOT / "examples" / "github").glob("*.yml"))
 README = ROOT / "README.md"
@@ -178,9 +178,9 @@ def test_the_dockerfile_installs_the_entrypoints_action_yml_runs() -> None:
     runs = load_action()["runs"]
     assert runs["using"] == "docker" and runs["image"] == "Dockerfile"
     directory = dockerfile_entrypoint_dir()
-    assert directory == github_action.ENTRYPOINT_DIR
-    assert runs["entrypoint"] == f"{directory}/{github_action.ENTRYPOINT_NAMES['main']}"
-    assert runs["post-entrypoint"] == f"{directory}/{github_action.ENTRYPOINT_NAMES['post']}"
+    assert directory == action_files.ENTRYPOINT_DIR
+    assert runs["entrypoint"] == f"{directory}/{action_files.ENTRYPOINT_NAMES['main']}"
+    assert runs["post-entrypoint"] == f"{directory}/{action_files.ENTRYPOINT_NAMES['post']}"
     assert "args" not in runs, "args would reach the post stage too"
 
 
@@ -218,7 +218,7 @@ def test_dockerignore_sends_only_what_the_image_needs() -> None:
 
 @pytest.mark.unit
 def test_readme_inputs_table_is_generated_from_action_yml() -> None:
-    table = github_action.inputs_table(ACTION_YML)
+    table = action_files.inputs_table(ACTION_YML)
     assert table in readme_section(), (
         "README's inputs table is stale: paste the output of "
         "`python -m tracker_ci.ci.github_action --print-inputs-table`"
@@ -238,7 +238,7 @@ def test_print_inputs_table_command(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout == github_action.inputs_table(ACTION_YML)
+    assert result.stdout == action_files.inputs_table(ACTION_YML)
 
 
 @pytest.mark.unit

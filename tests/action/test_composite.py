@@ -15,7 +15,7 @@ import yaml
 from tests.action.emulator import ACTION_YML, ROOT, Job, event_payloads, parse_file_commands
 from tests.action.test_action_files import _run, _tool
 from tests.support.servers import RunningServer
-from tracker_ci.ci import github_action
+from tracker_ci.ci import action_files
 
 COMPOSITE = ROOT / "composite" / "action.yml"
 INPUTS = re.compile(r"^\$\{\{ (inputs\.[\w-]+(?: \|\| inputs\.[\w-]+)*) \}\}$")
@@ -23,7 +23,7 @@ INPUTS = re.compile(r"^\$\{\{ (inputs\.[\w-]+(?: \|\| inputs\.[\w-]+)*) \}\}$")
 
 @pytest.mark.unit
 def test_the_composite_action_is_generated_from_action_yml() -> None:
-    assert COMPOSITE.read_text(encoding="utf-8") == github_action.composite_action(ACTION_YML), (
+    assert COMPOSITE.read_text(encoding="utf-8") == action_files.composite_action(ACTION_YML), (
         "composite/action.yml is stale: run "
         "`python -m tracker_ci.ci.github_action --write-composite composite/action.yml`"
     )
