@@ -53,6 +53,18 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return instructions
 
 
+def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
+    """The Dockerfile's stages by name (``FROM ... AS name``), each with its instructions."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for keyword, rest in dockerfile_instructions():
+        if keyword == "FROM":
+            current = []
+            stages[rest.split()[-1] if " AS " in rest.upper() else rest] = current
+        current.append((keyword, rest))
+    return stages
+
+
 def dockerfile_entrypoint_dir() -> str:
     """The directory where the Dockerfile installs the action's entrypoints."""
     for keyword, rest in dockerfile_instructions():

@@ -20,6 +20,7 @@ from tests.action.emulator import (
     ROOT,
     dockerfile_entrypoint_dir,
     dockerfile_instructions,
+    dockerfile_stages,
     load_action,
 )
 from tests.conftest import RUNNING_IN_CI
@@ -189,16 +190,34 @@ def test_the_dockerfile_runs_as_the_runner_expects() -> None:
     instructions = dockerfile_instructions()
     keywords = [keyword for keyword, _ in instructions]
     assert "USER" not in keywords and "WORKDIR" not in keywords
-    (base,) = [rest for keyword, rest in instructions if keyword == "FROM"]
+    stages = dockerfile_stages()
+    assert list(stages) == ["base", "server", "action"], "action.yml builds the last stage"
+    base = stages["base"][0][1].split()[0]
     assert re.fullmatch(r"python:3\.\d+\.\d+-slim(-\w+)?", base), f"unpinned base {base}"
     installs = [rest for keyword, rest in instructions if keyword == "RUN" and "pip" in rest]
     assert installs and all("--no-cache-dir" in rest for rest in installs)
-    assert any("[github,gitlab,server,postgres]" in rest for rest in installs)
-    (entrypoint,) = [rest for keyword, rest in instructions if keyword == "ENTRYPOINT"]
-    (cmd,) = [rest for keyword, rest in instructions if keyword == "CMD"]
-    # Without an entrypoint override (a service container) the image serves the server.
-    assert yaml.safe_load(entrypoint) == ["tracker-ci"]
+    for name, stage in stages.items():
+        if name == "base":
+            continue
+        entrypoint = [yaml.safe_load(rest) for keyword, rest in stage if keyword == "ENTRYPOINT"]
+        assert entrypoint == [["tracker-ci"]], name
+    # Without an entrypoint override (a service container) the server image serves.
+    (cmd,) = [rest for keyword, rest in stages["server"] if keyword == "CMD"]
     assert yaml.safe_load(cmd)[:3] == ["server", "--host", "0.0.0.0"]
+
+
+@pytest.mark.unit
+def test_each_image_installs_its_dependencies_in_a_layer_before_the_code() -> None:
+    for name in ("server", "action"):
+        stage = dockerfile_stages()[name]
+        steps = [f"{keyword} {rest}" for keyword, rest in stage]
+        requirements = f"COPY docker/requirements-{name}.txt /tmp/requirements.txt"
+        deps = next(i for i, step in enumerate(steps) if "--requirement" in step)
+        code = next(i for i, step in enumerate(steps) if step.startswith("COPY tracker_ci"))
+        assert steps.index(requirements) < deps < code, steps
+        assert any("--no-deps /tmp/tracker-ci" in step for step in steps[code:]), steps
+    action = " ".join(rest for _, rest in dockerfile_stages()["action"])
+    assert "--install-entrypoints" in action and "server" not in action.split("AS")[0]
 
 
 @pytest.mark.unit
@@ -263,35 +282,36 @@ def test_examples_use_the_action_with_pinned_actions_permissions_and_timeouts() 
 
 
 @pytest.mark.unit
-def test_the_image_pins_every_runtime_dependency_within_the_project_ranges() -> None:
-    """docker/constraints.txt (written by `python -m tests.action.constraints`) is complete."""
+@pytest.mark.parametrize("image", ["action", "server"])
+def test_each_image_pins_every_runtime_dependency_within_the_project_ranges(image: str) -> None:
+    """docker/requirements-*.txt (written by `python -m tests.action.constraints`) are
+    complete: every dependency of the image's extras, within the project's ranges."""
     import tomllib
 
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
+    from tests.action.constraints import IMAGE_EXTRAS, requirements_path
+
     pins = {}
-    for line in (ROOT / "docker" / "constraints.txt").read_text(encoding="utf-8").splitlines():
+    for line in requirements_path(image).read_text(encoding="utf-8").splitlines():
         if line and not line.startswith("#"):
             name, version = line.split("==")
             pins[canonicalize_name(name)] = version
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     wanted = list(project["dependencies"])
-    for extra in ("github", "server", "postgres"):
+    for extra in IMAGE_EXTRAS[image]:
         wanted += project["optional-dependencies"][extra]
     for text in wanted:
         requirement = Requirement(text)
         name = canonicalize_name(requirement.name)
         assert name in pins, (
-            f"{name} is not pinned for the image: run "
-            "`.venv/bin/python -m tests.action.constraints > docker/constraints.txt`"
+            f"{name} is not pinned for the {image} image: run "
+            "`.venv/bin/python -m tests.action.constraints`"
         )
         assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]}: {text}"
-    assert any(
-        "--constraint /tmp/tracker-ci/constraints.txt" in rest
-        for keyword, rest in dockerfile_instructions()
-        if keyword == "RUN"
-    )
+    if image == "action":
+        assert not {"fastapi", "sqlalchemy", "python-gitlab", "psycopg"} & set(pins)
 
 
 @pytest.mark.e2e
@@ -304,7 +324,7 @@ def test_the_image_default_command_serves_the_bundled_server(tmp_path: Path) -> 
 
     from tests.support.servers import free_port
 
-    instructions = dockerfile_instructions()
+    instructions = dockerfile_stages()["server"]
     (entrypoint,) = [
         yaml.safe_load(rest) for keyword, rest in instructions if keyword == "ENTRYPOINT"
     ]
@@ -332,3 +352,38 @@ def test_the_image_default_command_serves_the_bundled_server(tmp_path: Path) -> 
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+RELEASE_WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("release-*.yml"))
+
+
+@pytest.mark.e2e
+def test_release_workflows_pass_actionlint_and_the_workflow_schema() -> None:
+    assert [path.name for path in RELEASE_WORKFLOWS] == ["release-image.yml", "release-pypi.yml"]
+    files = [str(path) for path in RELEASE_WORKFLOWS]
+    schema = _run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files]
+    )
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    lint = _run([_tool("actionlint"), "-no-color", *files])
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.unit
+def test_the_image_release_builds_both_targets_and_pins_action_yml_to_its_image() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "release-image.yml").read_text())
+    image = workflow["jobs"]["image"]
+    assert image["strategy"]["matrix"]["target"] == list(dockerfile_stages())[1:]
+    build = next(s for s in image["steps"] if s.get("id") == "build")["with"]
+    assert build["platforms"] == "linux/amd64,linux/arm64"
+    assert build["provenance"] == "mode=max" and build["sbom"] is True
+    pin = workflow["jobs"]["pin-action"]["steps"][-1]["run"]
+    sed = re.search(r'sed -i "s\|(.*?)\|(.*?)\|" action.yml', pin)
+    assert sed, pin
+    pattern = sed.group(1).replace("$", r"$")
+    # The line the release rewrites is in action.yml, exactly once.
+    assert len(re.findall(pattern, ACTION_YML.read_text(), flags=re.MULTILINE)) == 1
+    pypi = yaml.safe_load((ROOT / ".github" / "workflows" / "release-pypi.yml").read_text())
+    publish = pypi["jobs"]["publish"]
+    assert publish["permissions"] == {"id-token": "write"}, "trusted publishing, no token"
+    assert publish["steps"][-1]["uses"].startswith("pypa/gh-action-pypi-publish@")
