@@ -125,10 +125,7 @@ def test_release_pins_match_the_project_version() -> None:
     """The default image and the pip fallback install this very release."""
     text = COMPONENT.read_text()
     assert f"ghcr.io/tracker-ci/tracker-ci:{PROJECT_VERSION}" in text
-    assert (
-        f"tracker-ci[gitlab] @ git+https://gitlab.com/tracker-ci/tracker-ci.git@{PROJECT_VERSION}"
-        in text
-    )
+    assert f"tracker-ci[gitlab]=={PROJECT_VERSION}" in text
     for path in EXAMPLES:
         for pinned in re.findall(
             r"tracker-ci(?:/tracker-ci)?[@:](\d+\.\d+\.\d+)", path.read_text()
@@ -269,9 +266,19 @@ def test_install_without_python_says_what_to_do(tmp_path: Path) -> None:
         found = shutil.which(tool)
         assert found
         (empty_bin / tool).symlink_to(found)
-    result = run_snippets(tmp_path, ("install",), {"PATH": str(empty_bin)})
-    assert result.returncode == 2
-    assert "TRACKER_CI_IMAGE" in result.stderr
+    closed = run_snippets(
+        tmp_path, ("install",), {"PATH": str(empty_bin), "TRACKER_FAIL_POLICY": "closed"}
+    )
+    assert closed.returncode == 2
+    assert "fail policy closed stops the job" in closed.stderr
+    assert "TRACKER_CI_IMAGE" in closed.stderr
+    # Open (the default): the deploy goes on, untracked and unlocked, and says so.
+    opened = run_snippets(
+        tmp_path, ("settings", "install", "start"), {"PATH": str(empty_bin)}, 'echo "deploying"\n'
+    )
+    assert opened.returncode == 0, opened.stderr
+    assert "UNTRACKED and WITHOUT THE LOCK (fail policy open)" in opened.stderr
+    assert "deploying" in opened.stdout
 
 
 def test_bundled_server_example_matches_the_image() -> None:
