@@ -24,6 +24,7 @@ from tracker_ci.commands.doctor import doctor
 from tracker_ci.commands.event import event
 from tracker_ci.commands.lock import lock
 from tracker_ci.commands.token import token
+from tracker_ci.commands.webhook import webhook
 from tracker_ci.exit_codes import ExitCode, exit_codes_line
 
 __all__ = [
@@ -327,5 +328,5 @@ def cli(
     ctx.obj = AppState(flags=flags, config_file=config_file, debug=debug)
 
 
-for _command in (deploy, lock, event, token, config, doctor):
+for _command in (deploy, lock, event, token, webhook, config, doctor):
     cli.add_command(_command)

@@ -65,6 +65,12 @@ from tracker_ci.models import (
     UnlockResponse,
     UpdateEventRequest,
     UpdateLockRequest,
+    Webhook,
+    WebhookCreateRequest,
+    WebhookDelivery,
+    WebhookDeliveryListResponse,
+    WebhookListResponse,
+    WebhookResponse,
     WireEnum,
     format_timestamp,
 )
@@ -645,6 +651,46 @@ class TrackerClient:
         if not bare.id:
             raise self._missing(response, "token")
         return bare
+
+    # ---------------------------------------------------------------------- webhooks
+    def create_webhook(self, request: WebhookCreateRequest) -> Webhook:
+        """Subscribe a URL to notifications (extension, admin only)."""
+        response = self._request(
+            "POST", f"{API_PREFIX}/webhooks", json=request.to_wire(), idempotent=False
+        )
+        return self._parse(response, WebhookResponse).webhook
+
+    def list_webhooks(self) -> list[Webhook]:
+        """Every webhook, never a secret (extension, admin only)."""
+        response = self._request("GET", f"{API_PREFIX}/webhooks")
+        return self._parse(response, WebhookListResponse).webhooks
+
+    def delete_webhook(self, webhook_id: str) -> Webhook:
+        """Remove a webhook and its deliveries (extension, admin only)."""
+        response = self._request("DELETE", f"{API_PREFIX}/webhooks/{_segment(webhook_id)}")
+        return self._parse(response, WebhookResponse).webhook
+
+    def test_webhook(self, webhook_id: str) -> WebhookDelivery:
+        """Queue a ``webhook.test`` delivery to this webhook; the queued delivery."""
+        response = self._request(
+            "POST", f"{API_PREFIX}/webhooks/{_segment(webhook_id)}/test", idempotent=False
+        )
+        found = self._parse(response, WebhookDeliveryListResponse).deliveries
+        if not found:
+            raise self._missing(response, "delivery")
+        return found[0]
+
+    def webhook_deliveries(
+        self, webhook_id: str | None = None, *, limit: int = 50
+    ) -> list[WebhookDelivery]:
+        """The newest deliveries (of one webhook, or of all): state, answer, next retry."""
+        path = (
+            f"{API_PREFIX}/webhooks/{_segment(webhook_id)}/deliveries"
+            if webhook_id
+            else f"{API_PREFIX}/webhooks/deliveries"
+        )
+        response = self._request("GET", path, params=[("limit", limit)])
+        return self._parse(response, WebhookDeliveryListResponse).deliveries
 
     # ---------------------------------------------------------------------- health
     def health(self) -> dict[str, Any]:

@@ -12,11 +12,13 @@ from fastapi.openapi.utils import get_openapi
 from tracker_server import __version__
 from tracker_server.clock import Clock, SystemClock
 from tracker_server.db import Database, create_database_engine, upgrade_schema
+from tracker_server.dispatcher import Dispatcher
 from tracker_server.errors import install_error_handlers
 from tracker_server.journal import configure_audit_log
 from tracker_server.metrics import Metrics
 from tracker_server.middleware import BodySizeLimit, JsonBodies, ServerHeader, SnakeCaseQuery
-from tracker_server.routes import events, locks, ops, tokens
+from tracker_server.outbox import Outbox
+from tracker_server.routes import events, locks, ops, tokens, webhooks
 from tracker_server.settings import ServerSettings
 
 DESCRIPTION = """\
@@ -41,9 +43,15 @@ def create_app(
     database = Database(engine)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        database.dispose()
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dispatcher = app.state.dispatcher
+        if settings.webhook_dispatcher:
+            dispatcher.start()
+        try:
+            yield
+        finally:
+            dispatcher.stop()
+            database.dispose()
 
     app = FastAPI(
         title="Tracker (tracker-ci bundled server)",
@@ -55,9 +63,12 @@ def create_app(
     app.state.database = database
     app.state.metrics = Metrics()
     app.state.clock = clock or SystemClock()
+    # Webhooks: deliveries written with each change, sent by this replica's dispatcher.
+    app.state.outbox = Outbox()
+    app.state.dispatcher = Dispatcher(database, app.state.clock, settings)
     install_error_handlers(app)
     app.openapi = lambda: _openapi_with_our_errors(app)  # type: ignore[method-assign]
-    for module in (events, locks, tokens, ops):
+    for module in (events, locks, tokens, webhooks, ops):
         app.include_router(module.router)
     # Added last = outermost: the header goes on every answer, 413s included.
     app.add_middleware(SnakeCaseQuery)

@@ -77,7 +77,7 @@ def _write(request: Request, principal: Principal, now: datetime) -> Write:
     return Write(
         principal=principal,
         database=state.database,
-        journal=Journal(metrics=state.metrics, now=now),
+        journal=Journal(metrics=state.metrics, now=now, outbox=getattr(state, "outbox", None)),
         now=now,
     )
 

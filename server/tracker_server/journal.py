@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -277,21 +277,27 @@ class Journal:
     now: datetime
     pending: list[JournalEntry] = field(default_factory=list)
     committed: list[JournalEntry] = field(default_factory=list)
+    #: Called with the stored records inside the transaction (the webhook outbox).
+    outbox: Callable[[Connection, list[JournalRecord]], None] | None = None
 
     def record(self, entry: JournalEntry) -> None:
         """Note a change made in the current transaction."""
         self.pending.append(entry)
 
     def persist(self, conn: Connection) -> None:
-        """Insert the pending entries on ``conn``: call it inside the write transaction."""
-        if self.pending:
-            conn.execute(
-                insert(journal_table),
-                [
-                    {"occurred_at": self.now, "kind": entry.KIND, "payload": entry.payload()}
-                    for entry in self.pending
-                ],
-            )
+        """Insert the pending entries on ``conn``: call it inside the write transaction.
+
+        The ``outbox`` (if any) is handed the stored records on the same connection, so
+        the notifications of a change commit (or roll back) with it.
+        """
+        records = []
+        for entry in self.pending:
+            row = {"occurred_at": self.now, "kind": entry.KIND, "payload": entry.payload()}
+            key = conn.execute(insert(journal_table).values(row)).inserted_primary_key
+            assert key is not None
+            records.append(JournalRecord(id=key[0], occurred_at=self.now, entry=entry))
+        if records and self.outbox is not None:
+            self.outbox(conn, records)
         self.committed.extend(self.pending)
         self.pending.clear()
 

@@ -24,6 +24,21 @@ class ServerSettings(BaseSettings):
     public_reads: bool = True
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     log_level: LogLevel = "info"
+    #: The address users reach this server at: links in notifications (Slack, GitHub).
+    public_url: str = ""
+    #: Webhooks (outbox.py, dispatcher.py): a dispatcher thread in every replica polls
+    #: for due deliveries; a failed one is retried with exponential backoff and jitter
+    #: (base doubling up to the cap) until it is ``webhook_max_age_seconds`` old, then dead.
+    webhook_dispatcher: bool = True
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_max_age_seconds: float = Field(default=86400.0, ge=0)
+    #: How long a claimed delivery is reserved for the replica sending it (then it is
+    #: due again: a replica killed mid-send loses nothing).
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    webhook_workers: int = Field(default=4, ge=1, le=64)
 
     @model_validator(mode="after")
     def _auth_needs_admin_token(self) -> ServerSettings:

@@ -165,3 +165,44 @@ journal = Table(
     Column("kind", String(64), nullable=False),
     Column("payload", JSON, nullable=False),
 )
+
+# Notification subscriptions (outbox.py): the secret signs or authorizes, never shown back.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("events", JSON, nullable=False, default=list),
+    Column("service", String(200), nullable=False, default=""),
+    Column("environment", String(100), nullable=False, default=""),
+    Column("secret", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# The outbox: one row per (journal entry, matching webhook), written in the entry's
+# transaction; its id is the X-Tracker-Delivery of every attempt (dispatcher.py).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "webhook_id",
+        String(36),
+        ForeignKey("webhooks.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("journal_id", Integer, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("response_code", Integer, nullable=True),
+    Column("error", Text, nullable=False, default=""),
+    Index("ix_webhook_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+)

@@ -26,7 +26,16 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
 
-_TABLES = ("changelog", "events", "locks", "idempotency_keys", "tokens", "journal")
+_TABLES = (
+    "changelog",
+    "events",
+    "locks",
+    "idempotency_keys",
+    "tokens",
+    "journal",
+    "webhooks",
+    "webhook_deliveries",
+)
 
 
 def _empty_postgres(database_url: str) -> None:

@@ -1,0 +1,250 @@
+"""The dispatcher: sends the outbox's due deliveries, at least once, from every replica.
+
+A delivery is *claimed* in a short transaction: on PostgreSQL ``FOR UPDATE SKIP LOCKED``
+(SQLite's write transactions are serial already), and a lease (``lease_until``) marks it
+taken, so two replicas never send the same delivery at once. It is sent outside any
+transaction, then its outcome is recorded only if the lease is still ours. A failed
+attempt is due again after an exponential, jittered delay; once the delivery is older
+than ``webhook_max_age_seconds`` a failure makes it dead. A replica killed mid-send
+leaves a lease that simply runs out: the delivery is due again, with the same id.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import Connection, or_, select, update
+
+from tracker_server.clock import Clock
+from tracker_server.db import Database
+from tracker_server.outbox import DEAD, DELIVERED, PENDING
+from tracker_server.settings import ServerSettings
+from tracker_server.sinks import sink_for
+from tracker_server.sinks.base import Answer, Outgoing
+from tracker_server.tables import webhook_deliveries as deliveries
+from tracker_server.tables import webhooks
+
+logger = logging.getLogger("tracker_server.dispatcher")
+
+
+def retry_delay(
+    attempts: int, *, base: float, cap: float, rng: random.Random | None = None
+) -> timedelta:
+    """The wait after the ``attempts``-th failure: base doubling up to cap, "equal jitter"
+    (half fixed, half random) so that receivers coming back are not hit all at once."""
+    ceiling = min(cap, base * 2 ** max(attempts - 1, 0))
+    jitter = (rng or random).uniform(0, ceiling / 2)
+    return timedelta(seconds=ceiling / 2 + jitter)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery reserved for one attempt until ``lease_until``."""
+
+    outgoing: Outgoing
+    webhook_id: str
+    kind: str
+    created_at: datetime
+    lease_until: datetime
+
+
+class Dispatcher:
+    """Claims due deliveries, sends them through their sink, records the answers."""
+
+    def __init__(self, database: Database, clock: Clock, settings: ServerSettings) -> None:
+        self.database = database
+        self.clock = clock
+        self.settings = settings
+        self._http: httpx.Client | None = None
+        self._http_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.webhook_workers, thread_name_prefix="webhook"
+        )
+
+    @property
+    def http(self) -> httpx.Client:
+        """The HTTP client of every sink (made on first use)."""
+        with self._http_lock:  # the pool's threads ask at once the first time
+            if self._http is None:
+                self._http = httpx.Client(
+                    timeout=self.settings.webhook_timeout_seconds, follow_redirects=False
+                )
+            return self._http
+
+    # ----------------------------------------------------------------- claiming
+    @staticmethod
+    def _due(now: datetime) -> list[Any]:
+        return [
+            deliveries.c.state == PENDING,
+            deliveries.c.next_attempt_at <= now,
+            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
+        ]
+
+    def anything_due(self) -> bool:
+        """A read (no write lock): is any delivery due? Idle polls stay this cheap."""
+        with self.database.read() as conn:
+            found = conn.execute(
+                select(deliveries.c.id).where(*self._due(self.clock.now())).limit(1)
+            ).first()
+        return found is not None
+
+    def claim(self, limit: int) -> list[Claim]:
+        """Reserve up to ``limit`` due deliveries for this replica."""
+        now = self.clock.now()
+        lease_until = now + timedelta(seconds=self.settings.webhook_lease_seconds)
+        query = (
+            select(
+                deliveries.c.id,
+                deliveries.c.type,
+                deliveries.c.body,
+                deliveries.c.attempts,
+                deliveries.c.created_at,
+                deliveries.c.webhook_id,
+                webhooks.c.url,
+                webhooks.c.kind,
+                webhooks.c.secret,
+            )
+            .select_from(deliveries.join(webhooks, deliveries.c.webhook_id == webhooks.c.id))
+            .where(*self._due(now))
+            .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+            .limit(limit)
+        )
+        with self.database.write() as conn:
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True, of=deliveries)
+            rows = conn.execute(query).all()
+            if rows:
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id.in_([row.id for row in rows]))
+                    .values(
+                        lease_until=lease_until,
+                        last_attempt_at=now,
+                        attempts=deliveries.c.attempts + 1,
+                    )
+                )
+        return [self._claim_of(row, now, lease_until) for row in rows]
+
+    def _claim_of(self, row: Any, now: datetime, lease_until: datetime) -> Claim:
+        outgoing = Outgoing(
+            id=row.id,
+            type=row.type,
+            body=row.body,
+            attempt=row.attempts + 1,
+            url=row.url,
+            secret=row.secret,
+            now=now,
+            public_url=self.settings.public_url,
+        )
+        return Claim(outgoing, row.webhook_id, row.kind, row.created_at, lease_until)
+
+    # ----------------------------------------------------------------- sending
+    def send(self, claim: Claim) -> Answer:
+        """One attempt; transport failures and sink bugs are answers, never raised."""
+        try:
+            return sink_for(claim.kind).send(claim.outgoing, self.http)
+        except httpx.HTTPError as exc:
+            return Answer(None, f"{exc.__class__.__name__}: {exc}"[:300])
+        except Exception as exc:  # a sink's bug must not stop the dispatcher
+            logger.exception("webhook sink %s failed", claim.kind)
+            return Answer(None, f"{exc.__class__.__name__}: {exc}"[:300])
+
+    def record(self, claim: Claim, answer: Answer) -> None:
+        """Store the outcome, if the lease is still ours (else another replica took over)."""
+        now = self.clock.now()
+        values: dict[str, Any] = {
+            "lease_until": None,
+            "response_code": answer.status_code,
+            "error": answer.error,
+        }
+        if answer.ok:
+            values["state"] = DELIVERED
+        elif now - claim.created_at >= timedelta(seconds=self.settings.webhook_max_age_seconds):
+            values["state"] = DEAD
+        else:
+            values["next_attempt_at"] = now + retry_delay(
+                claim.outgoing.attempt,
+                base=self.settings.webhook_retry_base_seconds,
+                cap=self.settings.webhook_retry_max_seconds,
+            )
+        with self.database.write() as conn:
+            self._finish(conn, claim, values)
+
+    @staticmethod
+    def _finish(conn: Connection, claim: Claim, values: dict[str, Any]) -> None:
+        conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id == claim.outgoing.id,
+                deliveries.c.state == PENDING,
+                deliveries.c.lease_until == claim.lease_until,
+            )
+            .values(values)
+        )
+
+    def deliver(self, claim: Claim) -> Answer:
+        """Send and record one claimed delivery."""
+        answer = self.send(claim)
+        self.record(claim, answer)
+        return answer
+
+    def run_once(self, limit: int = 50) -> int:
+        """Claim the due deliveries (up to ``limit``) and send them; how many were tried."""
+        if not self.anything_due():
+            return 0
+        claims = self.claim(limit)
+        # In order within a webhook (a deployment's start before its end), webhooks in
+        # parallel (a slow receiver does not hold up the others).
+        by_webhook: dict[str, list[Claim]] = {}
+        for claim in claims:
+            by_webhook.setdefault(claim.webhook_id, []).append(claim)
+        list(self._pool.map(self._deliver_in_order, by_webhook.values()))
+        return len(claims)
+
+    def _deliver_in_order(self, claims: list[Claim]) -> None:
+        for claim in claims:
+            self.deliver(claim)
+
+    # ----------------------------------------------------------------- the thread
+    def wake(self) -> None:
+        """Look for due deliveries now rather than at the next poll."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once() > 0
+            except Exception:  # the database may be down for a while: keep polling
+                logger.exception("webhook dispatcher: cannot claim deliveries")
+                busy = False
+            if not busy:
+                self._wake.wait(self.settings.webhook_poll_seconds)
+                self._wake.clear()
+
+    def start(self) -> None:
+        """Run the dispatcher in a daemon thread until :meth:`stop`."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (an attempt in flight finishes), close the HTTP client."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.settings.webhook_timeout_seconds + 5)
+            self._thread = None
+        self._pool.shutdown(wait=True)
+        if self._http is not None:
+            self._http.close()
+            self._http = None

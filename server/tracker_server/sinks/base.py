@@ -1,0 +1,74 @@
+"""What every sink shares: the delivery it is given and the answer it gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import httpx
+
+from tracker_ci.models import Event
+
+USER_AGENT = "tracker-ci-webhooks"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One attempt at one delivery: the same ``id`` on every attempt."""
+
+    id: str
+    type: str
+    body: dict[str, Any]
+    attempt: int
+    url: str
+    secret: str
+    now: datetime
+    public_url: str = ""
+
+    @property
+    def event(self) -> Event | None:
+        """The Tracker event the notification is about, if any."""
+        raw = self.body.get("event")
+        return Event.model_validate(raw) if isinstance(raw, dict) else None
+
+    def event_link(self, event: Event) -> str:
+        """Where a person reads the event (the server's public address, when set)."""
+        if not self.public_url:
+            return ""
+        return f"{self.public_url.rstrip('/')}/api/v1alpha1/event/{event.id}"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the receiver said: a 2xx ``status_code`` is delivered; ``skipped`` means the
+    sink had nothing to send for this notification (it counts as delivered)."""
+
+    status_code: int | None
+    error: str = ""
+    skipped: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Delivered (or nothing to deliver)."""
+        return self.skipped or (self.status_code is not None and 200 <= self.status_code < 300)
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> Answer:
+        """The answer of an HTTP response (its first 200 characters as the error)."""
+        if response.is_success:
+            return cls(response.status_code)
+        return cls(response.status_code, f"HTTP {response.status_code}: {response.text[:200]}")
+
+
+class Sink(Protocol):
+    """Sends one attempt of a delivery; raises ``httpx.HTTPError`` when it cannot."""
+
+    def send(self, outgoing: Outgoing, http: httpx.Client) -> Answer:
+        """Send it; the receiver's answer."""
+        ...
+
+
+def skip(reason: str) -> Answer:
+    """Nothing to send for this notification."""
+    return Answer(None, f"skipped: {reason}", skipped=True)

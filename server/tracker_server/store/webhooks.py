@@ -1,0 +1,134 @@
+"""Webhook subscriptions and their deliveries (the outbox rows; see outbox.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select
+
+from tracker_ci.models import Webhook, WebhookDelivery
+from tracker_server.domain import NotFound
+from tracker_server.outbox import DEAD, PENDING, TEST_EVENT, Notification, enqueue
+from tracker_server.tables import webhook_deliveries, webhooks
+
+
+def row_to_webhook(row: Any, failing: int = 0) -> Webhook:
+    """The wire model of a ``webhooks`` row: never the secret."""
+    return Webhook(
+        id=row.id,
+        url=row.url,
+        kind=row.kind,
+        events=list(row.events or []),
+        service=row.service,
+        environment=row.environment,
+        has_secret=bool(row.secret),
+        created_at=row.created_at,
+        failing=failing,
+    )
+
+
+def row_to_delivery(row: Any) -> WebhookDelivery:
+    """The wire model of a ``webhook_deliveries`` row (no next attempt once it is over)."""
+    return WebhookDelivery(
+        id=row.id,
+        webhook_id=row.webhook_id,
+        type=row.type,
+        state=row.state,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        last_attempt_at=row.last_attempt_at,
+        response_code=row.response_code,
+        error=row.error,
+        next_attempt_at=row.next_attempt_at if row.state == PENDING else None,
+    )
+
+
+def create_webhook(
+    conn: Connection,
+    *,
+    url: str,
+    kind: str,
+    events: list[str],
+    service: str,
+    environment: str,
+    secret: str,
+    now: datetime,
+) -> Webhook:
+    """Store a subscription."""
+    values = {
+        "id": str(uuid.uuid4()),
+        "url": url,
+        "kind": kind,
+        "events": events,
+        "service": service,
+        "environment": environment,
+        "secret": secret,
+        "created_at": now,
+    }
+    conn.execute(insert(webhooks).values(values))
+    return row_to_webhook(conn.execute(select(webhooks).where(webhooks.c.id == values["id"])).one())
+
+
+def _failing_counts(conn: Connection) -> dict[str, int]:
+    """Per webhook: deliveries given up on, or still pending after a failed attempt."""
+    failing = (webhook_deliveries.c.state == DEAD) | (
+        (webhook_deliveries.c.state == PENDING) & (webhook_deliveries.c.attempts > 0)
+    )
+    rows = conn.execute(
+        select(webhook_deliveries.c.webhook_id, func.count())
+        .where(failing)
+        .group_by(webhook_deliveries.c.webhook_id)
+    ).all()
+    return {row[0]: int(row[1]) for row in rows}
+
+
+def list_webhooks(conn: Connection) -> list[Webhook]:
+    """Every subscription, oldest first, with its count of failing deliveries."""
+    failing = _failing_counts(conn)
+    rows = conn.execute(select(webhooks).order_by(webhooks.c.created_at, webhooks.c.id)).all()
+    return [row_to_webhook(row, failing.get(row.id, 0)) for row in rows]
+
+
+def require_webhook_row(conn: Connection, *, webhook_id: str) -> Any:
+    """The ``webhooks`` row; 404 when there is none."""
+    row = conn.execute(select(webhooks).where(webhooks.c.id == webhook_id)).first()
+    if row is None:
+        raise NotFound(f"webhook {webhook_id} not found")
+    return row
+
+
+def delete_webhook(conn: Connection, *, webhook_id: str) -> Webhook:
+    """Remove a subscription and its deliveries; the removed subscription."""
+    row = require_webhook_row(conn, webhook_id=webhook_id)
+    conn.execute(delete(webhook_deliveries).where(webhook_deliveries.c.webhook_id == webhook_id))
+    conn.execute(delete(webhooks).where(webhooks.c.id == webhook_id))
+    return row_to_webhook(row)
+
+
+def enqueue_test(conn: Connection, *, webhook_id: str, now: datetime) -> WebhookDelivery:
+    """A ``webhook.test`` delivery to one webhook, sent by the dispatcher like any other."""
+    hook = require_webhook_row(conn, webhook_id=webhook_id)
+    notification = Notification(TEST_EVENT, details={"webhookId": webhook_id})
+    delivery_id = enqueue(conn, hook=hook, notification=notification, journal_id=0, occurred_at=now)
+    row = conn.execute(
+        select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)
+    ).one()
+    return row_to_delivery(row)
+
+
+def list_deliveries(
+    conn: Connection, *, webhook_id: str | None = None, limit: int = 50
+) -> list[WebhookDelivery]:
+    """The newest deliveries (of one webhook, or of all)."""
+    query = select(webhook_deliveries)
+    if webhook_id is not None:
+        require_webhook_row(conn, webhook_id=webhook_id)
+        query = query.where(webhook_deliveries.c.webhook_id == webhook_id)
+    rows = conn.execute(
+        query.order_by(
+            webhook_deliveries.c.created_at.desc(), webhook_deliveries.c.journal_id.desc()
+        ).limit(limit)
+    ).all()
+    return [row_to_delivery(row) for row in rows]

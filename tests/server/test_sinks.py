@@ -1,0 +1,282 @@
+"""Every sink against a real loopback receiver: the exact requests Slack, GitHub (through
+PyGithub), Grafana and InfluxDB get, with retries keeping the delivery and dead letters."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from tracker_server.clock import ManualClock
+
+from tests.server.helpers import API, create_event, update_body
+from tests.support.receivers import Received, run_receiver
+
+pytestmark = pytest.mark.server
+
+START = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+PR = "https://github.com/octo/app/pull/7"
+
+
+@pytest.fixture
+def database_url(migrated_sqlite_template: Path, tmp_path: Path) -> str:
+    """Sinks do not depend on the backend: SQLite only (the outbox runs on both elsewhere)."""
+    target = tmp_path / "tracker.db"
+    shutil.copyfile(migrated_sqlite_template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def app(make_client: Any) -> Any:
+    clock = ManualClock(START)
+    client = make_client(
+        clock=clock, webhook_dispatcher=False, public_url="https://tracker.example"
+    )
+    client.clock = clock
+    return client
+
+
+def subscribe(client: Any, url: str, kind: str, events: list[str], secret: str = "") -> str:
+    body = {"url": url, "kind": kind, "events": events, "secret": secret}
+    response = client.post(f"{API}/webhooks", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["webhook"]["id"]
+
+
+def deploy(client: Any, status: str = "success", seconds: int = 95, **attributes: Any) -> dict:
+    attributes.setdefault("links", {"pullRequestLink": PR, "ticket": ""})
+    started = create_event(client, status="start", title="deploy app 1.2", **attributes)
+    client.clock.advance(timedelta(seconds=seconds))
+    response = client.put(f"{API}/event", json=update_body(started, status=status))
+    assert response.status_code == 200, response.text
+    return response.json()["event"]
+
+
+def dispatch(client: Any) -> int:
+    return client.app.state.dispatcher.run_once()
+
+
+def deliveries(client: Any) -> list[dict[str, Any]]:
+    return client.get(f"{API}/webhooks/deliveries").json()["deliveries"]
+
+
+def test_slack_gets_a_block_kit_message(app: Any) -> None:
+    with run_receiver(lambda _r: (200, None)) as slack:
+        subscribe(app, slack.url + "/services/T0/B0/x", "slack", ["deployment.finished"])
+        event = deploy(app, status="failure")
+        assert dispatch(app) == 1
+        (request,) = slack.wait_for(1)
+    assert request.path == "/services/T0/B0/x"
+    message = request.json()
+    assert message["text"] == (
+        "deployment.finished: service=api environment=production status=failure who=alice "
+        f"duration=95s pr={PR}"
+    )
+    header, facts, context = message["blocks"]
+    assert header == {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": ":x: *deployment.finished*: deploy app 1.2"},
+    }
+    assert [f["text"] for f in facts["fields"]] == [
+        "*Service*\napi",
+        "*Environment*\nproduction",
+        "*Status*\nfailure",
+        "*Who*\nalice",
+        "*Duration*\n95s",
+        f"*PR*\n{PR}",
+    ]
+    link = f"https://tracker.example/api/v1alpha1/event/{event['metadata']['id']}"
+    assert context["elements"] == [{"type": "mrkdwn", "text": f"<{link}|Open event>"}]
+
+
+def test_grafana_gets_a_region_from_start_to_end(app: Any) -> None:
+    with run_receiver(lambda _r: (200, {"id": 1, "message": "Annotation added"})) as grafana:
+        subscribe(app, grafana.url, "grafana", ["deployment.*"], secret="glsa_token")
+        event = deploy(app, seconds=120)
+        assert dispatch(app) == 2
+        point, region = grafana.wait_for(2)
+    for request in (point, region):
+        assert request.method == "POST" and request.path == "/api/annotations"
+        assert request.headers["authorization"] == "Bearer glsa_token"
+    start_ms = int(START.timestamp() * 1000)
+    link = (
+        f' <a href="https://tracker.example/api/v1alpha1/event/{event["metadata"]["id"]}">event</a>'
+    )
+    assert point.json() == {
+        "time": start_ms,
+        "tags": [
+            "tracker",
+            "deployment.started",
+            "service:api",
+            "environment:production",
+            "status:start",
+        ],
+        "text": "deployment.started: deploy app 1.2" + link,
+    }
+    assert region.json() == {
+        "time": start_ms,
+        "timeEnd": start_ms + 120_000,
+        "tags": [
+            "tracker",
+            "deployment.finished",
+            "service:api",
+            "environment:production",
+            "status:success",
+        ],
+        "text": "deployment.finished: deploy app 1.2" + link,
+    }
+
+
+def test_influx_gets_line_protocol_and_nothing_for_other_events(app: Any) -> None:
+    with run_receiver(lambda _r: (204, None)) as influx:
+        subscribe(
+            app,
+            influx.url + "/api/v2/write?org=acme&bucket=deploys",
+            "influx",
+            ["deployment.*"],
+            secret="influx-token",
+        )
+        deploy(app, seconds=42, service="my api")
+        assert dispatch(app) == 2
+        (request,) = influx.wait_for(1)
+    parts = urlsplit(request.path)
+    assert parts.path == "/api/v2/write"
+    assert parse_qs(parts.query) == {"org": ["acme"], "bucket": ["deploys"], "precision": ["s"]}
+    assert request.headers["authorization"] == "Token influx-token"
+    assert request.headers["content-type"] == "text/plain; charset=utf-8"
+    end = int(START.timestamp()) + 42
+    assert request.body.decode() == (
+        f"tracker_deployment,service=my\\ api,environment=production,status=success "
+        f"duration_seconds=42.0 {end}"
+    )
+    states = {d["type"]: (d["state"], d["error"]) for d in deliveries(app)}
+    assert states["deployment.finished"] == ("delivered", "")
+    assert states["deployment.started"] == (
+        "delivered",
+        "skipped: deployment.started has no duration to write",
+    )
+
+
+class FakeGitHub:
+    """GitHub's deployments API as a loopback receiver (PyGithub talks to it)."""
+
+    def __init__(self) -> None:
+        self.deployments: list[dict[str, Any]] = []
+        self.statuses: list[tuple[int, dict[str, Any]]] = []
+        self.fail_next = 0
+        self.base = ""
+        self.lock = threading.Lock()
+
+    def __call__(self, request: Received) -> tuple[int, Any]:
+        path = urlsplit(request.path)
+        with self.lock:
+            if self.fail_next:
+                self.fail_next -= 1
+                return 502, {"message": "Server Error"}
+            if request.method == "GET" and path.path == "/repos/octo/app/pulls/7":
+                return 200, {"number": 7, "head": {"sha": "abc123", "ref": "feature"}}
+            if request.method == "GET" and path.path == "/repos/octo/app/deployments":
+                query = parse_qs(path.query)
+                return 200, [
+                    d
+                    for d in self.deployments
+                    if d["sha"] == query["sha"][0] and d["environment"] == query["environment"][0]
+                ]
+            if request.method == "POST" and path.path == "/repos/octo/app/deployments":
+                number = len(self.deployments) + 1
+                body = request.json()
+                created = {
+                    "id": number,
+                    "url": f"{self.base}/repos/octo/app/deployments/{number}",
+                    "sha": body["ref"],
+                    **body,
+                }
+                self.deployments.append(created)
+                return 201, created
+            if request.method == "POST" and path.path.endswith("/statuses"):
+                number = int(path.path.split("/")[-2])
+                self.statuses.append((number, request.json()))
+                return 201, {"id": len(self.statuses), "state": request.json()["state"]}
+        return 404, {"message": "Not Found"}
+
+
+def test_github_deployments_show_the_deploy_on_the_pr(app: Any) -> None:
+    github = FakeGitHub()
+    with run_receiver(github) as receiver:
+        github.base = receiver.url
+        subscribe(app, receiver.url, "github-deployments", ["deployment.*"], secret="ghs_x")
+        event = deploy(app)
+        assert dispatch(app) == 2
+        requests = receiver.wait_for(7)
+    assert [(r.method, urlsplit(r.path).path) for r in requests] == [
+        ("GET", "/repos/octo/app/pulls/7"),
+        ("GET", "/repos/octo/app/deployments"),
+        ("POST", "/repos/octo/app/deployments"),
+        ("POST", "/repos/octo/app/deployments/1/statuses"),
+        ("GET", "/repos/octo/app/pulls/7"),
+        ("GET", "/repos/octo/app/deployments"),
+        ("POST", "/repos/octo/app/deployments/1/statuses"),
+    ]
+    assert all(r.headers["authorization"] == "token ghs_x" for r in requests)
+    (deployment,) = github.deployments
+    assert deployment["ref"] == "abc123" and deployment["environment"] == "production"
+    assert deployment["payload"] == {"trackerEventId": event["metadata"]["id"]}
+    assert deployment["production_environment"] is True
+    assert deployment["required_contexts"] == [] and deployment["auto_merge"] is False
+    link = f"https://tracker.example/api/v1alpha1/event/{event['metadata']['id']}"
+    assert github.statuses == [
+        (1, {"state": "in_progress", "environment_url": link, "description": "api: start"}),
+        (1, {"state": "success", "environment_url": link, "description": "api: success"}),
+    ]
+
+
+def test_github_errors_are_retried_with_the_same_delivery(app: Any) -> None:
+    github = FakeGitHub()
+    github.fail_next = 1
+    with run_receiver(github) as receiver:
+        github.base = receiver.url
+        subscribe(app, receiver.url, "github-deployments", ["deployment.started"])
+        create_event(app, status="start", links={"pullRequestLink": PR, "ticket": ""})
+        assert dispatch(app) == 1
+        (failed,) = deliveries(app)
+        assert failed["state"] == "pending" and failed["responseCode"] == 502
+        app.clock.advance(timedelta(seconds=11))
+        assert dispatch(app) == 1
+    (done,) = deliveries(app)
+    assert done["id"] == failed["id"] and done["state"] == "delivered" and done["attempts"] == 2
+    assert [s["state"] for _, s in github.statuses] == ["in_progress"]
+
+
+def test_github_skips_an_event_without_a_pull_request(app: Any) -> None:
+    with run_receiver() as receiver:
+        subscribe(app, receiver.url, "github-deployments", ["deployment.started"])
+        create_event(app, status="start")
+        assert dispatch(app) == 1
+        assert receiver.requests == []
+    (delivery,) = deliveries(app)
+    assert delivery["state"] == "delivered"
+    assert delivery["error"] == "skipped: the event has no GitHub pull request link"
+
+
+@pytest.mark.parametrize("kind", ["slack", "grafana", "influx"])
+def test_every_sink_dead_letters_after_the_max_age(make_client: Any, kind: str) -> None:
+    clock = ManualClock(START)
+    client = make_client(clock=clock, webhook_dispatcher=False, webhook_max_age_seconds=60)
+    with run_receiver(lambda _r: (500, {"error": "down"})) as receiver:
+        subscribe(client, receiver.url + "/api/v2/write", kind, ["deployment.finished"])
+        client.clock = clock
+        deploy(client)
+        for _ in range(10):
+            assert client.app.state.dispatcher.run_once() == 1
+            (delivery,) = deliveries(client)
+            if delivery["state"] == "dead":
+                break
+            clock.advance(timedelta(seconds=30))
+        requests = receiver.wait_for(delivery["attempts"])
+    assert delivery["state"] == "dead" and delivery["responseCode"] == 500
+    assert len(requests) == delivery["attempts"] >= 2
+    assert len({r.body for r in requests}) == 1  # the same notification every time
