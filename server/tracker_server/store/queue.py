@@ -1,0 +1,386 @@
+"""The queue of each lock key: waiters in arrival order, served one at a time.
+
+A waiter joins with a ticket (:func:`visit` without one) and keeps it alive by calling
+:func:`visit` again (its long poll is its heartbeat). When the key comes free, in the
+transaction that frees it (:func:`grant_head`, called by the lock store), the head's turn
+comes (``granted_at``); from then until the lock is claimed (``POST /lock`` or a deployment
+event naming the ticket) nobody else may take the free key (:func:`gate`). A waiter whose
+heartbeat stops is dropped; a turn not claimed in time passes to the next. With the
+``newest`` policy a new waiter supersedes the older waiting ones.
+
+Every function runs inside the caller's transaction; the rows of a key are read
+``FOR UPDATE`` on PostgreSQL (SQLite's write lock serialises writers), and the UNIQUE key
+of ``locks`` still decides any race: no replica can grant a key twice.
+"""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, insert, select, update
+
+from tracker_ci.models import QUEUE_POLICIES, Lock, QueueEntry, QueuePolicy
+from tracker_server.domain import InvalidInput, LockConflict, NotFound, QueueSuperseded
+from tracker_server.journal import (
+    Journal,
+    QueueGranted,
+    QueueJoined,
+    QueueLeft,
+    QueuePolicySet,
+    QueueWaiterSuperseded,
+)
+from tracker_server.tables import events, lock_policies, lock_queue, locks
+
+#: How many recent successful deployments the expected wait is the median of.
+HISTORY = 20
+
+
+class TicketNotFound(NotFound):
+    """No such ticket: it left, was dropped, or its turn passed."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a silent waiter and an unclaimed turn are kept."""
+
+    heartbeat: float = 15.0
+    claim: float = 10.0
+
+
+@dataclass(frozen=True)
+class LockKey:
+    """A lock key: (service, environment, resource)."""
+
+    service: str
+    environment: str
+    resource: str
+
+    def where(self, table: Any) -> Any:
+        return and_(
+            table.c.service == self.service,
+            table.c.environment == self.environment,
+            table.c.resource == self.resource,
+        )
+
+    def describe(self) -> str:
+        return f"{self.resource} of {self.service} in {self.environment}"
+
+
+def _rows(conn: Connection, key: LockKey, *, lock: bool = False) -> list[Any]:
+    query = select(lock_queue).where(key.where(lock_queue)).order_by(lock_queue.c.seq)
+    if lock:
+        query = query.with_for_update()
+    return list(conn.execute(query).all())
+
+
+def _holder(conn: Connection, key: LockKey, now: datetime) -> Any:
+    return conn.execute(
+        select(locks).where(
+            key.where(locks), (locks.c.expires_at.is_(None)) | (locks.c.expires_at >= now)
+        )
+    ).first()
+
+
+def _left(row: Any, key: LockKey, reason: Any) -> QueueLeft:
+    return QueueLeft(
+        ticket=row.id,
+        who=row.who,
+        service=key.service,
+        environment=key.environment,
+        resource=key.resource,
+        reason=reason,
+    )
+
+
+# ---------------------------------------------------------------- upkeep
+def tidy(
+    conn: Connection, key: LockKey, *, now: datetime, timeouts: Timeouts, journal: Journal
+) -> list[Any]:
+    """Drop silent waiters and unclaimed turns, grant the head if the key is free; the
+    remaining rows in order (read FOR UPDATE)."""
+    rows = _rows(conn, key, lock=True)
+    silent = now - timedelta(seconds=timeouts.heartbeat)
+    unclaimed = now - timedelta(seconds=timeouts.claim)
+    kept = []
+    for row in rows:
+        if row.granted_at is not None and row.granted_at < unclaimed:
+            reason = "unclaimed"
+        elif row.heartbeat_at < silent:
+            reason = "dropped"
+        else:
+            kept.append(row)
+            continue
+        conn.execute(delete(lock_queue).where(lock_queue.c.seq == row.seq))
+        journal.record(_left(row, key, reason))
+    if len(kept) != len(rows):
+        grant_head(conn, key, now=now, journal=journal)
+        return _rows(conn, key)
+    return kept
+
+
+def grant_head(conn: Connection, key: LockKey, *, now: datetime, journal: Journal) -> None:
+    """When the key is free, the head's turn comes now (in the freeing transaction)."""
+    if _holder(conn, key, now) is not None:
+        return
+    for row in _rows(conn, key, lock=True):
+        if row.superseded_by is not None:
+            continue
+        if row.granted_at is None:
+            conn.execute(
+                update(lock_queue).where(lock_queue.c.seq == row.seq).values(granted_at=now)
+            )
+            journal.record(
+                QueueGranted(
+                    ticket=row.id,
+                    who=row.who,
+                    service=key.service,
+                    environment=key.environment,
+                    resource=key.resource,
+                )
+            )
+        return
+
+
+def grant_after_release(conn: Connection, lock: Lock, *, now: datetime, journal: Journal) -> None:
+    """The lock store freed ``lock``'s key: the next waiter's turn comes."""
+    grant_head(
+        conn,
+        LockKey(lock.service, lock.environment, lock.resource),
+        now=now,
+        journal=journal,
+    )
+
+
+# ---------------------------------------------------------------- the gate
+def gate(conn: Connection, key: LockKey, *, ticket: str, now: datetime, journal: Journal) -> None:
+    """Let a caller take the free key only when nobody waits or it is first in line (then
+    its ticket is used up); otherwise :class:`LockConflict` naming the first waiter."""
+    waiting = [row for row in _rows(conn, key, lock=True) if row.superseded_by is None]
+    if not waiting:
+        return
+    head = waiting[0]
+    if ticket and head.id == ticket:
+        conn.execute(delete(lock_queue).where(lock_queue.c.seq == head.seq))
+        journal.record(_left(head, key, "claimed"))
+        return
+    reserved = Lock(
+        service=key.service,
+        environment=key.environment,
+        resource=key.resource,
+        who=head.who,
+        created_at=head.joined_at,
+        reason=head.reason,
+        job_url=head.job_url,
+    )
+    raise LockConflict(
+        reserved,
+        f"the {key.resource} lock of {key.service} in {key.environment} is reserved for "
+        f"{head.who}, first of {len(waiting)} waiting in its queue: wait your turn (--wait)",
+    )
+
+
+# ---------------------------------------------------------------- waiters
+def join(
+    conn: Connection,
+    key: LockKey,
+    *,
+    who: str,
+    reason: str,
+    job_url: str,
+    now: datetime,
+    journal: Journal,
+) -> str:
+    """Add a waiter at the end of the queue; under ``newest`` it supersedes older waiters."""
+    ticket = str(uuid.uuid4())
+    conn.execute(
+        insert(lock_queue),
+        {
+            "id": ticket,
+            "service": key.service,
+            "environment": key.environment,
+            "resource": key.resource,
+            "who": who,
+            "reason": reason,
+            "job_url": job_url,
+            "joined_at": now,
+            "heartbeat_at": now,
+        },
+    )
+    if policy_for(conn, service=key.service, environment=key.environment) == "newest":
+        for row in _rows(conn, key, lock=True):
+            if row.id == ticket or row.granted_at is not None or row.superseded_by is not None:
+                continue
+            conn.execute(
+                update(lock_queue).where(lock_queue.c.seq == row.seq).values(superseded_by=who)
+            )
+            journal.record(
+                QueueWaiterSuperseded(
+                    ticket=row.id,
+                    who=row.who,
+                    superseded_by=who,
+                    service=key.service,
+                    environment=key.environment,
+                    resource=key.resource,
+                )
+            )
+    entry = QueueEntry(ticket=ticket, who=who, since=now, reason=reason, job_url=job_url)
+    journal.record(
+        QueueJoined(
+            entry=entry,
+            service=key.service,
+            environment=key.environment,
+            resource=key.resource,
+        )
+    )
+    return ticket
+
+
+def heartbeat(
+    conn: Connection, key: LockKey, *, ticket: str, now: datetime, journal: Journal
+) -> None:
+    """Keep a ticket alive; :class:`QueueSuperseded` (and it leaves) when a newer one took
+    its place, :class:`TicketNotFound` when it is gone."""
+    row = conn.execute(
+        select(lock_queue).where(lock_queue.c.id == ticket, key.where(lock_queue))
+    ).first()
+    if row is None:
+        raise TicketNotFound(
+            f"queue ticket {ticket} for {key.describe()} not found (it left, its heartbeat "
+            "stopped, or its turn passed unclaimed)"
+        )
+    if row.superseded_by is not None:
+        conn.execute(delete(lock_queue).where(lock_queue.c.seq == row.seq))
+        journal.record(_left(row, key, "left"))
+        raise QueueSuperseded(
+            f"{key.describe()}: {row.who}'s wait was superseded by {row.superseded_by}'s deploy"
+        )
+    conn.execute(update(lock_queue).where(lock_queue.c.seq == row.seq).values(heartbeat_at=now))
+
+
+def leave(conn: Connection, *, ticket: str, journal: Journal) -> bool:
+    """Remove a ticket (Ctrl-C, SIGTERM, the wait ran out); False when it was gone."""
+    row = conn.execute(select(lock_queue).where(lock_queue.c.id == ticket)).first()
+    if row is None:
+        return False
+    conn.execute(delete(lock_queue).where(lock_queue.c.seq == row.seq))
+    key = LockKey(row.service, row.environment, row.resource)
+    journal.record(_left(row, key, "left"))
+    return True
+
+
+def find_ticket(conn: Connection, *, ticket: str) -> LockKey | None:
+    """The key a ticket waits for."""
+    row = conn.execute(select(lock_queue).where(lock_queue.c.id == ticket)).first()
+    return LockKey(row.service, row.environment, row.resource) if row else None
+
+
+def hold_turn(conn: Connection, key: LockKey, *, ticket: str, now: datetime) -> None:
+    """Keep a granted turn from timing out while a hard freeze holds it back."""
+    conn.execute(
+        update(lock_queue)
+        .where(lock_queue.c.id == ticket, lock_queue.c.granted_at.is_not(None))
+        .values(granted_at=now)
+    )
+
+
+# ---------------------------------------------------------------- reading
+def median_duration(conn: Connection, *, service: str, environment: str) -> float | None:
+    """The median duration (seconds) of this service's recent successful deployments in
+    this environment; None when there is none yet."""
+    durations = conn.execute(
+        select(events.c.duration_seconds)
+        .where(
+            events.c.service == service,
+            events.c.environment == environment,
+            events.c.type == "deployment",
+            events.c.status == "success",
+            events.c.duration_seconds.is_not(None),
+        )
+        .order_by(events.c.created_at.desc())
+        .limit(HISTORY)
+    ).scalars()
+    found = [float(d) for d in durations if d is not None]
+    return statistics.median(found) if found else None
+
+
+def queue_of(
+    conn: Connection, *, service: str, environment: str, resource: str, now: datetime
+) -> list[QueueEntry]:
+    """The waiters of a key in order (superseded ones left out), with expected waits."""
+    key = LockKey(service, environment, resource)
+    rows = [row for row in _rows(conn, key) if row.superseded_by is None]
+    if not rows:
+        return []
+    typical = median_duration(conn, service=service, environment=environment)
+    holder = _holder(conn, key, now)
+    left = 0.0
+    if typical is not None and holder is not None:
+        left = max(0.0, typical - (now - holder.created_at).total_seconds())
+    entries = []
+    for position, row in enumerate(rows, start=1):
+        expected = None
+        if typical is not None:
+            expected = round(left + (position - 1) * typical, 1)
+        entries.append(
+            QueueEntry(
+                ticket=row.id,
+                position=position,
+                who=row.who,
+                since=row.joined_at,
+                reason=row.reason,
+                job_url=row.job_url,
+                state="granted" if row.granted_at is not None else "waiting",
+                expected_wait_seconds=expected,
+            )
+        )
+    return entries
+
+
+# ---------------------------------------------------------------- policies
+def policy_for(conn: Connection, *, service: str, environment: str) -> str:
+    """The policy of a service in an environment: its own, else the environment's, else fifo."""
+    rows = conn.execute(
+        select(lock_policies.c.service, lock_policies.c.policy).where(
+            lock_policies.c.environment == environment,
+            lock_policies.c.service.in_([service, ""]),
+        )
+    ).all()
+    by_service = {row.service: row.policy for row in rows}
+    return str(by_service.get(service) or by_service.get("") or "fifo")
+
+
+def set_policy(
+    conn: Connection, *, environment: str, service: str, policy: str, journal: Journal
+) -> QueuePolicy:
+    """Set (or replace) the policy of an environment, or of one service in it."""
+    if policy not in QUEUE_POLICIES:
+        raise InvalidInput(
+            f"invalid request: policy {policy!r} is not one of: {', '.join(QUEUE_POLICIES)}"
+        )
+    if not environment:
+        raise InvalidInput("invalid request: environment is required")
+    conn.execute(
+        delete(lock_policies).where(
+            lock_policies.c.environment == environment, lock_policies.c.service == service
+        )
+    )
+    conn.execute(
+        insert(lock_policies), {"environment": environment, "service": service, "policy": policy}
+    )
+    stored = QueuePolicy(environment=environment, service=service, policy=policy)
+    journal.record(QueuePolicySet(policy=stored))
+    return stored
+
+
+def list_policies(conn: Connection) -> list[QueuePolicy]:
+    """Every policy set."""
+    rows = conn.execute(
+        select(lock_policies).order_by(lock_policies.c.environment, lock_policies.c.service)
+    )
+    return [
+        QueuePolicy(environment=r.environment, service=r.service, policy=r.policy) for r in rows
+    ]
