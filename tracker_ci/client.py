@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -43,16 +45,25 @@ from tracker_ci.models import (
     ChangelogRequest,
     CreateEventRequest,
     CreateLockRequest,
+    DoraReport,
     Environment,
     Event,
     EventListResponse,
     EventResponse,
     EventType,
+    FreezeWindow,
+    FreezeWindowListResponse,
+    FreezeWindowResponse,
     Lock,
     LockListResponse,
     LockResponse,
+    LockStatusResponse,
     MonthlyStatsResponse,
     Priority,
+    QueuePolicy,
+    QueuePolicyListResponse,
+    QueueRequest,
+    QueueResponse,
     ReleaseLockRequest,
     RenewLockRequest,
     SlackIdRequest,
@@ -82,6 +93,7 @@ __all__ = [
     "SERVER_HEADER",
     "TrackerClient",
     "idempotency_key_for",
+    "random_idempotency_key",
 ]
 
 DEFAULT_TIMEOUT = 10.0
@@ -92,19 +104,26 @@ MAX_BACKOFF = 10.0
 #: Our server sends this header on every answer; upstream never does.
 SERVER_HEADER = "X-Tracker-Server"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-RETRY_STATUSES = frozenset({502, 503, 504})
+#: Answers that say "try again later": a busy or restarting server, a proxy, a rate limit.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 _Model = TypeVar("_Model", bound=BaseModel)
 QueryValue = str | int | float | bool | date | datetime | WireEnum | None
 DateLike = date | datetime | str
 
 
-def idempotency_key_for(service: str, environment: str | Environment, action: str) -> str | None:
-    """A key stable across retries of one CI job attempt, or None outside CI.
+def random_idempotency_key() -> str:
+    """A key for one write of one invocation outside CI: its retries repeat it."""
+    return f"tracker-ci-{uuid.uuid4().hex}"
+
+
+def idempotency_key_for(service: str, environment: str | Environment, action: str) -> str:
+    """A key stable across retries of one CI job attempt; outside CI a random one.
 
     GitHub: repository + GITHUB_RUN_ID + GITHUB_RUN_ATTEMPT + GITHUB_JOB (+ GITHUB_ACTION,
     the step, so two steps of one job differ). GitLab: CI_JOB_ID (+ CI_PIPELINE_ID).
-    A re-run of the job is a new attempt and so gets a new key.
+    A re-run of the job is a new attempt and so gets a new key. Outside CI the key is
+    random per call: the retries of that one write send it again, nothing else does.
     """
     env = os.environ
     if env.get("GITHUB_RUN_ID"):
@@ -124,7 +143,7 @@ def idempotency_key_for(service: str, environment: str | Environment, action: st
             env["CI_JOB_ID"],
         ]
     else:
-        return None
+        return random_idempotency_key()
     parts += [service, str(environment), action]
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
     return f"tracker-ci-{digest[:40]}"
@@ -173,6 +192,12 @@ def _enums(cls: type[WireEnum], values: Iterable[Any]) -> list[WireEnum]:
 class TrackerClient:
     """A synchronous client of the Tracker REST API (v1alpha1) and our server's extensions."""
 
+    #: Set by the lock waiter while its queue turn is being claimed: sent as
+    #: ``queueTicket`` with the deployment event or the lock.
+    queue_ticket: str = ""
+    #: Told each warning the server sends back (a soft freeze, broken glass).
+    on_warning: Callable[[str], None] | None = None
+
     def __init__(
         self,
         *,
@@ -183,6 +208,7 @@ class TrackerClient:
         backoff: float = DEFAULT_BACKOFF,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        jitter: bool = True,
     ) -> None:
         if retries < 0:
             raise ConfigError(f"retries must be 0 or more, not {retries}")
@@ -193,6 +219,7 @@ class TrackerClient:
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
+        self._jitter = jitter
         headers = {"User-Agent": f"tracker-ci/{__version__}", "Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -202,6 +229,7 @@ class TrackerClient:
             timeout=timeout,
             transport=transport,
         )
+        self.last_attempts = 0
         #: True once an answer carried ``X-Tracker-Server`` (our server), False once one
         #: did not (upstream), None before the first answer.
         self.server_is_bundled: bool | None = None
@@ -233,10 +261,14 @@ class TrackerClient:
     ) -> httpx.Response:
         """Send one request, retrying what is safe to retry; raise the mapped error."""
         headers = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None
-        repeatable = idempotent or bool(idempotency_key)
+        # Upstream ignores the key: a repeat there would write twice.
+        repeatable = idempotent or bool(idempotency_key and self.server_is_bundled is not False)
         attempt = 0
         while True:
             attempt += 1
+            #: How many times the last request was sent (a release retried after a lost
+            #: answer may find its own work done).
+            self.last_attempts = attempt
             retries_left = attempt <= self.retries
             try:
                 response = self._http.request(
@@ -274,7 +306,10 @@ class TrackerClient:
         return response.status_code == 500 and is_outage(error)
 
     def _pause(self, attempt: int, response: httpx.Response | None) -> None:
+        # Full jitter: 50 jobs told "busy" at once must not come back at once.
         delay = min(self.backoff * 2 ** (attempt - 1), MAX_BACKOFF)
+        if self._jitter:
+            delay *= random.uniform(0.5, 1.0)
         retry_after = response.headers.get("Retry-After", "") if response is not None else ""
         if retry_after.isdigit():
             delay = min(max(delay, float(retry_after)), MAX_BACKOFF)
@@ -333,13 +368,17 @@ class TrackerClient:
         body = request.to_wire()  # every field, so attributes and links are always there
         if lock_ttl_seconds:
             body["lockTtlSeconds"] = lock_ttl_seconds
+        if self.queue_ticket:
+            body["queueTicket"] = self.queue_ticket
+        _drop_empty(body, _EVENT_EXTENSIONS)
         response = self._request(
             "POST",
             f"{API_PREFIX}/event",
             json=body,
             idempotent=False,
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key or random_idempotency_key(),
         )
+        self._tell_warnings(response)
         return self._event(response)
 
     def get_event(self, event_id: str) -> Event:
@@ -532,6 +571,9 @@ class TrackerClient:
         event_id: str = "",
         ttl_seconds: int = 0,
         idempotency_key: str | None = None,
+        reason: str = "",
+        job_url: str = "",
+        break_glass: str = "",
     ) -> Lock:
         """Take the lock on (service, environment, resource); raises LockHeld if taken."""
         body = CreateLockRequest(
@@ -541,17 +583,124 @@ class TrackerClient:
             who=who,
             event_id=event_id,
             ttl_seconds=ttl_seconds,
+            reason=reason,
+            job_url=job_url,
+            break_glass=break_glass,
+            queue_ticket=self.queue_ticket,
         ).to_wire()
-        if not ttl_seconds:
-            del body["ttlSeconds"]  # an upstream server has no such field
+        # An upstream server has none of these fields: send them only when set.
+        _drop_empty(body, ("ttlSeconds", *_LOCK_EXTENSIONS))
         response = self._request(
             "POST",
             f"{API_PREFIX}/lock",
             json=body,
             idempotent=False,
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key or random_idempotency_key(),
         )
+        self._tell_warnings(response)
         return self._lock(response)
+
+    # ------------------------------------------------------------ queue (extension)
+    def wait_in_queue(
+        self,
+        *,
+        service: str,
+        environment: Environment | str,
+        resource: str = "deployment",
+        who: str = "",
+        reason: str = "",
+        job_url: str = "",
+        ticket: str = "",
+        wait_seconds: float = 0.0,
+        break_glass: str = "",
+    ) -> QueueResponse:
+        """Join the lock's queue (no ticket) or keep ``ticket`` alive, waiting up to
+        ``wait_seconds`` for its turn (a long poll). Raises Superseded, NotFound (dropped)."""
+        body = QueueRequest(
+            service=service,
+            environment=str(environment),
+            resource=resource,
+            who=who,
+            reason=reason,
+            job_url=job_url,
+            ticket=ticket,
+            wait_seconds=wait_seconds,
+            break_glass=break_glass,
+        ).to_wire()
+        response = self._request(
+            "POST", f"{API_PREFIX}/lock/queue", json=body, idempotent=bool(ticket)
+        )
+        return self._parse(response, QueueResponse)
+
+    def leave_queue(self, ticket: str) -> int:
+        """Leave a lock's queue; 0 when the ticket was already gone."""
+        response = self._request("DELETE", f"{API_PREFIX}/lock/queue/{_segment(ticket)}")
+        return self._parse(response, UnlockResponse).count
+
+    def lock_status(
+        self, *, service: str, environment: Environment | str, resource: str = "deployment"
+    ) -> LockStatusResponse:
+        """The holder of (service, environment, resource) and its queue (extension)."""
+        params = _query(
+            [("service", service), ("environment", str(environment)), ("resource", resource)]
+        )
+        response = self._request("GET", f"{API_PREFIX}/locks/status", params=params)
+        return self._parse(response, LockStatusResponse)
+
+    def set_queue_policy(
+        self, *, environment: Environment | str, policy: str, service: str = ""
+    ) -> QueuePolicy:
+        """Set the queue policy (fifo, newest) of an environment or one service in it."""
+        body = QueuePolicy(environment=str(environment), service=service, policy=policy)
+        response = self._request("PUT", f"{API_PREFIX}/locks/policy", json=body.to_wire())
+        return self._parse(response, QueuePolicy)
+
+    def list_queue_policies(self) -> list[QueuePolicy]:
+        """Every queue policy set (keys without one are fifo)."""
+        response = self._request("GET", f"{API_PREFIX}/locks/policies")
+        return self._parse(response, QueuePolicyListResponse).policies
+
+    # ---------------------------------------------------- freeze windows (extension)
+    def create_freeze_window(self, window: FreezeWindow) -> FreezeWindow:
+        """Create a freeze window; InvalidRequest for a bad schedule or time zone."""
+        response = self._request(
+            "POST", f"{API_PREFIX}/freeze-window", json=window.to_wire(), idempotent=False
+        )
+        return self._freeze_window(response)
+
+    def get_freeze_window(self, window_id: str) -> FreezeWindow:
+        """The freeze window with this id."""
+        path = f"{API_PREFIX}/freeze-window/{_segment(window_id)}"
+        return self._freeze_window(self._request("GET", path))
+
+    def list_freeze_windows(self) -> list[FreezeWindow]:
+        """Every freeze window, newest first."""
+        response = self._request(
+            "GET", f"{API_PREFIX}/freeze-windows/list", params=[("per_page", 1000)]
+        )
+        return self._parse(response, FreezeWindowListResponse).freeze_windows
+
+    def delete_freeze_window(self, window_id: str) -> int:
+        """Delete a freeze window; how many were deleted."""
+        path = f"{API_PREFIX}/freeze-window/{_segment(window_id)}"
+        return self._parse(self._request("DELETE", path), UnlockResponse).count
+
+    def _freeze_window(self, response: httpx.Response) -> FreezeWindow:
+        window = self._parse(response, FreezeWindowResponse).freeze_window
+        if window is None:
+            raise self._missing(response, "freezeWindow")
+        return window
+
+    def _tell_warnings(self, response: httpx.Response) -> None:
+        """Pass the server's ``warnings`` (a soft freeze, broken glass) to ``on_warning``."""
+        if self.on_warning is None or '"warnings"' not in response.text:
+            return
+        try:
+            warnings = response.json().get("warnings") or []
+        except ValueError:
+            return
+        for warning in warnings:
+            self.on_warning(str(warning))
 
     def get_lock(self, lock_id: str) -> Lock:
         """The lock with this id."""
@@ -576,8 +725,10 @@ class TrackerClient:
         except NotFound:
             # Our server answers a lock that is gone with count "0"; upstream with a 500
             # "no event found in tracker for id ...": the same fact, so the same answer.
-            return 0
-        return self._parse(response, UnlockResponse).count
+            return 1 if self.last_attempts > 1 else 0
+        count = self._parse(response, UnlockResponse).count
+        # Sent again after a lost answer and found gone: the first try released it.
+        return 1 if not count and self.last_attempts > 1 else count
 
     def release_lock_by_key(
         self,
@@ -598,7 +749,13 @@ class TrackerClient:
             id=lock_id,
             event_id=event_id,
         ).to_wire()
-        response = self._request("POST", f"{API_PREFIX}/unlock", json=body)
+        try:
+            response = self._request("POST", f"{API_PREFIX}/unlock", json=body)
+        except NotFound:
+            if self.last_attempts > 1:
+                # Sent again after a lost answer: the first try released it.
+                return 1
+            raise
         return self._parse(response, UnlockResponse).count
 
     def renew_lock(self, lock_id: str, ttl_seconds: int) -> Lock:
@@ -651,6 +808,27 @@ class TrackerClient:
         if not bare.id:
             raise self._missing(response, "token")
         return bare
+
+    # ---------------------------------------------------------------------- insights
+    def dora(
+        self,
+        *,
+        service: str,
+        environment: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> DoraReport:
+        """DORA's four keys of a service and environment over a window (bundled server)."""
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("service", service),
+            ("environment", environment),
+        ]
+        if start is not None:
+            params.append(("start_date", format_timestamp(start)))
+        if end is not None:
+            params.append(("end_date", format_timestamp(end)))
+        response = self._request("GET", f"{API_PREFIX}/insights/dora", params=params)
+        return self._parse(response, DoraReport)
 
     # ---------------------------------------------------------------------- webhooks
     def create_webhook(self, request: WebhookCreateRequest) -> Webhook:
@@ -707,3 +885,14 @@ class TrackerClient:
 
 class _TokenResponse(BaseModel):
     token: TokenInfo | None = None
+
+
+# Our extensions of the create bodies: sent only when set, so upstream sees its own body.
+_EVENT_EXTENSIONS = ("lockReason", "jobUrl", "breakGlass", "queueTicket")
+_LOCK_EXTENSIONS = ("reason", "jobUrl", "breakGlass", "queueTicket")
+
+
+def _drop_empty(body: dict[str, Any], names: Sequence[str]) -> None:
+    for name in names:
+        if not body.get(name):
+            body.pop(name, None)

@@ -142,7 +142,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("environment", _environment, None, "default --environment"),
         Setting("fail_policy", _one_of("open", "closed"), "open", "open or closed"),
         Setting("wait", _seconds, 0.0, "default --wait for a held lock, in seconds"),
-        Setting("lock_ttl", _whole_seconds, 0, "default --lock-ttl, in seconds (0: none)"),
+        # Never a lock that outlives a dead job by default: the action's default too.
+        Setting("lock_ttl", _whole_seconds, 3600, "default --lock-ttl, in seconds (0: none)"),
     )
 }
 

@@ -39,6 +39,7 @@ from tracker_ci.exceptions import (
     ConfigError,
     InvalidRequest,
     LockHeld,
+    LockLost,
     NotFound,
     TrackerError,
     is_outage,
@@ -60,6 +61,7 @@ from tracker_ci.models import (
     parse_finish_status,
     utcnow,
 )
+from tracker_ci.tracing import deploy_trace
 from tracker_ci.waiter import DEFAULT_POLL_INTERVAL, LockWaiter, OnWait, WaitCancelled
 
 __all__ = [
@@ -68,8 +70,11 @@ __all__ = [
     "Deployment",
     "DeploymentState",
     "FailPolicy",
+    "LEASE_CHECK_INTERVAL",
+    "OnLockLost",
     "OnWait",
     "OnWarning",
+    "RENEW_RETRY_INTERVAL",
     "Reporter",
     "describe_wait",
     "event_url",
@@ -77,12 +82,19 @@ __all__ = [
 ]
 
 FailPolicy = Literal["open", "closed"]
+#: What ``run`` does when its lease is lost: stop the command (exit 9), or go on.
+OnLockLost = Literal["stop", "continue"]
 #: Called with a tracking error that the ``open`` fail policy turned into a warning.
 OnWarning = Callable[[TrackerError], None]
 
 #: How long a cancelled command may take to exit before it is killed (CI runners send
 #: SIGKILL about 10 s after the first signal; the event must be closed before that).
 DEFAULT_KILL_AFTER = 5.0
+#: How often the lease keeper looks at its local deadline between renewals: a runner
+#: paused past the lease notices within this long once it runs again.
+LEASE_CHECK_INTERVAL = 0.25
+#: After a failed renewal, try again this soon (never later than the normal interval).
+RENEW_RETRY_INTERVAL = 2.0
 #: A key refused as reused means an earlier deployment of the same job took it; give up
 #: after this many fresh keys.
 _MAX_KEY_GENERATIONS = 20
@@ -116,6 +128,13 @@ class DeploymentState(BaseModel):
     #: Why it closed as it did, when there is more to say ("the deploy command exited
     #: with code 2", "cancelled by SIGTERM"); the closing message added to the event.
     detail: str = Field(default="", exclude=True)
+    #: ``finish`` could not close the event (the open fail policy let it go on): the event
+    #: is still open on the server and its lock held until ``lock_expires_at``.
+    left_open: bool = Field(default=False, exclude=True)
+    #: When the server frees the lock unless renewed (None: never, or unknown).
+    lock_expires_at: Timestamp | None = Field(default=None, exclude=True)
+    #: The grant's fencing token (0: unknown, or a server without fences).
+    fence: int = Field(default=0, exclude=True)
 
     @property
     def tracked(self) -> bool:
@@ -200,11 +219,17 @@ class Deployment:
         idempotency_key: str | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         reporter: Reporter | None = None,
+        on_lock_lost: OnLockLost = "stop",
+        reason: str = "",
+        break_glass: str = "",
+        job_url: str = "",
     ) -> None:
         if not service or not service.strip():
             raise ConfigError("a deployment needs a service name (--service or TRACKER_SERVICE)")
         if fail_policy not in ("open", "closed"):
             raise ConfigError(f"fail policy must be 'open' or 'closed', not {fail_policy!r}")
+        if on_lock_lost not in ("stop", "continue"):
+            raise ConfigError(f"on lock lost must be 'stop' or 'continue', not {on_lock_lost!r}")
         if lock_ttl < 0:
             raise ConfigError(f"the lock TTL must be 0 (none) or more seconds, not {lock_ttl}")
         try:
@@ -226,6 +251,16 @@ class Deployment:
         self.idempotency_key = idempotency_key
         self.poll_interval = poll_interval
         self.reporter = reporter
+        self.on_lock_lost = on_lock_lost
+        #: Why this deploy holds the lock; a reason to pass a hard freeze; the CI job.
+        self.reason = reason
+        self.break_glass = break_glass
+        self.job_url = job_url
+        #: Why the lease was lost while ``run`` ran its command ("" while held).
+        self.lock_lost = ""
+        # When the request that took or last renewed the lease was sent (monotonic): the
+        # server's expiry is at least ``lock_ttl`` after it.
+        self._lease_sent = 0.0
         #: The last state this deployment reached (opened or closed).
         self.last_state: DeploymentState | None = None
         # Set by the signal handler of ``run``; cancels any wait at once.
@@ -272,6 +307,9 @@ class Deployment:
                 owner=self.owner,
             ),
             links=EventLinks(pull_request_link=self.pr_url, ticket=self.ticket),
+            lock_reason=self.reason,
+            job_url=self.job_url,
+            break_glass=self.break_glass,
         )
 
     def waiter(self, wait: float, on_wait: OnWait | None) -> LockWaiter:
@@ -284,6 +322,10 @@ class Deployment:
             on_wait=on_wait,
             poll_interval=self.poll_interval,
             cancel=self._wake,
+            who=self.owner,
+            reason=self.reason,
+            job_url=self.job_url,
+            break_glass=self.break_glass,
         )
 
     def start(self, wait: float = 0, on_wait: OnWait | None = None) -> DeploymentState:
@@ -299,6 +341,8 @@ class Deployment:
                 event,
                 self.client.base_url,
                 lock_id=lock.id if lock is not None else "",
+                lock_expires_at=lock.expires_at if lock is not None else None,
+                fence=lock.fence if lock is not None else 0,
                 service=self.service,
                 environment=self.environment.value,
                 status=Status.start.value,
@@ -320,6 +364,7 @@ class Deployment:
             while True:
                 # The same key while waiting: the server keeps only successful answers.
                 key = f"{base_key}.{generation}" if base_key else None
+                self._lease_sent = time.monotonic()
                 try:
                     return self.client.create_event(
                         request, idempotency_key=key, lock_ttl_seconds=self.lock_ttl
@@ -367,7 +412,7 @@ class Deployment:
                 result = self._close(event, final, message, lock_id=state.lock_id)
             except TrackerError as error:
                 self._tolerate(error)
-                result = untouched
+                result = untouched.model_copy(update={"left_open": True})
         self._report("closed", result)
         return result
 
@@ -465,17 +510,20 @@ class Deployment:
         if not argv:
             raise ConfigError("deploy run needs a command to run (after --)")
         self._group = process_group
-        with self._signals_forwarded():
+        with self._signals_forwarded(), deploy_trace(self) as trace:
             try:
-                state = self.start(wait=wait, on_wait=on_wait)
+                with trace.span("lock wait"):
+                    state = self.start(wait=wait, on_wait=on_wait)
             except WaitCancelled:
                 return 128 + (self._interrupted or signal.SIGTERM)
             if self._interrupted is not None:
                 return self._cancelled(state, None)
-            with self._renewing(state, heartbeat):
+            with self._renewing(state, heartbeat), trace.span("command", command=argv):
                 code = self._run_command(argv, kill_after, state)
             if self._interrupted is not None:
                 return self._cancelled(state, code)
+            if self.lock_lost and self.on_lock_lost == "stop":
+                self._lost(state, code)
             # Still inside the handlers: a late signal must not cut the closing short.
             status = Status.success if code == 0 else Status.failure
             detail = None if code == 0 else f"the deploy command exited with code {code}"
@@ -483,7 +531,13 @@ class Deployment:
             return code
 
     def _run_command(self, argv: Sequence[str], kill_after: float, state: DeploymentState) -> int:
-        env = {**os.environ, "TRACKER_EVENT_ID": state.event_id, "TRACKER_LOCK_ID": state.lock_id}
+        env = {
+            **os.environ,
+            "TRACKER_EVENT_ID": state.event_id,
+            "TRACKER_LOCK_ID": state.lock_id,
+            # The fencing token: `tracker-ci lock check --fence "$TRACKER_FENCE"`.
+            "TRACKER_FENCE": str(state.fence),
+        }
         try:
             # stdin, stdout and stderr inherited
             child = subprocess.Popen(list(argv), env=env, start_new_session=self._group)
@@ -518,8 +572,29 @@ class Deployment:
         with contextlib.suppress(ProcessLookupError):
             if self._group:
                 os.killpg(child.pid, signum)
+                # A stopped process (a paused runner) acts on SIGTERM only once continued.
+                os.killpg(child.pid, signal.SIGCONT)
             else:
                 child.send_signal(signum)
+
+    def _lost(self, state: DeploymentState, code: int) -> None:
+        """Close the event as failure (if the server lets us) and raise LockLost (exit 9)."""
+        detail = f"lock lost: {self.lock_lost}; the deploy command was stopped (exit code {code})"
+        try:
+            self.finish(state, Status.failure, detail)
+        except TrackerError as error:
+            print(
+                f"tracker-ci: could not close event {state.event_id} as failure: {error}",
+                file=sys.stderr,
+            )
+        raise LockLost(
+            f"the lock of {self.service} in {self.environment.value} was lost "
+            f"({self.lock_lost}); the deploy command was stopped (it exited with code {code}) "
+            "so that it does not run beside the next holder",
+            service=self.service,
+            environment=self.environment.value,
+            lock_id=state.lock_id,
+        )
 
     def _cancelled(self, state: DeploymentState, code: int | None) -> int:
         signum = self._interrupted or signal.SIGTERM
@@ -566,25 +641,67 @@ class Deployment:
             pass
         print(f"tracker-ci: warning: could not renew the lock: {error}", file=sys.stderr)
 
+    def _lose_lock(self, reason: str) -> None:
+        """The lease is gone: stop the command (policy ``stop``) or say so and go on."""
+        self.lock_lost = reason
+        what = f"the lock of {self.service} in {self.environment.value}"
+        if self.on_lock_lost == "continue":
+            print(
+                f"tracker-ci: warning: {what} is lost ({reason}); the deploy command goes on "
+                "without it (--on-lock-lost continue)",
+                file=sys.stderr,
+            )
+            return
+        print(
+            f"tracker-ci: {what} is lost ({reason}); stopping the deploy command",
+            file=sys.stderr,
+        )
+        if self._signalled_at is None:
+            self._signalled_at = time.monotonic()  # SIGKILL after kill_after
+        self._signal_child(signal.SIGTERM)
+
+    def _keep_lease(self, lock_id: str, interval: float, stop: threading.Event) -> None:
+        """Renew every ``interval`` s; lose the lock on "gone" or a passed local deadline."""
+        ttl = self.lock_ttl
+        held_from = self._lease_sent or time.monotonic()
+        next_renewal = held_from + interval
+        while not stop.wait(max(0.0, min(LEASE_CHECK_INTERVAL, next_renewal - time.monotonic()))):
+            now = time.monotonic()
+            if now - held_from >= ttl:
+                self._lose_lock(f"no renewal succeeded within its {ttl}s lease")
+                return
+            if now < next_renewal:
+                continue
+            try:
+                renewed = self.client.renew_lock(lock_id, ttl)
+            except (NotFound, LockLost) as error:
+                if self.client.server_is_bundled:
+                    self._lose_lock(f"the server says it is gone: {error}")
+                return  # an upstream server has no renewal (its locks never expire)
+            except TrackerError as error:
+                if not self.client.server_is_bundled:
+                    return
+                self._renewal_failed(error)
+                next_renewal = time.monotonic() + min(interval, RENEW_RETRY_INTERVAL)
+                continue
+            held_from, next_renewal = now, now + interval
+            if self.last_state is not None:
+                self.last_state.lock_expires_at = renewed.expires_at
+
     @contextlib.contextmanager
     def _renewing(self, state: DeploymentState, heartbeat: float | None) -> Iterator[None]:
-        """Renew the lock in the background while the command runs, if it expires."""
-        if not (state.lock_id and self.lock_ttl > 0):
+        """Keep the lease while the command runs (renewed at a third of its TTL)."""
+        if not (state.lock_id and self.lock_ttl > 0) or self.client.server_is_bundled is False:
             yield
             return
         interval = heartbeat if heartbeat and heartbeat > 0 else self.lock_ttl / 3
         stop = threading.Event()
-
-        def renew() -> None:
-            while not stop.wait(interval):
-                try:
-                    self.client.renew_lock(state.lock_id, self.lock_ttl)
-                except TrackerError as error:
-                    # An upstream server has no renewal (its locks never expire): ignore.
-                    if self.client.server_is_bundled:
-                        self._renewal_failed(error)
-
-        thread = threading.Thread(target=renew, name="tracker-ci-lock-renewal", daemon=True)
+        thread = threading.Thread(
+            target=self._keep_lease,
+            args=(state.lock_id, interval, stop),
+            name="tracker-ci-lock-renewal",
+            daemon=True,
+        )
         thread.start()
         try:
             yield

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -36,6 +37,12 @@ from pydantic.alias_generators import to_camel
 
 __all__ = [
     "API_PREFIX",
+    "MAX_CHANGES",
+    "ChangeKind",
+    "DoraLevel",
+    "DoraReport",
+    "Percentiles",
+    "ShippedChange",
     "CLOSED_STATUSES",
     "CLOSING_STATUSES",
     "DURATION_STATUSES",
@@ -78,6 +85,18 @@ __all__ = [
     "TokenListResponse",
     "TokenResponse",
     "UnlockResponse",
+    "QUEUE_POLICIES",
+    "QueueEntry",
+    "QueueRequest",
+    "QueueResponse",
+    "LockStatusResponse",
+    "QueuePolicy",
+    "QueuePolicyListResponse",
+    "FreezeType",
+    "FreezeScope",
+    "FreezeWindow",
+    "FreezeWindowResponse",
+    "FreezeWindowListResponse",
     "UpdateEventRequest",
     "UpdateLockRequest",
     "WEBHOOK_EVENTS",
@@ -336,7 +355,13 @@ def _parse_timestamp(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(
+                f"{value.isoformat()} is out of range once converted to UTC "
+                "(years 1 to 9999 in UTC)"
+            ) from None
     return value
 
 
@@ -408,9 +433,38 @@ def _none_to_false(value: Any) -> Any:
     return False if value is None else value
 
 
-Text = Annotated[str, BeforeValidator(_none_to_empty)]
-TextList = Annotated[list[str], BeforeValidator(_none_to_list)]
-Flag = Annotated[bool, BeforeValidator(_none_to_false)]
+def _valid_unicode(value: str) -> str:
+    # JSON may escape half of a UTF-16 pair ("\ud800"): no database can store it.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"contains a lone surrogate ({value[exc.start]!a}) at character {exc.start}; "
+            "send valid Unicode"
+        ) from None
+    return value
+
+
+def _strict_bool(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be a boolean (true or false), not {value!r}")
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    # JSON true is not the number 1.
+    if isinstance(value, bool):
+        raise ValueError(f"must be a whole number, not {str(value).lower()}")
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_none_to_empty), AfterValidator(_valid_unicode)]
+TextList = Annotated[
+    list[Annotated[str, AfterValidator(_valid_unicode)]], BeforeValidator(_none_to_list)
+]
+Flag = Annotated[bool, BeforeValidator(_strict_bool), BeforeValidator(_none_to_false)]
+#: A whole number on the wire (a JSON number or a string of digits, never true/false).
+WholeNumber = Annotated[int, BeforeValidator(_not_bool)]
 
 
 # ---------------------------------------------------------------------- models
@@ -431,6 +485,30 @@ class WireModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
 
+class ChangeKind(str, enum.Enum):
+    """What a shipped change is (extension ``attributes.changes[].kind``)."""
+
+    pull_request = "pull_request"
+    merge_request = "merge_request"
+    commit = "commit"
+
+
+class ShippedChange(WireModel):
+    """One change a deployment shipped (our extension, read by DORA's lead time)."""
+
+    kind: ChangeKind = ChangeKind.commit
+    id: Text = ""
+    url: Text = ""
+    title: Text = ""
+    author: Text = ""
+    committed_at: Timestamp | None = None
+    merged_at: Timestamp | None = None
+
+
+#: At most this many changes are kept on one event (the lookup stops there too).
+MAX_CHANGES = 100
+
+
 class EventAttributes(WireModel):
     message: Text = ""
     source: Text = ""
@@ -447,6 +525,11 @@ class EventAttributes(WireModel):
     stake_holders: TextList = Field(default_factory=list)
     notification: Flag = False
     notifications: TextList = Field(default_factory=list)
+    #: Our extensions (sent only to our server): the deployed revision and what it shipped.
+    revision: Text = ""
+    changes: Annotated[
+        list[ShippedChange], BeforeValidator(_none_to_list), Field(max_length=MAX_CHANGES)
+    ] = Field(default_factory=list)
 
 
 class EventLinks(WireModel):
@@ -492,7 +575,12 @@ class CreateEventRequest(WireModel):
     links: EventLinks = Field(default_factory=EventLinks)
     slack_id: Text = ""
     #: Our extension: TTL of the automatic deployment lock (0 = it never expires).
-    lock_ttl_seconds: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] = 0
+    lock_ttl_seconds: Annotated[WholeNumber, Field(ge=0, le=7 * 24 * 3600)] = 0
+    #: Extensions: the automatic lock's reason and CI job; a reason to pass a hard freeze.
+    lock_reason: Text = ""
+    job_url: Text = ""
+    break_glass: Text = ""
+    queue_ticket: Text = ""
 
 
 class UpdateEventRequest(WireModel):
@@ -570,6 +658,11 @@ class Lock(WireModel):
     resource: Text = ""
     event_id: Text = ""
     expires_at: Timestamp | None = None
+    #: Our extensions (queue issue): the grant's fencing token (only grows per key), why
+    #: it is held, and the CI job holding it.
+    fence: int = 0
+    reason: Text = ""
+    job_url: Text = ""
 
 
 class CreateLockRequest(WireModel):
@@ -580,7 +673,13 @@ class CreateLockRequest(WireModel):
     environment: Text = ""
     resource: Text = ""
     event_id: Text = ""
-    ttl_seconds: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] = 0
+    ttl_seconds: Annotated[WholeNumber, Field(ge=0, le=7 * 24 * 3600)] = 0
+    #: Extensions: why, the CI job, and a reason to pass a hard freeze.
+    reason: Text = ""
+    job_url: Text = ""
+    break_glass: Text = ""
+    #: The caller's queue ticket when its turn came (the waiter sends it).
+    queue_ticket: Text = ""
 
 
 class UpdateLockRequest(WireModel):
@@ -596,7 +695,7 @@ class UpdateLockRequest(WireModel):
 class RenewLockRequest(WireModel):
     """Body of ``POST /lock/{id}/renew`` (extension): the new TTL from now."""
 
-    ttl_seconds: Annotated[int, Field(gt=0, le=7 * 24 * 3600)]
+    ttl_seconds: Annotated[WholeNumber, Field(gt=0, le=7 * 24 * 3600)]
 
 
 class ReleaseLockRequest(WireModel):
@@ -626,6 +725,123 @@ class UnlockResponse(WireModel):
 
 class LockListResponse(WireModel):
     locks: list[Lock] = Field(default_factory=list)
+    total_count: int = 0
+
+
+# ------------------------------------------------------- lock queue and freeze windows
+#: How waiters of one environment (optionally one service) are served.
+QUEUE_POLICIES: tuple[str, ...] = ("fifo", "newest")
+
+
+class QueueEntry(WireModel):
+    """One waiter in a lock's queue (extension); ``position`` is 1-based."""
+
+    ticket: Text = ""
+    position: int = 0
+    who: Text = ""
+    since: Timestamp | None = None
+    reason: Text = ""
+    job_url: Text = ""
+    state: Text = "waiting"
+    expected_wait_seconds: float | None = None
+
+
+class QueueRequest(WireModel):
+    """Body of ``POST /lock/queue`` (extension): join (no ticket) or heartbeat and wait
+    up to ``waitSeconds`` for the turn (a long poll)."""
+
+    service: Text = ""
+    environment: Text = ""
+    resource: Text = ""
+    who: Text = ""
+    reason: Text = ""
+    job_url: Text = ""
+    ticket: Text = ""
+    wait_seconds: Annotated[float, Field(ge=0, le=60)] = 0
+    #: A waiter that will break glass is not held back by a hard freeze.
+    break_glass: Text = ""
+
+
+class QueueResponse(WireModel):
+    """The caller's ticket (``state`` waiting or granted), the holder and the queue."""
+
+    ticket: QueueEntry | None = None
+    lock: Lock | None = None
+    queue: list[QueueEntry] = Field(default_factory=list)
+    frozen_by: Text = ""
+
+
+class LockStatusResponse(WireModel):
+    """``GET /locks/status`` (extension): the holder and who waits, in order."""
+
+    locked: Flag = False
+    lock: Lock | None = None
+    queue: list[QueueEntry] = Field(default_factory=list)
+    policy: Text = "fifo"
+
+
+class QueuePolicy(WireModel):
+    """A queue policy for an environment (all services when ``service`` is empty)."""
+
+    environment: Text = ""
+    service: Text = ""
+    policy: Text = "fifo"
+
+
+class QueuePolicyListResponse(WireModel):
+    policies: list[QueuePolicy] = Field(default_factory=list)
+    total_count: int = 0
+
+
+class FreezeType(WireEnum):
+    FREEZE_TYPE_UNSPECIFIED = "FREEZE_TYPE_UNSPECIFIED"
+    FREEZE_TYPE_HARD = "FREEZE_TYPE_HARD"
+    FREEZE_TYPE_SOFT = "FREEZE_TYPE_SOFT"
+
+
+class FreezeScope(WireEnum):
+    FREEZE_SCOPE_UNSPECIFIED = "FREEZE_SCOPE_UNSPECIFIED"
+    FREEZE_SCOPE_GLOBAL = "FREEZE_SCOPE_GLOBAL"
+    FREEZE_SCOPE_ENVIRONMENT = "FREEZE_SCOPE_ENVIRONMENT"
+    FREEZE_SCOPE_SERVICE = "FREEZE_SCOPE_SERVICE"
+    FREEZE_SCOPE_DOMAIN = "FREEZE_SCOPE_DOMAIN"
+
+
+if TYPE_CHECKING:
+    FreezeTypeField = FreezeType
+    FreezeScopeField = FreezeScope
+else:
+    FreezeTypeField = _enum_field(FreezeType)
+    FreezeScopeField = _enum_field(FreezeScope)
+
+
+class FreezeWindow(WireModel):
+    """A freeze window in the wire shape of upstream's freeze branch; ``cronStart`` /
+    ``cronEnd`` (5-field cron in ``timezone``) are our recurrence extension."""
+
+    id: Text = ""
+    title: Text = ""
+    description: Text = ""
+    type: FreezeTypeField = FreezeType.FREEZE_TYPE_UNSPECIFIED  # type: ignore[valid-type]
+    scope_type: FreezeScopeField = FreezeScope.FREEZE_SCOPE_UNSPECIFIED  # type: ignore[valid-type]
+    scope_ids: TextList = Field(default_factory=list)
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
+    timezone: Text = ""
+    created_by: Text = ""
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
+    active: Flag = True
+    cron_start: Text = ""
+    cron_end: Text = ""
+
+
+class FreezeWindowResponse(WireModel):
+    freeze_window: FreezeWindow | None = None
+
+
+class FreezeWindowListResponse(WireModel):
+    freeze_windows: list[FreezeWindow] = Field(default_factory=list)
     total_count: int = 0
 
 
@@ -757,3 +973,36 @@ class ErrorBody(WireModel):
     code: int
     message: str
     details: list[Any] = Field(default_factory=list)
+
+
+# ------------------------------------------------------------------ insights
+class Percentiles(WireModel):
+    """The median and 90th percentile of a set of durations, in seconds (null: none)."""
+
+    p50: float | None = None
+    p90: float | None = None
+
+
+class DoraLevel(str, enum.Enum):
+    """The DORA report's performance clusters."""
+
+    elite = "elite"
+    high = "high"
+    medium = "medium"
+    low = "low"
+
+
+class DoraReport(WireModel):
+    """``GET /insights/dora`` (extension): the four DORA keys of a service and environment
+    over a window. ``level`` is null when the window holds no deployment."""
+
+    service: Text = ""
+    environment: Text = ""
+    start_date: Timestamp | None = None
+    end_date: Timestamp | None = None
+    deployments: int = 0
+    deployments_per_day: float = 0.0
+    lead_time_seconds: Percentiles = Field(default_factory=Percentiles)
+    change_failure_rate: float | None = None
+    recovery_time_seconds: Percentiles = Field(default_factory=Percentiles)
+    level: DoraLevel | None = None

@@ -1,12 +1,16 @@
 """The database: engine creation, per-request transactions and schema migrations.
 
 SQLite runs in WAL mode with a busy timeout and foreign keys on; its write transactions
-start with ``BEGIN IMMEDIATE`` so that concurrent writers queue instead of failing.
+start with ``BEGIN IMMEDIATE``, and go through one writer per process (``Database.write``
+takes a FIFO lock first): SQLite's own busy wait is not fair, so 50 concurrent writers
+would otherwise see "database is locked" after its timeout.
 PostgreSQL (psycopg 3) is for several server replicas sharing one database.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,11 +92,51 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
+#: Longest wait for the SQLite writer before answering 503 (busy).
+WRITER_TIMEOUT = 30.0
+
+
+class FairLock:
+    """A FIFO lock: threads get it in the order they asked (``threading.Lock`` does not
+    promise any order, and a writer could starve)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._waiters: deque[threading.Event] = deque()
+        self._held = False
+
+    def acquire(self, timeout: float) -> bool:
+        """Take the lock within ``timeout`` s; False when it did not come."""
+        with self._mutex:
+            if not self._held and not self._waiters:
+                self._held = True
+                return True
+            turn = threading.Event()
+            self._waiters.append(turn)
+        if turn.wait(timeout):
+            return True
+        with self._mutex:
+            if turn.is_set():  # handed over just as the wait ended
+                return True
+            self._waiters.remove(turn)
+            return False
+
+    def release(self) -> None:
+        """Hand the lock to the longest waiter, or free it."""
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().set()  # stays held, by the next one
+            else:
+                self._held = False
+
+
 class Database:
     """The engine plus the two kinds of transaction a request uses."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: SQLite's one writer in this process (None for PostgreSQL).
+        self._writer = FairLock() if engine.dialect.name == "sqlite" else None
 
     @property
     def backend(self) -> str:
@@ -108,10 +152,19 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction: committed at the end, rolled back on any error."""
-        with self.engine.connect() as connection:
-            connection = connection.execution_options(tracker_write=True)
-            with connection.begin():
-                yield connection
+        writer = self._writer
+        if writer is not None and not writer.acquire(WRITER_TIMEOUT):
+            from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+            raise PoolTimeout("database is busy: no turn to write came in time")
+        try:
+            with self.engine.connect() as connection:
+                connection = connection.execution_options(tracker_write=True)
+                with connection.begin():
+                    yield connection
+        finally:
+            if writer is not None:
+                writer.release()
 
     def ping(self) -> None:
         """Raise when the database cannot answer a trivial query."""

@@ -14,6 +14,8 @@ DomainError                  base; .message
 │   ├── LockNotFound
 │   └── TokenNotFound
 ├── LockConflict             the key is held by a live lock; .holder
+├── FreezeBlocked            a hard freeze window covers it (400, code 9)
+├── QueueSuperseded          a newer waiter took its place (409, code 10)
 ├── BodyTooLarge             the body is larger than max_body_bytes
 ├── DatabaseUnavailable      the database does not answer
 └── InternalError            a failure that is nobody's input
@@ -75,6 +77,14 @@ class LockConflict(DomainError):
     def __init__(self, holder: Lock, message: str | None = None) -> None:
         super().__init__(message if message is not None else held_message(holder))
         self.holder = holder
+
+
+class FreezeBlocked(DomainError):
+    """A hard freeze window covers what the caller wants to open (break glass to pass)."""
+
+
+class QueueSuperseded(DomainError):
+    """A newer waiter took this waiter's place (the ``newest`` policy)."""
 
 
 class BodyTooLarge(DomainError):

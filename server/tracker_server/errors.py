@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,10 +29,12 @@ from tracker_server.domain import (
     DatabaseUnavailable,
     DomainError,
     Forbidden,
+    FreezeBlocked,
     InternalError,
     InvalidInput,
     LockConflict,
     NotFound,
+    QueueSuperseded,
     Unauthenticated,
 )
 
@@ -42,6 +45,8 @@ NOT_FOUND = 5
 ALREADY_EXISTS = 6
 PERMISSION_DENIED = 7
 RESOURCE_EXHAUSTED = 8
+FAILED_PRECONDITION = 9
+ABORTED = 10
 UNIMPLEMENTED = 12
 INTERNAL = 13
 UNAVAILABLE = 14
@@ -56,6 +61,8 @@ ERROR_STATUSES: dict[type[DomainError], tuple[int, int]] = {
     Forbidden: (403, PERMISSION_DENIED),
     NotFound: (404, NOT_FOUND),
     LockConflict: (409, ALREADY_EXISTS),
+    FreezeBlocked: (400, FAILED_PRECONDITION),
+    QueueSuperseded: (409, ABORTED),
     BodyTooLarge: (413, RESOURCE_EXHAUSTED),
     InternalError: (500, INTERNAL),
     DatabaseUnavailable: (503, UNAVAILABLE),
@@ -97,10 +104,21 @@ def status_of(error: DomainError) -> tuple[int, int]:
     return 500, INTERNAL
 
 
+#: Seconds a client should wait before repeating a request answered 503.
+RETRY_AFTER_SECONDS = 1
+
+
 def domain_error_response(error: DomainError) -> Response:
-    """The answer to a domain error: its status and code from the table, its message."""
+    """The answer to a domain error: its status and code from the table, its message.
+    A 503 says when to come back (``Retry-After``); a 500 closes the connection, so a
+    client never reuses a connection the server may be tearing down."""
     status_code, code = status_of(error)
-    return error_response(status_code, code, error.message)
+    headers: dict[str, str] = {}
+    if status_code == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    elif status_code >= 500:
+        headers["Connection"] = "close"
+    return error_response(status_code, code, error.message, headers=headers)
 
 
 def describe_validation_errors(errors: Sequence[Any]) -> str:
@@ -151,11 +169,26 @@ def database_error(exc: sa_exc.SQLAlchemyError) -> DomainError:
     if isinstance(exc, sa_exc.DataError) or isinstance(original, ValueError):
         # Values the database refuses (e.g. NUL characters in PostgreSQL text).
         return InvalidInput(f"invalid request: the database rejected a value ({original})")
-    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)):
-        return DatabaseUnavailable(f"database unavailable: {_first_line(original or exc)}")
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return DatabaseUnavailable(f"database unavailable: {_first_line(original or exc)}")
+    unavailable = isinstance(
+        exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+    ) or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
+    if unavailable:
+        # The driver's words name the database's host, port and name: the log keeps them,
+        # the answer does not.
+        logger.warning("database unavailable: %s", _first_line(original or exc))
+        return DatabaseUnavailable(_unavailable_message(original or exc))
     return InternalError(f"internal database error: {_first_line(original or exc)}")
+
+
+#: Driver words that locate the database (host, port, socket, database or user name).
+_LOCATING = re.compile(r"connection to server|host|port|socket|database \"|user \"|@", re.I)
+
+
+def _unavailable_message(error: object) -> str:
+    said = _first_line(error)
+    if _LOCATING.search(said):
+        said = "the database does not answer"
+    return f"database unavailable: {said}; retry shortly"
 
 
 def _first_line(value: object) -> str:
@@ -192,7 +225,7 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
 async def _on_database_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, sa_exc.SQLAlchemyError)
     error = database_error(exc)
-    if status_of(error)[0] >= 500:
+    if status_of(error)[0] == 500:
         logger.warning("%s", error.message)
     return domain_error_response(error)
 
@@ -206,7 +239,7 @@ async def _on_unexpected(_request: Request, exc: Exception) -> Response:
         500,
         INTERNAL,
         f"internal error: {exc.__class__.__name__}",
-        headers={"X-Tracker-Server": f"tracker-ci/{__version__}"},
+        headers={"X-Tracker-Server": f"tracker-ci/{__version__}", "Connection": "close"},
     )
 
 

@@ -23,6 +23,7 @@ def serve(settings: ServerSettings) -> None:
     import uvicorn
 
     from tracker_server.app import create_app
+    from tracker_server.protocol import JsonErrorH11Protocol
 
     app = create_app(settings)
 
@@ -45,6 +46,7 @@ def serve(settings: ServerSettings) -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
         lifespan="on",
+        http=JsonErrorH11Protocol,  # malformed HTTP answered with the JSON error body
     )
     # uvicorn re-raises the signal it caught once it has drained the connections; these
     # handlers turn that into a clean exit status instead of death by signal.
@@ -99,6 +101,12 @@ def serve(settings: ServerSettings) -> None:
     type=int,
     default=None,
     help="Largest request body accepted (413 above). [1048576]",
+)
+@click.option(
+    "--root-path",
+    envvar="TRACKER_ROOT_PATH",
+    default=None,
+    help="The path prefix a reverse proxy serves this server under (e.g. /tracker). ['']",
 )
 @click.option(
     "--log-level",

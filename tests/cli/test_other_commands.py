@@ -27,9 +27,14 @@ def test_lock_acquire_status_list_release(invoke: Invoke) -> None:
     again = invoke("lock", "acquire", "-s", service, "-e", "production", "--who", "bob")
     assert again.exit_code == 3, again.output
     assert "held by alice" in again.stderr
-    wrong = invoke("lock", "release", "-s", service, "-e", "production", "--who", "bob")
+    anonymous = invoke("lock", "release", "-s", service, "-e", "production", "--who", "alice")
+    assert anonymous.exit_code == 2, anonymous.output  # a name alone is never enough
+    held = {"TRACKER_LOCK_ID": lock_id}
+    wrong = invoke("lock", "release", "-s", service, "-e", "production", "--who", "bob", env=held)
     assert wrong.exit_code == 3, wrong.output
-    released = invoke("lock", "release", "-s", service, "-e", "production", "--who", "alice")
+    released = invoke(
+        "lock", "release", "-s", service, "-e", "production", "--who", "alice", env=held
+    )
     assert released.exit_code == 0, released.output
     free = invoke("lock", "status", "-s", service, "-e", "production")
     assert free.exit_code == 0 and free.stdout.startswith("free"), free.output

@@ -117,7 +117,7 @@ def test_lock_wait_timeout_names_its_own_option(invoke: Invoke) -> None:
         assert acquired.exit_code == 3, acquired.output
         assert "(--wait SECONDS)" in acquired.stderr.strip().splitlines()[-1]
     finally:
-        invoke("lock", "release", "-s", service, "-e", "UAT", "--who", "bob")
+        invoke("lock", "release", taken.stdout.strip())
 
 
 @pytest.mark.unit

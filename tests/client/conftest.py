@@ -28,6 +28,11 @@ def sleeps() -> list[float]:
 def client(api: respx.MockRouter, sleeps: list[float]) -> Iterator[TrackerClient]:
     """A client with a token, 3 retries, and pauses recorded instead of slept."""
     with TrackerClient(
-        base_url=BASE, token="trk_secret", retries=3, backoff=0.5, sleep=sleeps.append
+        base_url=BASE,
+        token="trk_secret",
+        retries=3,
+        backoff=0.5,
+        sleep=sleeps.append,
+        jitter=False,
     ) as tracker:
         yield tracker

@@ -148,8 +148,13 @@ def test_locks_round_trip(admin: TrackerClient, service: str) -> None:
     assert admin.update_lock(taken.id, who="carol").who == "carol"
     assert admin.get_lock(taken.id).who == "carol"
     with pytest.raises(LockHeld):
-        admin.release_lock_by_key(service=service, environment="UAT", who="mallory")
-    assert admin.release_lock_by_key(service=service, environment="UAT", who="carol") == 1
+        admin.release_lock_by_key(
+            service=service, environment="UAT", who="mallory", lock_id=taken.id
+        )
+    assert (
+        admin.release_lock_by_key(service=service, environment="UAT", who="carol", lock_id=taken.id)
+        == 1
+    )
 
     again = admin.acquire_lock(service=service, environment="UAT", resource="operation")
     assert again.id in [lock.id for lock in admin.list_locks()]

@@ -47,8 +47,10 @@ def test_importing_the_client_loads_no_server_or_forge_library() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_no_key_outside_ci() -> None:
-    assert idempotency_key_for("api", "production", "deploy-start") is None
+def test_random_key_per_call_outside_ci() -> None:
+    first = idempotency_key_for("api", "production", "deploy-start")
+    assert first.startswith("tracker-ci-")
+    assert idempotency_key_for("api", "production", "deploy-start") != first
 
 
 def github(monkeypatch: pytest.MonkeyPatch, attempt: str = "1", job: str = "deploy") -> None:

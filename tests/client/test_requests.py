@@ -81,15 +81,18 @@ def test_create_event_sends_attributes_links_and_key(
     assert sent["lockTtlSeconds"] == 600
 
 
-def test_create_event_without_key_sends_no_idempotency_header(
+def test_create_event_without_key_sends_a_random_one(
     api: respx.MockRouter, client: TrackerClient
 ) -> None:
     route = api.post("/api/v1alpha1/event").mock(return_value=event_answer(event()))
 
     client.create_event(create_request())
+    client.create_event(create_request())
 
+    first, second = (call.request for call in route.calls)
+    assert first.headers["Idempotency-Key"].startswith("tracker-ci-")
+    assert first.headers["Idempotency-Key"] != second.headers["Idempotency-Key"]
     request = route.calls.last.request
-    assert "Idempotency-Key" not in request.headers
     assert body(request)["lockTtlSeconds"] == 0
 
 
@@ -397,7 +400,7 @@ def test_acquire_lock_without_ttl_sends_only_upstream_fields(
     client.acquire_lock(service="api", environment="production", resource="operation", who="ci")
 
     request = route.calls.last.request
-    assert "Idempotency-Key" not in request.headers
+    assert request.headers["Idempotency-Key"].startswith("tracker-ci-")  # upstream ignores it
     assert body(request) == {
         "service": "api",
         "who": "ci",

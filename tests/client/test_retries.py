@@ -22,7 +22,7 @@ def create_request() -> CreateEventRequest:
     return CreateEventRequest(attributes=EventAttributes(service="api"))
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504])
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
 def test_transient_statuses_are_retried_with_backoff(
     api: respx.MockRouter, client: TrackerClient, sleeps: list[float], status: int
 ) -> None:
@@ -115,10 +115,29 @@ def test_upstream_no_event_found_500_is_not_retried(
     [httpx.ReadTimeout("timed out"), httpx.RemoteProtocolError("disconnected")],
     ids=["read-timeout", "dropped"],
 )
-def test_a_create_without_key_is_never_repeated(
+def test_a_create_is_repeated_with_its_own_random_key(
     api: respx.MockRouter, client: TrackerClient, failure: Exception
 ) -> None:
-    # The first attempt may have created the event: a repeat could create a second one.
+    # The answer was lost: the server keeps the first result under the key, so the repeat
+    # answers it instead of creating a second event.
+    route = api.post("/api/v1alpha1/event").mock(side_effect=[failure, event_answer(event())])
+
+    assert client.create_event(create_request()).id == EVENT_ID
+
+    keys = {call.request.headers["Idempotency-Key"] for call in route.calls}
+    assert route.call_count == 2 and len(keys) == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.ReadTimeout("timed out"), httpx.RemoteProtocolError("disconnected")],
+    ids=["read-timeout", "dropped"],
+)
+def test_a_create_on_upstream_is_never_repeated(
+    api: respx.MockRouter, client: TrackerClient, failure: Exception
+) -> None:
+    # Upstream ignores the key: a repeat could create a second event.
+    client.server_is_bundled = False
     route = api.post("/api/v1alpha1/event").mock(side_effect=[failure, event_answer(event())])
 
     with pytest.raises(ServerUnreachable):
@@ -127,9 +146,10 @@ def test_a_create_without_key_is_never_repeated(
     assert route.call_count == 1
 
 
-def test_a_create_without_key_is_not_repeated_after_503(
+def test_a_create_on_upstream_is_not_repeated_after_503(
     api: respx.MockRouter, client: TrackerClient
 ) -> None:
+    client.server_is_bundled = False
     route = api.post("/api/v1alpha1/event").mock(
         side_effect=[error_answer(503, 14, "unavailable"), event_answer(event())]
     )
@@ -172,7 +192,8 @@ def test_a_lock_with_key_is_repeated(api: respx.MockRouter, client: TrackerClien
     assert route.call_count == 2
 
 
-def test_a_lock_without_key_is_not_repeated(api: respx.MockRouter, client: TrackerClient) -> None:
+def test_a_lock_on_upstream_is_not_repeated(api: respx.MockRouter, client: TrackerClient) -> None:
+    client.server_is_bundled = False
     route = api.post("/api/v1alpha1/lock").mock(return_value=error_answer(502, 14, "bad gateway"))
 
     with pytest.raises(ServerError):

@@ -11,13 +11,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from tests.support.servers import RunningServer
 from tracker_ci.client import TrackerClient
 from tracker_ci.deploy import Deployment, DeploymentState, describe_wait
-from tracker_ci.exceptions import LockHeld, LockWaitTimeout, NotFound
+from tracker_ci.exceptions import LockHeld, LockLost, LockWaitTimeout
 from tracker_ci.models import ChangeType, Lock, Status
 
 pytestmark = pytest.mark.server
@@ -266,14 +267,46 @@ def test_a_failed_renewal_is_a_warning_and_the_command_goes_on(
         """
     )
     warnings: list[Exception] = []
-    deploy = deployment(client, service, lock_ttl=60, on_warning=warnings.append)
+    deploy = deployment(
+        client, service, lock_ttl=60, on_warning=warnings.append, on_lock_lost="continue"
+    )
 
     code = deploy.run([PYTHON, "-c", sabotage], heartbeat=0.3)
 
     assert code == 0
-    assert warnings and all(isinstance(w, NotFound) for w in warnings)
+    assert deploy.lock_lost.startswith("the server says it is gone")
     (event,) = client.search_events(service=service).events
     assert event.attributes.status is Status.success
+
+
+def test_a_lost_lease_stops_the_command_and_raises_lock_lost(
+    client: TrackerClient, service: str, sqlite_server: RunningServer, tmp_path: Path
+) -> None:
+    # The lock is released behind run()'s back: the next renewal answers "gone", the
+    # command (which would run for a minute) is stopped and the event closed as failure.
+    marker = tmp_path / "finished"
+    sabotage = textwrap.dedent(
+        f"""
+        import time, httpx
+        api = "{sqlite_server.url}/api/v1alpha1"
+        (lock,) = [x for x in httpx.get(api + "/locks/list").json()["locks"]
+                   if x["service"] == "{service}"]
+        httpx.get(api + "/unlock/" + lock["id"])
+        time.sleep(60)
+        open({str(marker)!r}, "w")
+        """
+    )
+    deploy = deployment(client, service, lock_ttl=60)
+    began = time.monotonic()
+
+    with pytest.raises(LockLost) as raised:
+        deploy.run([PYTHON, "-c", sabotage], heartbeat=0.3, kill_after=2)
+
+    assert raised.value.exit_code == 9
+    assert time.monotonic() - began < 30 and not marker.exists()
+    (event,) = client.search_events(service=service).events
+    assert event.attributes.status is Status.failure
+    assert "lock lost" in event.attributes.message
 
 
 def test_a_lock_without_ttl_never_expires(client: TrackerClient, service: str) -> None:

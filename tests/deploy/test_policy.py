@@ -114,7 +114,8 @@ def test_fail_open_warns_and_goes_on_untracked(unreachable: TrackerClient, tmp_p
     state = deploy.start()
     assert state.status == "untracked" and not state.tracked
     assert deploy.finish(state, "success").status == "success"
-    assert deploy.finish("e-1", "failure").status == "failure"  # a known id: it tries
+    left = deploy.finish("e-1", "failure")  # a known id: it tries, and says it is left open
+    assert left.status == "failure" and left.left_open
     code = deploy.run([sys.executable, "-c", f"open({str(marker)!r}, 'w'); raise SystemExit(5)"])
 
     assert code == 5
@@ -151,4 +152,4 @@ def test_deploy_all_is_complete() -> None:
             or (name.isupper() and isinstance(value, float))
         )
     }
-    assert public | {"FailPolicy", "OnWait", "OnWarning"} == set(deploy.__all__)
+    assert public | {"FailPolicy", "OnLockLost", "OnWait", "OnWarning"} == set(deploy.__all__)

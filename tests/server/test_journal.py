@@ -214,7 +214,8 @@ def test_a_refused_write_records_nothing(client):
     before = kinds(client)
     assert_error(client.post(f"{API}/lock", json=LOCK | {"who": "other"}), 409, 6)
     assert_error(client.delete(f"{API}/event/{uuid.uuid4()}"), 404, 5)
-    assert_error(client.post(f"{API}/unlock", json=LOCK | {"who": "other"}), 409, 6)
+    other = {"who": "other", "id": str(uuid.uuid4())}
+    assert_error(client.post(f"{API}/unlock", json=LOCK | other), 409, 6)
     assert kinds(client) == before
 
 

@@ -181,14 +181,18 @@ def test_renew_moves_the_expiry(client):
 def test_release_by_key_must_name_the_holder(client):
     lock = take(client, who="alice")
     key = {"service": "api", "environment": "production", "resource": "deployment"}
-    assert_error(client.post(f"{API}/unlock", json=key | {"who": "bob"}), 409, 6, "by alice")
+    assert_error(client.post(f"{API}/unlock", json=key | {"who": "alice"}), 400, 3, "eventId")
+    assert_error(
+        client.post(f"{API}/unlock", json=key | {"who": "bob", "id": lock["id"]}), 409, 6, "alice"
+    )
     assert_error(
         client.post(f"{API}/unlock", json=key | {"who": "alice", "id": str(uuid.uuid4())}), 409, 6
     )
     assert_error(client.post(f"{API}/unlock", json=key | {"who": ""}), 400, 3, "who")
     released = client.post(f"{API}/unlock", json=key | {"who": "alice", "id": lock["id"]})
     assert released.json() == {"message": "lock deleted", "id": lock["id"], "count": "1"}
-    assert_error(client.post(f"{API}/unlock", json=key | {"who": "alice"}), 404, 5)
+    gone = client.post(f"{API}/unlock", json=key | {"who": "alice", "id": lock["id"]})
+    assert_error(gone, 404, 5)
 
 
 def test_deleting_an_event_releases_its_lock(client):

@@ -42,6 +42,21 @@ def _warn_untracked(error: Exception) -> None:
     warn(f"{error} -- going on without tracking (fail policy open)")
 
 
+def _left_open(result: DeploymentState) -> str:
+    """What an event that could not be closed leaves behind: never "closed"."""
+    if result.lock_expires_at is not None:
+        expiry = f"its lock expires at {result.lock_expires_at.strftime('%Y-%m-%d %H:%M:%SZ')}"
+    elif result.lock_id:
+        expiry = f"its lock {result.lock_id} has no expiry: release it by hand"
+    else:
+        expiry = "its lock (if any) stays until released or expired"
+    return (
+        f"deployment event {result.event_id} could NOT be closed as {result.status}: it is "
+        f"left open (status start) and {expiry}; close it later with: tracker-ci deploy "
+        f"finish --event-id {result.event_id} --status {result.status}"
+    )
+
+
 def start_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options shared by ``deploy start`` and ``deploy run``."""
     options = [
@@ -78,12 +93,27 @@ def start_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "holds it. [env: TRACKER_WAIT; default: 0, fail at once]",
         ),
         click.option(
+            "--reason",
+            envvar="TRACKER_REASON",
+            default="",
+            help="Why this deploy takes the lock: shown to those queued behind it and by "
+            "`lock status`. [env: TRACKER_REASON]",
+        ),
+        click.option(
+            "--break-glass",
+            envvar="TRACKER_BREAK_GLASS",
+            default="",
+            metavar="REASON",
+            help="Deploy through a hard freeze window, for this reason (stored on the "
+            "event); with auth on, needs an admin token. [env: TRACKER_BREAK_GLASS]",
+        ),
+        click.option(
             "--lock-ttl",
             type=click.IntRange(min=0),
             envvar="TRACKER_LOCK_TTL",
             metavar="SECONDS",
             help="Lock expiry, renewed while `deploy run` runs (0: never expires). "
-            "[env: TRACKER_LOCK_TTL]",
+            "[env: TRACKER_LOCK_TTL; default: 3600]",
         ),
         click.option(
             "--fail-policy",
@@ -154,6 +184,8 @@ class CliReporter:
                 f"{result.status}; nothing changed",
                 err=True,
             )
+        elif result.left_open:
+            click.echo(f"tracker-ci: {_left_open(result)}", err=True)
         elif result.tracked:
             took = format_seconds(result.duration)
             click.echo(
@@ -235,6 +267,10 @@ def _make_deployment(
         fail_policy=policy,
         on_warning=_warn_untracked,
         reporter=CliReporter(state, run, opts, running=running),
+        on_lock_lost="continue" if opts.get("on_lock_lost") == "continue" else "stop",
+        reason=opts.get("reason") or "",
+        break_glass=opts.get("break_glass") or "",
+        job_url=run.run_url,
     )
 
 
@@ -257,6 +293,7 @@ def _opened(
     wait = state.config["wait"] if opts.get("wait") is None else opts["wait"]
     line = LiveWaitLine(f"{service}/{env}", wait)
     with state.client() as client:
+        client.on_warning = warn  # a soft freeze, broken glass: ::warning:: in Actions
         deployment = _make_deployment(
             state, client, detect_run(), opts, service=service, environment=env, running=running
         )
@@ -423,12 +460,22 @@ Examples:
   tracker-ci deploy run -s api -e production -- helm upgrade api ./chart
   tracker-ci deploy run -s api -e UAT --wait 900 --lock-ttl 1800 -- ./deploy.sh
 \b
-The command sees TRACKER_EVENT_ID and TRACKER_LOCK_ID.
+The command sees TRACKER_EVENT_ID and TRACKER_LOCK_ID. The lock's lease is renewed every
+third of --lock-ttl; when it is lost (the server says it is gone, or no renewal succeeded
+within the TTL) the command is stopped (SIGTERM, SIGKILL after 5 s), the event closed as
+failure and the exit code is 9 (--on-lock-lost continue: warn and go on).
 Exit code: the command's own; 130/143 when interrupted (SIGINT/SIGTERM: the event is
-closed as failure and the lock released first); 3 when the lock stays held.
+closed as failure and the lock released first); 3 when the lock stays held; 9 lock lost.
 """,
 )
 @start_options
+@click.option(
+    "--on-lock-lost",
+    type=click.Choice(["stop", "continue"], case_sensitive=False),
+    envvar="TRACKER_ON_LOCK_LOST",
+    help="When the lock's lease is lost while the command runs: stop it and exit 9, or "
+    "continue without the lock. [env: TRACKER_ON_LOCK_LOST; default: stop]",
+)
 @click.option(
     "--process-group",
     is_flag=True,

@@ -123,8 +123,9 @@ def print_events(state: AppState, answer: Any) -> None:
 @click.option(
     "--lock-ttl",
     type=click.IntRange(min=0),
-    default=0,
-    help="TTL of the automatic lock of an opening deployment, in seconds.",
+    default=None,
+    help="TTL of the automatic lock of an opening deployment, in seconds (0: never "
+    "expires). [env: TRACKER_LOCK_TTL; config: lock_ttl; default: 3600]",
 )
 @pass_state
 def create(
@@ -143,7 +144,7 @@ def create(
     related_id: str,
     impact: bool,
     start_date: datetime | None,
-    lock_ttl: int,
+    lock_ttl: int | None,
 ) -> None:
     """Create an event; prints its id."""
     from tracker_ci.commands.common import require
@@ -176,7 +177,8 @@ def create(
         links=EventLinks(pull_request_link=check_pr_url(pr_url) or "", ticket=ticket),
     )
     with state.client() as client:
-        created = client.create_event(request, lock_ttl_seconds=lock_ttl)
+        ttl = state.config["lock_ttl"] if lock_ttl is None else lock_ttl
+        created = client.create_event(request, lock_ttl_seconds=ttl)
     if takes_deployment_lock(created.attributes.type, created.attributes.status):
         # With the defaults (deployment, start) a note like `event create -t "restarted
         # pods"` holds the deployment lock until closed: never let that happen silently.

@@ -49,6 +49,9 @@ def _print_lock(state: AppState, lock: Any) -> None:
                 ("since", lock.created_at),
                 ("event", lock.event_id),
                 ("expires", lock.expires_at),
+                ("fence", getattr(lock, "fence", 0) or None),
+                ("reason", getattr(lock, "reason", "")),
+                ("CI job", getattr(lock, "job_url", "")),
             ]
         )
     )
@@ -59,7 +62,9 @@ def _print_lock(state: AppState, lock: Any) -> None:
 Examples:
   tracker-ci lock acquire -s api -e production --wait 300 --ttl 1800
   tracker-ci lock status -s api -e production      # exit 0 free, 3 held
-  tracker-ci lock release -s api -e production --who alice
+  tracker-ci lock check -s api -e production --fence "$TRACKER_FENCE"
+  tracker-ci lock policy -e production newest
+  tracker-ci lock release -s api -e production   # the TRACKER_LOCK_ID this job took
 """
 )
 def lock() -> None:
@@ -67,9 +72,16 @@ def lock() -> None:
 
 
 def _waiter(
-    client: Any, service: str, environment: str, resource: str, wait: float, option: str
+    client: Any,
+    service: str,
+    environment: str,
+    resource: str,
+    wait: float,
+    option: str,
+    **queue: Any,
 ) -> tuple[Any, LiveWaitLine]:
-    """The one lock waiter, with the live line that reports the holder."""
+    """The one lock waiter, with the live line that reports the holder (and the place in
+    the queue); ``queue``: who, reason, job_url, break_glass shown to the queue."""
     from tracker_ci.waiter import LockWaiter
 
     line = LiveWaitLine(f"{service}/{environment}", wait)
@@ -81,8 +93,26 @@ def _waiter(
         wait=wait,
         on_wait=line,
         option=option,
+        **queue,
     )
     return waiter, line
+
+
+reason_option = click.option(
+    "--reason",
+    envvar="TRACKER_REASON",
+    default="",
+    help="Why you take the lock: shown by `lock status` and to those queued behind. "
+    "[env: TRACKER_REASON]",
+)
+break_glass_option = click.option(
+    "--break-glass",
+    envvar="TRACKER_BREAK_GLASS",
+    default="",
+    metavar="REASON",
+    help="Take a deployment lock through a hard freeze window, for this reason; with auth "
+    "on, needs an admin token. [env: TRACKER_BREAK_GLASS]",
+)
 
 
 @lock.command()
@@ -96,15 +126,18 @@ def _waiter(
     type=click.IntRange(min=0),
     default=None,
     help="Seconds after which the lock expires unless renewed (0: never). "
-    "[env: TRACKER_LOCK_TTL; config: lock_ttl; default: 0]",
+    "[env: TRACKER_LOCK_TTL; config: lock_ttl; default: 3600]",
 )
 @click.option(
     "--wait",
     type=click.FloatRange(min=0),
     default=None,
     envvar="TRACKER_WAIT",
-    help="Seconds to wait for a held lock before giving up (exit 3). [env: TRACKER_WAIT]",
+    help="Seconds to wait for a held lock before giving up (exit 3); waits in the "
+    "server's queue, in arrival order. [env: TRACKER_WAIT]",
 )
+@reason_option
+@break_glass_option
 @pass_state
 def acquire(
     state: AppState,
@@ -115,17 +148,34 @@ def acquire(
     event_id: str,
     ttl: int | None,
     wait: float | None,
+    reason: str,
+    break_glass: str,
 ) -> None:
-    """Take a lock; prints its id. Exit 3 when it is held (after --wait)."""
+    """Take a lock; prints its id. Exit 3 when it is held (after --wait), 7 when a hard
+    freeze window refuses it."""
     from tracker_ci.ci.github_report import StepReport
     from tracker_ci.commands.context import detect_run
+    from tracker_ci.output import warn
 
     service, env = _key(state, service, environment)
-    who = who or detect_run().owner or "tracker-ci"
+    run = detect_run()
+    who = who or run.owner or "tracker-ci"
     ttl = state.config["lock_ttl"] if ttl is None else ttl
     wait = state.config["wait"] if wait is None else wait
     with state.client() as client:
-        waiter, line = _waiter(client, service, env, resource, wait, "--wait")
+        client.on_warning = warn
+        waiter, line = _waiter(
+            client,
+            service,
+            env,
+            resource,
+            wait,
+            "--wait",
+            who=who,
+            reason=reason,
+            job_url=run.run_url,
+            break_glass=break_glass,
+        )
         try:
             taken = waiter.run(
                 lambda: client.acquire_lock(
@@ -135,6 +185,9 @@ def acquire(
                     who=who,
                     event_id=event_id,
                     ttl_seconds=ttl,
+                    reason=reason,
+                    job_url=run.run_url,
+                    break_glass=break_glass,
                 )
             )
         finally:
@@ -151,7 +204,20 @@ def acquire(
 @service_option
 @environment_option
 @resource_option
-@click.option("--who", help="The holder's name (required to release by key).")
+@click.option("--who", help="The holder's name. [default: the CI actor or $USER]")
+@click.option(
+    "--held-lock-id",
+    envvar="TRACKER_LOCK_ID",
+    default="",
+    help="By key: the id of the lock this job took (lock acquire / deploy start export "
+    "it). [env: TRACKER_LOCK_ID]",
+)
+@click.option(
+    "--event-id",
+    envvar="TRACKER_EVENT_ID",
+    default="",
+    help="By key: the event whose lock this job took. [env: TRACKER_EVENT_ID]",
+)
 @click.option(
     "--missing-ok",
     is_flag=True,
@@ -165,13 +231,17 @@ def release(
     environment: Any,
     resource: str,
     who: str | None,
+    held_lock_id: str,
+    event_id: str,
     missing_ok: bool,
 ) -> None:
-    """Release a lock by id, or by service/environment/resource naming its holder.
+    """Release a lock by id, or by service/environment/resource and the lock (or event) id
+    this job holds; a name alone never releases someone else's lock.
 
-    Exit 6 when there is no such lock (0 with --missing-ok).
+    Exit 6 when there is no such lock (0 with --missing-ok); 3 when another job holds it.
     """
     from tracker_ci.ci.github_report import StepReport
+    from tracker_ci.commands.context import detect_run
     from tracker_ci.exceptions import NotFound
 
     with state.client() as client:
@@ -180,10 +250,18 @@ def release(
             what = f"lock {lock_id}"
         else:
             service, env = _key(state, service, environment)
-            if not who:
-                raise click.UsageError("give a LOCK_ID, or --who with --service/--environment")
+            if not (held_lock_id or event_id):
+                raise click.UsageError(
+                    "give a LOCK_ID, or --service/--environment with the lock this job took: "
+                    "TRACKER_LOCK_ID (--held-lock-id) or TRACKER_EVENT_ID (--event-id)"
+                )
             count = client.release_lock_by_key(
-                service=service, environment=env, resource=resource, who=who
+                service=service,
+                environment=env,
+                resource=resource,
+                who=who or detect_run().owner or "tracker-ci",
+                lock_id=held_lock_id,
+                event_id=event_id,
             )
             what = f"the {resource} lock of {service} in {env}"
     if not count and not missing_ok:
@@ -219,18 +297,125 @@ def renew(state: AppState, lock_id: str, ttl: int) -> None:
 @resource_option
 @pass_state
 def status(state: AppState, service: str | None, environment: Any, resource: str) -> None:
-    """Who holds the lock of a service in an environment. Exit 0 when free, 3 when held."""
+    """Who holds the lock of a service in an environment (fence, reason, CI job) and who
+    waits for it, in order, with the expected waits. Exit 0 when free, 3 when held."""
+    service, env = _key(state, service, environment)
+    queue: list[Any] = []
+    with state.client() as client:
+        held = client.find_lock(service=service, environment=env, resource=resource)
+        if client.server_is_bundled:  # upstream has no queue
+            answer = client.lock_status(service=service, environment=env, resource=resource)
+            held, queue = answer.lock, answer.queue
+    if state.json:
+        emit_json({"locked": held is not None, "lock": held, "queue": [_queued(e) for e in queue]})
+    else:
+        if held is None:
+            click.echo(f"free: no {resource} lock on {service}/{env}")
+        else:
+            _print_lock(state, held)
+        _print_queue(queue)
+    if held is not None:
+        raise click.exceptions.Exit(3)
+
+
+def _queued(entry: Any) -> dict[str, Any]:
+    """A waiter as ``lock status --output json`` shows it."""
+    wire = entry.to_wire()
+    return {
+        name: wire[name]
+        for name in ("position", "who", "since", "reason", "jobUrl", "state", "expectedWaitSeconds")
+    }
+
+
+def _print_queue(queue: list[Any]) -> None:
+    if not queue:
+        return
+    from tracker_ci.output import format_seconds
+
+    rows = [
+        (
+            e.position,
+            e.who,
+            e.since,
+            e.reason,
+            format_seconds(e.expected_wait_seconds) if e.expected_wait_seconds is not None else "?",
+            e.state,
+        )
+        for e in queue
+    ]
+    click.echo(f"\nqueue ({len(queue)} waiting):")
+    click.echo(render_table(rows, ["#", "who", "since", "reason", "expected wait", "state"]))
+
+
+@lock.command("check")
+@service_option
+@environment_option
+@resource_option
+@click.option(
+    "--fence",
+    type=click.IntRange(min=1),
+    envvar="TRACKER_FENCE",
+    required=True,
+    help="The fencing token your grant got (deploy run exports TRACKER_FENCE). "
+    "[env: TRACKER_FENCE]",
+)
+@pass_state
+def check(
+    state: AppState, service: str | None, environment: Any, resource: str, fence: int
+) -> None:
+    """Exit 0 when FENCE is the current holder's fence, 3 otherwise: check you still hold
+    the lock before a step that must not run twice."""
     service, env = _key(state, service, environment)
     with state.client() as client:
         held = client.find_lock(service=service, environment=env, resource=resource)
+    current = held.fence if held is not None else 0
+    ok = held is not None and current == fence
     if state.json:
-        emit_json({"locked": held is not None, "lock": held})
+        emit_json({"holder": ok, "fence": fence, "currentFence": current, "lock": held})
+    elif ok:
+        click.echo(f"holder: fence {fence} holds the {resource} lock of {service}/{env}")
     elif held is None:
-        click.echo(f"free: no {resource} lock on {service}/{env}")
+        click.echo(f"not the holder: no {resource} lock on {service}/{env}", err=True)
     else:
-        _print_lock(state, held)
-    if held is not None:
+        click.echo(
+            f"not the holder: the {resource} lock of {service}/{env} is held by {held.who} "
+            f"with fence {current}, not {fence}",
+            err=True,
+        )
+    if not ok:
         raise click.exceptions.Exit(3)
+
+
+@lock.command("policy")
+@click.option("--environment", "-e", help="The environment the policy applies to.")
+@click.option("--service", "-s", default="", help="Only this service. [default: every service]")
+@click.argument("policy", required=False, type=click.Choice(["fifo", "newest"]))
+@pass_state
+def policy(state: AppState, environment: str | None, service: str, policy: str | None) -> None:
+    """Show the queue policies, or set one: fifo (arrival order, the default) or newest (a
+    newer waiter supersedes the older ones, which exit 8)."""
+    from tracker_ci.models import Environment
+
+    with state.client() as client:
+        if policy is None:
+            policies = client.list_queue_policies()
+        else:
+            if not environment:
+                raise click.UsageError("give --environment to set a policy")
+            env = Environment.parse(environment).value
+            policies = [client.set_queue_policy(environment=env, service=service, policy=policy)]
+    if state.json:
+        emit_json(policies)
+        return
+    if not policies:
+        click.echo("no policies set: every queue is fifo")
+        return
+    click.echo(
+        render_table(
+            [(p.environment, p.service or "(all)", p.policy) for p in policies],
+            ["environment", "service", "policy"],
+        )
+    )
 
 
 @lock.command("list")

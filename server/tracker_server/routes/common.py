@@ -47,7 +47,12 @@ def parse_query_time(value: str | None, name: str, *, end_of_day: bool = False) 
         from tracker_ci.models import EventMetadata
 
         parsed = EventMetadata.model_validate({"created_at": text}).created_at
-    except ValueError:
+    except ValueError as exc:
+        if "out of range" in str(exc):
+            raise InvalidInput(
+                f"invalid request: query parameter {name}: {value!r} is out of range once "
+                "converted to UTC (years 1 to 9999 in UTC)"
+            ) from None
         raise InvalidInput(
             f"invalid request: query parameter {name}: {value!r} is not an RFC 3339 timestamp "
             "(e.g. 2026-01-31T12:00:00Z) or a date (2026-01-31)"

@@ -20,8 +20,12 @@ from tracker_ci.models import (
     UpdateLockRequest,
 )
 from tracker_server.deps import DatabaseDep, Now, WriteDep, require_reader
+from tracker_server.domain import InvalidInput
 from tracker_server.errors import CONFLICT_RESPONSE, ERROR_RESPONSES, NOT_FOUND_RESPONSE
+from tracker_server.routes import freezes
 from tracker_server.routes.common import IdempotencyKey, wire
+from tracker_server.routes.freezes import wire_with_warnings
+from tracker_server.routes.queue import FROZEN_RESOURCES
 from tracker_server.store import events as event_store
 from tracker_server.store import locks as lock_store
 from tracker_server.validation import (
@@ -65,8 +69,22 @@ def acquire_lock(
             ttl_seconds=body.ttl_seconds,
             now=write.now,
             journal=write.journal,
+            reason=body.reason,
+            job_url=body.job_url,
+            ticket=body.queue_ticket,
         )
-        return wire(LockResponse(lock=lock))
+        warnings: list[str] = []
+        if resource in FROZEN_RESOURCES:
+            warnings = freezes.enforce(
+                conn,
+                write,
+                service=body.service,
+                environment=body.environment,
+                who=body.who or write.principal.name,
+                break_glass=body.break_glass,
+                event_id=event_id,
+            )
+        return wire_with_warnings(LockResponse(lock=lock), warnings)
 
     return write.once(
         scope=f"POST /lock {write.principal.token_id}",
@@ -139,14 +157,21 @@ def delete_lock(id: LockId, write: WriteDep) -> Response:
     responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE, **CONFLICT_RESPONSE},
 )
 def release_lock_by_key(body: ReleaseLockRequest, write: WriteDep) -> Response:
-    """Release the lock on (service, environment, resource), naming its holder: ``who``
-    (and ``id`` / ``eventId`` when given) must match, or the answer is 409."""
+    """Release the lock on (service, environment, resource) the caller holds: ``who`` and
+    the ``id`` or ``eventId`` it got when it took the lock must match (409 otherwise);
+    ``who`` alone is never enough (400)."""
     resource = body.resource or DEFAULT_RESOURCE
     check_lock_key(body.service, body.environment, resource, body.who)
     check_text(body.who, "who", max_length=MAX_NAME, required=True)
     lock_id = require_uuid(body.id, "id") if body.id else ""
     event_id = require_uuid(body.event_id, "eventId") if body.event_id else ""
     write.allow(body.service)
+    if not (lock_id or event_id):
+        # A job whose lock expired would otherwise release the next job's lock.
+        raise InvalidInput(
+            "invalid request: id or eventId: releasing by key needs the id of the lock "
+            "(or of its event) the caller took; who alone is not enough"
+        )
     with write.transaction() as conn:
         holder, count = lock_store.release_lock_by_key(
             conn,

@@ -1,0 +1,128 @@
+"""Lost answers on each write command outside CI: the server did the work, the answer
+never came back. The CLI sends an idempotency key (random per invocation) and retries:
+every command ends with exactly one record, the lock free, and exit 0."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.faults.conftest import events_of, locks_of, run_cli
+from tests.faults.proxy import lossy_proxy
+from tests.support.servers import RunningServer
+
+pytestmark = pytest.mark.server
+
+EVENT = "POST /api/v1alpha1/event"
+UPDATE = "PUT /api/v1alpha1/event"
+LOCK = "POST /api/v1alpha1/lock"
+
+
+def test_deploy_run_with_lost_create_and_close(sqlite_server: RunningServer, service: str) -> None:
+    with lossy_proxy(sqlite_server.url, drop=(EVENT, UPDATE)) as (url, proxy):
+        result = run_cli(url, "deploy", "run", "-s", service, "-e", "UAT", "--", "true")
+
+    assert result.exit_code == 0, result.output
+    assert proxy.seen.dropped == [EVENT, UPDATE]
+    (event,) = events_of(sqlite_server.url, service)
+    assert event["attributes"]["status"] == "success"
+    assert locks_of(sqlite_server.url, service) == []
+    assert "closed as success" in result.stderr
+
+
+def test_deploy_start_and_finish_with_lost_answers(
+    sqlite_server: RunningServer, service: str
+) -> None:
+    with lossy_proxy(sqlite_server.url, drop=(EVENT, UPDATE)) as (url, proxy):
+        started = run_cli(url, "-o", "json", "deploy", "start", "-s", service, "-e", "UAT")
+        assert started.exit_code == 0, started.output
+        opened = json.loads(started.stdout)
+        (held,) = locks_of(sqlite_server.url, service)
+        assert held["eventId"] == opened["eventId"]
+        finished = run_cli(
+            url, "deploy", "finish", "--event-id", opened["eventId"], "--status", "success"
+        )
+
+    assert finished.exit_code == 0, finished.output
+    assert proxy.seen.dropped == [EVENT, UPDATE]
+    (event,) = events_of(sqlite_server.url, service)
+    assert event["metadata"]["id"] == opened["eventId"]
+    assert event["attributes"]["status"] == "success"
+    assert locks_of(sqlite_server.url, service) == []
+
+
+def test_event_create_with_a_lost_answer(sqlite_server: RunningServer, service: str) -> None:
+    with lossy_proxy(sqlite_server.url, drop=(EVENT,)) as (url, proxy):
+        created = run_cli(
+            url,
+            "-o",
+            "json",
+            "event",
+            "create",
+            "-t",
+            "restart",
+            "-s",
+            service,
+            "-e",
+            "UAT",
+            "--type",
+            "operation",
+            "--status",
+            "success",
+        )
+
+    assert created.exit_code == 0, created.output
+    assert proxy.seen.dropped == [EVENT]
+    (event,) = events_of(sqlite_server.url, service)
+    assert json.loads(created.stdout)["metadata"]["id"] == event["metadata"]["id"]
+
+
+def test_lock_acquire_and_release_by_id_with_lost_answers(
+    sqlite_server: RunningServer, service: str
+) -> None:
+    with lossy_proxy(sqlite_server.url, drop=(LOCK, "GET /api/v1alpha1/unlock/")) as (url, proxy):
+        taken = run_cli(url, "lock", "acquire", "-s", service, "-e", "UAT", "--who", "ci")
+        assert taken.exit_code == 0, taken.output
+        (held,) = locks_of(sqlite_server.url, service)
+        assert held["id"] == taken.stdout.strip()
+        released = run_cli(url, "lock", "release", held["id"])
+
+    assert released.exit_code == 0, released.output  # not 6: the first try released it
+    assert len(proxy.seen.dropped) == 2
+    assert locks_of(sqlite_server.url, service) == []
+
+
+def test_lock_release_by_key_with_a_lost_answer(sqlite_server: RunningServer, service: str) -> None:
+    with lossy_proxy(sqlite_server.url, drop=("POST /api/v1alpha1/unlock",)) as (url, proxy):
+        taken = run_cli(url, "lock", "acquire", "-s", service, "-e", "UAT", "--who", "ci")
+        lock_id = taken.stdout.strip()
+        released = run_cli(
+            url,
+            "lock",
+            "release",
+            "-s",
+            service,
+            "-e",
+            "UAT",
+            "--who",
+            "ci",
+            env={"TRACKER_LOCK_ID": lock_id},
+        )
+
+    assert released.exit_code == 0, released.output
+    assert proxy.seen.dropped == ["POST /api/v1alpha1/unlock"]
+    assert locks_of(sqlite_server.url, service) == []
+
+
+def test_lock_renew_with_a_lost_answer(sqlite_server: RunningServer, service: str) -> None:
+    with lossy_proxy(sqlite_server.url, drop=("POST /api/v1alpha1/lock/",)) as (url, proxy):
+        taken = run_cli(url, "lock", "acquire", "-s", service, "-e", "UAT", "--ttl", "60")
+        lock_id = taken.stdout.strip()
+        renewed = run_cli(url, "lock", "renew", lock_id, "--ttl", "600")
+        released = run_cli(url, "lock", "release", lock_id)
+
+    assert renewed.exit_code == 0, renewed.output
+    assert released.exit_code == 0, released.output
+    assert proxy.seen.dropped == [f"POST /api/v1alpha1/lock/{lock_id}/renew"]
+    assert locks_of(sqlite_server.url, service) == []
