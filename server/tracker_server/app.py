@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from tracker_server import __version__
+from tracker_server.alerts import Alerts
 from tracker_server.clock import Clock, SystemClock
 from tracker_server.db import Database, create_database_engine, upgrade_schema
 from tracker_server.dispatcher import Dispatcher
@@ -47,9 +48,12 @@ def create_app(
         dispatcher = app.state.dispatcher
         if settings.webhook_dispatcher:
             dispatcher.start()
+        if settings.alert_timer:
+            app.state.alerts.start(app.state.outbox)
         try:
             yield
         finally:
+            app.state.alerts.stop()
             dispatcher.stop()
             database.dispose()
 
@@ -66,6 +70,7 @@ def create_app(
     # Webhooks: deliveries written with each change, sent by this replica's dispatcher.
     app.state.outbox = Outbox()
     app.state.dispatcher = Dispatcher(database, app.state.clock, settings)
+    app.state.alerts = Alerts(database, app.state.clock, settings, app.state.metrics)
     install_error_handlers(app)
     app.openapi = lambda: _openapi_with_our_errors(app)  # type: ignore[method-assign]
     for module in (events, locks, tokens, webhooks, ops):

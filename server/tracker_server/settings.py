@@ -39,6 +39,15 @@ class ServerSettings(BaseSettings):
     #: due again: a replica killed mid-send loses nothing).
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     webhook_workers: int = Field(default=4, ge=1, le=64)
+    #: Alerts (alerts.py), evaluated every ``alert_interval_seconds`` by every replica.
+    alert_timer: bool = True
+    alert_interval_seconds: float = Field(default=30.0, gt=0)
+    alert_slow_factor: float = Field(default=1.5, gt=0)
+    alert_slow_history: int = Field(default=20, ge=1)
+    alert_slow_min_samples: int = Field(default=5, ge=1)
+    alert_failed_count: int = Field(default=3, ge=1)
+    alert_failed_window_seconds: float = Field(default=3600.0, gt=0)
+    alert_lock_held_seconds: float = Field(default=7200.0, gt=0)
 
     @model_validator(mode="after")
     def _auth_needs_admin_token(self) -> ServerSettings:

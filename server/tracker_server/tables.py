@@ -206,3 +206,12 @@ webhook_deliveries = Table(
     Column("error", Text, nullable=False, default=""),
     Index("ix_webhook_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
 )
+
+# Alerts fired (alerts.py): the key names an occurrence, so it fires once on any replica.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("rule", String(64), nullable=False),
+    Column("fired_at", UTCDateTime, nullable=False),
+)

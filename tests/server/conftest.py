@@ -35,6 +35,7 @@ _TABLES = (
     "journal",
     "webhooks",
     "webhook_deliveries",
+    "alerts",
 )
 
 

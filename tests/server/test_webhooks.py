@@ -274,3 +274,27 @@ def test_retry_delay_doubles_up_to_the_cap_with_jitter() -> None:
 
 def test_received_is_json() -> None:
     assert Received("POST", "/", {}, b'{"a": 1}').json() == {"a": 1}
+
+
+def test_the_readme_verification_accepts_a_real_delivery_and_refuses_a_forgery(rig: Rig) -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("**Verifying a generic webhook**") :]
+    code = section[section.index("```python\n") + 10 : section.index("```\n", 20)]
+    assert len(code.strip().splitlines()) == 5
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    verify = namespace["verify"]
+    rig.clock.advance(datetime.now(UTC) - START)  # the receiver checks against real time
+    with run_receiver() as receiver:
+        rig.subscribe(receiver.url, ["deployment.started"], secret=SECRET)
+        create_event(rig.client, status="start")
+        assert rig.dispatcher.run_once() == 1
+        (request,) = receiver.wait_for(1)
+    signature = request.headers["x-tracker-signature-256"]
+    timestamp = request.headers["x-tracker-timestamp"]
+    assert verify(SECRET.encode(), request.body, signature, timestamp)
+    assert not verify(b"wrong", request.body, signature, timestamp)
+    assert not verify(SECRET.encode(), request.body + b" ", signature, timestamp)
+    assert not verify(SECRET.encode(), request.body, signature, "2020-01-01T00:00:00Z")

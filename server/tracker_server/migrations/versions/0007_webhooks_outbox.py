@@ -1,4 +1,4 @@
-"""Webhooks and their outbox of deliveries.
+"""Webhooks and their outbox of deliveries; the alerts fired.
 
 Revision ID: 0007
 Revises: 0004
@@ -59,8 +59,16 @@ def upgrade() -> None:
         "webhook_deliveries",
         ["state", "next_attempt_at"],
     )
+    op.create_table(
+        "alerts",
+        sa.Column("key", sa.String(300), nullable=False),
+        sa.Column("rule", sa.String(64), nullable=False),
+        sa.Column("fired_at", UTCDateTime, nullable=False),
+        sa.PrimaryKeyConstraint("key", name="pk_alerts"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("alerts")
     op.drop_table("webhook_deliveries")
     op.drop_table("webhooks")
