@@ -1,8 +1,8 @@
 """The pins of the images: the installed versions of what each image installs.
 
 ``python -m tests.action.constraints`` writes ``docker/requirements-action.txt`` (the
-GitHub Action: the client and PyGithub) and ``docker/requirements-server.txt`` (the server
-and CLI image: every extra) from the project's environment, so each image runs the
+GitHub Action: the client, PyGithub and OpenTelemetry) and ``docker/requirements-server.txt``
+(the server and CLI image: every extra) from the project's environment, so each image runs the
 versions the test suite ran. The Dockerfile installs them in a layer before the code.
 """
 
@@ -16,7 +16,7 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parents[2]
 #: The extras of each image (the Dockerfile's targets).
 IMAGE_EXTRAS = {
-    "action": ("github",),
+    "action": ("github", "otel"),
     "server": ("github", "gitlab", "postgres", "server"),
 }
 
