@@ -2,37 +2,62 @@
 
 ``deploy start/run --wait``, ``lock acquire --wait``, ``lock wait`` and the GitHub Action
 all call :meth:`LockWaiter.run` with the attempt to make (create the deployment event,
-take the lock, or just look at it). While the attempt answers :class:`LockHeld`, the
-waiter reads the holder, reports it to ``on_wait``, sleeps with jittered backoff, and
-tries again until the attempt succeeds or the time allowed runs out
-(:class:`LockWaitTimeout`, naming the holder). A ``cancel`` event (set by a signal
-handler) ends the wait at once with :class:`WaitCancelled`.
+take the lock, or just look at it). While the attempt answers :class:`LockHeld`:
 
-This is the place where a server-side queue will replace polling.
+* against our bundled server the waiter joins the key's **queue** and long-polls it
+  (``POST /lock/queue``, which is also its heartbeat): the server answers the moment the
+  turn comes, in arrival order (or the ``newest`` policy's), and the waiter repeats the
+  attempt naming its ticket (``client.queue_ticket``). Leaving for any reason (the wait
+  ran out, Ctrl-C, SIGTERM, an error) removes the ticket; a killed waiter's ticket is
+  dropped by the server when its heartbeat stops.
+* against upstream's Go server, which has no queue, it polls: it reads the holder, sleeps
+  with jittered backoff, and tries again.
+
+Either way ``on_wait`` hears who holds the lock (with the place in the queue and the
+expected wait when known) until the attempt succeeds or the time allowed runs out
+(:class:`LockWaitTimeout`, naming the holder). A ``cancel`` event (set by a signal
+handler) ends the wait with :class:`WaitCancelled`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import TypeVar
 
 from tracker_ci.client import TrackerClient
-from tracker_ci.exceptions import LockHeld, LockWaitTimeout, TrackerError
-from tracker_ci.models import Lock
+from tracker_ci.exceptions import LockHeld, LockWaitTimeout, NotFound, TrackerError
+from tracker_ci.models import Lock, QueueEntry, QueueResponse
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "LockWaiter", "OnWait", "WaitCancelled"]
+__all__ = ["DEFAULT_POLL_INTERVAL", "LockWaiter", "OnWait", "QueuePlace", "WaitCancelled"]
 
 T = TypeVar("T")
 
-#: Called while waiting: the holder's lock (or the error when it could not be read) and
-#: the seconds waited so far.
-OnWait = Callable[[Lock | LockHeld, float], None]
+
+class QueuePlace(Lock):
+    """The holder's lock (empty fields when the key is free but the turn is not ours yet)
+    and where a queued waiter stands: its place (1-based) among ``waiting``, the expected
+    wait (None: no history yet), and the hard freeze holding its turn back."""
+
+    position: int = 0
+    waiting: int = 0
+    expected_wait_seconds: float | None = None
+    frozen_by: str = ""
+
+
+#: Called while waiting: the holder's lock (or the error when it could not be read, or
+#: the place in the server's queue) and the seconds waited so far.
+OnWait = Callable[[Lock | LockHeld | QueuePlace, float], None]
 
 #: The longest pause between two attempts; the first ones come sooner.
 DEFAULT_POLL_INTERVAL = 2.0
+#: The longest one long poll of the queue lasts: a cancel is noticed at least this often.
+LONG_POLL = 2.0
 _FIRST_DELAY = 0.25
 _GROWTH = 1.6
 _JITTER = 0.2
@@ -40,6 +65,10 @@ _JITTER = 0.2
 
 class WaitCancelled(Exception):
     """The wait was cancelled (SIGINT/SIGTERM) before the lock came free."""
+
+
+class _NoQueue(Exception):
+    """The server has no queue (upstream, or an older bundled server)."""
 
 
 class LockWaiter:
@@ -57,6 +86,11 @@ class LockWaiter:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         cancel: threading.Event | None = None,
         option: str = "--wait",
+        who: str = "",
+        reason: str = "",
+        job_url: str = "",
+        break_glass: str = "",
+        queue: bool = True,
     ) -> None:
         self.client = client
         self.service = service
@@ -68,18 +102,97 @@ class LockWaiter:
         self.cancel = cancel or threading.Event()
         #: The option that sets the wait, named in the timeout's advice.
         self.option = option
+        #: Shown to the others in the queue.
+        self.who = who
+        self.reason = reason
+        self.job_url = job_url
+        self.break_glass = break_glass
+        #: Wait in the server's queue when it has one (False: always poll).
+        self.queue = queue
 
     def run(self, attempt: Callable[[], T]) -> T:
         """Call ``attempt`` until it stops raising LockHeld; raise when the wait runs out."""
         began = time.monotonic()
+        if self.cancel.is_set():
+            raise WaitCancelled
+        try:
+            return attempt()
+        except LockHeld as error:
+            held = error
+        if self.wait > 0 and self.queue and self.client.server_is_bundled:
+            with contextlib.suppress(_NoQueue):
+                return self._in_queue(attempt, held, began)
+        return self._poll(attempt, held, began)
+
+    # ------------------------------------------------------------------ the queue
+    def _in_queue(self, attempt: Callable[[], T], held: LockHeld, began: float) -> T:
+        ticket = ""
+        claimed = False
+        try:
+            with _exit_on_sigterm():
+                while True:
+                    if self.cancel.is_set():
+                        raise WaitCancelled
+                    waited = time.monotonic() - began
+                    remaining = self.wait - waited
+                    if remaining <= 0:
+                        raise self._timed_out(held, waited) from None
+                    answer = self._visit(ticket, min(remaining, LONG_POLL) if ticket else 0.0)
+                    if answer is None:  # our ticket was dropped (a long pause): join again
+                        ticket = ""
+                        continue
+                    assert answer.ticket is not None
+                    ticket = answer.ticket.ticket
+                    if answer.lock is not None:
+                        held = held.with_lock(answer.lock)
+                    if answer.ticket.state == "granted":
+                        try:
+                            result = self._claim(attempt, ticket)
+                        except LockHeld as error:  # taken meanwhile (an upstream-style caller)
+                            held = error
+                            self.cancel.wait(0.05)
+                            continue
+                        claimed = True
+                        return result
+                    self._tell(_place(answer), time.monotonic() - began)
+        finally:
+            if ticket and not claimed:
+                with contextlib.suppress(TrackerError):
+                    self.client.leave_queue(ticket)
+
+    def _visit(self, ticket: str, wait_seconds: float) -> QueueResponse | None:
+        try:
+            return self.client.wait_in_queue(
+                service=self.service,
+                environment=self.environment,
+                resource=self.resource,
+                who=self.who,
+                reason=self.reason,
+                job_url=self.job_url,
+                ticket=ticket,
+                wait_seconds=wait_seconds,
+                break_glass=self.break_glass,
+            )
+        except NotFound:
+            if not ticket:
+                raise _NoQueue from None
+            return None
+
+    def _claim(self, attempt: Callable[[], T], ticket: str) -> T:
+        self.client.queue_ticket = ticket
+        try:
+            return attempt()
+        finally:
+            self.client.queue_ticket = ""
+
+    def _tell(self, what: Lock | LockHeld | QueuePlace, waited: float) -> None:
+        if self.on_wait is not None:
+            self.on_wait(what, waited)
+
+    # ------------------------------------------------------------------ polling
+    def _poll(self, attempt: Callable[[], T], held: LockHeld, began: float) -> T:
         delay = min(_FIRST_DELAY, self.poll_interval)
         while True:
-            if self.cancel.is_set():
-                raise WaitCancelled
-            try:
-                return attempt()
-            except LockHeld as error:
-                held = error
             waited = time.monotonic() - began
             holder = self.holder(held)
             if isinstance(holder, Lock):
@@ -89,15 +202,18 @@ class LockWaiter:
                 if self.wait > 0:
                     raise self._timed_out(held, waited) from None
                 raise held from None
-            if self.on_wait is not None:
-                self.on_wait(holder, waited)
+            self._tell(holder, waited)
             pause = delay * random.uniform(1 - _JITTER, 1 + _JITTER)
             if self.cancel.wait(min(pause, remaining)):
                 raise WaitCancelled
             delay = min(delay * _GROWTH, self.poll_interval)
+            try:
+                return attempt()
+            except LockHeld as error:
+                held = error
 
     def until_free(self) -> None:
-        """Wait until nobody holds the lock (without taking it)."""
+        """Wait until nobody holds the lock (without taking it, so without queueing)."""
 
         def look() -> None:
             lock = self.client.find_lock(
@@ -106,7 +222,11 @@ class LockWaiter:
             if lock is not None:
                 raise LockHeld("").with_lock(lock)
 
-        self.run(look)
+        queue, self.queue = self.queue, False
+        try:
+            self.run(look)
+        finally:
+            self.queue = queue
 
     def _timed_out(self, held: LockHeld, waited: float) -> LockWaitTimeout:
         timeout = LockWaitTimeout.from_held(held, waited)
@@ -129,3 +249,36 @@ class LockWaiter:
         except TrackerError:
             return held
         return lock if lock is not None else held
+
+
+@contextlib.contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    """While queued, SIGTERM (a cancelled CI job) exits 143 through the ``finally`` that
+    leaves the queue, unless the caller handles SIGTERM itself (``deploy run`` does)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def leave(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _place(answer: QueueResponse) -> QueuePlace:
+    mine: QueueEntry = answer.ticket or QueueEntry()
+    holder = answer.lock.model_dump() if answer.lock is not None else {}
+    return QueuePlace(
+        **holder,
+        position=mine.position,
+        waiting=len(answer.queue),
+        expected_wait_seconds=mine.expected_wait_seconds,
+        frozen_by=answer.frozen_by,
+    )

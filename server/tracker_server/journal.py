@@ -32,7 +32,12 @@ from tracker_ci.models import (
     DURATION_STATUSES,
     ChangelogEntry,
     Event,
+    EventType,
+    FreezeWindow,
     Lock,
+    QueueEntry,
+    QueuePolicy,
+    Status,
     TokenInfo,
     format_timestamp,
     utcnow,
@@ -111,6 +116,30 @@ def _count_status(metrics: Metrics, event: Event) -> None:
     )
 
 
+def _observe_deployment(metrics: Metrics, event: Event) -> None:
+    """A deployment reached a status: count it; once ended, its duration and lead times."""
+    from tracker_server.dora import event_ended_at, lead_times
+
+    attributes = event.attributes
+    if attributes.type is not EventType.deployment:
+        return
+    metrics.count_deployment(
+        service=attributes.service,
+        environment=attributes.environment.value,
+        status=attributes.status.value,
+    )
+    if attributes.status not in (Status.success, Status.failure):
+        return
+    ended = event_ended_at(event)
+    started = attributes.start_date or event.metadata.created_at
+    if event.metadata.duration is not None:
+        metrics.observe_deployment_duration(event.metadata.duration.total_seconds())
+    elif ended is not None and started is not None and ended >= started:
+        metrics.observe_deployment_duration((ended - started).total_seconds())
+    for seconds in lead_times(event):
+        metrics.observe_lead_time(seconds)
+
+
 # ------------------------------------------------------------------- entries
 class JournalEntry(BaseModel):
     """One change. ``KIND`` names it in the table; the other fields are its payload."""
@@ -160,6 +189,7 @@ class EventCreated(JournalEntry):
 
     def observe(self, metrics: Metrics) -> None:
         _count_status(metrics, self.event)
+        _observe_deployment(metrics, self.event)
 
 
 class EventUpdated(JournalEntry):
@@ -176,6 +206,7 @@ class EventUpdated(JournalEntry):
         duration = self.after.metadata.duration
         if self.after.attributes.status in DURATION_STATUSES and duration is not None:
             metrics.observe_duration(duration.total_seconds())
+        _observe_deployment(metrics, self.after)
 
 
 class EventDeleted(JournalEntry):
@@ -253,6 +284,113 @@ class TokenRevoked(JournalEntry):
 
     KIND = "token_revoked"
     token: TokenInfo
+
+
+# ------------------------------------------------ the lock queue and freeze windows
+class QueueJoined(JournalEntry):
+    """A waiter joined a lock's queue."""
+
+    KIND = "queue_joined"
+    entry: QueueEntry
+    service: str
+    environment: str
+    resource: str
+
+
+class QueueLeft(JournalEntry):
+    """A waiter left a queue: ``reason`` left (it asked), claimed (it took the lock),
+    dropped (its heartbeat stopped) or unclaimed (its turn passed)."""
+
+    KIND = "queue_left"
+    ticket: str
+    who: str
+    service: str
+    environment: str
+    resource: str
+    reason: Literal["left", "claimed", "dropped", "unclaimed"] = "left"
+
+
+class QueueGranted(JournalEntry):
+    """The key came free for the head of its queue (in the release's transaction)."""
+
+    KIND = "queue_granted"
+    ticket: str
+    who: str
+    service: str
+    environment: str
+    resource: str
+
+
+class QueueWaiterSuperseded(JournalEntry):
+    """A newer waiter took an older one's place (the ``newest`` policy)."""
+
+    KIND = "queue_superseded"
+    ticket: str
+    who: str
+    superseded_by: str
+    service: str
+    environment: str
+    resource: str
+
+
+class QueuePolicySet(JournalEntry):
+    """An environment's (or a service's) queue policy was set."""
+
+    KIND = "queue_policy_set"
+    policy: QueuePolicy
+
+
+class FreezeCreated(JournalEntry):
+    """A freeze window was created."""
+
+    KIND = "freeze_created"
+    window: FreezeWindow
+
+
+class FreezeUpdated(JournalEntry):
+    """A freeze window was replaced."""
+
+    KIND = "freeze_updated"
+    before: FreezeWindow
+    after: FreezeWindow
+
+
+class FreezeDeleted(JournalEntry):
+    """A freeze window was deleted."""
+
+    KIND = "freeze_deleted"
+    window: FreezeWindow
+
+
+class GlassBroken(JournalEntry):
+    """A hard freeze was passed with a reason (``--break-glass``)."""
+
+    KIND = "glass_broken"
+    window: FreezeWindow
+    who: str
+    reason: str
+    service: str
+    environment: str
+    event_id: str = ""
+
+    def audit_line(self) -> AuditLine:
+        return "freeze broken", {
+            "title": self.window.title,
+            "who": self.who,
+            "reason": self.reason,
+            "service": self.service,
+            "environment": self.environment,
+            "event_id": self.event_id,
+        }
+
+
+class LockEvicted(JournalEntry):
+    """A dead holder's lock was evicted: its CI job had ended."""
+
+    KIND = "lock_evicted"
+    lock: Lock
+    by: str
+    why: str
 
 
 # ------------------------------------------------------------------- the journal

@@ -26,6 +26,8 @@ class ServerSettings(BaseSettings):
     log_level: LogLevel = "info"
     #: The address users reach this server at: links in notifications (Slack, GitHub).
     public_url: str = ""
+    #: The path prefix a reverse proxy serves us under ("/tracker"): the pages link with it.
+    root_path: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
     #: Webhooks (outbox.py, dispatcher.py): a dispatcher thread in every replica polls
     #: for due deliveries; a failed one is retried with exponential backoff and jitter
     #: (base doubling up to the cap) until it is ``webhook_max_age_seconds`` old, then dead.
@@ -48,6 +50,10 @@ class ServerSettings(BaseSettings):
     alert_failed_count: int = Field(default=3, ge=1)
     alert_failed_window_seconds: float = Field(default=3600.0, gt=0)
     alert_lock_held_seconds: float = Field(default=7200.0, gt=0)
+    #: The lock queue: a waiter whose heartbeat (its long poll) stops this long is
+    #: dropped; a turn not claimed this long passes to the next waiter.
+    queue_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    queue_claim_seconds: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
     def _auth_needs_admin_token(self) -> ServerSettings:

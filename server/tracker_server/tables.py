@@ -84,6 +84,9 @@ events = Table(
     Column("slack_id", String(200), nullable=False, default="", index=True),
     Column("created_at", UTCDateTime, nullable=False, index=True),
     Column("duration_seconds", Float, nullable=True),
+    # Revision 0006: what a deployment shipped (extensions attributes.revision / .changes).
+    Column("revision", String(200), nullable=False, default=""),
+    Column("changes", JSON, nullable=False, default=list),
     # Each filter column leads an index that also yields the newest-first order, so a
     # search reads one page of index entries instead of sorting every match.
     *(
@@ -94,6 +97,14 @@ events = Table(
     Index("ix_events_service_environment_created_at", "service", "environment", "created_at", "id"),
     # "Open deployments", "failed incidents": type and status together (revision 0003).
     Index("ix_events_type_status_created_at", "type", "status", "created_at", "id"),
+    # The board: the newest deployment of every service x environment (revision 0006).
+    Index(
+        "ix_events_type_service_environment_created_at",
+        "type",
+        "service",
+        "environment",
+        "created_at",
+    ),
 )
 
 changelog = Table(
@@ -127,6 +138,10 @@ locks = Table(
     Column("event_id", String(36), nullable=False, default="", index=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=True),
+    # Revision 0005: the grant's fencing token (from lock_fences), why, the holder's CI job.
+    Column("fence", Integer, nullable=False, default=0),
+    Column("reason", Text, nullable=False, default=""),
+    Column("job_url", Text, nullable=False, default=""),
     # The database itself decides who wins a race for a key.
     UniqueConstraint("service", "environment", "resource"),
 )
@@ -205,6 +220,65 @@ webhook_deliveries = Table(
     Column("response_code", Integer, nullable=True),
     Column("error", Text, nullable=False, default=""),
     Index("ix_webhook_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+)
+
+# ---- the lock queue, fences, policies and freeze windows (revision 0005) -----------------
+# The last fence handed out per key: it only grows, and outlives the locks it numbered.
+lock_fences = Table(
+    "lock_fences",
+    metadata,
+    Column("service", String(200), primary_key=True),
+    Column("environment", String(100), primary_key=True),
+    Column("resource", String(200), primary_key=True),
+    Column("fence", Integer, nullable=False),
+)
+
+# Waiters per key, served in ``seq`` order; ``granted_at`` set when the key came free for
+# the head; ``heartbeat_at`` moved by every call of the waiter.
+lock_queue = Table(
+    "lock_queue",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("service", String(200), nullable=False),
+    Column("environment", String(100), nullable=False),
+    Column("resource", String(200), nullable=False),
+    Column("who", String(200), nullable=False, default=""),
+    Column("reason", Text, nullable=False, default=""),
+    Column("job_url", Text, nullable=False, default=""),
+    Column("joined_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("granted_at", UTCDateTime, nullable=True),
+    Column("superseded_by", String(200), nullable=True),
+    Index("ix_lock_queue_key", "service", "environment", "resource", "seq"),
+)
+
+lock_policies = Table(
+    "lock_policies",
+    metadata,
+    Column("environment", String(100), primary_key=True),
+    Column("service", String(200), primary_key=True),  # "" = every service
+    Column("policy", String(16), nullable=False),
+)
+
+freeze_windows = Table(
+    "freeze_windows",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("type", String(32), nullable=False),
+    Column("scope_type", String(32), nullable=False),
+    Column("scope_ids", JSON, nullable=False, default=list),
+    Column("starts_at", UTCDateTime, nullable=True),
+    Column("ends_at", UTCDateTime, nullable=True),
+    Column("timezone", String(64), nullable=False, default=""),
+    Column("cron_start", String(120), nullable=False, default=""),
+    Column("cron_end", String(120), nullable=False, default=""),
+    Column("created_by", String(200), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
 )
 
 # Alerts fired (alerts.py): the key names an occurrence, so it fires once on any replica.

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection
 
 from tracker_ci.models import Event, Lock
+from tracker_server import wakeup
 from tracker_server.auth import Principal, authorize
 from tracker_server.db import Database
 from tracker_server.journal import Journal
@@ -44,14 +45,21 @@ class Write:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One write transaction; the journal is persisted in it and announced after."""
+        changed = False
         try:
             with self.database.write() as conn:
                 yield conn
+                # A change may move a lock queue: wake the waiters (other replicas too).
+                changed = bool(self.journal.pending)
+                if changed:
+                    wakeup.announce(conn)
                 self.journal.persist(conn)
         except BaseException:
             self.journal.discard()
             raise
         self.journal.flush()
+        if changed:
+            wakeup.notify()
 
     def owned_event(self, conn: Connection, event_id: str) -> Event:
         """The event (locked for the transaction) when the caller may write it."""

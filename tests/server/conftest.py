@@ -36,6 +36,10 @@ _TABLES = (
     "webhooks",
     "webhook_deliveries",
     "alerts",
+    "lock_fences",
+    "lock_queue",
+    "lock_policies",
+    "freeze_windows",
 )
 
 

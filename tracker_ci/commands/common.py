@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tracker_ci.output import format_time, is_interactive
+from tracker_ci.output import format_seconds, format_time, is_interactive
 
 if TYPE_CHECKING:
     from tracker_ci.client import TrackerClient
@@ -198,20 +198,36 @@ class LiveWaitLine:
         self.every = every
         self.interactive = is_interactive()
         self._last_printed = -1e9
+        self._last_place = ""
         self._shown = False
 
     def text(self, holder: Any) -> str:
         """``waiting for lock on api/production: held by alice since 12:01:03Z (...)``."""
+        left = max(0, int(round(self.deadline - time.monotonic())))
+        return f"{self.place(holder)}, {left}s left"
+
+    def place(self, holder: Any) -> str:
+        """The line without its countdown: who holds it and, when queued, where we stand."""
         who = getattr(holder, "who", None) or getattr(holder, "holder", None) or "someone"
+        if not isinstance(who, str):
+            who = getattr(who, "who", "") or "someone"
         since = getattr(holder, "created_at", None) or getattr(holder, "since", None)
         event_id = getattr(holder, "event_id", "")
-        left = max(0, int(round(self.deadline - time.monotonic())))
         text = f"waiting for lock on {self.what}: held by {who}"
         if since is not None:
             text += f" since {format_time(since, full=True)[11:]}"
         if event_id:
             text += f" (event {event_id})"
-        return f"{text}, {left}s left"
+        position = getattr(holder, "position", 0)
+        if position:
+            text += f"; position {position} of {getattr(holder, 'waiting', position)}"
+            eta = getattr(holder, "expected_wait_seconds", None)
+            if eta is not None:
+                text += f", ETA ~{format_seconds(eta) or '0s'}"
+        frozen_by = getattr(holder, "frozen_by", "")
+        if frozen_by:
+            text += f"; your turn came but waits: {frozen_by}"
+        return text
 
     def __call__(self, holder: Any, waited: float = 0.0) -> None:
         now = time.monotonic()
@@ -219,9 +235,13 @@ class LiveWaitLine:
             sys.stderr.write("\r\033[K" + self.text(holder))
             sys.stderr.flush()
             self._shown = True
-        elif now - self._last_printed >= self.every:
+            return
+        # In a CI log: a plain line when the place changes, else at most every `every` s.
+        place = self.place(holder)
+        if place != self._last_place or now - self._last_printed >= self.every:
             click.echo(self.text(holder), err=True)
             self._last_printed = now
+            self._last_place = place
 
     def done(self) -> None:
         """End the rewritten line so what follows starts on a fresh one."""

@@ -12,6 +12,8 @@ from sqlalchemy import Connection
 
 from tracker_ci.models import (
     API_PREFIX,
+    LOCKING_TYPES,
+    OPENING_STATUSES,
     ChangelogListResponse,
     ChangelogRequest,
     CreateEventRequest,
@@ -32,6 +34,7 @@ from tracker_ci.models import (
 from tracker_server.deps import DatabaseDep, Now, WriteDep, require_reader
 from tracker_server.domain import EventNotFound, InvalidInput
 from tracker_server.errors import CONFLICT_RESPONSE, ERROR_RESPONSES, NOT_FOUND_RESPONSE
+from tracker_server.routes import freezes
 from tracker_server.routes.common import (
     IdempotencyKey,
     Page,
@@ -41,6 +44,7 @@ from tracker_server.routes.common import (
     parse_query_time,
     wire,
 )
+from tracker_server.routes.freezes import wire_with_warnings
 from tracker_server.store import events as event_store
 from tracker_server.store.events import EventFilter
 from tracker_server.tables import events as events_table
@@ -77,13 +81,35 @@ def create_event(
 
     def work(conn: Connection) -> Response:
         event = event_store.create_event(conn, request=body, now=write.now, journal=write.journal)
-        return wire(EventResponse(event=event))
+        warnings = _enforce_freezes(conn, body, event.metadata.id, write)
+        if body.break_glass and warnings:  # the glass entry joined its changelog
+            event = event_store.require_event(conn, event_id=event.metadata.id)
+        return wire_with_warnings(EventResponse(event=event), warnings)
 
     return write.once(
         scope=f"POST /event {write.principal.token_id}",
         key=idempotency_key,
         body=body,
         work=work,
+    )
+
+
+def _enforce_freezes(
+    conn: Connection, body: CreateEventRequest, event_id: str, write: WriteDep
+) -> list[str]:
+    # Only what opens a deployment or an operation is frozen (after it is written, in
+    # the same transaction: a refusal rolls the event and its lock back).
+    attributes = body.attributes
+    if attributes.type not in LOCKING_TYPES or attributes.status not in OPENING_STATUSES:
+        return []
+    return freezes.enforce(
+        conn,
+        write,
+        service=attributes.service,
+        environment=attributes.environment.value,
+        who=attributes.owner or write.principal.name,
+        break_glass=body.break_glass,
+        event_id=event_id,
     )
 
 

@@ -122,6 +122,8 @@ def event_values(event: Event) -> dict[str, Any]:
         "duration_seconds": (
             metadata.duration.total_seconds() if metadata.duration is not None else None
         ),
+        "revision": attributes.revision,
+        "changes": [change.to_wire() for change in attributes.changes],
     }
 
 
@@ -146,6 +148,8 @@ def row_to_event(row: Any, entries: Sequence[Any] = ()) -> Event:
                 "stake_holders": row.stake_holders or [],
                 "notification": row.notification,
                 "notifications": row.notifications or [],
+                "revision": row.revision,
+                "changes": row.changes or [],
             },
             "links": {"pull_request_link": row.pull_request_link, "ticket": row.ticket},
             "metadata": {
@@ -330,6 +334,9 @@ def create_event(
                 ttl_seconds=request.lock_ttl_seconds,
                 now=now,
                 journal=journal,
+                reason=request.lock_reason,
+                job_url=request.job_url,
+                ticket=request.queue_ticket,
             )
         except LockConflict as held:
             # Upstream's message for a refused event; the holder stays on the error.

@@ -21,7 +21,8 @@ from tracker_server.journal import (
     LockRenewed,
     LockUpdated,
 )
-from tracker_server.tables import changelog, events, locks
+from tracker_server.store import queue as queue_store
+from tracker_server.tables import changelog, events, lock_fences, locks
 
 # A holder can vanish between our failed insert and our look-up; try again this often.
 _ACQUIRE_ATTEMPTS = 5
@@ -39,6 +40,9 @@ def row_to_lock(row: Any) -> Lock:
         resource=row.resource,
         event_id=row.event_id,
         expires_at=row.expires_at,
+        fence=row.fence,
+        reason=row.reason,
+        job_url=row.job_url,
     )
 
 
@@ -97,8 +101,13 @@ def acquire_lock(
     ttl_seconds: int,
     now: datetime,
     journal: Journal,
+    reason: str = "",
+    job_url: str = "",
+    ticket: str = "",
 ) -> Lock:
-    """Take the key or raise :class:`LockConflict` naming the holder."""
+    """Take the key or raise :class:`LockConflict` naming the holder. A free key with
+    waiters goes only to the first of them (``ticket``); the grant gets the next fence."""
+    key = queue_store.LockKey(service, environment, resource)
     lock = Lock(
         id=str(uuid.uuid4()),
         service=service,
@@ -108,6 +117,8 @@ def acquire_lock(
         resource=resource,
         event_id=event_id,
         expires_at=now + timedelta(seconds=ttl_seconds) if ttl_seconds else None,
+        reason=reason,
+        job_url=job_url,
     )
     for _ in range(_ACQUIRE_ATTEMPTS):
         _delete_expired(
@@ -129,6 +140,10 @@ def acquire_lock(
             if holder is not None:
                 raise LockConflict(holder) from None
             continue  # released (or expired) meanwhile: try again
+        # Ours now (the UNIQUE key holds it for this transaction): check the queue's order.
+        queue_store.gate(conn, key, ticket=ticket, now=now, journal=journal)
+        lock = lock.model_copy(update={"fence": _next_fence(conn, key)})
+        conn.execute(update(locks).where(locks.c.id == lock.id).values(fence=lock.fence))
         journal.record(LockAcquired(lock=lock))
         write_lock_changelog(conn, lock=lock, change=ChangeType.locked, now=now)
         return lock
@@ -145,7 +160,35 @@ def _lock_values(lock: Lock) -> dict[str, Any]:
         "event_id": lock.event_id,
         "created_at": lock.created_at,
         "expires_at": lock.expires_at,
+        "fence": lock.fence,
+        "reason": lock.reason,
+        "job_url": lock.job_url,
     }
+
+
+def _next_fence(conn: Connection, key: queue_store.LockKey) -> int:
+    """The key's next fencing token: stored per key, it only grows."""
+    where = key.where(lock_fences)
+    fence = conn.execute(
+        update(lock_fences)
+        .where(where)
+        .values(fence=lock_fences.c.fence + 1)
+        .returning(lock_fences.c.fence)
+    ).scalar()
+    if fence is None:
+        # The first grant of this key. Only the transaction holding the key's lock row
+        # gets here, so no other grant of this key races this insert.
+        conn.execute(
+            insert(lock_fences),
+            {
+                "service": key.service,
+                "environment": key.environment,
+                "resource": key.resource,
+                "fence": 1,
+            },
+        )
+        fence = 1
+    return int(fence)
 
 
 def _delete_expired(
@@ -166,6 +209,22 @@ def _delete_expired(
         lock = row_to_lock(row)
         journal.record(LockReleased(lock=lock, reason="expired"))
         write_lock_changelog(conn, lock=lock, change=ChangeType.unlocked, now=now)
+        queue_store.grant_after_release(conn, lock, now=now, journal=journal)
+
+
+def expire_key(
+    conn: Connection,
+    *,
+    service: str,
+    environment: str,
+    resource: str,
+    now: datetime,
+    journal: Journal,
+) -> None:
+    """Delete the key's lock if its lease ran out (noticed lazily, e.g. by a waiter)."""
+    _delete_expired(
+        conn, service=service, environment=environment, resource=resource, now=now, journal=journal
+    )
 
 
 def write_lock_changelog(
@@ -215,6 +274,7 @@ def delete_locks(conn: Connection, *, where: Any, now: datetime, journal: Journa
         live += not expired
         journal.record(LockReleased(lock=lock))
         write_lock_changelog(conn, lock=lock, change=ChangeType.unlocked, now=now)
+        queue_store.grant_after_release(conn, lock, now=now, journal=journal)
     return live
 
 

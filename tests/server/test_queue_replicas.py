@@ -1,0 +1,73 @@
+"""The queue with two server replicas on one PostgreSQL (real processes): waiters spread
+over both replicas are served in arrival order, one at a time, and a waiter long-polling
+one replica is woken by a release on the other (LISTEN/NOTIFY), well before its poll ends."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.support.servers import run_server
+
+pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.timeout(150)]
+
+API = "/api/v1alpha1"
+KEY = {"service": "api", "environment": "production", "resource": "deployment"}
+
+
+@pytest.fixture
+def replicas(postgres_database_url, tmp_path):
+    with run_server(postgres_database_url, log_dir=tmp_path) as first:
+        with run_server(postgres_database_url, log_dir=tmp_path) as second:
+            yield first.url, second.url
+
+
+def test_two_replicas_serve_one_queue_in_order_and_wake_each_other(replicas):
+    a, b = replicas
+    holder = httpx.post(f"{a}{API}/lock", json=KEY | {"who": "holder"}).json()["lock"]
+    tickets = []
+    for index in range(4):  # joined alternately through each replica
+        url = replicas[index % 2]
+        answer = httpx.post(f"{url}{API}/lock/queue", json=KEY | {"who": f"w{index}"}).json()
+        tickets.append((url, answer["ticket"]["ticket"]))
+    status = httpx.get(f"{b}{API}/locks/status", params=KEY).json()
+    assert [q["who"] for q in status["queue"]] == ["w0", "w1", "w2", "w3"]
+
+    # w0 long-polls replica A; the release goes through replica B.
+    woken: list[float] = []
+
+    def poll() -> None:
+        url, ticket = tickets[0]
+        body = KEY | {"who": "w0", "ticket": ticket, "waitSeconds": 30}
+        answer = httpx.post(f"{url}{API}/lock/queue", json=body, timeout=60).json()
+        assert answer["ticket"]["state"] == "granted"
+        woken.append(time.monotonic())
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    time.sleep(0.5)  # the poll is asleep on replica A (nothing outside to wait on)
+    released = time.monotonic()
+    httpx.get(f"{b}{API}/unlock/{holder['id']}")
+    thread.join(timeout=40)
+    assert woken and woken[0] - released < 10  # not the 30 s of the poll
+
+    fences = []
+    for index, (url, ticket) in enumerate(tickets):
+        other = replicas[(index + 1) % 2]
+        # Only the head may take it, through either replica.
+        for later_url, later in tickets[index + 1 :]:
+            refused = httpx.post(
+                f"{later_url}{API}/lock", json=KEY | {"who": "x", "queueTicket": later}
+            )
+            assert refused.status_code == 409, refused.text
+        taken = httpx.post(
+            f"{other}{API}/lock", json=KEY | {"who": f"w{index}", "queueTicket": ticket}
+        )
+        assert taken.status_code == 200, taken.text
+        lock = taken.json()["lock"]
+        fences.append(lock["fence"])
+        httpx.get(f"{url}{API}/unlock/{lock['id']}")
+    assert fences == [2, 3, 4, 5]
