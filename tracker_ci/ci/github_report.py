@@ -137,7 +137,9 @@ class StepReport:
             self.annotate(
                 "warning",
                 "The deployment is not tracked: the Tracker server could not be reached or "
-                "failed, and fail policy open let the deploy go on.",
+                "failed, and fail policy open let the deploy go on UNTRACKED and UNLOCKED (no "
+                "event, and no deployment lock keeps another deploy of this service out). "
+                "Fail policy closed stops instead.",
             )
         values = {
             "event-id": state.event_id,

@@ -39,7 +39,11 @@ INTERRUPTED_CODES = (130, 143)
 
 def _warn_untracked(error: Exception) -> None:
     # The lifecycle hands an outage to on_warning only under the open fail policy.
-    warn(f"{error} -- going on without tracking (fail policy open)")
+    warn(
+        f"{error} -- going on without tracking (fail policy open): this deploy is UNTRACKED "
+        "and UNLOCKED, no event records it and no lock keeps another deploy out "
+        "(--fail-policy closed stops instead)"
+    )
 
 
 def _left_open(result: DeploymentState) -> str:
