@@ -16,6 +16,9 @@ Rules (thresholds in :class:`~tracker_server.settings.ServerSettings`, ``alert_*
 - ``lock_held``: a lock held longer than ``alert_lock_held_seconds`` (2 h);
 - ``freeze_broken``: a hard freeze passed with ``--break-glass`` (the ``glass_broken``
   journal entries of the last day).
+
+The same timer notices freeze windows coming into force and ending (they change with
+time, not with a request): ``freeze.started`` and ``freeze.ended``, once per stretch.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pydantic import Field
 from sqlalchemy import Connection, and_, exists, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from tracker_ci.models import Event, Lock
+from tracker_ci.models import Event, FreezeWindow, Lock, format_timestamp
 from tracker_server.clock import Clock
 from tracker_server.db import Database
 from tracker_server.journal import Journal, JournalEntry
@@ -76,6 +79,37 @@ class Occurrence:
     event: Event | None = None
     lock: Lock | None = None
     values: dict[str, Any] = field(default_factory=dict)
+    #: What it is journaled as: an alert, or (for freeze windows) a timed change.
+    entry: JournalEntry | None = None
+
+
+class FreezeWindowStarted(JournalEntry):
+    """A freeze window came into force (seen by the timer; ``freeze.started``)."""
+
+    KIND = "freeze_window_started"
+    window: FreezeWindow
+    until: datetime | None = None
+    service: str = ""
+    environment: str = ""
+
+
+class FreezeWindowEnded(JournalEntry):
+    """A stretch of a freeze window ended (seen by the timer; ``freeze.ended``)."""
+
+    KIND = "freeze_window_ended"
+    window: FreezeWindow
+    until: datetime | None = None
+    service: str = ""
+    environment: str = ""
+
+
+def _scope(window: FreezeWindow) -> dict[str, str]:
+    """The service or environment a single-target window is about (for webhook filters)."""
+    if len(window.scope_ids) != 1:
+        return {}
+    name = {"FREEZE_SCOPE_SERVICE": "service", "FREEZE_SCOPE_ENVIRONMENT": "environment"}
+    field_name = name.get(window.scope_type.value)
+    return {field_name: window.scope_ids[0]} if field_name else {}
 
 
 def p95(samples: list[float]) -> float:
@@ -210,6 +244,48 @@ class Alerts:
                 values={"reason": payload.get("reason", ""), "freeze": window},
             )
 
+    @staticmethod
+    def _freeze_windows(conn: Connection, now: datetime) -> Iterator[Occurrence]:
+        """freeze.started once per stretch in force; freeze.ended once it is over."""
+        from tracker_server.store import freezes
+
+        for window in freezes.list_windows(conn):
+            stretch = freezes.in_force(window, now)
+            if stretch is None:
+                continue
+            until = format_timestamp(stretch.until) if stretch.until else "open"
+            entry = FreezeWindowStarted(window=window, until=stretch.until, **_scope(window))
+            yield Occurrence(
+                "freeze_started",
+                f"freeze_started:{window.id}:{until}",
+                f"freeze {window.title!r} in force until {stretch.until_text()}",
+                entry=entry,
+            )
+        started = conn.execute(
+            select(alerts_table.c.key).where(alerts_table.c.rule == "freeze_started")
+        ).scalars()
+        for key in started:
+            _, window_id, until = key.split(":", 2)
+            if until == "open" or datetime.fromisoformat(until) > now:
+                continue
+            if Alerts._fired(conn, f"freeze_ended:{window_id}:{until}"):
+                continue
+            found = conn.execute(
+                select(journal.c.payload)
+                .where(journal.c.kind == FreezeWindowStarted.KIND)
+                .order_by(journal.c.id.desc())
+            ).scalars()
+            payload = next((p for p in found if p["window"]["id"] == window_id), None)
+            if payload is None:
+                continue
+            ended = FreezeWindowEnded.model_validate(payload)
+            yield Occurrence(
+                "freeze_ended",
+                f"freeze_ended:{window_id}:{until}",
+                f"freeze {ended.window.title!r} ended",
+                entry=ended,
+            )
+
     # ------------------------------------------------------------------ firing
     def occurrences(self, now: datetime) -> list[Occurrence]:
         """Every occurrence the rules see now that has not fired yet."""
@@ -219,6 +295,7 @@ class Alerts:
                 *self._failed_deploys(conn, now),
                 *self._held_locks(conn, now),
                 *self._broken_glass(conn, now),
+                *self._freeze_windows(conn, now),
             ]
             return [o for o in found if not self._fired(conn, o.key)]
 
@@ -228,7 +305,7 @@ class Alerts:
 
     def fire(self, occurrence: Occurrence, now: datetime, outbox: Any) -> bool:
         """Store the occurrence and its journal entry; False when it had fired already."""
-        entry = AlertFired(
+        entry = occurrence.entry or AlertFired(
             rule=occurrence.rule,
             key=occurrence.key,
             message=occurrence.message,

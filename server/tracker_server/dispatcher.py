@@ -116,7 +116,7 @@ class Dispatcher:
             )
             .select_from(deliveries.join(webhooks, deliveries.c.webhook_id == webhooks.c.id))
             .where(*self._due(now))
-            .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+            .order_by(deliveries.c.next_attempt_at, deliveries.c.journal_id, deliveries.c.id)
             .limit(limit)
         )
         with self.database.write() as conn:

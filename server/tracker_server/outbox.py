@@ -126,6 +126,8 @@ NOTIFICATIONS: dict[str, Callable[[Any], Notification | None]] = {
     "queue_joined": _details("queue.joined"),
     "queue_superseded": _details("queue.superseded"),
     "glass_broken": _details("freeze.broken"),
+    "freeze_window_started": _details("freeze.started"),
+    "freeze_window_ended": _details("freeze.ended"),
     "alert_fired": _details("alert.fired"),
 }
 

@@ -126,7 +126,7 @@ def test_breaking_glass_fires_an_alert_and_a_freeze_broken_notification(app: Any
     # The freeze windows are issue 10's; this runs once they are in the tree.
     pytest.importorskip("tracker_server.store.freezes")
     with run_receiver() as receiver:
-        hook = {"url": receiver.url, "events": ["alert.fired", "freeze.broken"]}
+        hook = {"url": receiver.url, "events": ["alert.fired", "freeze.*"]}
         assert app.post(f"{API}/webhooks", json=hook).status_code == 201
         window = {
             "title": "Xmas",
@@ -150,10 +150,12 @@ def test_breaking_glass_fires_an_alert_and_a_freeze_broken_notification(app: Any
             "breakGlass": "hotfix INC-42",
         }
         assert app.post(f"{API}/event", json=body).status_code == 200
-        assert evaluate(app) == ["freeze_broken"]
+        assert evaluate(app) == ["freeze_broken", "freeze_started"]
         assert evaluate(app) == []
-        notifications = delivered_alerts(app, receiver, 2)
-    broken, alert = sorted(notifications, key=lambda n: n["type"], reverse=True)
+        notifications = delivered_alerts(app, receiver, 3)
+    by_type = {n["type"]: n for n in notifications}
+    assert set(by_type) == {"freeze.broken", "alert.fired", "freeze.started"}
+    broken, alert = by_type["freeze.broken"], by_type["alert.fired"]
     assert broken["type"] == "freeze.broken"
     assert broken["details"]["reason"] == "hotfix INC-42"
     assert alert["type"] == "alert.fired"
@@ -161,3 +163,34 @@ def test_breaking_glass_fires_an_alert_and_a_freeze_broken_notification(app: Any
     assert alert["details"]["message"] == (
         "alice broke the freeze 'Xmas' for api in production: hotfix INC-42"
     )
+
+
+def test_a_freeze_window_notifies_when_it_starts_and_ends(app: Any) -> None:
+    pytest.importorskip("tracker_server.store.freezes")
+    with run_receiver() as receiver:
+        hook = {"url": receiver.url, "events": ["freeze.*"], "environment": "production"}
+        assert app.post(f"{API}/webhooks", json=hook).status_code == 201
+        window = {
+            "title": "Release weekend",
+            "type": "FREEZE_TYPE_SOFT",
+            "scopeType": "FREEZE_SCOPE_ENVIRONMENT",
+            "scopeIds": ["production"],
+            "startsAt": "2026-12-01T12:10:00Z",
+            "endsAt": "2026-12-01T12:20:00Z",
+        }
+        assert app.post(f"{API}/freeze-window", json=window).status_code == 200
+        assert evaluate(app) == []
+        app.clock.advance(timedelta(minutes=11))
+        assert evaluate(app) == ["freeze_started"]
+        assert evaluate(app) == []
+        app.clock.advance(timedelta(minutes=10))
+        assert evaluate(app) == ["freeze_ended"]
+        assert evaluate(app) == []
+        started, ended = delivered_alerts(app, receiver, 2)
+    assert started["type"] == "freeze.started" and ended["type"] == "freeze.ended"
+    for notice in (started, ended):
+        assert notice["details"]["window"]["title"] == "Release weekend"
+        assert notice["details"]["until"] == "2026-12-01T12:20:00Z"
+        assert notice["details"]["environment"] == "production"
+    assert started["occurredAt"] == "2026-12-01T12:11:00Z"
+    assert ended["occurredAt"] == "2026-12-01T12:21:00Z"

@@ -298,3 +298,25 @@ def test_the_readme_verification_accepts_a_real_delivery_and_refuses_a_forgery(r
     assert not verify(b"wrong", request.body, signature, timestamp)
     assert not verify(SECRET.encode(), request.body + b" ", signature, timestamp)
     assert not verify(SECRET.encode(), request.body, signature, "2020-01-01T00:00:00Z")
+
+
+def test_queue_notifications_reach_their_subscribers(rig: Rig) -> None:
+    # The lock queue is issue 10's; this runs once it is in the tree.
+    pytest.importorskip("tracker_server.store.queue")
+    key = {"service": "api", "environment": "production", "resource": "deployment"}
+    with run_receiver() as receiver:
+        rig.subscribe(receiver.url, ["queue.*"], service="api")
+        policy = {"environment": "production", "policy": "newest"}
+        assert rig.client.put(f"{API}/locks/policy", json=policy).status_code == 200
+        assert rig.client.post(f"{API}/lock", json=key | {"who": "holder"}).status_code == 200
+        for who in ("old", "new"):
+            response = rig.client.post(f"{API}/lock/queue", json=key | {"who": who})
+            assert response.status_code == 200, response.text
+        assert rig.dispatcher.run_once() == 3
+        requests = receiver.wait_for(3)
+    kinds = [(r.json()["type"], r.json()["details"].get("who")) for r in requests]
+    # In the order of the changes (one webhook's deliveries go out in journal order).
+    assert kinds == [("queue.joined", None), ("queue.superseded", "old"), ("queue.joined", None)]
+    joined = [r.json() for r in requests if r.json()["type"] == "queue.joined"]
+    assert sorted(j["details"]["entry"]["who"] for j in joined) == ["new", "old"]
+    assert all(j["details"]["service"] == "api" for j in joined)

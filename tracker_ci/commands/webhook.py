@@ -39,8 +39,8 @@ def webhook() -> None:
     multiple=True,
     required=True,
     help="deployment.started, deployment.finished, lock.acquired, lock.released, "
-    "lock.expired, lock.evicted, queue.joined, queue.superseded, freeze.broken, "
-    "alert.fired; '*' patterns allowed (repeatable).",
+    "lock.expired, lock.evicted, queue.joined, queue.superseded, freeze.started, "
+    "freeze.ended, freeze.broken, alert.fired; '*' patterns allowed (repeatable).",
 )
 @click.option("--service", default="", help="Only this service. [every service]")
 @click.option("--environment", default="", help="Only this environment. [every one]")
