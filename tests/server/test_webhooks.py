@@ -320,3 +320,27 @@ def test_queue_notifications_reach_their_subscribers(rig: Rig) -> None:
     joined = [r.json() for r in requests if r.json()["type"] == "queue.joined"]
     assert sorted(j["details"]["entry"]["who"] for j in joined) == ["new", "old"]
     assert all(j["details"]["service"] == "api" for j in joined)
+
+
+def test_with_the_defaults_a_failing_delivery_is_retried_for_24_hours_then_dead(
+    rig: Rig,
+) -> None:
+    with run_receiver(lambda _r: (503, None)) as receiver:
+        rig.subscribe(receiver.url, ["deployment.started"])
+        create_event(rig.client, status="start")
+        last_pending = START
+        for _ in range(80):
+            assert rig.dispatcher.run_once() == 1
+            (delivery,) = rig.deliveries()
+            if delivery["state"] == "dead":
+                break
+            last_pending = rig.clock.now()
+            rig.advance_to_next_attempt()
+        requests = receiver.wait_for(delivery["attempts"])
+    assert delivery["state"] == "dead"
+    # Still retried just before 24 h, dead at the first attempt after 24 h (gaps <= 1 h).
+    assert last_pending - START < timedelta(hours=24) <= rig.clock.now() - START
+    assert rig.clock.now() - START < timedelta(hours=25)
+    # 10 s doubling with equal jitter, capped at 1 h: between 33 and 57 attempts in 24 h.
+    assert 33 <= delivery["attempts"] <= 57
+    assert len({r.headers["x-tracker-delivery"] for r in requests}) == 1
