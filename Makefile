@@ -1,5 +1,5 @@
 # The same targets for people and CI. `make demo` and `make test` are the README's quick start.
-.PHONY: bootstrap demo test test-fast lint lint-only bench clean
+.PHONY: bootstrap demo test test-fast lint lint-only bench screenshots clean
 
 bootstrap:
 	bash scripts/bootstrap.sh
@@ -26,6 +26,11 @@ lint-only:
 bench: bootstrap
 	.venv/bin/python bench/server_bench.py
 	.venv/bin/python bench/cli_bench.py
+
+# PNGs of every page from a seeded demo (Debian's chromium), into docs/screenshots/.
+screenshots:
+	bash scripts/bootstrap.sh --with-test-tools
+	.venv/bin/python scripts/screenshots.py
 
 clean:
 	rm -rf .venv .tools .pytest_cache *.egg-info

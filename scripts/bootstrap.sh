@@ -39,6 +39,8 @@ if [ "${1:-}" = "--with-test-tools" ]; then
   missing=()
   command -v rsync >/dev/null || missing+=(rsync)
   command -v shellcheck >/dev/null || missing+=(shellcheck)
+  # The page tests drive Debian's Chromium through Playwright (never `playwright install`).
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "bootstrap: apt-get install ${missing[*]}" >&2
@@ -53,6 +55,12 @@ if [ "${1:-}" = "--with-test-tools" ]; then
     mkdir -p .tools
     (cd .tools && npm install --silent --no-audit --no-fund --prefix . gitlab-ci-local@4.73.0 >/dev/null) \
       || echo "bootstrap: could not install gitlab-ci-local; the GitLab pipeline tests will say so" >&2
+  fi
+  if [ ! -f .tools/node_modules/axe-core/axe.min.js ] && command -v npm >/dev/null; then
+    echo "bootstrap: installing axe-core 4 under .tools/ (the pages' accessibility checks)" >&2
+    mkdir -p .tools
+    (cd .tools && npm install --silent --no-audit --no-fund --prefix . axe-core@4 >/dev/null) \
+      || echo "bootstrap: could not install axe-core; the accessibility tests will say so" >&2
   fi
   # The PostgreSQL tests need the local server; start it if it is installed but down.
   if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -46,4 +46,13 @@ echo "==> the deployment events"
 tracker-ci event search --service demo-api
 echo "==> locks now held (none: every deploy released its lock)"
 tracker-ci lock list
+echo "==> the dashboard: $TRACKER_URL/ (board, timeline, locks, freezes, insights)"
+if python -c "import httpx,sys; sys.exit(httpx.get('$TRACKER_URL/').status_code != 200)"; then
+  echo "    it shows the deploys above: every service x environment, locks, DORA insights"
+fi
+if [ -t 0 ] && [ -t 1 ]; then
+  read -r -p "    open it in a browser; press Enter to stop the server " _ || true
+else
+  echo "    serve it again: tracker-ci server --database-url sqlite:///$PWD/.demo/tracker.db --port $port"
+fi
 echo "==> demo finished; the data stays in .demo/tracker.db"

@@ -39,3 +39,6 @@ def test_demo_script_tracks_waiting_and_failing_deploys(tmp_path: Path) -> None:
     assert "exit code: 7" in output
     assert re.search(r"closed as failure", output), output
     assert "no locks" in output
+    # The main job ends with the dashboard's address, and the page answered.
+    assert re.search(r"==> the dashboard: http://127\.0\.0\.1:\d+/ ", output), output
+    assert "it shows the deploys above" in output

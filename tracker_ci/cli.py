@@ -21,7 +21,9 @@ from tracker_ci.commands.common import AppState
 from tracker_ci.commands.config_cmd import config
 from tracker_ci.commands.deploy import deploy
 from tracker_ci.commands.doctor import doctor
+from tracker_ci.commands.dora import dora
 from tracker_ci.commands.event import event
+from tracker_ci.commands.freeze import freeze
 from tracker_ci.commands.lock import lock
 from tracker_ci.commands.token import token
 from tracker_ci.commands.webhook import webhook
@@ -328,5 +330,5 @@ def cli(
     ctx.obj = AppState(flags=flags, config_file=config_file, debug=debug)
 
 
-for _command in (deploy, lock, event, token, webhook, config, doctor):
+for _command in (deploy, lock, freeze, event, token, webhook, config, doctor, dora):
     cli.add_command(_command)

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from tracker_server import __version__
+from tracker_server import __version__, web
 from tracker_server.alerts import Alerts
 from tracker_server.clock import Clock, SystemClock
 from tracker_server.db import Database, create_database_engine, upgrade_schema
@@ -19,8 +19,9 @@ from tracker_server.journal import configure_audit_log
 from tracker_server.metrics import Metrics
 from tracker_server.middleware import BodySizeLimit, JsonBodies, ServerHeader, SnakeCaseQuery
 from tracker_server.outbox import Outbox
-from tracker_server.routes import events, locks, ops, tokens, webhooks
+from tracker_server.routes import events, freezes, insights, locks, ops, queue, tokens, webhooks
 from tracker_server.settings import ServerSettings
+from tracker_server.wakeup import PostgresListener
 
 DESCRIPTION = """\
 The Tracker REST API (v1alpha1) as served by tracker-ci's bundled server: wire-compatible
@@ -42,6 +43,8 @@ def create_app(
     if migrate:
         upgrade_schema(engine)
     database = Database(engine)
+    # Replicas on PostgreSQL wake each other's lock waiters (wakeup.py).
+    queue_listener = PostgresListener(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,9 +53,11 @@ def create_app(
             dispatcher.start()
         if settings.alert_timer:
             app.state.alerts.start(app.state.outbox)
+        queue_listener.start()
         try:
             yield
         finally:
+            queue_listener.stop()
             app.state.alerts.stop()
             dispatcher.stop()
             database.dispose()
@@ -73,8 +78,9 @@ def create_app(
     app.state.alerts = Alerts(database, app.state.clock, settings, app.state.metrics)
     install_error_handlers(app)
     app.openapi = lambda: _openapi_with_our_errors(app)  # type: ignore[method-assign]
-    for module in (events, locks, tokens, webhooks, ops):
+    for module in (events, locks, queue, freezes, tokens, webhooks, insights, ops):
         app.include_router(module.router)
+    web.install(app, root_path=settings.root_path)  # the pages, live stream, assets
     # Added last = outermost: the header goes on every answer, 413s included.
     app.add_middleware(SnakeCaseQuery)
     app.add_middleware(JsonBodies)

@@ -1,8 +1,13 @@
-"""Upstream's Prometheus metrics in the text exposition format, with no extra dependency.
+"""Prometheus metrics in the text exposition format, with no extra dependency.
 
-``tracker_event_status_total{service,status,environment}`` counts events by status (on
-creation and on every status change); ``tracker_event_duration_seconds`` is a histogram
-observed when an event moves to success or failure. Values are per server process.
+Upstream's: ``tracker_event_status_total{service,status,environment}`` counts events by
+status (on creation and on every status change); ``tracker_event_duration_seconds`` is a
+histogram observed when an event moves to success or failure. Ours:
+``tracker_deployments_total{service,environment,status}``, the histograms
+``tracker_deployment_duration_seconds`` and ``tracker_lead_time_seconds`` (observed when a
+deployment ends); these are per server process. The gauges ``tracker_locks_held``,
+``tracker_lock_queue_length`` and ``tracker_freezes_active`` are read from the database at
+each scrape (:func:`database_gauges`), so every replica answers the same.
 """
 
 from __future__ import annotations
@@ -10,12 +15,63 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
+from datetime import datetime
+from typing import Any
 
 DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 
 
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+#: Lead time for changes: an hour to a month (DORA's thresholds are among the bounds).
+LEAD_TIME_BUCKETS = (3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400)
+
+
+class Histogram:
+    """One Prometheus histogram (cumulative buckets, sum, count); not thread-safe alone."""
+
+    def __init__(self, name: str, help_text: str, buckets: tuple[int, ...]) -> None:
+        self.name = name
+        self.help_text = help_text
+        self.buckets = buckets
+        self.counts = [0] * len(buckets)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        """Record one value (non-finite values are dropped)."""
+        if not math.isfinite(value):
+            return
+        for index, bound in enumerate(self.buckets):
+            if value <= bound:
+                self.counts[index] += 1
+        self.sum += value
+        self.count += 1
+
+    def lines(self) -> list[str]:
+        """Its text exposition."""
+        lines = [f"# HELP {self.name} {self.help_text}", f"# TYPE {self.name} histogram"]
+        for bound, count in zip(self.buckets, self.counts, strict=True):
+            lines.append(f'{self.name}_bucket{{le="{bound}"}} {count}')
+        lines.append(f'{self.name}_bucket{{le="+Inf"}} {self.count}')
+        lines.append(f"{self.name}_sum {self.sum}")
+        lines.append(f"{self.name}_count {self.count}")
+        return lines
+
+
+#: The names of every metric this server exposes (examples/grafana uses exactly these).
+METRIC_NAMES = (
+    "tracker_event_status_total",
+    "tracker_event_duration_seconds",
+    "tracker_deployments_total",
+    "tracker_deployment_duration_seconds",
+    "tracker_lead_time_seconds",
+    "tracker_locks_held",
+    "tracker_lock_queue_length",
+    "tracker_freezes_active",
+)
 
 
 class Metrics:
@@ -27,6 +83,32 @@ class Metrics:
         self._bucket_counts = [0] * len(DURATION_BUCKETS)
         self._duration_sum = 0.0
         self._duration_count = 0
+        self._deployments: Counter[tuple[str, str, str]] = Counter()
+        self._deployment_duration = Histogram(
+            "tracker_deployment_duration_seconds",
+            "Duration of deployments that ended (success or failure).",
+            DURATION_BUCKETS,
+        )
+        self._lead_time = Histogram(
+            "tracker_lead_time_seconds",
+            "Lead time for changes: a successful deployment's end minus each change's commit.",
+            LEAD_TIME_BUCKETS,
+        )
+
+    def count_deployment(self, *, service: str, environment: str, status: str) -> None:
+        """Count a deployment reaching this status."""
+        with self._lock:
+            self._deployments[(service, environment, status)] += 1
+
+    def observe_deployment_duration(self, seconds: float) -> None:
+        """Record the duration of a deployment that ended."""
+        with self._lock:
+            self._deployment_duration.observe(seconds)
+
+    def observe_lead_time(self, seconds: float) -> None:
+        """Record the lead time of one shipped change."""
+        with self._lock:
+            self._lead_time.observe(seconds)
 
     def count_status(self, *, service: str, status: str, environment: str) -> None:
         """Count one event with this status."""
@@ -67,4 +149,43 @@ class Metrics:
             )
             lines.append(f"tracker_event_duration_seconds_sum {self._duration_sum}")
             lines.append(f"tracker_event_duration_seconds_count {self._duration_count}")
+            lines += [
+                "# HELP tracker_deployments_total Deployments by the status they reached.",
+                "# TYPE tracker_deployments_total counter",
+            ]
+            for (service, environment, status), count in sorted(self._deployments.items()):
+                lines.append(
+                    f'tracker_deployments_total{{service="{_label(service)}",'
+                    f'environment="{_label(environment)}",status="{_label(status)}"}} {count}'
+                )
+            lines += self._deployment_duration.lines()
+            lines += self._lead_time.lines()
         return "\n".join(lines) + "\n"
+
+
+def database_gauges(conn: Any, now: datetime) -> str:
+    """Locks held, waiters per key and freezes in force, read from the database now."""
+    from tracker_server.web import queries
+
+    held, _ = queries.held_locks(conn, now)
+    lines = [
+        "# HELP tracker_locks_held Locks held now.",
+        "# TYPE tracker_locks_held gauge",
+        f"tracker_locks_held {len(held)}",
+        "# HELP tracker_lock_queue_length Deployments waiting for a lock, by key.",
+        "# TYPE tracker_lock_queue_length gauge",
+    ]
+    for (service, environment, resource), waiting in sorted(
+        (queries.queue_lengths(conn) or {}).items()
+    ):
+        lines.append(
+            f'tracker_lock_queue_length{{service="{_label(service)}",'
+            f'environment="{_label(environment)}",resource="{_label(resource)}"}} {waiting}'
+        )
+    freezes = queries.freeze_windows(conn, now, upcoming=False) or []
+    lines += [
+        "# HELP tracker_freezes_active Freeze windows in force now.",
+        "# TYPE tracker_freezes_active gauge",
+        f"tracker_freezes_active {len(freezes)}",
+    ]
+    return "\n".join(lines) + "\n"

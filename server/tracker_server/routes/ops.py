@@ -7,7 +7,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from tracker_ci.models import ErrorBody, HealthResponse
 from tracker_server import __version__
-from tracker_server.deps import DatabaseDep
+from tracker_server.deps import DatabaseDep, Now
 from tracker_server.domain import DatabaseUnavailable
 from tracker_server.routes.common import wire
 
@@ -29,8 +29,13 @@ def health(database: DatabaseDep) -> Response:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(request: Request) -> PlainTextResponse:
-    """Upstream's Prometheus metrics (text format), counted by this process."""
+def metrics(request: Request, database: DatabaseDep, now: Now) -> PlainTextResponse:
+    """Prometheus metrics (text format): events and deployments counted by this process;
+    locks held, queue lengths and freezes in force read from the database."""
+    from tracker_server.metrics import database_gauges
+
+    with database.read() as conn:
+        gauges = database_gauges(conn, now)
     return PlainTextResponse(
-        request.app.state.metrics.render(), media_type="text/plain; version=0.0.4"
+        request.app.state.metrics.render() + gauges, media_type="text/plain; version=0.0.4"
     )
