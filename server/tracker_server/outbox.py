@@ -168,15 +168,39 @@ def subscribed(hook: Any, notification: Notification) -> bool:
     return not hook.environment or hook.environment == _environment_of(notification)
 
 
-def _with_event(conn: Connection, notification: Notification) -> Notification:
-    """A lock notification also carries the lock's event when it has one."""
+def _with_event(
+    conn: Connection, notification: Notification, known: dict[str, Event]
+) -> Notification:
+    """A lock notification also carries the lock's event when it has one (taken from the
+    same transaction's entries when it is there, else read)."""
     lock = notification.lock
     if notification.event is not None or lock is None or not lock.event_id:
         return notification
-    event = event_store.get_event(conn, event_id=lock.event_id)
+    event = known.get(lock.event_id) or event_store.get_event(conn, event_id=lock.event_id)
     if event is None:
         return notification
     return Notification(notification.type, event=event, lock=lock, details=notification.details)
+
+
+def delivery_row(
+    *, hook: Any, notification: Notification, journal_id: int, occurred_at: datetime
+) -> dict[str, Any]:
+    """A pending ``webhook_deliveries`` row of ``notification`` to ``hook`` (a new id)."""
+    return {
+        "id": str(uuid.uuid4()),
+        "webhook_id": hook.id,
+        "journal_id": journal_id,
+        "type": notification.type,
+        "body": notification.body(occurred_at),
+        "state": PENDING,
+        "attempts": 0,
+        "created_at": occurred_at,
+        "next_attempt_at": occurred_at,
+        "lease_until": None,
+        "last_attempt_at": None,
+        "response_code": None,
+        "error": "",
+    }
 
 
 def enqueue(
@@ -188,22 +212,21 @@ def enqueue(
     occurred_at: datetime,
 ) -> str:
     """Write one pending delivery of ``notification`` to ``hook``; its id."""
-    delivery_id = str(uuid.uuid4())
-    conn.execute(
-        insert(webhook_deliveries).values(
-            id=delivery_id,
-            webhook_id=hook.id,
-            journal_id=journal_id,
-            type=notification.type,
-            body=notification.body(occurred_at),
-            state=PENDING,
-            attempts=0,
-            created_at=occurred_at,
-            next_attempt_at=occurred_at,
-            error="",
-        )
+    row = delivery_row(
+        hook=hook, notification=notification, journal_id=journal_id, occurred_at=occurred_at
     )
-    return delivery_id
+    conn.execute(insert(webhook_deliveries).values(row))
+    return str(row["id"])
+
+
+def _events_of(records: list[JournalRecord]) -> dict[str, Event]:
+    """The events the entries of one transaction carry, by id."""
+    found: dict[str, Event] = {}
+    for record in records:
+        event = getattr(record.entry, "after", None) or getattr(record.entry, "event", None)
+        if isinstance(event, Event) and event.id:
+            found[event.id] = event
+    return found
 
 
 class Outbox:
@@ -215,16 +238,23 @@ class Outbox:
         if not notified:
             return
         hooks = conn.execute(select(webhooks)).all()
+        if not hooks:
+            return
+        known = _events_of(records)
+        rows = []
         for record, notification in notified:
             wanted = [hook for hook in hooks if subscribed(hook, notification)]
             if not wanted:
                 continue
-            notification = _with_event(conn, notification)
-            for hook in wanted:
-                enqueue(
-                    conn,
+            notification = _with_event(conn, notification, known)
+            rows += [
+                delivery_row(
                     hook=hook,
                     notification=notification,
                     journal_id=record.id,
                     occurred_at=record.occurred_at,
                 )
+                for hook in wanted
+            ]
+        if rows:
+            conn.execute(insert(webhook_deliveries), rows)
