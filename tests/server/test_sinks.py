@@ -89,7 +89,7 @@ def test_slack_gets_a_block_kit_message(app: Any) -> None:
         "*Duration*\n95s",
         f"*PR*\n{PR}",
     ]
-    link = f"https://tracker.example/api/v1alpha1/event/{event['metadata']['id']}"
+    link = f"https://tracker.example/events/{event['metadata']['id']}"
     assert context["elements"] == [{"type": "mrkdwn", "text": f"<{link}|Open event>"}]
 
 
@@ -104,7 +104,7 @@ def test_grafana_gets_a_region_from_start_to_end(app: Any) -> None:
         assert request.headers["authorization"] == "Bearer glsa_token"
     start_ms = int(START.timestamp() * 1000)
     link = (
-        f' <a href="https://tracker.example/api/v1alpha1/event/{event["metadata"]["id"]}">event</a>'
+        f' <a href="https://tracker.example/events/{event["metadata"]["id"]}">event</a>'
     )
     assert point.json() == {
         "time": start_ms,
@@ -227,7 +227,7 @@ def test_github_deployments_show_the_deploy_on_the_pr(app: Any) -> None:
     assert deployment["payload"] == {"trackerEventId": event["metadata"]["id"]}
     assert deployment["production_environment"] is True
     assert deployment["required_contexts"] == [] and deployment["auto_merge"] is False
-    link = f"https://tracker.example/api/v1alpha1/event/{event['metadata']['id']}"
+    link = f"https://tracker.example/events/{event['metadata']['id']}"
     assert github.statuses == [
         (1, {"state": "in_progress", "environment_url": link, "description": "api: start"}),
         (1, {"state": "success", "environment_url": link, "description": "api: success"}),

@@ -33,10 +33,10 @@ class Outgoing:
         return Event.model_validate(raw) if isinstance(raw, dict) else None
 
     def event_link(self, event: Event) -> str:
-        """Where a person reads the event (the server's public address, when set)."""
+        """The event's dashboard page (needs the server's public address, ``public_url``)."""
         if not self.public_url:
             return ""
-        return f"{self.public_url.rstrip('/')}/api/v1alpha1/event/{event.id}"
+        return f"{self.public_url.rstrip('/')}/events/{event.id}"
 
 
 @dataclass(frozen=True)
