@@ -51,6 +51,7 @@ from tracker_ci.models import (
     EventListResponse,
     EventResponse,
     EventType,
+    EvictLockRequest,
     FreezeWindow,
     FreezeWindowListResponse,
     FreezeWindowResponse,
@@ -90,6 +91,7 @@ __all__ = [
     "DEFAULT_BACKOFF",
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT",
+    "REASON_HEADER",
     "SERVER_HEADER",
     "TrackerClient",
     "idempotency_key_for",
@@ -104,6 +106,8 @@ MAX_BACKOFF = 10.0
 #: Our server sends this header on every answer; upstream never does.
 SERVER_HEADER = "X-Tracker-Server"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: Why an admin releases a lock another token took (break glass; the server audits it).
+REASON_HEADER = "X-Tracker-Reason"
 #: Answers that say "try again later": a busy or restarting server, a proxy, a rate limit.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -258,9 +262,12 @@ class TrackerClient:
         params: list[tuple[str, str | int | float | bool | None]] | None = None,
         idempotent: bool = True,
         idempotency_key: str | None = None,
+        reason: str = "",
     ) -> httpx.Response:
         """Send one request, retrying what is safe to retry; raise the mapped error."""
-        headers = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None
+        headers = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else {}
+        if reason:
+            headers[REASON_HEADER] = reason
         # Upstream ignores the key: a repeat there would write twice.
         repeatable = idempotent or bool(idempotency_key and self.server_is_bundled is not False)
         attempt = 0
@@ -371,6 +378,7 @@ class TrackerClient:
         if self.queue_ticket:
             body["queueTicket"] = self.queue_ticket
         _drop_empty(body, _EVENT_EXTENSIONS)
+        self._attribute_extensions(body)
         response = self._request(
             "POST",
             f"{API_PREFIX}/event",
@@ -387,10 +395,19 @@ class TrackerClient:
 
     def update_event(self, request: UpdateEventRequest) -> Event:
         """Replace an event's title, attributes and links; the event after the change."""
-        response = self._request("PUT", f"{API_PREFIX}/event", json=request.to_wire())
+        body = request.to_wire()
+        self._attribute_extensions(body)
+        response = self._request("PUT", f"{API_PREFIX}/event", json=body)
         if self._answers_after_change(response):
             return self._event(response)
         return self.get_event(request.id or self._event(response).id)
+
+    def _attribute_extensions(self, body: dict[str, Any]) -> None:
+        """``attributes.revision`` / ``.changes`` go to our server only, and only when set."""
+        attributes = body.get("attributes") or {}
+        for name in _ATTRIBUTE_EXTENSIONS:
+            if not attributes.get(name) or self.server_is_bundled is False:
+                attributes.pop(name, None)
 
     def delete_event(self, event_id: str) -> None:
         """Delete an event (upstream answers 501: not implemented)."""
@@ -632,6 +649,12 @@ class TrackerClient:
         )
         return self._parse(response, QueueResponse)
 
+    def evict_lock(self, lock_id: str, *, by: str, why: str) -> int:
+        """Evict a dead holder's lock (its CI job ended; extension); how many were removed."""
+        body = EvictLockRequest(by=by, why=why).to_wire()
+        path = f"{API_PREFIX}/lock/{_segment(lock_id)}/evict"
+        return self._parse(self._request("POST", path, json=body), UnlockResponse).count
+
     def leave_queue(self, ticket: str) -> int:
         """Leave a lock's queue; 0 when the ticket was already gone."""
         response = self._request("DELETE", f"{API_PREFIX}/lock/queue/{_segment(ticket)}")
@@ -718,10 +741,13 @@ class TrackerClient:
             return self._lock(response)
         return self.get_lock(lock_id)
 
-    def release_lock(self, lock_id: str) -> int:
-        """Release a lock by id (upstream's ``GET /unlock/{id}``); how many were deleted."""
+    def release_lock(self, lock_id: str, *, reason: str = "") -> int:
+        """Release a lock by id (upstream's ``GET /unlock/{id}``); how many were deleted.
+        ``reason``: an admin releasing a lock another token took says why (audited)."""
         try:
-            response = self._request("GET", f"{API_PREFIX}/unlock/{_segment(lock_id)}")
+            response = self._request(
+                "GET", f"{API_PREFIX}/unlock/{_segment(lock_id)}", reason=reason
+            )
         except NotFound:
             # Our server answers a lock that is gone with count "0"; upstream with a 500
             # "no event found in tracker for id ...": the same fact, so the same answer.
@@ -739,8 +765,10 @@ class TrackerClient:
         who: str,
         lock_id: str = "",
         event_id: str = "",
+        reason: str = "",
     ) -> int:
-        """Release the lock on (service, environment, resource) held by ``who`` (extension)."""
+        """Release the lock on (service, environment, resource) that this job took, named by
+        its ``lock_id`` or ``event_id`` and ``who`` (extension)."""
         body = ReleaseLockRequest(
             service=service,
             environment=str(environment),
@@ -750,7 +778,7 @@ class TrackerClient:
             event_id=event_id,
         ).to_wire()
         try:
-            response = self._request("POST", f"{API_PREFIX}/unlock", json=body)
+            response = self._request("POST", f"{API_PREFIX}/unlock", json=body, reason=reason)
         except NotFound:
             if self.last_attempts > 1:
                 # Sent again after a lost answer: the first try released it.
@@ -785,10 +813,17 @@ class TrackerClient:
 
     # ---------------------------------------------------------------------- tokens
     def create_token(
-        self, *, name: str, services: Sequence[str] = (), admin: bool = False
+        self,
+        *,
+        name: str,
+        services: Sequence[str] = (),
+        admin: bool = False,
+        read_only: bool = False,
     ) -> TokenCreatedResponse:
         """Create an API token (extension, admin only); its secret is shown only here."""
-        body = TokenCreateRequest(name=name, services=list(services), admin=admin).to_wire()
+        body = TokenCreateRequest(
+            name=name, services=list(services), admin=admin, read_only=read_only
+        ).to_wire()
         response = self._request("POST", f"{API_PREFIX}/tokens", json=body, idempotent=False)
         return self._parse(response, TokenCreatedResponse)
 
@@ -890,6 +925,8 @@ class _TokenResponse(BaseModel):
 # Our extensions of the create bodies: sent only when set, so upstream sees its own body.
 _EVENT_EXTENSIONS = ("lockReason", "jobUrl", "breakGlass", "queueTicket")
 _LOCK_EXTENSIONS = ("reason", "jobUrl", "breakGlass", "queueTicket")
+#: What a deployment shipped (extensions inside ``attributes``).
+_ATTRIBUTE_EXTENSIONS = ("revision", "changes")
 
 
 def _drop_empty(body: dict[str, Any], names: Sequence[str]) -> None:

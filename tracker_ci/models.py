@@ -92,6 +92,7 @@ __all__ = [
     "LockStatusResponse",
     "QueuePolicy",
     "QueuePolicyListResponse",
+    "EvictLockRequest",
     "FreezeType",
     "FreezeScope",
     "FreezeWindow",
@@ -780,6 +781,13 @@ class LockStatusResponse(WireModel):
     policy: Text = "fifo"
 
 
+class EvictLockRequest(WireModel):
+    """Body of ``POST /lock/{id}/evict`` (extension): who evicts a dead holder, and why."""
+
+    by: Text = ""
+    why: Text = ""
+
+
 class QueuePolicy(WireModel):
     """A queue policy for an environment (all services when ``service`` is empty)."""
 
@@ -852,6 +860,8 @@ class TokenCreateRequest(WireModel):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     services: TextList = Field(default_factory=list)
     admin: Flag = False
+    #: A token that may only read (dashboards, scripts).
+    read_only: Flag = False
 
 
 class TokenInfo(WireModel):
@@ -864,6 +874,7 @@ class TokenInfo(WireModel):
     created_at: Timestamp | None = None
     last_used_at: Timestamp | None = None
     prefix: Text = ""
+    read_only: Flag = False
 
 
 class TokenCreatedResponse(WireModel):

@@ -36,9 +36,13 @@ class Principal:
     token_id: str = ""
     admin: bool = False
     services: frozenset[str] = field(default_factory=frozenset)
+    #: A token for dashboards and scripts: it may read, never write.
+    read_only: bool = False
 
     def may_write(self, service: str) -> bool:
         """True when the caller may write events and locks of this service."""
+        if self.read_only:
+            return False
         return self.admin or not self.services or service in self.services
 
 
@@ -61,6 +65,8 @@ def authorize(
         )
     if admin and not principal.admin:
         raise Forbidden(f"token {principal.name!r} is not an admin token: it cannot {action}")
+    if principal.read_only and action != "read":
+        raise Forbidden(f"token {principal.name!r} is read-only: it cannot {action}")
     if service is not None and not principal.may_write(service):
         allowed = ", ".join(sorted(principal.services))
         raise Forbidden(
@@ -92,5 +98,9 @@ def identify(
         with database.write() as conn:
             token_store.touch_token(conn, token_id=token.id, now=now)
     return Principal(
-        name=token.name, token_id=token.id, admin=token.admin, services=frozenset(token.services)
+        name=token.name,
+        token_id=token.id,
+        admin=token.admin,
+        services=frozenset(token.services),
+        read_only=token.read_only,
     )

@@ -22,6 +22,8 @@ from sqlalchemy.engine import URL, make_url
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024
+PG_STATEMENT_TIMEOUT_MS = 5_000
+PG_LOCK_TIMEOUT_MS = 3_000
 # A fixed key for pg_advisory_lock, so replicas starting together migrate one at a time.
 _MIGRATION_LOCK_KEY = 0x7472_6163_6B65_72  # "tracker"
 
@@ -53,7 +55,14 @@ def create_database_engine(database_url: str) -> Engine:
         max_overflow=10,
         pool_pre_ping=True,
         pool_timeout=10,
-        connect_args={"connect_timeout": 5},
+        connect_args={
+            "connect_timeout": 5,
+            # Below the shutdown grace (10 s): a stuck statement ends as a 503, never
+            # holds a SIGTERM'd server past its grace, and a row lock held by a stalled
+            # transaction cannot queue every writer behind it.
+            "options": f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS} "
+            f"-c lock_timeout={PG_LOCK_TIMEOUT_MS}",
+        },
     )
 
 

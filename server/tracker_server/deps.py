@@ -23,7 +23,7 @@ from tracker_server.clock import Clock
 from tracker_server.db import Database
 from tracker_server.journal import Journal
 from tracker_server.settings import ServerSettings
-from tracker_server.writes import Write
+from tracker_server.writes import REASON_HEADER, Write
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
@@ -79,6 +79,8 @@ def _write(request: Request, principal: Principal, now: datetime) -> Write:
         database=state.database,
         journal=Journal(metrics=state.metrics, now=now, outbox=getattr(state, "outbox", None)),
         now=now,
+        # An admin acting on a lock another token took must say why (audited).
+        reason=request.headers.get(REASON_HEADER, "").strip(),
     )
 
 

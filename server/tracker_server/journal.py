@@ -257,6 +257,21 @@ class LockReleased(JournalEntry):
         return "lock deleted", fields
 
 
+class LockOverridden(JournalEntry):
+    """An admin acted on a lock another token took (break glass), saying why."""
+
+    KIND = "lock_overridden"
+    lock: Lock
+    by: str
+    action: str
+    reason: str
+
+    def audit_line(self) -> AuditLine:
+        fields = lock_log_fields(self.lock)
+        fields.update(by=self.by, action=self.action, reason=self.reason)
+        return "lock overridden by admin", fields
+
+
 class LockUpdated(JournalEntry):
     """A lock's fields were changed (PUT /lock/{id})."""
 

@@ -142,6 +142,8 @@ locks = Table(
     Column("fence", Integer, nullable=False, default=0),
     Column("reason", Text, nullable=False, default=""),
     Column("job_url", Text, nullable=False, default=""),
+    # Revision 0008: the token that took the lock ("" with auth off or the admin token).
+    Column("token_id", String(36), nullable=False, default=""),
     # The database itself decides who wins a race for a key.
     UniqueConstraint("service", "environment", "resource"),
 )
@@ -169,6 +171,8 @@ tokens = Table(
     Column("admin", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime, nullable=True),
+    # Revision 0008: a token for dashboards and scripts, which may only read.
+    Column("read_only", Boolean, nullable=False, default=False),
 )
 
 # Every change, written in the change's own transaction (see journal.py); read in id order.

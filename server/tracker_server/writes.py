@@ -23,10 +23,14 @@ from tracker_ci.models import Event, Lock
 from tracker_server import wakeup
 from tracker_server.auth import Principal, authorize
 from tracker_server.db import Database
-from tracker_server.journal import Journal
+from tracker_server.domain import Forbidden
+from tracker_server.journal import Journal, LockOverridden
 from tracker_server.store import events as event_store
 from tracker_server.store import idempotency
 from tracker_server.store import locks as lock_store
+
+#: The header carrying an admin's reason for acting on a lock another token took.
+REASON_HEADER = "X-Tracker-Reason"
 
 
 @dataclass
@@ -37,6 +41,8 @@ class Write:
     database: Database
     journal: Journal
     now: datetime
+    #: ``X-Tracker-Reason``: why an admin acts on a lock another token took.
+    reason: str = ""
 
     def allow(self, service: str) -> None:
         """Refuse unless the caller may write this service."""
@@ -67,18 +73,43 @@ class Write:
         self.allow(event.attributes.service)
         return event
 
-    def owned_lock(self, conn: Connection, lock_id: str) -> Lock:
+    def owned_lock(self, conn: Connection, lock_id: str, action: str = "change") -> Lock:
         """The live lock when the caller may write it."""
         lock = lock_store.require_lock(conn, lock_id=lock_id, now=self.now)
         self.allow(lock.service)
+        self.check_holder(conn, lock, action)
         return lock
 
-    def owned_lock_if_any(self, conn: Connection, lock_id: str) -> Lock | None:
+    def owned_lock_if_any(
+        self, conn: Connection, lock_id: str, action: str = "release"
+    ) -> Lock | None:
         """The live lock when the caller may write it; None when there is none."""
         lock = lock_store.find_lock(conn, lock_id=lock_id, now=self.now)
         if lock is not None:
             self.allow(lock.service)
+            self.check_holder(conn, lock, action)
         return lock
+
+    def check_holder(self, conn: Connection, lock: Lock, action: str) -> None:
+        """A lock belongs to the token that took it: another token may ``action`` it only
+        as an admin giving a reason (break glass, audited in the journal)."""
+        owner = lock_store.lock_token(conn, lock_id=lock.id)
+        caller = self.principal
+        if not owner or owner == caller.token_id:
+            return
+        if not caller.admin:
+            raise Forbidden(
+                f"lock {lock.id} was taken by another token: only that token, or an admin "
+                f"giving a reason ({REASON_HEADER}), may {action} it"
+            )
+        if not self.reason:
+            raise Forbidden(
+                f"lock {lock.id} was taken by another token: as an admin, say why you "
+                f"{action} it ({REASON_HEADER} header; tracker-ci lock release --reason)"
+            )
+        self.journal.record(
+            LockOverridden(lock=lock, by=caller.name, action=action, reason=self.reason)
+        )
 
     def once(
         self,

@@ -557,7 +557,7 @@ def test_create_token(api: respx.MockRouter, client: TrackerClient) -> None:
     assert created.token.services == ["api"]
     request = route.calls.last.request
     assert request.headers["Authorization"] == AUTH
-    assert body(request) == {"name": "ci", "services": ["api"], "admin": False}
+    assert body(request) == {"name": "ci", "services": ["api"], "admin": False, "readOnly": False}
 
 
 def test_list_tokens(api: respx.MockRouter, client: TrackerClient) -> None:

@@ -151,3 +151,20 @@ def test_a_503_says_when_to_retry_and_not_where_the_database_is(app_client, monk
     assert body["code"] == 14 and body["message"].startswith("database unavailable")
     for secret in ("10.1.2.3", "5433", "prod_tracker"):
         assert secret not in answer.text
+
+
+@pytest.mark.postgres
+def test_postgresql_statements_time_out_below_the_shutdown_grace(
+    postgres_database_url: str,
+) -> None:
+    from sqlalchemy import text
+    from tracker_server.db import create_database_engine
+
+    engine = create_database_engine(postgres_database_url)
+    try:
+        with engine.connect() as conn:
+            statement = conn.execute(text("SHOW statement_timeout")).scalar()
+            lock = conn.execute(text("SHOW lock_timeout")).scalar()
+    finally:
+        engine.dispose()
+    assert (statement, lock) == ("5s", "3s")

@@ -138,6 +138,13 @@ break_glass_option = click.option(
 )
 @reason_option
 @break_glass_option
+@click.option(
+    "--evict-dead-holder",
+    is_flag=True,
+    envvar="TRACKER_EVICT_DEAD_HOLDER",
+    help="While waiting, ask the CI API (GITHUB_TOKEN, GITLAB_TOKEN or CI_JOB_TOKEN) whether "
+    "the holder's job still runs; evict it (audited) once it has ended.",
+)
 @pass_state
 def acquire(
     state: AppState,
@@ -150,11 +157,13 @@ def acquire(
     wait: float | None,
     reason: str,
     break_glass: str,
+    evict_dead_holder: bool,
 ) -> None:
     """Take a lock; prints its id. Exit 3 when it is held (after --wait), 7 when a hard
     freeze window refuses it."""
     from tracker_ci.ci.github_report import StepReport
     from tracker_ci.commands.context import detect_run
+    from tracker_ci.commands.deploy import dead_holder_check
     from tracker_ci.output import warn
 
     service, env = _key(state, service, environment)
@@ -175,6 +184,7 @@ def acquire(
             reason=reason,
             job_url=run.run_url,
             break_glass=break_glass,
+            evict_dead_holder=dead_holder_check({}) if evict_dead_holder else None,
         )
         try:
             taken = waiter.run(
@@ -219,6 +229,11 @@ def acquire(
     help="By key: the event whose lock this job took. [env: TRACKER_EVENT_ID]",
 )
 @click.option(
+    "--reason",
+    default="",
+    help="An admin releasing a lock another token took says why (audited on the server).",
+)
+@click.option(
     "--missing-ok",
     is_flag=True,
     help="A lock that is already gone (released, expired) is no error (exit 0).",
@@ -233,6 +248,7 @@ def release(
     who: str | None,
     held_lock_id: str,
     event_id: str,
+    reason: str,
     missing_ok: bool,
 ) -> None:
     """Release a lock by id, or by service/environment/resource and the lock (or event) id
@@ -246,7 +262,7 @@ def release(
 
     with state.client() as client:
         if lock_id:
-            count = client.release_lock(lock_id)
+            count = client.release_lock(lock_id, reason=reason)
             what = f"lock {lock_id}"
         else:
             service, env = _key(state, service, environment)
@@ -262,6 +278,7 @@ def release(
                 who=who or detect_run().owner or "tracker-ci",
                 lock_id=held_lock_id,
                 event_id=event_id,
+                reason=reason,
             )
             what = f"the {resource} lock of {service} in {env}"
     if not count and not missing_ok:

@@ -31,13 +31,20 @@ def token() -> None:
     help="Limit writes to this service (repeatable; none: every service).",
 )
 @click.option("--admin", is_flag=True, help="May manage tokens too.")
+@click.option(
+    "--read-only", is_flag=True, help="May only read (dashboards, scripts): every write is 403."
+)
 @pass_state
-def create(state: AppState, name: str, services: tuple[str, ...], admin: bool) -> None:
+def create(
+    state: AppState, name: str, services: tuple[str, ...], admin: bool, read_only: bool
+) -> None:
     """Create a token and print its secret (shown only this once)."""
     from tracker_ci.ci.github import mask
 
     with state.client() as client:
-        created = client.create_token(name=name, services=services, admin=admin)
+        created = client.create_token(
+            name=name, services=services, admin=admin, read_only=read_only
+        )
     mask(created.secret)
     if state.json:
         emit_json(created)

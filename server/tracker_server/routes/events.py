@@ -46,6 +46,7 @@ from tracker_server.routes.common import (
 )
 from tracker_server.routes.freezes import wire_with_warnings
 from tracker_server.store import events as event_store
+from tracker_server.store import locks as lock_store
 from tracker_server.store.events import EventFilter
 from tracker_server.tables import events as events_table
 from tracker_server.validation import (
@@ -81,6 +82,10 @@ def create_event(
 
     def work(conn: Connection) -> Response:
         event = event_store.create_event(conn, request=body, now=write.now, journal=write.journal)
+        # The automatic lock belongs to the token that opened the event.
+        lock_store.record_lock_token(
+            conn, token_id=write.principal.token_id, event_id=event.metadata.id
+        )
         warnings = _enforce_freezes(conn, body, event.metadata.id, write)
         if body.break_glass and warnings:  # the glass entry joined its changelog
             event = event_store.require_event(conn, event_id=event.metadata.id)

@@ -73,6 +73,8 @@ def acquire_lock(
             job_url=body.job_url,
             ticket=body.queue_ticket,
         )
+        # The lock belongs to the token that took it (release and renew check it).
+        lock_store.record_lock_token(conn, token_id=write.principal.token_id, lock_id=lock.id)
         warnings: list[str] = []
         if resource in FROZEN_RESOURCES:
             warnings = freezes.enforce(
@@ -173,6 +175,16 @@ def release_lock_by_key(body: ReleaseLockRequest, write: WriteDep) -> Response:
             "(or of its event) the caller took; who alone is not enough"
         )
     with write.transaction() as conn:
+        current = lock_store.find_lock_by_key(
+            conn,
+            service=body.service,
+            environment=body.environment,
+            resource=resource,
+            now=write.now,
+        )
+        if current is not None and current.id == (lock_id or current.id):
+            # Named right: it is released only if this token took it (or an admin says why).
+            write.check_holder(conn, current, "release")
         holder, count = lock_store.release_lock_by_key(
             conn,
             service=body.service,
@@ -195,7 +207,7 @@ def release_lock_by_key(body: ReleaseLockRequest, write: WriteDep) -> Response:
 def renew_lock(id: LockId, body: RenewLockRequest, write: WriteDep) -> Response:
     """Push a live lock's expiry to now + ``ttlSeconds``; 404 when gone or expired."""
     with write.transaction() as conn:
-        write.owned_lock(conn, str(id))
+        write.owned_lock(conn, str(id), "renew")
         lock = lock_store.renew_lock(
             conn,
             lock_id=str(id),

@@ -16,6 +16,7 @@ from tracker_ci.models import (
     TokenResponse,
 )
 from tracker_server.deps import Admin, AdminWriteDep, DatabaseDep
+from tracker_server.domain import InvalidInput
 from tracker_server.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from tracker_server.routes.common import wire
 from tracker_server.store import tokens as token_store
@@ -31,6 +32,8 @@ def create_token(body: TokenCreateRequest, write: AdminWriteDep) -> Response:
     """Create a token; its secret (``trk_...``) is in this answer and never again."""
     check_text(body.name, "name", max_length=MAX_NAME, required=True)
     check_list(body.services, "services")
+    if body.read_only and body.admin:
+        raise InvalidInput("invalid request: readOnly: an admin token cannot be read-only")
     with write.transaction() as conn:
         token, secret = token_store.create_token(
             conn,
@@ -39,6 +42,7 @@ def create_token(body: TokenCreateRequest, write: AdminWriteDep) -> Response:
             admin=body.admin,
             now=write.now,
             journal=write.journal,
+            read_only=body.read_only,
         )
     return wire(TokenCreatedResponse(token=token, secret=secret), status_code=201)
 

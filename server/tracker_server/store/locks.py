@@ -17,6 +17,7 @@ from tracker_server.domain import InternalError, LockConflict, LockNotFound
 from tracker_server.journal import (
     Journal,
     LockAcquired,
+    LockEvicted,
     LockReleased,
     LockRenewed,
     LockUpdated,
@@ -319,6 +320,28 @@ def release_lock_by_key(
     return holder, release_lock(conn, lock_id=holder.id, now=now, journal=journal)
 
 
+def evict_lock(
+    conn: Connection, *, lock: Lock, by: str, why: str, now: datetime, journal: Journal
+) -> int:
+    """Delete a dead holder's lock (its CI job ended), audited: who evicted it and why;
+    the next waiter's turn comes in this transaction."""
+    count = release_lock(conn, lock_id=lock.id, now=now, journal=journal)
+    if count:
+        journal.record(LockEvicted(lock=lock, by=by, why=why))
+        on_event = conn.execute(select(events.c.id).where(events.c.id == lock.event_id))
+        if lock.event_id and on_event.first():
+            entry = ChangelogEntry(
+                timestamp=now,
+                user=by or "system",
+                change_type=ChangeType.unlocked,
+                field="lock",
+                old_value=lock.id,
+                comment=f"lock evicted by {by or 'system'}: {why}",
+            )
+            conn.execute(insert(changelog), changelog_values(lock.event_id, entry))
+    return count
+
+
 def renew_lock(
     conn: Connection, *, lock_id: str, ttl_seconds: int, now: datetime, journal: Journal
 ) -> Lock:
@@ -372,3 +395,20 @@ def update_lock(
     updated = row_to_lock(row)
     journal.record(LockUpdated(before=lock, after=updated))
     return updated
+
+
+# ------------------------------------------------------------------- ownership
+def record_lock_token(
+    conn: Connection, *, token_id: str, lock_id: str = "", event_id: str = ""
+) -> None:
+    """Record the token that took a lock (by id, or the locks of a new event)."""
+    if not token_id or not (lock_id or event_id):
+        return
+    where = locks.c.id == lock_id if lock_id else locks.c.event_id == event_id
+    conn.execute(update(locks).where(where).values(token_id=token_id))
+
+
+def lock_token(conn: Connection, *, lock_id: str) -> str:
+    """The id of the token that took the lock ("" when none was recorded)."""
+    found = conn.execute(select(locks.c.token_id).where(locks.c.id == lock_id)).scalar()
+    return str(found or "")

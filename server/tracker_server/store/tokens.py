@@ -33,6 +33,7 @@ def row_to_token(row: Any) -> TokenInfo:
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         prefix=row.prefix,
+        read_only=row.read_only,
     )
 
 
@@ -44,6 +45,7 @@ def create_token(
     admin: bool,
     now: datetime,
     journal: Journal,
+    read_only: bool = False,
 ) -> tuple[TokenInfo, str]:
     """A new token and its secret (the only time the secret exists in clear)."""
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
@@ -54,6 +56,7 @@ def create_token(
         "prefix": secret[:8],
         "services": sorted(set(services)),
         "admin": admin,
+        "read_only": read_only,
         "created_at": now,
         "last_used_at": None,
     }
