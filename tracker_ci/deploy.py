@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from tracker_ci.changes import Shipped
 from tracker_ci.client import TrackerClient, idempotency_key_for
 from tracker_ci.exceptions import (
     ConfigError,
@@ -200,6 +201,11 @@ def find_deployment(
 class Deployment:
     """One deployment of a service to an environment, tracked on a Tracker server."""
 
+    #: What it ships (revision, changes): ``start`` asks ``ship_lookup`` once, which never
+    #: raises (tracker_ci.changes.find_shipped); the event records it on our server.
+    ship_lookup: Callable[[], Shipped] | None = None
+    shipped: Shipped | None = None
+
     def __init__(
         self,
         client: TrackerClient,
@@ -223,6 +229,7 @@ class Deployment:
         reason: str = "",
         break_glass: str = "",
         job_url: str = "",
+        evict_dead_holder: Callable[[Lock], str | None] | None = None,
     ) -> None:
         if not service or not service.strip():
             raise ConfigError("a deployment needs a service name (--service or TRACKER_SERVICE)")
@@ -256,6 +263,8 @@ class Deployment:
         self.reason = reason
         self.break_glass = break_glass
         self.job_url = job_url
+        #: Why a holder's CI job has ended (then it is evicted), or None: see ci/jobs.py.
+        self.evict_dead_holder = evict_dead_holder
         #: Why the lease was lost while ``run`` ran its command ("" while held).
         self.lock_lost = ""
         # When the request that took or last renewed the lease was sent (monotonic): the
@@ -305,6 +314,8 @@ class Deployment:
                 environment=self.environment,
                 start_date=utcnow(),
                 owner=self.owner,
+                revision=self.shipped.revision if self.shipped else "",
+                changes=list(self.shipped.changes) if self.shipped else [],
             ),
             links=EventLinks(pull_request_link=self.pr_url, ticket=self.ticket),
             lock_reason=self.reason,
@@ -326,10 +337,13 @@ class Deployment:
             reason=self.reason,
             job_url=self.job_url,
             break_glass=self.break_glass,
+            evict_dead_holder=self.evict_dead_holder,
         )
 
     def start(self, wait: float = 0, on_wait: OnWait | None = None) -> DeploymentState:
         """Open the deployment event and its lock, waiting up to ``wait`` s for a held lock."""
+        if self.ship_lookup is not None and self.shipped is None:
+            self.shipped = self.ship_lookup()
         try:
             event = self.waiter(wait, on_wait).run(self._creator())
             lock = self._lock_of(event)

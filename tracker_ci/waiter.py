@@ -58,6 +58,8 @@ OnWait = Callable[[Lock | LockHeld | QueuePlace, float], None]
 DEFAULT_POLL_INTERVAL = 2.0
 #: The longest one long poll of the queue lasts: a cancel is noticed at least this often.
 LONG_POLL = 2.0
+#: How often one holder's CI job is asked about (``evict_dead_holder``).
+EVICT_CHECK_INTERVAL = 10.0
 _FIRST_DELAY = 0.25
 _GROWTH = 1.6
 _JITTER = 0.2
@@ -91,6 +93,7 @@ class LockWaiter:
         job_url: str = "",
         break_glass: str = "",
         queue: bool = True,
+        evict_dead_holder: Callable[[Lock], str | None] | None = None,
     ) -> None:
         self.client = client
         self.service = service
@@ -109,6 +112,10 @@ class LockWaiter:
         self.break_glass = break_glass
         #: Wait in the server's queue when it has one (False: always poll).
         self.queue = queue
+        #: Given the holder's lock, why its CI job has ended (None: it runs, or unknown):
+        #: then the holder is evicted instead of waiting out its lease.
+        self.evict_dead_holder = evict_dead_holder
+        self._checked: dict[str, float] = {}
 
     def run(self, attempt: Callable[[], T]) -> T:
         """Call ``attempt`` until it stops raising LockHeld; raise when the wait runs out."""
@@ -145,6 +152,8 @@ class LockWaiter:
                     ticket = answer.ticket.ticket
                     if answer.lock is not None:
                         held = held.with_lock(answer.lock)
+                        if self._evicted(answer.lock):
+                            continue  # the turn comes at the next look
                     if answer.ticket.state == "granted":
                         try:
                             result = self._claim(attempt, ticket)
@@ -195,15 +204,17 @@ class LockWaiter:
         while True:
             waited = time.monotonic() - began
             holder = self.holder(held)
+            evicted = False
             if isinstance(holder, Lock):
                 held = held.with_lock(holder)
+                evicted = self._evicted(holder)
             remaining = self.wait - waited
             if remaining <= 0:
                 if self.wait > 0:
                     raise self._timed_out(held, waited) from None
                 raise held from None
             self._tell(holder, waited)
-            pause = delay * random.uniform(1 - _JITTER, 1 + _JITTER)
+            pause = 0.0 if evicted else delay * random.uniform(1 - _JITTER, 1 + _JITTER)
             if self.cancel.wait(min(pause, remaining)):
                 raise WaitCancelled
             delay = min(delay * _GROWTH, self.poll_interval)
@@ -211,6 +222,23 @@ class LockWaiter:
                 return attempt()
             except LockHeld as error:
                 held = error
+
+    def _evicted(self, holder: Lock) -> bool:
+        """Evict the holder when its CI job has ended (checked at most every so often)."""
+        if self.evict_dead_holder is None or not holder.id or not holder.job_url:
+            return False
+        now = time.monotonic()
+        if now - self._checked.get(holder.id, -EVICT_CHECK_INTERVAL) < EVICT_CHECK_INTERVAL:
+            return False
+        self._checked[holder.id] = now
+        why = self.evict_dead_holder(holder)
+        if not why:
+            return False
+        try:
+            by = self.who or "tracker-ci"
+            return bool(self.client.evict_lock(holder.id, by=by, why=f"{holder.who}: {why}"))
+        except TrackerError:
+            return False
 
     def until_free(self) -> None:
         """Wait until nobody holds the lock (without taking it, so without queueing)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import httpx
 import pytest
@@ -15,7 +16,12 @@ from tests.support.servers import run_server
 pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.timeout(150)]
 
 API = "/api/v1alpha1"
-KEY = {"service": "api", "environment": "production", "resource": "deployment"}
+# The session's PostgreSQL database is shared with other tests: a key of our own.
+KEY = {
+    "service": f"api-{uuid.uuid4().hex[:8]}",
+    "environment": "production",
+    "resource": "deployment",
+}
 
 
 @pytest.fixture
@@ -27,7 +33,9 @@ def replicas(postgres_database_url, tmp_path):
 
 def test_two_replicas_serve_one_queue_in_order_and_wake_each_other(replicas):
     a, b = replicas
-    holder = httpx.post(f"{a}{API}/lock", json=KEY | {"who": "holder"}).json()["lock"]
+    taken = httpx.post(f"{a}{API}/lock", json=KEY | {"who": "holder"})
+    assert taken.status_code == 200, taken.text
+    holder = taken.json()["lock"]
     tickets = []
     for index in range(4):  # joined alternately through each replica
         url = replicas[index % 2]
@@ -70,4 +78,5 @@ def test_two_replicas_serve_one_queue_in_order_and_wake_each_other(replicas):
         lock = taken.json()["lock"]
         fences.append(lock["fence"])
         httpx.get(f"{url}{API}/unlock/{lock['id']}")
-    assert fences == [2, 3, 4, 5]
+    first = holder["fence"]
+    assert fences == [first + 1, first + 2, first + 3, first + 4]

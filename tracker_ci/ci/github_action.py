@@ -59,6 +59,8 @@ INPUT_NAMES = (
     "owner",
     "pr-url",
     "ticket",
+    "reason",
+    "break-glass",
     "fail-policy",
     "lock-ttl",
     "status",
@@ -216,6 +218,8 @@ class ActionInputs:
     owner: str = ""
     pr_url: str = ""
     ticket: str = ""
+    reason: str = ""
+    break_glass: str = ""
     fail_policy: str = "open"
     lock_ttl: int = 0
     status: str = ""
@@ -272,6 +276,8 @@ def parse_inputs(raw: Mapping[str, str], *, check_mode: bool = True) -> ActionIn
         owner=raw["owner"],
         pr_url=raw["pr-url"],
         ticket=raw["ticket"],
+        reason=raw["reason"],
+        break_glass=raw["break-glass"],
         fail_policy=_choice("fail-policy", raw["fail-policy"] or "open", FAIL_POLICIES, doubts),
         lock_ttl=_seconds("lock-ttl", raw["lock-ttl"] or "0"),
         status=_choice(
@@ -372,6 +378,8 @@ def build_cli_argv(inputs: ActionInputs) -> list[str]:
                 ("--owner", inputs.owner),
                 ("--pr-url", inputs.pr_url),
                 ("--ticket", inputs.ticket),
+                ("--reason", inputs.reason),
+                ("--break-glass", inputs.break_glass),
                 ("--source", "github-actions"),
                 ("--wait", inputs.wait),
                 ("--lock-ttl", inputs.lock_ttl),
@@ -390,7 +398,13 @@ def build_cli_argv(inputs: ActionInputs) -> list[str]:
     if inputs.mode == "lock":
         argv = [*_global(inputs), "lock", "acquire", *_key(inputs)]
         return argv + _options(
-            [("--who", inputs.owner), ("--wait", inputs.wait), ("--ttl", inputs.lock_ttl)]
+            [
+                ("--who", inputs.owner),
+                ("--wait", inputs.wait),
+                ("--ttl", inputs.lock_ttl),
+                ("--reason", inputs.reason),
+                ("--break-glass", inputs.break_glass),
+            ]
         )
     # unlock: by id, or by key naming the holder (the server checks it is the holder)
     if inputs.lock_id:

@@ -112,6 +112,14 @@ def start_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "event); with auth on, needs an admin token. [env: TRACKER_BREAK_GLASS]",
         ),
         click.option(
+            "--evict-dead-holder",
+            is_flag=True,
+            envvar="TRACKER_EVICT_DEAD_HOLDER",
+            help="While waiting, ask the CI API whether the holder's job (GitHub run/job, "
+            "GitLab job) still runs, with --github-token / --gitlab-token / CI_JOB_TOKEN; "
+            "evict it (audited) once it has ended. [env: TRACKER_EVICT_DEAD_HOLDER]",
+        ),
+        click.option(
             "--lock-ttl",
             type=click.IntRange(min=0),
             envvar="TRACKER_LOCK_TTL",
@@ -178,6 +186,10 @@ class CliReporter:
         self.step.deployment_opened(
             result, owner=deployment.owner, pr_url=deployment.pr_url, running=self.running
         )
+        from tracker_ci.changes import changes_markdown
+
+        if result.tracked and (shipped := changes_markdown(deployment.shipped)):
+            self.step.summary(shipped)
         if result.tracked:
             self._comment(deployment, result)
 
@@ -208,6 +220,7 @@ class CliReporter:
             self._comment(deployment, result)
 
     def _comment(self, deployment: Deployment, result: DeploymentState) -> None:
+        from tracker_ci.changes import changes_line
         from tracker_ci.commands.context import comment_body, post_comment
 
         if not (self.opts.get("comment") and deployment.pr_url):
@@ -218,6 +231,7 @@ class CliReporter:
             f"by {deployment.owner}" if deployment.owner else "",
             f"took {format_seconds(result.duration)}" if result.duration is not None else "",
             f"[CI run]({run.run_url})" if run.run_url else "",
+            changes_line(deployment.shipped),
         ]
         post_comment(
             run,
@@ -256,7 +270,7 @@ def _make_deployment(
             )
     policy = (opts.get("fail_policy") or state.config["fail_policy"]).lower()
     lock_ttl = opts.get("lock_ttl")
-    return Deployment(
+    deployment = Deployment(
         client,
         service=service,
         environment=environment,
@@ -275,7 +289,44 @@ def _make_deployment(
         reason=opts.get("reason") or "",
         break_glass=opts.get("break_glass") or "",
         job_url=run.run_url,
+        evict_dead_holder=dead_holder_check(opts) if opts.get("evict_dead_holder") else None,
     )
+    if run.github is not None or run.gitlab is not None:
+        deployment.ship_lookup = _ship_lookup(state, client, run, opts, service, environment)
+    return deployment
+
+
+def _ship_lookup(
+    state: AppState, client: Any, run: RunContext, opts: dict[str, Any], service: str, env: str
+) -> Callable[[], Any]:
+    """What the deploy ships, from the forge's compare API (a problem is a warning)."""
+    from tracker_ci.changes import find_shipped
+
+    return lambda: find_shipped(
+        client,
+        service=service,
+        environment=env,
+        github=run.github,
+        gitlab=run.gitlab,
+        github_token=opts.get("github_token"),
+        gitlab_token=opts.get("gitlab_token"),
+        timeout=state.config["timeout"],
+        on_problem=warn,
+    )
+
+
+def dead_holder_check(opts: dict[str, Any]) -> Callable[[Any], str | None]:
+    """``--evict-dead-holder``: why the holder's CI job has ended (ci/jobs.py), or None."""
+    import os
+
+    from tracker_ci.ci.jobs import JobChecker
+
+    checker = JobChecker.from_env(
+        os.environ,
+        github_token=opts.get("github_token"),
+        gitlab_token=opts.get("gitlab_token"),
+    )
+    return lambda holder: checker.ended(holder.job_url)
 
 
 def _key(state: AppState, service: str | None, environment: Any) -> tuple[str, str]:

@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 
 from tracker_ci.models import (
     API_PREFIX,
+    EvictLockRequest,
     LockStatusResponse,
     QueueEntry,
     QueuePolicy,
@@ -37,6 +38,7 @@ from tracker_server.writes import Write
 router = APIRouter(prefix=API_PREFIX, tags=["queue"], dependencies=[Depends(require_reader)])
 
 TicketId = Annotated[uuid.UUID, Path(description="The queue ticket (a UUID).")]
+LockId = Annotated[uuid.UUID, Path(description="The lock's id (a UUID).")]
 #: Resources a freeze holds back (the others are not deployments).
 FROZEN_RESOURCES = ("deployment", "operation")
 
@@ -208,3 +210,27 @@ def list_policies(database: DatabaseDep) -> Response:
     with database.read() as conn:
         policies = queue_store.list_policies(conn)
     return wire(QueuePolicyListResponse(policies=policies, total_count=len(policies)))
+
+
+@router.post(
+    "/lock/{id}/evict",
+    response_model=UnlockResponse,
+    responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+)
+def evict_lock(id: LockId, body: EvictLockRequest, write: WriteDep) -> Response:
+    """Evict a dead holder (a waiter found its CI job ended): the lock is deleted, the
+    eviction journaled and written on the holder's event, and the next waiter's turn
+    comes. ``why`` is required."""
+    check_text(body.by, "by", max_length=200)
+    check_text(body.why, "why", max_length=1000, required=True)
+    with write.transaction() as conn:
+        lock = write.owned_lock(conn, str(id))
+        count = lock_store.evict_lock(
+            conn,
+            lock=lock,
+            by=body.by or write.principal.name,
+            why=body.why,
+            now=write.now,
+            journal=write.journal,
+        )
+    return wire(UnlockResponse(message="lock evicted", id=str(id), count=count))
