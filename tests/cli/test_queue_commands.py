@@ -37,7 +37,9 @@ def until(condition: Callable[[], object], timeout: float = 30.0, what: str = ""
         time.sleep(0.05)
 
 
-def cli(url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def cli(
+    url: str, *args: str, env: dict[str, str] | None = None, **popen: object
+) -> subprocess.Popen[str]:
     """``tracker-ci ARGS`` as its own process (a CI job)."""
     full_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("TRACKER_", "GITHUB_"))},
@@ -50,6 +52,7 @@ def cli(url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.P
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        **popen,  # type: ignore[arg-type]
     )
 
 
@@ -265,3 +268,27 @@ def test_freezes_refuse_warn_and_let_broken_glass_through(
     bad = invoke("freeze", "add", "Bad", "-s", service, *cron)
     assert bad.exit_code == 2, bad.output  # an invalid request, as every 400
     assert "Bad hour" in bad.output
+
+
+def test_a_killed_holder_s_lease_runs_out_and_the_queue_moves_on(
+    sqlite_server: RunningServer, tmp_path: Path
+) -> None:
+    url, service = sqlite_server.url, unique("dead-holder")
+    started = tmp_path / "started"
+    holder = cli(
+        url,
+        *("deploy", "run", "-s", service, "-e", "production", "--lock-ttl", "2"),
+        *("--owner", "holder", "--", "sh", "-c", f"touch {started}; sleep 60"),
+        start_new_session=True,
+    )
+    until(started.exists, what="the holder's command running")
+    waiter = cli(url, "lock", "acquire", "-s", service, "-e", "production", "--wait", "60")
+    until(lambda: len(queue_of(url, service)) == 1, what="the waiter in the queue")
+    os.killpg(holder.pid, signal.SIGKILL)  # the job dies: no release, no renewal
+    holder.communicate(timeout=30)
+    out, err = waiter.communicate(timeout=60)  # the lease (2 s) runs out, then its turn
+    assert waiter.returncode == 0, err
+    [lock] = [
+        x for x in httpx.get(f"{url}{API}/locks/list").json()["locks"] if x["service"] == service
+    ]
+    assert lock["id"] == out.strip() and lock["fence"] == 2
