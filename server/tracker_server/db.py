@@ -101,8 +101,9 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-#: Longest wait for the SQLite writer before answering 503 (busy).
-WRITER_TIMEOUT = 30.0
+#: Longest wait for the SQLite writer before answering 503 (busy): below the shutdown grace
+#: (10 s), so a SIGTERM'd server never cuts a request that is still waiting to write.
+WRITER_TIMEOUT = 5.0
 
 
 class FairLock:

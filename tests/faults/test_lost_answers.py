@@ -5,6 +5,7 @@ every command ends with exactly one record, the lock free, and exit 0."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -126,3 +127,46 @@ def test_lock_renew_with_a_lost_answer(sqlite_server: RunningServer, service: st
     assert released.exit_code == 0, released.output
     assert proxy.seen.dropped == [f"POST /api/v1alpha1/lock/{lock_id}/renew"]
     assert locks_of(sqlite_server.url, service) == []
+
+
+def test_an_event_it_could_not_close_is_never_reported_closed(
+    sqlite_server: RunningServer, service: str
+) -> None:
+    # The server vanishes mid-deploy: every read of the event is lost from then on.
+    vanished = ("GET /api/v1alpha1/event/",)
+    with lossy_proxy(sqlite_server.url, drop=vanished, times=100) as (url, _proxy):
+        result = run_cli(
+            url, "deploy", "run", "-s", service, "-e", "UAT", "--fail-policy", "open",
+            "--lock-ttl", "600", "--", "true",
+        )  # fmt: skip
+
+    assert result.exit_code == 0, result.output  # fail policy open: the deploy succeeded
+    assert "UNLOCKED" not in result.stderr  # the event and its lock exist
+    assert not re.search(r"event \S+ closed as", result.stderr), result.stderr
+    assert "could NOT be closed as success" in result.stderr, result.stderr
+    assert "its lock expires at" in result.stderr and "deploy finish --event-id" in result.stderr
+    (event,) = events_of(sqlite_server.url, service)
+    assert event["attributes"]["status"] == "start"  # left open, as the CLI said
+    assert len(locks_of(sqlite_server.url, service)) == 1
+    finished = run_cli(
+        sqlite_server.url, "deploy", "finish", "--event-id", event["metadata"]["id"],
+        "--status", "success",
+    )  # fmt: skip
+    assert finished.exit_code == 0, finished.output
+
+
+def test_an_unreachable_server_at_start_is_said_loudly(service: str) -> None:
+    from tests.support.servers import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    result = run_cli(
+        closed, "deploy", "run", "-s", service, "-e", "UAT", "--fail-policy", "open",
+        "--", "sh", "-c", "exit 3",
+    )  # fmt: skip
+    assert result.exit_code == 3, result.output  # the command's own code
+    assert f"deploying {service} to UAT UNTRACKED and UNLOCKED" in result.stderr
+    stopped = run_cli(
+        closed, "deploy", "run", "-s", service, "-e", "UAT", "--fail-policy", "closed",
+        "--", "sh", "-c", "exit 3",
+    )  # fmt: skip
+    assert stopped.exit_code == 4, stopped.output

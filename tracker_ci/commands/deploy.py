@@ -39,11 +39,7 @@ INTERRUPTED_CODES = (130, 143)
 
 def _warn_untracked(error: Exception) -> None:
     # The lifecycle hands an outage to on_warning only under the open fail policy.
-    warn(
-        f"{error} -- going on without tracking (fail policy open): this deploy is UNTRACKED "
-        "and UNLOCKED, no event records it and no lock keeps another deploy out "
-        "(--fail-policy closed stops instead)"
-    )
+    warn(f"{error} -- going on without tracking (fail policy open)")
 
 
 def _left_open(result: DeploymentState) -> str:
@@ -183,6 +179,12 @@ class CliReporter:
         if result.tracked:
             lock = f" (lock {result.lock_id})" if result.lock_id else ""
             click.echo(f"tracker-ci: deployment event {result.event_id} opened{lock}", err=True)
+        else:
+            warn(
+                f"deploying {result.service} to {result.environment} UNTRACKED and UNLOCKED: "
+                "no event records this deploy and no lock keeps another deploy out "
+                "(fail policy open; --fail-policy closed stops instead)"
+            )
         self.step.deployment_opened(
             result, owner=deployment.owner, pr_url=deployment.pr_url, running=self.running
         )
