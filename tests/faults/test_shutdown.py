@@ -1,0 +1,84 @@
+"""SIGTERM under load: every request the server accepted gets a JSON answer (finished, or
+refused as 503 with the error body), never a plain-text 500, and every write it answered
+200 is stored. Bounded: 8 writers for at most ~10 s, loopback only."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.faults.conftest import API, unique
+from tests.support.servers import run_server
+
+pytestmark = pytest.mark.server
+
+
+def test_sigterm_answers_in_flight_requests_with_json(tmp_path: Path) -> None:
+    service = unique()
+    answers: list[tuple[int, str, str]] = []
+    guard = threading.Lock()
+    stop = threading.Event()
+
+    with run_server(f"sqlite:///{tmp_path / 't.db'}", log_dir=tmp_path) as server:
+        url = server.url
+
+        def writer() -> None:
+            with httpx.Client(base_url=url, timeout=15) as client:
+                while not stop.is_set():
+                    body = {
+                        "title": "op",
+                        "attributes": {
+                            "service": service,
+                            "type": "operation",
+                            "status": "success",
+                        },
+                        "links": {},
+                    }
+                    try:
+                        answer = client.post(f"{API}/event", json=body)
+                    except httpx.TransportError:
+                        continue  # refused or closed before an answer: nothing was promised
+                    with guard:
+                        answers.append(
+                            (
+                                answer.status_code,
+                                answer.headers.get("content-type", ""),
+                                answer.text,
+                            )
+                        )
+
+        threads = [threading.Thread(target=writer) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while len(answers) < 40:  # the writers are running
+            assert time.monotonic() < deadline, "the writers got no answers"
+            time.sleep(0.02)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=20) == 0, server.log()
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=20)
+
+        created = [
+            json.loads(text)["event"]["metadata"]["id"] for s, _, text in answers if s == 200
+        ]
+        others = [(s, t) for s, _, t in answers if s != 200]
+        assert all("application/json" in kind for _, kind, _ in answers)
+        assert all(s == 503 and json.loads(t)["code"] == 14 for s, t in others), others
+
+    # Restarted on the same file: every write answered 200 is there.
+    with run_server(f"sqlite:///{tmp_path / 't.db'}", log_dir=tmp_path) as again:
+        found = httpx.get(
+            f"{again.url}{API}/events/search", params={"service": service, "per_page": 1000}
+        ).json()
+    assert found["totalCount"] <= 1000  # one page holds them all
+    stored = {event["metadata"]["id"] for event in found["events"]}
+    assert set(created) <= stored
+    assert len(stored) >= len(created)
