@@ -103,9 +103,7 @@ def test_grafana_gets_a_region_from_start_to_end(app: Any) -> None:
         assert request.method == "POST" and request.path == "/api/annotations"
         assert request.headers["authorization"] == "Bearer glsa_token"
     start_ms = int(START.timestamp() * 1000)
-    link = (
-        f' <a href="https://tracker.example/events/{event["metadata"]["id"]}">event</a>'
-    )
+    link = f' <a href="https://tracker.example/events/{event["metadata"]["id"]}">event</a>'
     assert point.json() == {
         "time": start_ms,
         "tags": [
