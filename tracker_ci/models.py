@@ -961,6 +961,8 @@ class WebhookDelivery(WireModel):
     response_code: int | None = None
     error: Text = ""
     next_attempt_at: Timestamp | None = None
+    #: The notification as the generic sink sends it (less its ``sentAt``).
+    body: dict[str, Any] | None = None
 
 
 class WebhookDeliveryListResponse(WireModel):

@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, delete, func, or_, select, update
 
 from tracker_server.clock import Clock
 from tracker_server.db import Database
@@ -32,6 +33,7 @@ from tracker_server.tables import webhook_deliveries as deliveries
 from tracker_server.tables import webhooks
 
 logger = logging.getLogger("tracker_server.dispatcher")
+_PRUNE_EVERY_SECONDS = 600.0
 
 
 def retry_delay(
@@ -215,14 +217,25 @@ class Dispatcher:
         for claim in claims:
             self.deliver(claim)
 
-    # ----------------------------------------------------------------- the thread
-    def wake(self) -> None:
-        """Look for due deliveries now rather than at the next poll."""
-        self._wake.set()
+    def prune(self) -> int:
+        """Delete the deliveries that ended (delivered or dead) more than
+        ``webhook_keep_days`` ago; how many. Pending ones are never deleted."""
+        before = self.clock.now() - timedelta(days=self.settings.webhook_keep_days)
+        ended = func.coalesce(deliveries.c.last_attempt_at, deliveries.c.created_at)
+        with self.database.write() as conn:
+            result = conn.execute(
+                delete(deliveries).where(deliveries.c.state.in_((DELIVERED, DEAD)), ended < before)
+            )
+        return int(result.rowcount or 0)
 
+    # ----------------------------------------------------------------- the thread
     def _loop(self) -> None:
+        next_prune = 0.0
         while not self._stop.is_set():
             try:
+                if time.monotonic() >= next_prune:
+                    self.prune()
+                    next_prune = time.monotonic() + _PRUNE_EVERY_SECONDS
                 busy = self.run_once() > 0
             except Exception:  # the database may be down for a while: keep polling
                 logger.exception("webhook dispatcher: cannot claim deliveries")

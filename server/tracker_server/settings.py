@@ -41,6 +41,8 @@ class ServerSettings(BaseSettings):
     #: due again: a replica killed mid-send loses nothing).
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     webhook_workers: int = Field(default=4, ge=1, le=64)
+    #: Delivered and dead deliveries are shown for this long, then deleted.
+    webhook_keep_days: float = Field(default=7.0, gt=0)
     #: Alerts (alerts.py), evaluated every ``alert_interval_seconds`` by every replica.
     alert_timer: bool = True
     alert_interval_seconds: float = Field(default=30.0, gt=0)

@@ -344,3 +344,23 @@ def test_with_the_defaults_a_failing_delivery_is_retried_for_24_hours_then_dead(
     # 10 s doubling with equal jitter, capped at 1 h: between 33 and 57 attempts in 24 h.
     assert 33 <= delivery["attempts"] <= 57
     assert len({r.headers["x-tracker-delivery"] for r in requests}) == 1
+
+
+def test_deliveries_show_what_was_sent_and_ended_ones_are_pruned_after_a_week(rig: Rig) -> None:
+    answers = iter([200, 500])
+    with run_receiver(lambda _r: (next(answers), None)) as receiver:
+        rig.subscribe(receiver.url, ["deployment.started"])
+        started = create_event(rig.client, status="start")
+        create_event(rig.client, status="start", service="web")
+        assert rig.dispatcher.run_once() == 2
+        receiver.wait_for(2)
+    shown = {d["body"]["event"]["attributes"]["service"]: d for d in rig.deliveries()}
+    assert shown["api"]["body"]["event"]["metadata"]["id"] == started["metadata"]["id"]
+    assert shown["api"]["body"]["type"] == "deployment.started"
+    assert "sentAt" not in shown["api"]["body"]
+    assert shown["api"]["state"] == "delivered" and shown["web"]["state"] == "pending"
+    rig.clock.advance(timedelta(days=6, hours=23))
+    assert rig.dispatcher.prune() == 0
+    rig.clock.advance(timedelta(hours=2))
+    assert rig.dispatcher.prune() == 1  # the delivered one; a pending one is never pruned
+    assert [d["state"] for d in rig.deliveries()] == ["pending"]

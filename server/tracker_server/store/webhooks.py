@@ -42,6 +42,7 @@ def row_to_delivery(row: Any) -> WebhookDelivery:
         response_code=row.response_code,
         error=row.error,
         next_attempt_at=row.next_attempt_at if row.state == PENDING else None,
+        body=row.body,
     )
 
 
