@@ -119,6 +119,17 @@ def seed(url: str, *, now: datetime | None = None) -> dict[str, Any]:
             "/lock",
             {"service": "web", "environment": "UAT", "resource": "deployment", "who": "carol"},
         )["lock"]
+        # Someone waits for that lock (a server with lock queues).
+        http.post(
+            API + "/lock/queue",
+            json={
+                "service": "web",
+                "environment": "UAT",
+                "resource": "deployment",
+                "who": "dave",
+                "reason": "release 2.4",
+            },
+        )
         freeze = http.post(
             API + "/freeze-window",
             json={

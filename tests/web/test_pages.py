@@ -145,3 +145,18 @@ def test_keyboard_reaches_the_content_first(web_server, open_page):
     page.keyboard.press("Enter")
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.closest('main') !== null")
+
+
+def test_a_lock_taken_and_released_shows_live_on_the_locks_page(web_server, open_page):
+    watched = open_page()
+    page = watched.page
+    page.goto(web_server.url + "/locks")
+    key = {"service": "ops", "environment": "mco", "resource": "deployment", "who": "erin"}
+    with httpx.Client(base_url=web_server.url + "/api/v1alpha1") as http:
+        lock = http.post("/lock", json=key).json()["lock"]
+        row = page.locator("tbody tr", has_text="erin")
+        row.wait_for(timeout=15_000)
+        http.delete(f"/lock/{lock['id']}").raise_for_status()
+    row.wait_for(state="detached", timeout=15_000)
+    assert page.evaluate("() => performance.getEntriesByType('navigation').length") == 1
+    _clean(watched, web_server)

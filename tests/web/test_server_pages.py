@@ -139,3 +139,19 @@ def test_a_change_through_one_replica_is_streamed_by_another(database_url, make_
     assert all("event: change" in m for m in changes)
     assert '"kind": "event_created"' in "".join(changes), changes
     assert created["metadata"]["id"]
+
+
+def test_the_locks_page_shows_who_waits_in_order(client):
+    key = {"service": "api", "environment": "production", "resource": "deployment"}
+    held = client.post(f"{API}/lock", json={**key, "who": "alice"})
+    assert held.status_code == 200, held.text
+    for who, reason in (("bob", "hotfix 1.2.1"), ("carol", "")):
+        joined = client.post(f"{API}/lock/queue", json={**key, "who": who, "reason": reason})
+        assert joined.status_code == 200, joined.text
+    page = client.get("/locks").text
+    queue = re.search(r'<ol class="queue">(.*?)</ol>', page, re.S)
+    assert queue, page
+    items = re.findall(r"<li>(.*?),", queue.group(1))
+    assert items == ["bob: hotfix 1.2.1", "carol"]
+    board = client.get("/").text
+    assert re.search(r"<td>2</td>", board)  # the board shows the queue length

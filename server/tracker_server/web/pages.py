@@ -141,7 +141,7 @@ def event(
 def locks(request: Request, database: DatabaseDep, now: Now, message: Text = "") -> Response:
     """Held locks with their age and queue; release one with a token."""
     with database.read() as conn:
-        held, queues_known = queries.held_locks(conn, now)
+        held, queues_known = queries.held_locks(conn, now, with_waiters=True)
     return page(
         request,
         "locks.html",

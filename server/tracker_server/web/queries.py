@@ -66,11 +66,12 @@ class Running:
 
 @dataclass
 class HeldLock:
-    """A lock, how long it has been held, and how many wait for it."""
+    """A lock, how long it has been held, and who waits for it (in order)."""
 
     lock: Lock
     age: float
     queue: int
+    waiting: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -193,17 +194,38 @@ def queue_lengths(conn: Connection) -> dict[tuple[str, str, str], int] | None:
     return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
 
 
-def held_locks(conn: Connection, now: datetime) -> tuple[list[HeldLock], bool]:
-    """Every held lock with its age and queue length; whether queues are known."""
+def waiters(conn: Connection, limit: int = 500) -> dict[tuple[str, str, str], list[Any]]:
+    """Who waits for each lock key, in queue order (rows: who, reason, joined_at)."""
+    queue = metadata.tables.get("lock_queue")
+    if queue is None:
+        return {}
+    query = select(queue).order_by(queue.c.seq).limit(limit)
+    if "granted_at" in queue.c:
+        query = query.where(queue.c.granted_at.is_(None))
+    found: dict[tuple[str, str, str], list[Any]] = {}
+    for row in conn.execute(query):
+        found.setdefault((row.service, row.environment, row.resource), []).append(row)
+    return found
+
+
+def held_locks(
+    conn: Connection, now: datetime, *, with_waiters: bool = False
+) -> tuple[list[HeldLock], bool]:
+    """Every held lock with its age and queue length (and who waits); whether queues are
+    known."""
     lengths = queue_lengths(conn)
-    held = [
-        HeldLock(
-            lock=lock,
-            age=max((now - lock.created_at).total_seconds(), 0.0) if lock.created_at else 0.0,
-            queue=(lengths or {}).get((lock.service, lock.environment, lock.resource), 0),
+    queued = waiters(conn) if with_waiters else {}
+    held = []
+    for lock in lock_store.list_locks(conn, now=now):
+        key = (lock.service, lock.environment, lock.resource)
+        held.append(
+            HeldLock(
+                lock=lock,
+                age=max((now - lock.created_at).total_seconds(), 0.0) if lock.created_at else 0.0,
+                queue=(lengths or {}).get(key, 0),
+                waiting=queued.get(key, []),
+            )
         )
-        for lock in lock_store.list_locks(conn, now=now)
-    ]
     return held, lengths is not None
 
 
