@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, delete, func, insert, select
 
 from tracker_ci.models import Webhook, WebhookDelivery
 from tracker_server.domain import NotFound
-from tracker_server.outbox import DEAD, PENDING, TEST_EVENT, Notification, enqueue
+from tracker_server.outbox import DEAD, DELIVERED, PENDING, TEST_EVENT, Notification, enqueue
 from tracker_server.tables import webhook_deliveries, webhooks
 
 
@@ -133,3 +135,48 @@ def list_deliveries(
         ).limit(limit)
     ).all()
     return [row_to_delivery(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class FailingWebhook:
+    """A subscription with failing deliveries, as the dashboard shows it: the receiver's
+    host only (a Slack or webhook URL's path is a secret of its own)."""
+
+    id: str
+    kind: str
+    host: str
+    failing: int
+    response_code: int | None
+    error: str
+    last_attempt_at: datetime | None
+
+
+def failing_webhooks(conn: Connection) -> list[FailingWebhook]:
+    """The webhooks with dead deliveries or pending ones that failed, most failing first."""
+    failing = _failing_counts(conn)
+    if not failing:
+        return []
+    found = []
+    for row in conn.execute(select(webhooks).where(webhooks.c.id.in_(list(failing)))).all():
+        last = conn.execute(
+            select(webhook_deliveries)
+            .where(
+                webhook_deliveries.c.webhook_id == row.id,
+                webhook_deliveries.c.attempts > 0,
+                webhook_deliveries.c.state != DELIVERED,
+            )
+            .order_by(webhook_deliveries.c.last_attempt_at.desc())
+            .limit(1)
+        ).first()
+        found.append(
+            FailingWebhook(
+                id=row.id,
+                kind=row.kind,
+                host=urlsplit(row.url).hostname or "",
+                failing=failing[row.id],
+                response_code=last.response_code if last is not None else None,
+                error=last.error if last is not None else "",
+                last_attempt_at=last.last_attempt_at if last is not None else None,
+            )
+        )
+    return sorted(found, key=lambda hook: (-hook.failing, hook.id))

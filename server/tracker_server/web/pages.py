@@ -24,6 +24,7 @@ from tracker_server.domain import DomainError, EventNotFound, InvalidInput
 from tracker_server.routes.common import parse_query_time
 from tracker_server.routes.insights import dora_window
 from tracker_server.store import locks as lock_store
+from tracker_server.store import webhooks as webhook_store
 from tracker_server.validation import parse_enum
 from tracker_server.web import live, queries
 from tracker_server.web.render import page
@@ -48,11 +49,13 @@ def board(request: Request, database: DatabaseDep, now: Now) -> Response:
     """The board: latest deployment per service x environment, running, locks, freezes."""
     with database.read() as conn:
         data = queries.board(conn, now)
+        failing = webhook_store.failing_webhooks(conn)
     return page(
         request,
         "board.html",
         current="board",
         board=data,
+        failing_webhooks=failing,
         now=now,
         journal_id=live.newest_journal_id(database),
     )
