@@ -222,10 +222,12 @@ class Dispatcher:
         ``webhook_keep_days`` ago; how many. Pending ones are never deleted."""
         before = self.clock.now() - timedelta(days=self.settings.webhook_keep_days)
         ended = func.coalesce(deliveries.c.last_attempt_at, deliveries.c.created_at)
+        old = [deliveries.c.state.in_((DELIVERED, DEAD)), ended < before]
+        with self.database.read() as conn:  # no write lock when there is nothing to delete
+            if conn.execute(select(deliveries.c.id).where(*old).limit(1)).first() is None:
+                return 0
         with self.database.write() as conn:
-            result = conn.execute(
-                delete(deliveries).where(deliveries.c.state.in_((DELIVERED, DEAD)), ended < before)
-            )
+            result = conn.execute(delete(deliveries).where(*old))
         return int(result.rowcount or 0)
 
     # ----------------------------------------------------------------- the thread
