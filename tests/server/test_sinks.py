@@ -278,3 +278,29 @@ def test_every_sink_dead_letters_after_the_max_age(make_client: Any, kind: str) 
     assert delivery["state"] == "dead" and delivery["responseCode"] == 500
     assert len(requests) == delivery["attempts"] >= 2
     assert len({r.body for r in requests}) == 1  # the same notification every time
+
+
+def test_slack_gets_an_alert_with_its_message(make_client: Any) -> None:
+    clock = ManualClock(START)
+    client = make_client(
+        clock=clock, webhook_dispatcher=False, alert_timer=False, alert_lock_held_seconds=60
+    )
+    with run_receiver(lambda _r: (200, None)) as slack:
+        subscribe(client, slack.url, "slack", ["alert.fired"])
+        lock = {"service": "db", "environment": "production", "who": "bob"}
+        assert client.post(f"{API}/lock", json=lock).status_code == 200
+        clock.advance(timedelta(seconds=61))
+        state = client.app.state
+        assert [o.rule for o in state.alerts.evaluate(state.outbox)] == ["lock_held"]
+        assert state.dispatcher.run_once() == 1
+        (request,) = slack.wait_for(1)
+    header, facts = request.json()["blocks"]
+    assert header["text"]["text"] == (
+        ":information_source: *alert.fired*: db in production (deployment) has been locked "
+        "by bob for 61s"
+    )
+    assert [f["text"] for f in facts["fields"]] == [
+        "*Service*\ndb",
+        "*Environment*\nproduction",
+        "*Who*\nbob",
+    ]

@@ -39,7 +39,9 @@ def blocks(outgoing: Outgoing) -> dict[str, Any]:
     event = outgoing.event
     facts = {name: value for name, value in _facts(outgoing, event).items() if value}
     status = facts.get("Status", "")
-    title = event.title if event is not None and event.title else outgoing.type
+    details = outgoing.body.get("details") or {}
+    # An alert says what happened in its message; a change is named by its event's title.
+    title = details.get("message") or (event.title if event is not None else "") or outgoing.type
     headline = f"{_EMOJI.get(status, ':information_source:')} *{outgoing.type}*: {title}"
     message: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
