@@ -133,7 +133,43 @@ def latest_deployments(conn: Connection) -> list[Any]:
             row.environment,
         ):
             latest.append(row)
-    return latest
+    return [_latest_row(row) for row in latest]
+
+
+@dataclass(frozen=True)
+class LatestRow:
+    """One line of the board's table, formatted once here (the board may have thousands)."""
+
+    id: str
+    title: str
+    service: str
+    environment: str
+    status: str
+    owner: str
+    created_iso: str
+    created_text: str
+    duration_text: str
+    pull_request_link: str
+
+
+def _latest_row(row: Any) -> LatestRow:
+    from tracker_server.web.render import human_seconds, iso, moment
+
+    duration = row.duration_seconds
+    if duration is None and row.start_date is not None and row.end_date is not None:
+        duration = (row.end_date - row.start_date).total_seconds()
+    return LatestRow(
+        id=row.id,
+        title=row.title or row.id,
+        service=row.service,
+        environment=row.environment,
+        status=row.status,
+        owner=row.owner or "—",
+        created_iso=iso(row.created_at),
+        created_text=moment(row.created_at),
+        duration_text=human_seconds(duration),
+        pull_request_link=row.pull_request_link,
+    )
 
 
 def usual_p95(conn: Connection, *, service: str, environment: str) -> float | None:
@@ -159,8 +195,8 @@ def usual_p95(conn: Connection, *, service: str, environment: str) -> float | No
     return percentile(durations, SLOW_PERCENTILE)
 
 
-def running_deployments(conn: Connection, now: datetime, limit: int = 50) -> list[Running]:
-    """Deployments still open, newest first, against their usual duration."""
+def running_deployments(conn: Connection, now: datetime, limit: int = 20) -> list[Running]:
+    """Deployments still open (the newest ``limit``), against their usual duration."""
     rows = conn.execute(
         select(events)
         .where(events.c.type == EventType.deployment.value, events.c.status.in_(OPEN_STATUSES))
@@ -168,14 +204,18 @@ def running_deployments(conn: Connection, now: datetime, limit: int = 50) -> lis
         .limit(limit)
     ).all()
     running = []
+    usual: dict[tuple[str, str], float | None] = {}
     for row in rows:
         event = event_store.row_to_event(row)
         started = event.metadata.created_at or now
+        pair = (row.service, row.environment)
+        if pair not in usual:
+            usual[pair] = usual_p95(conn, service=row.service, environment=row.environment)
         running.append(
             Running(
                 event=event,
                 elapsed=max((now - started).total_seconds(), 0.0),
-                usual_p95=usual_p95(conn, service=row.service, environment=row.environment),
+                usual_p95=usual[pair],
             )
         )
     return running
