@@ -37,9 +37,16 @@ __all__ = ["deploy"]
 INTERRUPTED_CODES = (130, 143)
 
 
-def _warn_untracked(error: Exception) -> None:
+def _warn_untracked(error: Exception, *, starting: bool = False) -> None:
     # The lifecycle hands an outage to on_warning only under the open fail policy.
-    warn(f"{error} -- going on without tracking (fail policy open)")
+    if starting:  # no event and no lock: say so loudly, on one line
+        warn(
+            f"{error} -- going on without tracking (fail policy open): deploying UNTRACKED "
+            "and UNLOCKED, no event records it and no lock keeps another deploy out "
+            "(--fail-policy closed stops instead)"
+        )
+    else:
+        warn(f"{error} -- going on without tracking (fail policy open)")
 
 
 def _left_open(result: DeploymentState) -> str:
@@ -179,12 +186,6 @@ class CliReporter:
         if result.tracked:
             lock = f" (lock {result.lock_id})" if result.lock_id else ""
             click.echo(f"tracker-ci: deployment event {result.event_id} opened{lock}", err=True)
-        else:
-            warn(
-                f"deploying {result.service} to {result.environment} UNTRACKED and UNLOCKED: "
-                "no event records this deploy and no lock keeps another deploy out "
-                "(fail policy open; --fail-policy closed stops instead)"
-            )
         self.step.deployment_opened(
             result, owner=deployment.owner, pr_url=deployment.pr_url, running=self.running
         )
@@ -285,7 +286,8 @@ def _make_deployment(
         source=opts.get("source") or run.source,
         lock_ttl=state.config["lock_ttl"] if lock_ttl is None else lock_ttl,
         fail_policy=policy,
-        on_warning=_warn_untracked,
+        # Before the event opened, an outage means neither an event nor a lock.
+        on_warning=lambda error: _warn_untracked(error, starting=deployment.last_state is None),
         reporter=CliReporter(state, run, opts, running=running),
         on_lock_lost="continue" if opts.get("on_lock_lost") == "continue" else "stop",
         reason=opts.get("reason") or "",
