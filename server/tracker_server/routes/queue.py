@@ -57,6 +57,7 @@ def _visit(
     timeouts: Timeouts,
 ) -> QueueResponse:
     now = write.now
+    queue_store.lock_key(conn, key)  # first: see lock_key
     lock_store.expire_key(
         conn,
         service=key.service,
@@ -131,17 +132,35 @@ def wait_in_queue(body: QueueRequest, write: WriteDep, request: Request) -> Resp
     timeouts = _timeouts(request)
     clock = request.app.state.clock
     deadline = time.monotonic() + body.wait_seconds
+    look = True
+    looked = time.monotonic()
     while True:
         seen = wakeup.version()
-        _moment(write, clock.now())
-        with write.transaction() as conn:
-            answer = _visit(conn, key, body, ticket, write, timeouts)
-        assert answer.ticket is not None
-        ticket = answer.ticket.ticket
+        if look:
+            _moment(write, clock.now())
+            with write.transaction() as conn:
+                answer = _visit(conn, key, body, ticket, write, timeouts)
+            assert answer.ticket is not None
+            ticket = answer.ticket.ticket
+            looked = time.monotonic()
+            if answer.ticket.state == "granted" or deadline - looked <= 0:
+                return wire(answer)
         left = deadline - time.monotonic()
-        if answer.ticket.state == "granted" or left <= 0:
-            return wire(answer)
-        wakeup.wait_for_change(seen, min(left, wakeup.MAX_SLICE))
+        slice_left = wakeup.MAX_SLICE - (time.monotonic() - looked)
+        changed = wakeup.wait_for_change(seen, max(0.0, min(left, slice_left)))
+        # A change wakes every waiter: only the one whose turn came writes again at once
+        # (a read tells); the others look again when their slice is over.
+        look = (
+            not changed
+            or time.monotonic() - looked >= wakeup.MAX_SLICE
+            or time.monotonic() >= deadline
+            or _turn_came(write, ticket)
+        )
+
+
+def _turn_came(write: Write, ticket: str) -> bool:
+    with write.database.read() as conn:
+        return queue_store.turn_came(conn, ticket=ticket)
 
 
 @router.delete("/lock/queue/{ticket}", response_model=UnlockResponse, responses=ERROR_RESPONSES)
@@ -151,6 +170,7 @@ def leave_queue(ticket: TicketId, write: WriteDep) -> Response:
         key = queue_store.find_ticket(conn, ticket=str(ticket))
         if key is not None:
             write.allow(key.service)
+            queue_store.lock_key(conn, key)
         left = queue_store.leave(conn, ticket=str(ticket), journal=write.journal)
         if left and key is not None:
             queue_store.grant_head(conn, key, now=write.now, journal=write.journal)

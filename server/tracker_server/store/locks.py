@@ -109,6 +109,7 @@ def acquire_lock(
     """Take the key or raise :class:`LockConflict` naming the holder. A free key with
     waiters goes only to the first of them (``ticket``); the grant gets the next fence."""
     key = queue_store.LockKey(service, environment, resource)
+    queue_store.lock_key(conn, key)  # first: see lock_key
     lock = Lock(
         id=str(uuid.uuid4()),
         service=service,
@@ -267,6 +268,9 @@ def changelog_values(event_id: str, entry: ChangelogEntry) -> dict[str, Any]:
 
 def delete_locks(conn: Connection, *, where: Any, now: datetime, journal: Journal) -> int:
     """Delete the locks matching ``where``; the number of LIVE locks deleted."""
+    keys = conn.execute(select(locks.c.service, locks.c.environment, locks.c.resource).where(where))
+    for key in sorted(set(keys)):  # first, and in one order: see queue.lock_key
+        queue_store.lock_key(conn, queue_store.LockKey(*key))
     rows = conn.execute(delete(locks).where(where).returning(*locks.c)).all()
     live = 0
     for row in rows:

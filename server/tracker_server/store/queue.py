@@ -15,13 +15,14 @@ of ``locks`` still decides any race: no replica can grant a key twice.
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, text, update
 
 from tracker_ci.models import QUEUE_POLICIES, Lock, QueueEntry, QueuePolicy
 from tracker_server.domain import InvalidInput, LockConflict, NotFound, QueueSuperseded
@@ -68,6 +69,21 @@ class LockKey:
 
     def describe(self) -> str:
         return f"{self.resource} of {self.service} in {self.environment}"
+
+
+def lock_key(conn: Connection, key: LockKey) -> None:
+    """Serialise every change of one key's lock and queue for the rest of the transaction.
+
+    On PostgreSQL a transaction-scoped advisory lock on the key, taken FIRST by every
+    transaction that changes the key (take, release, expire, join, heartbeat, leave), so
+    two of them never hold row locks in opposite orders (a deadlock). SQLite's write
+    transactions are serialised already.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    name = "\x1f".join((key.service, key.environment, key.resource)).encode()
+    number = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": number})
 
 
 def _rows(conn: Connection, key: LockKey, *, lock: bool = False) -> list[Any]:
@@ -270,6 +286,14 @@ def leave(conn: Connection, *, ticket: str, journal: Journal) -> bool:
     key = LockKey(row.service, row.environment, row.resource)
     journal.record(_left(row, key, "left"))
     return True
+
+
+def turn_came(conn: Connection, *, ticket: str) -> bool:
+    """Whether this ticket's turn has come (or it is gone, which its waiter must learn)."""
+    row = conn.execute(
+        select(lock_queue.c.granted_at, lock_queue.c.superseded_by).where(lock_queue.c.id == ticket)
+    ).first()
+    return row is None or row.granted_at is not None or row.superseded_by is not None
 
 
 def find_ticket(conn: Connection, *, ticket: str) -> LockKey | None:
