@@ -162,12 +162,15 @@ def test_a_killed_waiter_is_dropped_and_the_next_one_goes(quick_server: RunningS
     assert lock["who"] == "alive" and lock["id"] == out.strip()
 
 
-def test_an_interrupted_waiter_leaves_the_queue_at_once(sqlite_server: RunningServer) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_waiter_leaves_the_queue_at_once(
+    sqlite_server: RunningServer, signum: int
+) -> None:
     url, service = sqlite_server.url, unique("interrupted")
     take_lock(url, service)
     waiter = cli(url, "deploy", "start", "-s", service, "-e", "production", "--wait", "60")
     until(lambda: len(queue_of(url, service)) == 1, what="the waiter in the queue")
-    waiter.send_signal(signal.SIGTERM)
+    waiter.send_signal(signum)
     waiter.communicate(timeout=30)
     assert waiter.returncode != 0
     assert queue_of(url, service) == []
