@@ -103,8 +103,11 @@ _MAX_KEY_GENERATIONS = 20
 _KEY_REUSED = "Idempotency-Key reused"
 
 
-def event_url(base_url: str, event_id: str) -> str:
-    """The API address of an event: ``<base>/api/v1alpha1/event/<id>``."""
+def event_url(base_url: str, event_id: str, *, page: bool = False) -> str:
+    """Where a person sees an event: its dashboard page ``<base>/events/<id>`` on our server
+    (``page``), else its API address ``<base>/api/v1alpha1/event/<id>`` (upstream)."""
+    if page:
+        return f"{base_url.rstrip('/')}/events/{event_id}"
     return f"{base_url.rstrip('/')}{API_PREFIX}/event/{event_id}"
 
 
@@ -147,8 +150,11 @@ class DeploymentState(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
     @classmethod
-    def of_event(cls, event: Event, base_url: str, **fields: Any) -> DeploymentState:
-        """The state an event records (its status, dates and duration)."""
+    def of_event(
+        cls, event: Event, base_url: str, *, page: bool = False, **fields: Any
+    ) -> DeploymentState:
+        """The state an event records (its status, dates and duration); ``page``: link to
+        the event's dashboard page (our server) rather than its API address."""
         duration = event.metadata.duration
         values: dict[str, Any] = {
             "event_id": event.id,
@@ -157,7 +163,7 @@ class DeploymentState(BaseModel):
             "status": event.attributes.status.value,
             "started_at": event.attributes.start_date or event.metadata.created_at,
             "duration": None if duration is None else duration.total_seconds(),
-            "event_url": event_url(base_url, event.id),
+            "event_url": event_url(base_url, event.id, page=page),
         }
         return cls(**{**values, **fields})
 
@@ -300,6 +306,11 @@ class Deployment:
         if self.reporter is not None:
             getattr(self.reporter, stage)(self, state)
 
+    def _state_of(self, event: Event, **fields: Any) -> DeploymentState:
+        """The state of an event, linking to its dashboard page on our server."""
+        page = bool(self.client.server_is_bundled)
+        return DeploymentState.of_event(event, self.client.base_url, page=page, **fields)
+
     # -------------------------------------------------------------------- start
     def _create_request(self) -> CreateEventRequest:
         return CreateEventRequest(
@@ -351,9 +362,8 @@ class Deployment:
             self._tolerate(error)
             state = self._untracked()
         else:
-            state = DeploymentState.of_event(
+            state = self._state_of(
                 event,
-                self.client.base_url,
                 lock_id=lock.id if lock is not None else "",
                 lock_expires_at=lock.expires_at if lock is not None else None,
                 fence=lock.fence if lock is not None else 0,
@@ -451,7 +461,7 @@ class Deployment:
                 result = self._close(event, final, message)
             except TrackerError as error:
                 self._tolerate(error)
-                result = DeploymentState.of_event(event, self.client.base_url)
+                result = self._state_of(event)
             self._report("closed", result)
             return result
         if closed_as != final.value and not if_open:
@@ -459,7 +469,7 @@ class Deployment:
                 f"deployment event {event.id} is already closed as {closed_as}; to change "
                 f"its status: tracker-ci event update {event.id} --status {final.value}"
             )
-        result = DeploymentState.of_event(event, self.client.base_url, closed_before=True)
+        result = self._state_of(event, closed_before=True)
         self._report("closed", result)
         return result
 
@@ -494,9 +504,8 @@ class Deployment:
             self.client.release_lock(lock.id)
         if not updated.id:
             updated = updated.model_copy(update={"id": event.id})
-        return DeploymentState.of_event(
+        return self._state_of(
             updated,
-            self.client.base_url,
             lock_id=lock_id,
             service=updated.attributes.service or self.service,
             status=status.value,

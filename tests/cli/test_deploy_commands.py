@@ -133,7 +133,7 @@ def test_github_actions_outputs_context_and_pull_request(invoke: Invoke, tmp_pat
     written = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
     assert written["event-id"] == event_id
     assert written["status"] == "start"
-    assert written["lock-id"] and written["event-url"].endswith(f"/event/{event_id}")
+    assert written["lock-id"] and written["event-url"].endswith(f"/events/{event_id}")
     event = _event(invoke.url, event_id)
     assert event["title"] == f"Deploy {service} to production (cafebab)"
     assert event["attributes"]["owner"] == "octocat"

@@ -56,7 +56,8 @@ def test_start_opens_the_event_and_takes_the_lock(client: TrackerClient, service
 
     assert state.status == "start"
     assert state.service == service and state.environment == "production"
-    assert state.event_url == f"{client.base_url}/api/v1alpha1/event/{state.event_id}"
+    # Our server has a page for every event: the link a person follows.
+    assert state.event_url == f"{client.base_url}/events/{state.event_id}"
     event = client.get_event(state.event_id)
     assert event.title == "Release 1.2.3"
     assert event.attributes.type.value == "deployment"

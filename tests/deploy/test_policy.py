@@ -29,6 +29,9 @@ def test_event_url() -> None:
     assert event_url("https://tracker.example.com/", "e-1") == (
         "https://tracker.example.com/api/v1alpha1/event/e-1"
     )
+    assert event_url("https://tracker.example.com/", "e-1", page=True) == (
+        "https://tracker.example.com/events/e-1"
+    )
 
 
 def test_state_to_dict_is_camel_case() -> None:
