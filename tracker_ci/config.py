@@ -139,9 +139,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("timeout", _positive_seconds, 10.0, "HTTP timeout per request, in seconds"),
         Setting("retries", _retries, 3, "extra attempts after a connection error or a 5xx"),
         Setting("service", _text, None, "default --service"),
-        Setting("environment", _environment, None, "default --environment"),
+        # The same defaults on every surface (the action's inputs, the GitLab component).
+        Setting("environment", _environment, "production", "default --environment"),
         Setting("fail_policy", _one_of("open", "closed"), "open", "open or closed"),
-        Setting("wait", _seconds, 0.0, "default --wait for a held lock, in seconds"),
+        Setting("wait", _seconds, 300.0, "default --wait for a held lock, in seconds"),
         # Never a lock that outlives a dead job by default: the action's default too.
         Setting("lock_ttl", _whole_seconds, 3600, "default --lock-ttl, in seconds (0: none)"),
     )

@@ -27,7 +27,13 @@ class Invoke:
 
     def __call__(self, *args: str, env: dict[str, str] | None = None, **kwargs: Any) -> Result:
         runner = CliRunner()
-        full_env = {"TRACKER_URL": self.url, "TRACKER_RETRIES": "0", **(env or {})}
+        # No retries and no wait for a held lock unless a test asks (the default is 300 s).
+        full_env = {
+            "TRACKER_URL": self.url,
+            "TRACKER_RETRIES": "0",
+            "TRACKER_WAIT": "0",
+            **(env or {}),
+        }
         return runner.invoke(cli, list(args), env=full_env, catch_exceptions=False, **kwargs)
 
 

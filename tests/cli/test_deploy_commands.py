@@ -278,7 +278,7 @@ def test_deploy_run_passes_the_exit_code_through(invoke: Invoke) -> None:
         (["deploy", "start", "-s", "x", "-e", "UAT", "--priority", "P9"], "'P9' is not one of"),
         (["deploy", "finish", "--event-id", "e", "--status", "great"], "'great' is not one of"),
         (["deploy", "start", "-e", "UAT"], "missing --service"),
-        (["deploy", "start", "-s", "x"], "missing --environment"),
+        (["deploy", "start", "-s", "x", "--wait", "-1"], "is not in the range"),
         (
             ["deploy", "start", "-s", "x", "-e", "UAT", "--pr-url", "https://example.com/x"],
             "is neither a GitHub pull request",
@@ -374,3 +374,26 @@ def test_deploy_run_writes_outputs_and_the_job_summary(invoke: Invoke, tmp_path:
     assert float(written["duration"]) >= 0
     text = summary.read_text()
     assert f"Deployment of {service} to UAT" in text and "| Status | ✅ success |" in text
+
+
+@pytest.mark.unit
+def test_the_cli_defaults_are_the_action_s_and_the_gitlab_component_s(tmp_path: Path) -> None:
+    """One set of defaults on every surface: production, a 300 s wait, a 3600 s lock TTL."""
+    import yaml
+    from click.testing import CliRunner
+
+    from tracker_ci.cli import cli
+
+    shown = CliRunner().invoke(cli, ["-o", "json", "config", "show"], env={"TRACKER_WAIT": None})
+    settings = json.loads(shown.stdout)
+    root = Path(__file__).resolve().parents[2]
+    action = yaml.safe_load((root / "action.yml").read_text())["inputs"]
+    component = yaml.safe_load(
+        (root / "templates" / "tracker-ci.yml").read_text().split("\n---\n")[0]
+    )["spec"]["inputs"]
+    assert settings["environment"]["value"] == action["environment"]["default"] == "production"
+    assert component["environment"]["default"] == "production"
+    assert settings["wait"]["value"] == float(action["wait"]["default"]) == 300
+    assert component["lock-wait"]["default"] == 300
+    assert settings["lock_ttl"]["value"] == int(action["lock-ttl"]["default"]) == 3600
+    assert {settings[key]["source"] for key in ("environment", "wait", "lock_ttl")} == {"default"}

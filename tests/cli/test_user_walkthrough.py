@@ -336,7 +336,7 @@ def test_lock_options_document_the_settings_they_fall_back_to(invoke: Invoke) ->
     for command in ("start", "run"):
         start_help = CliRunner().invoke(cli_module.cli, ["deploy", command, "--help"]).output
         assert "TRACKER_PR_URL" in start_help  # read by --pr-url, and now said
-    assert "TRACKER_WAIT" in wait_help and "check once" in wait_help
+    assert "TRACKER_WAIT" in wait_help and "checks once" in wait_help
     service = unique()
     taken = invoke(
         "-o", "json", "lock", "acquire", "-s", service, "-e", "UAT", env={"TRACKER_LOCK_TTL": "90"}

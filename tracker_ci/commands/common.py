@@ -181,7 +181,8 @@ def environment_option(func: Callable[..., Any]) -> Callable[..., Any]:
         "-e",
         envvar="TRACKER_ENVIRONMENT",
         type=WireChoice("Environment"),
-        help="Target environment. [env: TRACKER_ENVIRONMENT; config: environment]",
+        help="Target environment. [env: TRACKER_ENVIRONMENT; config: environment; "
+        "default: production]",
     )(func)
 
 

@@ -97,7 +97,7 @@ def start_options(func: Callable[..., Any]) -> Callable[..., Any]:
             envvar="TRACKER_WAIT",
             metavar="SECONDS",
             help="How long to wait for a held lock, with a live line saying who "
-            "holds it. [env: TRACKER_WAIT; default: 0, fail at once]",
+            "holds it. [env: TRACKER_WAIT; default: 300; 0 fails at once]",
         ),
         click.option(
             "--reason",

@@ -134,7 +134,7 @@ break_glass_option = click.option(
     default=None,
     envvar="TRACKER_WAIT",
     help="Seconds to wait for a held lock before giving up (exit 3); waits in the "
-    "server's queue, in arrival order. [env: TRACKER_WAIT]",
+    "server's queue, in arrival order. [env: TRACKER_WAIT; default: 300]",
 )
 @reason_option
 @break_glass_option
@@ -469,7 +469,7 @@ def list_locks(state: AppState) -> None:
     default=None,
     envvar="TRACKER_WAIT",
     help="Seconds to wait before giving up (exit 3). "
-    "[env: TRACKER_WAIT; config: wait; default: 0, check once]",
+    "[env: TRACKER_WAIT; config: wait; default: 300; 0 checks once]",
 )
 @pass_state
 def wait_for_lock(
