@@ -40,6 +40,8 @@ from tracker_ci.exceptions import (
 )
 from tracker_ci.models import (
     API_PREFIX,
+    ActiveFreeze,
+    ActiveFreezesResponse,
     ChangelogEntry,
     ChangelogListResponse,
     ChangelogRequest,
@@ -702,6 +704,20 @@ class TrackerClient:
             "GET", f"{API_PREFIX}/freeze-windows/list", params=[("per_page", 1000)]
         )
         return self._parse(response, FreezeWindowListResponse).freeze_windows
+
+    def active_freezes(
+        self, *, service: str | None = None, environment: Environment | str | None = None
+    ) -> list[ActiveFreeze]:
+        """The freeze windows in force now, in the scope of (service, environment) when given
+        (bundled server only)."""
+        params = _query(
+            [
+                ("service", service or None),
+                ("environment", str(environment) if environment else None),
+            ]
+        )
+        response = self._request("GET", f"{API_PREFIX}/freeze-windows/active", params=params)
+        return self._parse(response, ActiveFreezesResponse).freezes
 
     def delete_freeze_window(self, window_id: str) -> int:
         """Delete a freeze window; how many were deleted."""

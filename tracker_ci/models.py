@@ -37,6 +37,8 @@ from pydantic.alias_generators import to_camel
 
 __all__ = [
     "API_PREFIX",
+    "ActiveFreeze",
+    "ActiveFreezesResponse",
     "MAX_CHANGES",
     "ChangeKind",
     "DoraLevel",
@@ -851,6 +853,19 @@ class FreezeWindowResponse(WireModel):
 class FreezeWindowListResponse(WireModel):
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
     total_count: int = 0
+
+
+class ActiveFreeze(WireModel):
+    """A window in force now, and when that stretch of it ends (None: until further notice)."""
+
+    freeze_window: FreezeWindow
+    until: Timestamp | None = None
+
+
+class ActiveFreezesResponse(WireModel):
+    """``GET /freeze-windows/active`` (extension): the windows in force now, in scope."""
+
+    freezes: list[ActiveFreeze] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------------- tokens

@@ -113,3 +113,27 @@ def test_doctor_looks_the_pull_request_up_with_the_ci_token(invoke: Invoke, fake
     }
     lookups = [r for r in fake_api.requests if r.path.endswith("/pulls")]
     assert lookups and all(r.headers["Authorization"] == "token ghs_doctor" for r in lookups)
+
+
+def test_doctor_names_the_freeze_windows_in_force_for_the_deploy(invoke: Invoke) -> None:
+    service = unique("doc-freeze")
+    free = invoke("doctor", "-s", service, "-e", "UAT", "-o", "json")
+    assert _report(free)["freezes"] == {
+        "check": "freezes",
+        "verdict": "ok",
+        "found": f"no freeze window in force for {service}/UAT",
+        "fix": "",
+    }
+    soft = invoke("freeze", "add", "Launch", "-s", service, "--soft", "--for", "1h")
+    assert soft.exit_code == 0, soft.output
+    warned = _report(invoke("doctor", "-s", service, "-e", "UAT", "-o", "json"))["freezes"]
+    assert warned["verdict"] == "warn" and 'soft "Launch" until' in warned["found"]
+    assert warned["fix"] == "a deploy goes through with a warning"
+    hard = invoke("freeze", "add", "Release freeze", "-s", service, "--for", "2h")
+    assert hard.exit_code == 0, hard.output
+    blocked = _report(invoke("doctor", "-s", service, "-e", "UAT", "-o", "json"))["freezes"]
+    assert 'hard "Release freeze" until' in blocked["found"]
+    assert blocked["fix"].startswith("a deploy is refused now (exit 7)")
+    # Another service is not in those windows' scope.
+    other = _report(invoke("doctor", "-s", unique("doc-other"), "-e", "UAT", "-o", "json"))
+    assert other["freezes"]["verdict"] == "ok"

@@ -110,6 +110,37 @@ def _lock(client: Any, service: str | None, environment: str | None) -> Check:
     )
 
 
+def _freezes(client: Any, service: str | None, environment: str | None) -> Check:
+    from tracker_ci.exceptions import NotFound, TrackerError
+    from tracker_ci.models import FreezeType
+
+    if not client.server_is_bundled:
+        return Check("freezes", "ok", "upstream Tracker: freeze windows are not enforced")
+    try:
+        active = client.active_freezes(service=service, environment=environment)
+    except NotFound:
+        return Check("freezes", "ok", "this server has no freeze windows")
+    except TrackerError as error:
+        return _failed("freezes", error, "see the server's log")
+    scope = f" for {service}/{environment}" if service and environment else ""
+    if not active:
+        return Check("freezes", "ok", f"no freeze window in force{scope}")
+    names = []
+    hard = False
+    for freeze in active:
+        window = freeze.freeze_window
+        soft = window.type is FreezeType.FREEZE_TYPE_SOFT
+        hard = hard or not soft
+        until = f"{freeze.until:%Y-%m-%d %H:%M:%SZ}" if freeze.until else "further notice"
+        names.append(f'{"soft" if soft else "hard"} "{window.title}" until {until}')
+    fix = (
+        "a deploy is refused now (exit 7); wait, or pass --break-glass REASON if it must go"
+        if hard
+        else "a deploy goes through with a warning"
+    )
+    return Check("freezes", "warn", f"in force{scope}: {'; '.join(names)}", fix)
+
+
 def _pull_request(state: AppState) -> Check:
     from tracker_ci.commands.context import detect_run, find_pr_url
 
@@ -153,7 +184,7 @@ Examples:
 @environment_option
 @pass_state
 def doctor(state: AppState, service: str | None, environment: Any) -> None:
-    """Check the server, the token, the lock, the PR lookup and the fail policy."""
+    """Check the server, the token, the lock, freezes, the PR lookup and the fail policy."""
     service = service or state.config.get("service")
     environment = environment or state.config.get("environment")
     checks: list[Check] = []
@@ -163,6 +194,7 @@ def doctor(state: AppState, service: str | None, environment: Any) -> None:
             steps: list[Callable[[], Check]] = [
                 lambda: _token(client, state.config["token"]),
                 lambda: _lock(client, service, getattr(environment, "value", environment)),
+                lambda: _freezes(client, service, getattr(environment, "value", environment)),
             ]
             checks += [step() for step in steps]
     checks += [_pull_request(state), _policy(state)]

@@ -18,12 +18,14 @@ from sqlalchemy import Connection
 
 from tracker_ci.models import (
     API_PREFIX,
+    ActiveFreeze,
+    ActiveFreezesResponse,
     FreezeWindow,
     FreezeWindowListResponse,
     FreezeWindowResponse,
     UnlockResponse,
 )
-from tracker_server.deps import AdminWriteDep, DatabaseDep, require_reader
+from tracker_server.deps import AdminWriteDep, DatabaseDep, Now, require_reader
 from tracker_server.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from tracker_server.routes.common import Page, PerPage, wire
 from tracker_server.store import freezes as freeze_store
@@ -131,5 +133,22 @@ def list_windows(database: DatabaseDep, page: Page = 1, per_page: PerPage = 50) 
     return wire(
         FreezeWindowListResponse(
             freeze_windows=windows[start : start + per_page], total_count=len(windows)
+        )
+    )
+
+
+@router.get(
+    "/freeze-windows/active", response_model=ActiveFreezesResponse, responses=ERROR_RESPONSES
+)
+def active_windows(
+    database: DatabaseDep, now: Now, service: str | None = None, environment: str | None = None
+) -> Response:
+    """The windows in force now (extension); with ``service`` (and ``environment``), only
+    those whose scope covers that deploy."""
+    with database.read() as conn:
+        stretches = freeze_store.active_freezes(conn, now, service=service, environment=environment)
+    return wire(
+        ActiveFreezesResponse(
+            freezes=[ActiveFreeze(freeze_window=s.window, until=s.until) for s in stretches]
         )
     )
