@@ -15,6 +15,7 @@ The client hides the differences between the bundled server and the upstream Go 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -33,6 +34,7 @@ from tracker_ci.exceptions import (
     APIError,
     ConfigError,
     NotFound,
+    TrackerError,
     UnexpectedResponse,
     error_from_response,
     error_from_transport,
@@ -374,6 +376,7 @@ class TrackerClient:
         lock_ttl_seconds: int = 0,
     ) -> Event:
         """Create an event (a deployment event also takes the lock); raises LockHeld."""
+        self.check_environment(request.attributes.environment)
         body = request.to_wire()  # every field, so attributes and links are always there
         if lock_ttl_seconds:
             body["lockTtlSeconds"] = lock_ttl_seconds
@@ -397,6 +400,7 @@ class TrackerClient:
 
     def update_event(self, request: UpdateEventRequest) -> Event:
         """Replace an event's title, attributes and links; the event after the change."""
+        self.check_environment(request.attributes.environment)
         body = request.to_wire()
         self._attribute_extensions(body)
         response = self._request("PUT", f"{API_PREFIX}/event", json=body)
@@ -595,6 +599,7 @@ class TrackerClient:
         break_glass: str = "",
     ) -> Lock:
         """Take the lock on (service, environment, resource); raises LockHeld if taken."""
+        self.check_environment(environment)
         body = CreateLockRequest(
             service=service,
             environment=str(environment),
@@ -922,6 +927,31 @@ class TrackerClient:
         return self._parse(response, WebhookDeliveryListResponse).deliveries
 
     # ---------------------------------------------------------------------- health
+    def check_environment(self, environment: Environment | str | None) -> None:
+        """Refuse, before sending it, an environment name an upstream server cannot take.
+
+        Upstream's Tracker knows its eight environments only; our server takes any name.
+        When the kind of server is not known yet, one ``GET /health`` tells (ours answers it
+        with its header).
+        """
+        if environment is None or environment == "":
+            return
+        try:
+            env = Environment.parse(environment)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if not env.custom:
+            return
+        if self.server_is_bundled is None:
+            with contextlib.suppress(TrackerError):
+                self.health()
+        if self.server_is_bundled is False:  # unreachable: the request itself says so
+            raise ConfigError(
+                f"environment {env.value!r} is not one an upstream Tracker at {self.base_url} "
+                f"can store: use one of {', '.join(Environment.choices())} (any name needs "
+                "tracker-ci's bundled server)"
+            )
+
     def health(self) -> dict[str, Any]:
         """The server's ``GET /health`` answer (extension): status, database, version."""
         response = self._request("GET", "/health")

@@ -37,6 +37,7 @@ from pydantic.alias_generators import to_camel
 
 __all__ = [
     "API_PREFIX",
+    "ENVIRONMENT_NAME",
     "ActiveFreeze",
     "ActiveFreezesResponse",
     "MAX_CHANGES",
@@ -130,7 +131,9 @@ class WireEnum(str, enum.Enum):  # noqa: UP042 (ignored by pyproject too)
 
     @property
     def number(self) -> int:
-        return list(type(self)).index(self)
+        """The protobuf number (-1 for a name outside the enum, see Environment)."""
+        members = list(type(self))
+        return members.index(self) if self in members else -1
 
     @classmethod
     def parse(cls, value: Any) -> Self:
@@ -218,6 +221,11 @@ class Status(WireEnum):
 
 
 class Environment(WireEnum):
+    """Upstream's eight environments keep their names and numbers on the wire; our server
+    also takes any other name matching :data:`ENVIRONMENT_NAME` (``staging``, ``eu-west-1``),
+    stored and searched as given. Such a name parses to a member of its own, outside the
+    enum's list (``custom`` is True, ``number`` is -1), so every ``.value`` keeps working."""
+
     ENVIRONMENT_UNSPECIFIED = "ENVIRONMENT_UNSPECIFIED"
     development = "development"
     integration = "integration"
@@ -227,6 +235,40 @@ class Environment(WireEnum):
     preproduction = "preproduction"
     production = "production"
     mco = "mco"
+
+    @classmethod
+    def parse(cls, value: Any) -> Self:
+        try:
+            return super().parse(value)
+        except ValueError:
+            if isinstance(value, str) and ENVIRONMENT_NAME.fullmatch(value) and not value.isdigit():
+                return cls._named(value)
+            names = ", ".join(cls.choices())
+            raise ValueError(
+                f"{value!r} is not a valid environment: one of {names}, or (our server) a "
+                "name of letters, digits, '.', '_' and '-', starting with a letter or digit, "
+                "at most 32 characters"
+            ) from None
+
+    @classmethod
+    def _named(cls, name: str) -> Self:
+        """The member of a name outside the eight (one per name, kept for identity)."""
+        member = cls._value2member_map_.get(name)
+        if member is None:
+            member = str.__new__(cls, name)
+            member._name_ = name
+            member._value_ = name
+            cls._value2member_map_[name] = member
+        return member  # type: ignore[return-value]
+
+    @property
+    def custom(self) -> bool:
+        """A name outside upstream's eight: only our server stores it."""
+        return self.value not in type(self)._member_map_
+
+
+#: Any environment name our server takes (upstream's eight are names of it too).
+ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 
 
 class ChangeType(WireEnum):
@@ -290,21 +332,24 @@ DURATION_STATUSES = frozenset({Status.success, Status.failure})
 LOCKING_TYPES = frozenset({EventType.deployment, EventType.operation})
 
 
-def _enum_field(cls: type[WireEnum]) -> Any:
+def _enum_field(cls: type[WireEnum], pattern: str = "") -> Any:
+    names: dict[str, Any] = {"type": "string", "enum": [m.value for m in cls]}
+    # Environment: any name of the pattern too (our server's extension).
+    written = {"anyOf": [names, {"type": "string", "pattern": pattern}]} if pattern else names
     return Annotated[
         cls,
         BeforeValidator(cls.parse_wire),
         WithJsonSchema(
             {
                 "anyOf": [
-                    {"type": "string", "enum": [m.value for m in cls]},
+                    *written.get("anyOf", [written]),
                     {"type": "integer", "minimum": 0, "maximum": len(cls) - 1},
                 ],
                 "title": cls.__name__,
             },
             mode="validation",
         ),
-        WithJsonSchema({"type": "string", "enum": [m.value for m in cls]}, mode="serialization"),
+        WithJsonSchema(written, mode="serialization"),
     ]
 
 
@@ -318,7 +363,7 @@ else:
     EventTypeField = _enum_field(EventType)
     PriorityField = _enum_field(Priority)
     StatusField = _enum_field(Status)
-    EnvironmentField = _enum_field(Environment)
+    EnvironmentField = _enum_field(Environment, f"^{ENVIRONMENT_NAME.pattern}$")
     ChangeTypeField = _enum_field(ChangeType)
 
 

@@ -171,7 +171,7 @@ def test_environments_and_priorities_are_the_wire_enums() -> None:
         parsed = github_action.parse_inputs({**raw, "environment": "UAT", "priority": priority})
         assert parsed.priority == priority and parsed.doubts == ()
     with pytest.raises(github_action.ActionError, match="`environment`"):
-        github_action.parse_inputs({**raw, "environment": "staging"})
+        github_action.parse_inputs({**raw, "environment": "prod env"})
 
 
 @pytest.mark.unit

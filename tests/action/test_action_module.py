@@ -76,7 +76,7 @@ def test_a_token_over_plain_http_to_a_remote_host_is_a_doubt() -> None:
     ("values", "named"),
     [
         ({"mode": "deploy"}, "mode"),
-        ({"environment": "prod"}, "environment"),
+        ({"environment": "prod env"}, "environment"),
         ({"priority": "high"}, "priority"),
         ({"fail_policy": "maybe"}, "fail-policy"),
         ({"status": "ok", "mode": "finish"}, "status"),

@@ -329,7 +329,7 @@ def test_an_unreachable_server_with_fail_policy_closed_stops(tmp_path: Path) -> 
     [
         ({"service": "shop", "comment": "maybe"}, "comment"),
         ({"service": "shop", "auto-close": "Treu"}, "auto-close"),
-        ({"service": "shop", "environment": "prod"}, "environment"),
+        ({"service": "shop", "environment": "prod/eu"}, "environment"),
         ({"service": "shop", "pr-url": "https://example.com/not-a-pr"}, "pr-url"),
         ({"command": "true", "host": "a.example", "server-url": "http://b.example"}, "host"),
         ({"service": "shop", "mode": "run", "command": ""}, "command"),

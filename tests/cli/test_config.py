@@ -85,7 +85,7 @@ def test_malformed_toml_names_the_file_and_line(tmp_path: Path) -> None:
     [
         ('\n\nsevrice = "api"\n', r"\.tracker-ci\.toml:3: unknown key 'sevrice'"),
         ('fail_policy = "maybe"\n', r":1: bad value for 'fail_policy'.*open, closed"),
-        ('environment = "prod"\n', r":1: bad value for 'environment'.*production"),
+        ('environment = "prod env"\n', r":1: bad value for 'environment'.*production"),
         ("wait = -1\n", r":1: bad value for 'wait'"),
         ('url = "ftp://x"\n', r":1: bad value for 'url'"),
         ("lock_ttl = 1.5\n", r":1: bad value for 'lock_ttl'.*whole number"),

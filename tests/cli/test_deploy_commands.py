@@ -272,8 +272,8 @@ def test_deploy_run_passes_the_exit_code_through(invoke: Invoke) -> None:
     ("args", "expected"),
     [
         (
-            ["deploy", "start", "-s", "x", "-e", "prod"],
-            "'prod' is not one of: development, integration, TNR, UAT",
+            ["deploy", "start", "-s", "x", "-e", "prod env"],
+            "'prod env' is not one of: development, integration, TNR, UAT",
         ),
         (["deploy", "start", "-s", "x", "-e", "UAT", "--priority", "P9"], "'P9' is not one of"),
         (["deploy", "finish", "--event-id", "e", "--status", "great"], "'great' is not one of"),

@@ -73,7 +73,7 @@ def test_a_bad_since_is_a_usage_error(invoke):
 
 
 def test_an_unknown_environment_is_a_usage_error_in_one_line(invoke):
-    result = invoke("dora", "-s", "api", "-e", "moon")
+    result = invoke("dora", "-s", "api", "-e", "moon base")
     assert result.exit_code == 2, result.output  # the server's 400: invalid input
     assert len(result.output.strip().splitlines()) == 1
     assert "not a valid environment" in result.output

@@ -139,7 +139,7 @@ def test_a_bare_group_prints_its_help_not_an_error_line(
 @pytest.mark.parametrize(
     ("variable", "value", "args", "expected"),
     [
-        ("TRACKER_ENVIRONMENT", "prod", ["lock", "status", "-s", "api"], "'prod' is not one of"),
+        ("TRACKER_ENVIRONMENT", "prod env", ["lock", "status", "-s", "api"], "is not one of"),
         ("TRACKER_WAIT", "abc", ["deploy", "start", "-s", "api", "-e", "UAT"], "'abc'"),
         ("TRACKER_OUTPUT", "yaml", ["lock", "list"], "'yaml' is not one of"),
     ],
@@ -172,7 +172,7 @@ def test_a_typed_bad_value_is_not_blamed_on_a_variable(
     from tracker_ci import __main__ as entry
 
     with pytest.raises(SystemExit) as exited:
-        entry.main(["lock", "status", "-s", "api", "-e", "prod"])
+        entry.main(["lock", "status", "-s", "api", "-e", "prod env"])
     assert exited.value.code == 2
     assert "(from " not in capsys.readouterr().err
 

@@ -64,7 +64,7 @@ def test_state_to_dict_is_camel_case() -> None:
     ("options", "message"),
     [
         ({"service": " ", "environment": "production"}, "needs a service name"),
-        ({"service": "api", "environment": "moon"}, "not a valid environment; use one of"),
+        ({"service": "api", "environment": "moon base"}, "not a valid environment: one of"),
         ({"service": "api", "environment": "UAT", "priority": "P9"}, "not a valid priority"),
         ({"service": "api", "environment": "UAT", "fail_policy": "maybe"}, "fail policy"),
         ({"service": "api", "environment": "UAT", "lock_ttl": -1}, "lock TTL"),

@@ -255,10 +255,10 @@ def test_a_killed_deploy_run_closes_its_event_and_frees_the_lock(
 
 def test_bad_inputs_give_one_line_and_their_exit_code(url: str, tmp_path: Path) -> None:
     unknown_enum = tracker_ci(
-        "deploy", "start", "-s", "api", "-e", "staging", url=url, cwd=tmp_path
+        "deploy", "start", "-s", "api", "-e", "stag ing", url=url, cwd=tmp_path
     )
     assert unknown_enum.returncode == 2
-    assert "'staging' is not one of: development," in one_line(unknown_enum.stderr)
+    assert "'stag ing' is not one of: development," in one_line(unknown_enum.stderr)
     missing_service = tracker_ci("deploy", "run", "-e", "UAT", "--", "true", url=url, cwd=tmp_path)
     assert missing_service.returncode == 2
     assert "missing --service" in one_line(missing_service.stderr)

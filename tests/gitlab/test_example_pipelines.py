@@ -383,7 +383,7 @@ deploy-web:
 @pytest.mark.parametrize(
     ("given", "refusal"),
     [
-        ("environment: staging", "`staging` cannot be used because it is not in the list"),
+        ("environment: eu west", "`eu west` does not match required regex"),
         ("lock-ttl: soon", "`soon` does not match required regex"),
         ("lock-wait: many", "`lock-wait` input: provided value is not a number"),
     ],

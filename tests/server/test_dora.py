@@ -169,7 +169,7 @@ def test_an_empty_window(history):
     [
         ({"environment": "production"}, "service and environment are required"),
         ({"service": "api"}, "service and environment are required"),
-        ({"service": "api", "environment": "moon"}, "environment"),
+        ({"service": "api", "environment": "moon base"}, "environment"),
         (
             {"service": "api", "environment": "production", "start_date": "yesterday"},
             "not an RFC 3339 timestamp",

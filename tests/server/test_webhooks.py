@@ -235,7 +235,7 @@ def test_the_api_never_shows_a_secret_and_refuses_bad_input(rig: Rig) -> None:
         ({"url": "https://x", "events": []}, "name at least one event"),
         ({"url": "https://x", "events": ["deploy.started"]}, "matches no event"),
         ({"url": "https://x", "events": ["*"], "kind": "email"}, "is not one of generic"),
-        ({"url": "https://x", "events": ["*"], "environment": "prod"}, "is not known"),
+        ({"url": "https://x", "events": ["*"], "environment": "prod env"}, "is not known"),
     ]
     for body, message in bad:
         response = rig.client.post(f"{API}/webhooks", json=body)

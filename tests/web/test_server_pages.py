@@ -39,7 +39,7 @@ def test_every_page_answers_html(client):
 
 
 def test_bad_filters_and_unknown_events_answer_the_error_body(client):
-    assert_error(client.get("/timeline?environment=moon"), 400, 3, "not a valid environment")
+    assert_error(client.get("/timeline?environment=moon%20base"), 400, 3, "not a valid environment")
     assert_error(client.get("/insights?start_date=soon"), 400, 3, "RFC 3339")
     assert_error(client.get("/events/0b8f2a6e-1111-4c3b-9a55-0d2b1c3e4f50"), 404, 5, "not found")
 

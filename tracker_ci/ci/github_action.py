@@ -191,6 +191,16 @@ def _choice(
     )
 
 
+def _environment(value: str, environments: Sequence[str], doubts: list[str]) -> str:
+    """Upstream's eight (case forgiven, as other choices), or any name our server takes."""
+    from tracker_ci.models import ENVIRONMENT_NAME
+
+    known = [name.lower() for name in environments]
+    if value == "" or value.lower() in known or not ENVIRONMENT_NAME.fullmatch(value):
+        return _choice("environment", value, environments, doubts, empty_ok=True)
+    return value  # e.g. staging, eu-west-1: the bundled server stores it as given
+
+
 def _seconds(name: str, value: str) -> int:
     seconds = int(value) if value.isdigit() else -1
     if seconds < 0:
@@ -267,7 +277,7 @@ def parse_inputs(raw: Mapping[str, str], *, check_mode: bool = True) -> ActionIn
         server_url=server_url,
         token=raw["token"],
         service=raw["service"],
-        environment=_choice("environment", raw["environment"], environments, doubts, empty_ok=True),
+        environment=_environment(raw["environment"], environments, doubts),
         command=raw["command"],
         wait=_seconds("wait", raw["wait"] or "0"),
         title=raw["title"],

@@ -155,10 +155,14 @@ class WireChoice(click.ParamType):
         accepted = ", ".join(self.choices())
         if aliases:
             accepted += f" (or {', '.join(aliases)})"
+        if getattr(enum, "ENVIRONMENT_UNSPECIFIED", None) is not None:
+            accepted += " (or, on the bundled server, a name like staging or eu-west-1)"
         try:
             member = enum.parse(text)
         except ValueError:
             self.fail(f"{value!r} is not one of: {accepted}", param, ctx)
+        if getattr(member, "custom", False):
+            return member  # an environment name of our server's own
         if member.value.endswith("_UNSPECIFIED") or member.value not in self.choices():
             self.fail(f"{value!r} is not one of: {accepted}", param, ctx)
         return member
@@ -181,7 +185,8 @@ def environment_option(func: Callable[..., Any]) -> Callable[..., Any]:
         "-e",
         envvar="TRACKER_ENVIRONMENT",
         type=WireChoice("Environment"),
-        help="Target environment. [env: TRACKER_ENVIRONMENT; config: environment; "
+        help="Target environment: one of upstream's eight, or on the bundled server any "
+        "name (staging, eu-west-1). [env: TRACKER_ENVIRONMENT; config: environment; "
         "default: production]",
     )(func)
 

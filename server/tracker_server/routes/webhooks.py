@@ -12,8 +12,8 @@ from fastapi.responses import Response
 
 from tracker_ci.models import (
     API_PREFIX,
+    ENVIRONMENT_NAME,
     WEBHOOK_KINDS,
-    Environment,
     WebhookCreateRequest,
     WebhookDeliveryListResponse,
     WebhookListResponse,
@@ -52,7 +52,7 @@ def check_webhook(body: WebhookCreateRequest) -> None:
                 "alert.fired)"
             )
     check_text(body.service, "service", max_length=MAX_NAME)
-    if body.environment and body.environment not in {e.value for e in Environment}:
+    if body.environment and not ENVIRONMENT_NAME.fullmatch(body.environment):
         raise InvalidInput(f"invalid request: environment: {body.environment!r} is not known")
     check_text(body.secret, "secret", max_length=1000)
 
