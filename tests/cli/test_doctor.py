@@ -137,3 +137,43 @@ def test_doctor_names_the_freeze_windows_in_force_for_the_deploy(invoke: Invoke)
     # Another service is not in those windows' scope.
     other = _report(invoke("doctor", "-s", unique("doc-other"), "-e", "UAT", "-o", "json"))
     assert other["freezes"]["verdict"] == "ok"
+
+
+def test_doctor_lists_what_a_deploy_would_ship_with_the_ci_token(invoke: Invoke, fake_api) -> None:
+    from tests.cli.test_shipped_changes import BASE, C1, HEAD, _github_commit, _previous
+
+    service = unique("doc-ship")
+    _previous(invoke, service)
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": "acme/api",
+        "GITHUB_SHA": HEAD,
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_API_URL": fake_api.url,
+        "GITHUB_TOKEN": "ghs_doctor",
+    }
+    compare = f"/repos/acme/api/compare/{BASE}...{HEAD}"
+    fake_api.route(
+        "GET",
+        compare,
+        {
+            "url": f"{fake_api.url}{compare}",
+            "total_commits": 1,
+            "commits": [_github_commit(C1, 1, "bob")],
+        },
+    )
+    fake_api.route("GET", f"/repos/acme/api/commits/{C1}/pulls", [])
+    fake_api.route("GET", f"/repos/acme/api/commits/{HEAD}/pulls", [])
+    listed = invoke("doctor", "-s", service, "-e", "production", "-o", "json", env=env)
+    assert listed.exit_code == 0, listed.output
+    assert _report(listed)["changes"] == {
+        "check": "changes",
+        "verdict": "ok",
+        "found": f"1 change(s) since the last successful deploy, up to {HEAD[:12]}",
+        "fix": "",
+    }
+    fake_api.route("GET", compare, {"message": "Bad credentials"}, 401)
+    refused = _report(invoke("doctor", "-s", service, "-e", "production", "-o", "json", env=env))
+    assert refused["changes"]["verdict"] == "warn"
+    assert refused["changes"]["found"].startswith("cannot list the changes this deploy ships")
+    assert "token that can read" in refused["changes"]["fix"]

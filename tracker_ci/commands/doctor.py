@@ -163,6 +163,48 @@ def _pull_request(state: AppState) -> Check:
     )
 
 
+def _changes(state: AppState, client: Any, service: str | None, environment: Any) -> Check:
+    """Whether what a deploy ships can be listed with the CI token (GitHub/GitLab compare)."""
+    from tracker_ci.changes import find_shipped
+    from tracker_ci.commands.context import detect_run
+
+    run = detect_run()
+    if run.github is None and run.gitlab is None:
+        return Check("changes", "ok", "not in GitHub Actions or GitLab CI: none to list")
+    if not service:
+        return Check("changes", "warn", "not checked", "give --service and --environment")
+    problems: list[str] = []
+    shipped = find_shipped(
+        client,
+        service=service,
+        environment=getattr(environment, "value", environment) or "production",
+        github=run.github,
+        gitlab=run.gitlab,
+        github_token=os.environ.get("GITHUB_TOKEN"),
+        gitlab_token=os.environ.get("GITLAB_TOKEN"),
+        timeout=state.config["timeout"],
+        on_problem=problems.append,
+    )
+    if problems:
+        fix = "give the job a token that can read the repository's commits and PRs/MRs"
+        return Check("changes", "warn", problems[0], fix)
+    if not shipped.revision:
+        return Check("changes", "ok", "no commit in this run: none to list")
+    if not shipped.changes:
+        return Check(
+            "changes",
+            "ok",
+            f"none to list up to {shipped.revision[:12]} (no earlier successful deploy with "
+            "a revision, or nothing new since)",
+        )
+    return Check(
+        "changes",
+        "ok",
+        f"{len(shipped.changes)} change(s) since the last successful deploy, up to "
+        f"{shipped.revision[:12]}",
+    )
+
+
 def _policy(state: AppState) -> Check:
     policy = str(state.config["fail_policy"]).lower()
     meaning = {
@@ -184,7 +226,7 @@ Examples:
 @environment_option
 @pass_state
 def doctor(state: AppState, service: str | None, environment: Any) -> None:
-    """Check the server, the token, the lock, freezes, the PR lookup and the fail policy."""
+    """Check the server, token, lock, freezes, PR and changes lookups, and fail policy."""
     service = service or state.config.get("service")
     environment = environment or state.config.get("environment")
     checks: list[Check] = []
@@ -195,6 +237,7 @@ def doctor(state: AppState, service: str | None, environment: Any) -> None:
                 lambda: _token(client, state.config["token"]),
                 lambda: _lock(client, service, getattr(environment, "value", environment)),
                 lambda: _freezes(client, service, getattr(environment, "value", environment)),
+                lambda: _changes(state, client, service, environment),
             ]
             checks += [step() for step in steps]
     checks += [_pull_request(state), _policy(state)]
