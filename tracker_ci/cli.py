@@ -87,7 +87,7 @@ def _takes_value(command: click.Command) -> dict[str, bool]:
     return names
 
 
-def _leaf(group: click.Group, ctx: click.Context, args: list[str]) -> tuple[Any, int]:
+def _leaf(group: click.Group, args: list[str]) -> tuple[Any, int]:
     """The command the words name and the index after its name (None: leave args alone)."""
     index, command = 0, group
     while isinstance(command, click.Group):
@@ -104,9 +104,9 @@ def _leaf(group: click.Group, ctx: click.Context, args: list[str]) -> tuple[Any,
     return command, index
 
 
-def hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
+def hoist_global_options(group: click.Group, args: list[str]) -> list[str]:
     """``args`` with the global options that follow the command moved to the front."""
-    leaf, start = _leaf(group, ctx, args)
+    leaf, start = _leaf(group, args)
     if leaf is None:
         return args
     own = _takes_value(leaf)
@@ -177,7 +177,7 @@ class TrackerGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # Global options typed after the command (`tracker-ci deploy start -o json`) are
         # moved before it, unless that command has an option of the same name.
-        return super().parse_args(ctx, hoist_global_options(self, ctx, args))
+        return super().parse_args(ctx, hoist_global_options(self, args))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])

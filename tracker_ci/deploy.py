@@ -293,11 +293,11 @@ class Deployment:
         if self.on_warning is not None:
             self.on_warning(error)
 
-    def _untracked(self, status: str = "untracked") -> DeploymentState:
+    def _untracked(self) -> DeploymentState:
         return DeploymentState(
             service=self.service,
             environment=self.environment.value,
-            status=status,
+            status="untracked",
             started_at=utcnow(),
         )
 

@@ -175,6 +175,11 @@ class WireEnum(str, enum.Enum):  # noqa: UP042 (ignored by pyproject too)
         return cls.parse(value)
 
     @classmethod
+    def other_names(cls) -> str:
+        """What else a user may type besides :meth:`choices` ("" when nothing else)."""
+        return ""
+
+    @classmethod
     def choices(cls) -> list[str]:
         """The names a user may type (the unspecified member left out)."""
         return [m.value for m in cls if not m.value.endswith("_UNSPECIFIED")]
@@ -249,6 +254,10 @@ class Environment(WireEnum):
                 "name of letters, digits, '.', '_' and '-', starting with a letter or digit, "
                 "at most 32 characters"
             ) from None
+
+    @classmethod
+    def other_names(cls) -> str:
+        return "on the bundled server, a name like staging or eu-west-1"
 
     @classmethod
     def _named(cls, name: str) -> Self:

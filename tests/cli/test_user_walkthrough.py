@@ -275,11 +275,9 @@ def test_global_options_work_after_the_command_too(capsys: pytest.CaptureFixture
 def test_global_options_after_the_command_move_before_it(
     args: list[str], hoisted: list[str]
 ) -> None:
-    import click
-
     from tracker_ci.cli import cli, hoist_global_options
 
-    assert hoist_global_options(cli, click.Context(cli), args) == hoisted
+    assert hoist_global_options(cli, args) == hoisted
 
 
 @pytest.mark.unit

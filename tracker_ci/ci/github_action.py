@@ -464,10 +464,7 @@ def invoke_cli(argv: Sequence[str], inputs: ActionInputs, environ: MutableMappin
 
 # --------------------------------------------------------------------------- main
 def _fail(exc: ActionError, report: StepReport) -> int:
-    report.annotate("error", exc.message)
-    report.summary(
-        f"### ❌ tracker-ci: the step failed\n\n{exc.message}\n\n**How to fix it:** {exc.fix}\n"
-    )
+    report.failed(exc.message, exc.exit_code, fix=exc.fix)
     return exc.exit_code
 
 

@@ -95,13 +95,14 @@ class StepReport:
         if self.active:
             print(f"::{kind} title=tracker-ci::{escape_command_data(message)}", flush=True)
 
-    def failed(self, message: str, exit_code: int) -> None:
-        """The command failed: an error annotation and a fix-it paragraph in the summary."""
+    def failed(self, message: str, exit_code: int, fix: str | None = None) -> None:
+        """The command failed: an error annotation and a fix-it paragraph in the summary
+        (``fix``, else the exit code's from the exit-code table)."""
         if not self.active:
             return
         self.annotate("error", message)
         paragraph = f"### ❌ tracker-ci: the step failed\n\n{message}\n"
-        fix = EXIT_FIXES.get(exit_code, "")
+        fix = EXIT_FIXES.get(exit_code, "") if fix is None else fix
         if fix:
             paragraph += f"\n**How to fix it:** {fix}\n"
         self.summary(paragraph)
@@ -129,6 +130,18 @@ class StepReport:
             "Event": event_cell,
         }
 
+    def _deployment_outputs(self, state: Any, *, closed: bool) -> None:
+        """A deployment's step outputs; once closed, with its duration in seconds."""
+        values = {
+            "event-id": state.event_id,
+            "lock-id": state.lock_id,
+            "status": state.status,
+            "event-url": state.event_url,
+        }
+        if closed:
+            values["duration"] = "" if state.duration is None else f"{state.duration:.3f}"
+        self.outputs(values)
+
     def deployment_opened(self, state: Any, *, owner: str, pr_url: str, running: bool) -> None:
         """The event is open: outputs, the post step's state, and (deploy start) a summary."""
         if not (self.active or self.files):
@@ -141,13 +154,7 @@ class StepReport:
                 "event, and no deployment lock keeps another deploy of this service out). "
                 "Fail policy closed stops instead.",
             )
-        values = {
-            "event-id": state.event_id,
-            "lock-id": state.lock_id,
-            "status": state.status,
-            "event-url": state.event_url,
-        }
-        self.outputs(values)
+        self._deployment_outputs(state, closed=False)
         if state.tracked:
             # Saved before the command runs, so that the post step can close what was
             # opened even when the job is cancelled or the container killed mid-deploy.
@@ -172,16 +179,7 @@ class StepReport:
         """The event is closed: outputs, state, summary; an error when the deploy failed."""
         if not (self.active or self.files):
             return
-        duration = "" if state.duration is None else f"{state.duration:.3f}"
-        self.outputs(
-            {
-                "event-id": state.event_id,
-                "lock-id": state.lock_id,
-                "status": state.status,
-                "duration": duration,
-                "event-url": state.event_url,
-            }
-        )
+        self._deployment_outputs(state, closed=True)
         if state.tracked:
             self.save_state(closed="true")
         note = _sentence(detail)

@@ -155,8 +155,8 @@ class WireChoice(click.ParamType):
         accepted = ", ".join(self.choices())
         if aliases:
             accepted += f" (or {', '.join(aliases)})"
-        if getattr(enum, "ENVIRONMENT_UNSPECIFIED", None) is not None:
-            accepted += " (or, on the bundled server, a name like staging or eu-west-1)"
+        if enum.other_names():
+            accepted += f" (or, {enum.other_names()})"
         try:
             member = enum.parse(text)
         except ValueError:
