@@ -672,10 +672,18 @@ class DeleteEventResponse(WireModel):
 
 
 class EventListResponse(WireModel):
-    """Answer of list, today and search; ``totalCount`` is a 32-bit number."""
+    """Answer of list, today and search; ``totalCount`` is a 32-bit number.
+
+    Our extensions (performance issue): ``totalCountExact`` is false when ``totalCount`` is
+    an estimate (a filter matching more events than the server counts exactly), and
+    ``nextCursor`` is the keyset cursor of the next page ("" on the last one): pass it back
+    as ``cursor`` to page without an offset.
+    """
 
     events: list[Event] = Field(default_factory=list)
     total_count: int = 0
+    total_count_exact: bool = True
+    next_cursor: Text = ""
 
 
 class ChangelogListResponse(WireModel):
