@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from tracker_server import __version__, web
+from tracker_server import __version__, statistics, web
 from tracker_server.alerts import Alerts
 from tracker_server.clock import Clock, SystemClock
 from tracker_server.db import Database, create_database_engine, upgrade_schema
@@ -21,6 +21,7 @@ from tracker_server.middleware import BodySizeLimit, JsonBodies, ServerHeader, S
 from tracker_server.outbox import Outbox
 from tracker_server.routes import events, freezes, insights, locks, ops, queue, tokens, webhooks
 from tracker_server.settings import ServerSettings
+from tracker_server.upkeep import StatisticsUpkeep
 from tracker_server.wakeup import PostgresListener
 
 DESCRIPTION = """\
@@ -42,6 +43,8 @@ def create_app(
     engine = create_database_engine(settings.database_url)
     if migrate:
         upgrade_schema(engine)
+        # The planner's statistics (statistics.py): SQLite never gathers them itself.
+        statistics.refresh(engine)
     database = Database(engine)
     # Replicas on PostgreSQL wake each other's lock waiters (wakeup.py).
     queue_listener = PostgresListener(engine)
@@ -72,6 +75,7 @@ def create_app(
     app.state.database = database
     app.state.metrics = Metrics()
     app.state.clock = clock or SystemClock()
+    app.state.upkeep = StatisticsUpkeep(database)
     # Webhooks: deliveries written with each change, sent by this replica's dispatcher.
     app.state.outbox = Outbox()
     app.state.dispatcher = Dispatcher(database, app.state.clock, settings)

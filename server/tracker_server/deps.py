@@ -38,13 +38,10 @@ async def get_settings(request: Request) -> ServerSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-async def get_clock(request: Request) -> Clock:
-    """The app's clock."""
-    return request.app.state.clock  # type: ignore[no-any-return]
-
-
-async def get_now(clock: Annotated[Clock, Depends(get_clock)]) -> datetime:
-    """The request's moment, read once from the app's clock."""
+async def get_now(request: Request) -> datetime:
+    """The request's moment, read once from the app's clock (every dependency level costs
+    FastAPI's machinery on each request: this one reads the clock itself)."""
+    clock: Clock = request.app.state.clock
     return clock.now()
 
 
@@ -81,6 +78,7 @@ def _write(request: Request, principal: Principal, now: datetime) -> Write:
         now=now,
         # An admin acting on a lock another token took must say why (audited).
         reason=request.headers.get(REASON_HEADER, "").strip(),
+        upkeep=getattr(state, "upkeep", None),
     )
 
 

@@ -147,6 +147,9 @@ class JournalEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     KIND: ClassVar[str] = ""
+    #: Whether this change can move a lock queue, so its waiters (on every replica) must
+    #: look again. An event's own lock changes are entries of their own.
+    WAKES_WAITERS: ClassVar[bool] = True
     _registry: ClassVar[dict[str, type[JournalEntry]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -182,6 +185,7 @@ class EventCreated(JournalEntry):
     """An event was created (with its automatic lock, which has its own entry)."""
 
     KIND = "event_created"
+    WAKES_WAITERS = False
     event: Event
 
     def audit_line(self) -> AuditLine:
@@ -196,6 +200,7 @@ class EventUpdated(JournalEntry):
     """An event was replaced (PUT /event): as it was and as it is."""
 
     KIND = "event_updated"
+    WAKES_WAITERS = False
     before: Event
     after: Event
 
@@ -213,6 +218,7 @@ class EventDeleted(JournalEntry):
     """An event was deleted, with its changelog (its locks have their own entries)."""
 
     KIND = "event_deleted"
+    WAKES_WAITERS = False
     event: Event
 
 
@@ -220,6 +226,7 @@ class ChangelogAdded(JournalEntry):
     """A changelog entry was appended to an event by a client."""
 
     KIND = "changelog_added"
+    WAKES_WAITERS = False
     event_id: str
     entry: ChangelogEntry
 
@@ -228,6 +235,7 @@ class SlackIdSet(JournalEntry):
     """A Slack message id was attached to an event."""
 
     KIND = "slack_id_set"
+    WAKES_WAITERS = False
     event_id: str
     slack_id: str
     previous: str
@@ -291,6 +299,7 @@ class TokenCreated(JournalEntry):
     """An API token was created (never its secret)."""
 
     KIND = "token_created"
+    WAKES_WAITERS = False
     token: TokenInfo
 
 
@@ -298,6 +307,7 @@ class TokenRevoked(JournalEntry):
     """An API token was revoked."""
 
     KIND = "token_revoked"
+    WAKES_WAITERS = False
     token: TokenInfo
 
 
@@ -446,13 +456,18 @@ class Journal:
         records = []
         for entry in self.pending:
             row = {"occurred_at": self.now, "kind": entry.KIND, "payload": entry.payload()}
-            key = conn.execute(insert(journal_table).values(row)).inserted_primary_key
+            # Values as parameters of one statement: compiled once, cached.
+            key = conn.execute(insert(journal_table), row).inserted_primary_key
             assert key is not None
             records.append(JournalRecord(id=key[0], occurred_at=self.now, entry=entry))
         if records and self.outbox is not None:
             self.outbox(conn, records)
         self.committed.extend(self.pending)
         self.pending.clear()
+
+    def wakes_waiters(self) -> bool:
+        """True when a pending change can move a lock queue."""
+        return any(entry.WAKES_WAITERS for entry in self.pending)
 
     def discard(self) -> None:
         """Forget the pending entries (their transaction rolled back)."""

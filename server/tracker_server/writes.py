@@ -28,6 +28,7 @@ from tracker_server.journal import Journal, LockOverridden
 from tracker_server.store import events as event_store
 from tracker_server.store import idempotency
 from tracker_server.store import locks as lock_store
+from tracker_server.upkeep import StatisticsUpkeep
 
 #: The header carrying an admin's reason for acting on a lock another token took.
 REASON_HEADER = "X-Tracker-Reason"
@@ -43,6 +44,8 @@ class Write:
     now: datetime
     #: ``X-Tracker-Reason``: why an admin acts on a lock another token took.
     reason: str = ""
+    #: Told how many changes each transaction committed (the planner's statistics).
+    upkeep: StatisticsUpkeep | None = None
 
     def allow(self, service: str) -> None:
         """Refuse unless the caller may write this service."""
@@ -56,13 +59,15 @@ class Write:
             with self.database.write() as conn:
                 yield conn
                 # A change may move a lock queue: wake the waiters (other replicas too).
-                changed = bool(self.journal.pending)
+                changed = self.journal.wakes_waiters()
                 if changed:
                     wakeup.announce(conn)
                 self.journal.persist(conn)
         except BaseException:
             self.journal.discard()
             raise
+        if self.upkeep is not None:
+            self.upkeep.wrote(len(self.journal.committed))
         self.journal.flush()
         if changed:
             wakeup.notify()
