@@ -1,5 +1,5 @@
 # The same targets for people and CI. `make demo` and `make test` are the README's quick start.
-.PHONY: bootstrap demo test test-fast lint lint-only bench screenshots clean
+.PHONY: bootstrap demo test test-fast lint lint-only bench bench-quick screenshots clean
 
 bootstrap:
 	bash scripts/bootstrap.sh
@@ -23,9 +23,15 @@ lint-only:
 	.venv/bin/ruff format --check tracker_ci server tests bench
 	.venv/bin/mypy
 
+# The benchmark: 1,000,000 events, SQLite and PostgreSQL side by side, the CLI; a table
+# of figures against same-run baselines, written to bench/results.json (under 10 min).
 bench: bootstrap
-	.venv/bin/python bench/server_bench.py
-	.venv/bin/python bench/cli_bench.py
+	.venv/bin/python bench/run.py --json bench/results.json
+
+# The same at 100,000 events with shorter windows (about a minute once the fill is cached),
+# to check a change; it leaves bench/results.json alone.
+bench-quick: bootstrap
+	.venv/bin/python bench/run.py --quick --json .bench/results-quick.json
 
 # PNGs of every page from a seeded demo (Debian's chromium), into docs/screenshots/.
 screenshots:

@@ -1,0 +1,1 @@
+"""The pieces of ``bench/run.py``: fill the databases, run servers, measure, report."""
