@@ -1,7 +1,8 @@
 """The database schema (SQLAlchemy Core). Alembic migrations create and upgrade it.
 
-Enums are stored by name. Every column a search or a stats query filters on is indexed,
-so a search stays fast with millions of events.
+Enums are stored by name. The events indexes are chosen from the queries the server
+serves (docs/search.md says which index serves which): each filter column leads an index
+that ends in the order a page is read in, so a search stays fast with millions of events.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ events = Table(
     Column("status", String(32), nullable=False),
     Column("environment", String(32), nullable=False),
     Column("impact", Boolean, nullable=False, default=False),
-    Column("start_date", UTCDateTime, nullable=True, index=True),
+    Column("start_date", UTCDateTime, nullable=True),
     Column("end_date", UTCDateTime, nullable=True),
     Column("owner", String(200), nullable=False, default=""),
     Column("stake_holders", JSON, nullable=False, default=list),
@@ -81,14 +82,19 @@ events = Table(
     Column("notifications", JSON, nullable=False, default=list),
     Column("pull_request_link", Text, nullable=False, default=""),
     Column("ticket", Text, nullable=False, default=""),
-    Column("slack_id", String(200), nullable=False, default="", index=True),
-    Column("created_at", UTCDateTime, nullable=False, index=True),
+    Column("slack_id", String(200), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
     Column("duration_seconds", Float, nullable=True),
     # Revision 0006: what a deployment shipped (extensions attributes.revision / .changes).
     Column("revision", String(200), nullable=False, default=""),
     Column("changes", JSON, nullable=False, default=list),
-    # Each filter column leads an index that also yields the newest-first order, so a
-    # search reads one page of index entries instead of sorting every match.
+    # Revision 0010 (docs/search.md): every index ends in the order a page is read in, so a
+    # search reads one page of index entries instead of sorting every match. Each filter
+    # column leads one; every page and count is index-served.
+    Index("ix_events_created_at_id", "created_at", "id"),  # list, stats: newest first
+    # A date-window search (start_date, end_date, today) answers newest startDate first.
+    Index("ix_events_start_date_created_at", "start_date", "created_at", "id"),
+    Index("ix_events_slack_id_created_at", "slack_id", "created_at", "id"),
     *(
         Index(f"ix_events_{column}_created_at", column, "created_at", "id")
         for column in FILTER_COLUMNS
@@ -97,13 +103,17 @@ events = Table(
     Index("ix_events_service_environment_created_at", "service", "environment", "created_at", "id"),
     # "Open deployments", "failed incidents": type and status together (revision 0003).
     Index("ix_events_type_status_created_at", "type", "status", "created_at", "id"),
-    # The board: the newest deployment of every service x environment (revision 0006).
+    # The lifecycle's own lookups (``deploy finish``: the newest open deployment of this
+    # service in this environment; the previous successful one) and the board (the newest
+    # deployment of every service x environment, grouped in this index's order).
     Index(
-        "ix_events_type_service_environment_created_at",
+        "ix_events_type_service_environment_status_created_at",
         "type",
         "service",
         "environment",
+        "status",
         "created_at",
+        "id",
     ),
 )
 

@@ -16,6 +16,14 @@ JSON = "application/json"
 
 Page = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
 PerPage = Annotated[int, Query(ge=1, le=1000, description="Items per page (at most 1000).")]
+Cursor = Annotated[
+    str,
+    Query(
+        max_length=1000,
+        description="Extension (keyset paging): the nextCursor of the previous page; the "
+        "page after it, read from the index instead of skipping rows. Not with page.",
+    ),
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(

@@ -31,11 +31,13 @@ from tracker_ci.models import (
     UpdateEventRequest,
     format_timestamp,
 )
+from tracker_server.db import Database
 from tracker_server.deps import DatabaseDep, Now, WriteDep, require_reader
 from tracker_server.domain import EventNotFound, InvalidInput
 from tracker_server.errors import CONFLICT_RESPONSE, ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from tracker_server.routes import freezes
 from tracker_server.routes.common import (
+    Cursor,
     IdempotencyKey,
     Page,
     PerPage,
@@ -47,7 +49,7 @@ from tracker_server.routes.common import (
 from tracker_server.routes.freezes import wire_with_warnings
 from tracker_server.store import events as event_store
 from tracker_server.store import locks as lock_store
-from tracker_server.store.events import EventFilter
+from tracker_server.store.events import EventFilter, Order
 from tracker_server.tables import events as events_table
 from tracker_server.validation import (
     MAX_NAME,
@@ -174,26 +176,55 @@ def delete_event(id: EventId, write: WriteDep) -> Response:
 
 
 @router.get("/events/list", response_model=EventListResponse, responses=ERROR_RESPONSES)
-def list_events(database: DatabaseDep, page: Page = 1, per_page: PerPage = 50) -> Response:
+def list_events(
+    database: DatabaseDep, page: Page = 1, per_page: PerPage = 50, cursor: Cursor = ""
+) -> Response:
     """All events, newest first, one page at a time."""
-    with database.read() as conn:
-        found, total = event_store.page_events(conn, where=[], page=page, per_page=per_page)
-    return wire(EventListResponse(events=found, total_count=total))
+    return _event_page(database, where=[], page=page, per_page=per_page, cursor=cursor)
 
 
 @router.get("/events/today", response_model=EventListResponse, responses=ERROR_RESPONSES)
 def today_events(
-    database: DatabaseDep, now: Now, page: Page = 1, per_page: PerPage = 50
+    database: DatabaseDep, now: Now, page: Page = 1, per_page: PerPage = 50, cursor: Cursor = ""
 ) -> Response:
-    """Events whose startDate falls within the current UTC day, newest first."""
+    """Events whose startDate falls within the current UTC day, newest startDate first."""
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     where = [
         events_table.c.start_date >= midnight,
         events_table.c.start_date < midnight + timedelta(days=1),
     ]
+    return _event_page(
+        database, where=where, page=page, per_page=per_page, cursor=cursor, order=Order.STARTED
+    )
+
+
+def _event_page(
+    database: Database,
+    *,
+    where: list[Any],
+    page: int,
+    per_page: int,
+    cursor: str,
+    order: Order = Order.CREATED,
+) -> Response:
+    """A page of list, today or search: by ``cursor`` (keyset) or by ``page`` (offset)."""
+    if cursor and page != 1:
+        raise InvalidInput(
+            "invalid request: give either cursor or page, not both; the cursor already names "
+            "where its page starts"
+        )
     with database.read() as conn:
-        found, total = event_store.page_events(conn, where=where, page=page, per_page=per_page)
-    return wire(EventListResponse(events=found, total_count=total))
+        found = event_store.find_page(
+            conn, where=where, page=page, per_page=per_page, cursor=cursor, order=order
+        )
+    return wire(
+        EventListResponse(
+            events=found.events,
+            total_count=found.total,
+            total_count_exact=found.total_exact,
+            next_cursor=found.next_cursor,
+        )
+    )
 
 
 SEARCH_PARAMETERS = (
@@ -209,6 +240,7 @@ SEARCH_PARAMETERS = (
     "slack_id",
     "page",
     "per_page",
+    "cursor",
 )
 
 
@@ -228,9 +260,11 @@ def search_events(
     slack_id: str | None = None,
     page: Page = 1,
     per_page: PerPage = 50,
+    cursor: Cursor = "",
 ) -> Response:
-    """Events matching every filter given (exact matches), newest first; at least one
-    filter is required."""
+    """Events matching every filter given (exact matches), newest first: newest startDate
+    first when start_date or end_date is given, newest createdAt first otherwise; at least
+    one filter is required."""
     check_single_values(request, SEARCH_PARAMETERS)
     for name, value in (("source", source), ("service", service), ("slack_id", slack_id)):
         if value is not None:
@@ -254,9 +288,11 @@ def search_events(
             "status, service, environment, start_date, end_date, impact or slack_id"
         )
     where = filters.clauses() + event_store.start_date_between(start, end)
-    with database.read() as conn:
-        found, total = event_store.page_events(conn, where=where, page=page, per_page=per_page)
-    return wire(EventListResponse(events=found, total_count=total))
+    # A date window is read along the start_date index, in its order (docs/search.md).
+    order = Order.CREATED if start is None and end is None else Order.STARTED
+    return _event_page(
+        database, where=where, page=page, per_page=per_page, cursor=cursor, order=order
+    )
 
 
 def _one(member: Any) -> tuple[Any, ...]:

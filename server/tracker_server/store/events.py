@@ -6,14 +6,17 @@ the request's journal.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import enum
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, literal, select, tuple_, update
 
 from tracker_ci.models import (
     CLOSING_STATUSES,
@@ -31,6 +34,7 @@ from tracker_ci.models import (
     Status,
     UpdateEventRequest,
 )
+from tracker_server import statistics
 from tracker_server.domain import EventNotFound, InvalidInput, LockConflict
 from tracker_server.journal import (
     ChangelogAdded,
@@ -234,19 +238,123 @@ def check_event_exists(conn: Connection, *, event_id: str, field: str) -> None:
         )
 
 
+#: ``totalCount`` is exact up to this many matches; above it, the planner's estimate
+#: (``totalCountExact`` false): counting a million matches would take longer than the page.
+COUNT_CAP = 10_000
+
+
+class Order(enum.Enum):
+    """The order a page is read in, newest first; the value names it in a cursor."""
+
+    #: Newest createdAt first: list, and a search without a date window.
+    CREATED = "c"
+    #: Newest startDate first (then createdAt): a date-window search and today, read along
+    #: the (start_date, created_at, id) index from the window's end.
+    STARTED = "s"
+
+    def columns(self) -> list[Any]:
+        """The sort key, every column descending; id makes it unique."""
+        if self is Order.STARTED:
+            return [events.c.start_date, events.c.created_at, events.c.id]
+        return [events.c.created_at, events.c.id]
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of events, how many match in all, and where the next page starts."""
+
+    events: list[Event]
+    total: int
+    #: False when ``total`` is an estimate (more than ``COUNT_CAP`` matches).
+    total_exact: bool
+    #: Opaque: the sort key of the page's last event; "" on the last page.
+    next_cursor: str
+
+
+_BAD_CURSOR = (
+    "invalid request: query parameter cursor is not a cursor this query answered; pass the "
+    "nextCursor of the previous page unchanged, or leave it out for the first page"
+)
+
+
+def encode_cursor(order: Order, row: Any) -> str:
+    """The cursor after ``row``: urlsafe base64 of the order and the row's sort key."""
+    key = [order.value]
+    for column in order.columns():
+        value = getattr(row, column.name)
+        key.append(value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value)
+    return base64.urlsafe_b64encode("|".join(key).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, order: Order) -> list[Any]:
+    """The sort key a cursor of ``order`` carries; :class:`InvalidInput` otherwise."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, *values = text.split("|")
+        if kind != order.value or len(values) != len(order.columns()) or not is_uuid(values[-1]):
+            raise ValueError(text)
+        moments = [datetime.fromisoformat(value) for value in values[:-1]]
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput(_BAD_CURSOR) from None
+    if any(moment.tzinfo is None for moment in moments):
+        raise InvalidInput(_BAD_CURSOR)
+    return [*moments, values[-1]]
+
+
+def find_page(
+    conn: Connection,
+    *,
+    where: Sequence[Any],
+    per_page: int,
+    page: int = 1,
+    cursor: str = "",
+    order: Order = Order.CREATED,
+) -> EventPage:
+    """One page of the matching events in ``order``: the one after ``cursor`` when given
+    (keyset paging), else page ``page`` (offset paging)."""
+    columns = order.columns()
+    query = select(events).where(*where)
+    offset = 0
+    if cursor:
+        after = decode_cursor(cursor, order)
+        bounds = [literal(value, column.type) for value, column in zip(after, columns, strict=True)]
+        query = query.where(tuple_(*columns) < tuple_(*bounds))
+    else:
+        offset = (page - 1) * per_page
+    query = query.order_by(*(column.desc() for column in columns))
+    rows = conn.execute(query.limit(per_page + 1).offset(offset)).all()
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    if not cursor and rows and not more:
+        total, exact = offset + len(rows), True  # the last page: nothing left to count
+    else:
+        total, exact = count_matches(conn, where=where)
+    return EventPage(
+        events=_with_changelog(conn, rows),
+        total=total,
+        total_exact=exact,
+        next_cursor=encode_cursor(order, rows[-1]) if more else "",
+    )
+
+
 def page_events(
     conn: Connection, *, where: Sequence[Any], page: int, per_page: int
 ) -> tuple[list[Event], int]:
-    """One page of the matching events, newest first, and how many match in all."""
-    total = conn.execute(select(func.count()).select_from(events).where(*where)).scalar_one()
-    rows = conn.execute(
-        select(events)
-        .where(*where)
-        .order_by(events.c.created_at.desc(), events.c.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    ).all()
-    return _with_changelog(conn, rows), int(total)
+    """One page of the matching events, newest first, and how many match (exact up to
+    ``COUNT_CAP``, estimated above)."""
+    found = find_page(conn, where=where, page=page, per_page=per_page)
+    return found.events, found.total
+
+
+def count_matches(conn: Connection, *, where: Sequence[Any]) -> tuple[int, bool]:
+    """How many events match, and whether that is exact: counted up to ``COUNT_CAP`` (over
+    at most ``COUNT_CAP + 1`` index entries), the planner's estimate above (never below
+    ``COUNT_CAP + 1``, which are known to exist)."""
+    capped = select(literal(1)).select_from(events).where(*where).limit(COUNT_CAP + 1)
+    counted = int(conn.execute(select(func.count()).select_from(capped.subquery())).scalar_one())
+    if counted <= COUNT_CAP:
+        return counted, True
+    return max(statistics.estimate_matches(conn, where), COUNT_CAP + 1), False
 
 
 def start_date_between(start: datetime | None, end: datetime | None) -> list[Any]:
