@@ -106,10 +106,11 @@ def estimate_matches(conn: Connection, where: Sequence[Any]) -> int:
     """About how many events match ``where``, from the planner's statistics (not a count).
 
     PostgreSQL: the planner's own row estimate (``EXPLAIN``). SQLite: the table's size times
-    the share each condition keeps, taken as independent (as PostgreSQL's planner does):
-    an equality keeps sqlite_stat1's average rows per value of the index that column leads
-    (times the values of an IN); a range on a timestamp keeps the share of the column's
-    [min, max] span it covers. Without statistics, conditions count as keeping everything.
+    the share the conditions keep, taken as independent (as PostgreSQL's planner does):
+    equalities keep sqlite_stat1's average rows per key of the index whose leading columns
+    cover the most of them (times the values of an IN); a range on a timestamp keeps the
+    share of the column's [min, max] span it covers. Without statistics, a condition
+    counts as keeping everything.
     """
     if conn.dialect.name == "postgresql":
         plan = conn.execute(Explain(select(1).select_from(events).where(*where))).scalar_one()
@@ -121,23 +122,59 @@ def estimate_matches(conn: Connection, where: Sequence[Any]) -> int:
 
 def _estimate_sqlite(conn: Connection, where: Sequence[Any]) -> int:
     rows = int(conn.exec_driver_sql("SELECT coalesce(max(rowid), 0) FROM events").scalar_one())
-    per_value = _rows_per_value(conn)
-    share = 1.0
+    equal: dict[str, int] = {}  # column -> how many values it may take
     ranges: dict[str, list[datetime | None]] = {}
     for clause in where:
         parts = _condition(clause)
         if parts is None:
             continue
         column, operator, value = parts
-        if operator in (operators.eq, operators.in_op) and column in per_value:
-            values = len(value) if operator is operators.in_op else 1
-            share *= min(1.0, per_value[column] * values)
+        if operator in (operators.eq, operators.in_op):
+            equal[column] = len(value) if operator is operators.in_op else 1
         elif operator in (operators.ge, operators.gt, operators.le, operators.lt):
             bounds = ranges.setdefault(column, [None, None])
             bounds[0 if operator in (operators.ge, operators.gt) else 1] = value
+    share = _equality_share(_index_stats(conn), equal)
     for column, (low, high) in ranges.items():
         share *= _span_share(conn, column, low, high)
     return round(rows * share)
+
+
+def _equality_share(stats: dict[tuple[str, ...], list[int]], equal: dict[str, int]) -> float:
+    """The share of rows the equalities keep: the index whose leading columns cover the
+    most of them answers for those (its average rows per leading key), each other one
+    through the index it leads, as independent."""
+    share, left = 1.0, dict(equal)
+    while left:
+        best: tuple[int, list[int], tuple[str, ...]] = (0, [], ())
+        for columns, numbers in stats.items():
+            covered = 0
+            while covered < len(columns) and columns[covered] in left:
+                covered += 1
+            if covered > best[0] and len(numbers) > covered:
+                best = (covered, numbers, columns)
+        covered, numbers, columns = best
+        if covered == 0:
+            break  # no statistics for the rest: taken as keeping everything
+        share *= min(1.0, numbers[covered] / max(numbers[0], 1))
+        for column in columns[:covered]:
+            share = min(1.0, share * left.pop(column))
+    return share
+
+
+def _index_stats(conn: Connection) -> dict[tuple[str, ...], list[int]]:
+    """Each events index's columns -> its sqlite_stat1 numbers: the rows it holds, then the
+    average rows per value of its first column, of its first two, and so on."""
+    if not _has_table(conn, "sqlite_stat1"):
+        return {}
+    columns = {index.name: tuple(c.name for c in index.columns) for index in events.indexes}
+    stats: dict[tuple[str, ...], list[int]] = {}
+    query = "SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'events'"
+    for name, stat in conn.exec_driver_sql(query):
+        numbers = [int(n) for n in str(stat or "").split() if n.isdigit()]
+        if name in columns and len(numbers) > 1:
+            stats[columns[name]] = numbers
+    return stats
 
 
 def _condition(clause: Any) -> tuple[str, Any, Any] | None:
@@ -150,21 +187,6 @@ def _condition(clause: Any) -> tuple[str, Any, Any] | None:
     right = clause.right
     value = right.value if isinstance(right, BindParameter) else getattr(right, "value", None)
     return column, clause.operator, value
-
-
-def _rows_per_value(conn: Connection) -> dict[str, float]:
-    """Column -> the share of the table one of its values holds, on average (sqlite_stat1,
-    through the index the column leads)."""
-    if not _has_table(conn, "sqlite_stat1"):
-        return {}
-    leading = {index.name: next(iter(index.columns)).name for index in events.indexes}
-    shares: dict[str, float] = {}
-    query = "SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'events'"
-    for name, stat in conn.exec_driver_sql(query):
-        numbers = str(stat or "").split()
-        if name in leading and len(numbers) > 1 and numbers[0].isdigit() and numbers[1].isdigit():
-            shares[leading[name]] = int(numbers[1]) / max(int(numbers[0]), 1)
-    return shares
 
 
 def _span_share(conn: Connection, column: str, low: Any, high: Any) -> float:
