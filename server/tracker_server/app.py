@@ -19,7 +19,17 @@ from tracker_server.journal import configure_audit_log
 from tracker_server.metrics import Metrics
 from tracker_server.middleware import BodySizeLimit, JsonBodies, ServerHeader, SnakeCaseQuery
 from tracker_server.outbox import Outbox
-from tracker_server.routes import events, freezes, insights, locks, ops, queue, tokens, webhooks
+from tracker_server.routes import (
+    batch,
+    events,
+    freezes,
+    insights,
+    locks,
+    ops,
+    queue,
+    tokens,
+    webhooks,
+)
 from tracker_server.settings import ServerSettings
 from tracker_server.upkeep import StatisticsUpkeep
 from tracker_server.wakeup import PostgresListener
@@ -82,7 +92,7 @@ def create_app(
     app.state.alerts = Alerts(database, app.state.clock, settings, app.state.metrics)
     install_error_handlers(app)
     app.openapi = lambda: _openapi_with_our_errors(app)  # type: ignore[method-assign]
-    for module in (events, locks, queue, freezes, tokens, webhooks, insights, ops):
+    for module in (events, batch, locks, queue, freezes, tokens, webhooks, insights, ops):
         app.include_router(module.router)
     web.install(app, root_path=settings.root_path)  # the pages, live stream, assets
     # Added last = outermost: the header goes on every answer, 413s included.
