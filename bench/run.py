@@ -58,9 +58,9 @@ class Run:
         self.fills: dict[str, Any] = {}
         full = not args.quick
         self.settings = measures.Settings(
-            samples=args.samples or (40 if full else 12),
-            search_budget=args.search_budget or (60.0 if full else 12.0),
-            repeats=args.repeats or (3 if full else 2),
+            samples=args.samples or (60 if full else 12),
+            search_budget=args.search_budget or (60.0 if full else 10.0),
+            repeats=args.repeats or (5 if full else 2),
             seconds=args.seconds or (2.5 if full else 1.0),
         )
         self.log_dir = args.workdir / "logs"
@@ -154,7 +154,7 @@ class Run:
 
     def cli(self) -> None:
         def measure() -> list[Figure]:
-            runs = self.args.cli_runs or (3 if self.args.quick else 8)
+            runs = self.args.cli_runs or (3 if self.args.quick else 10)
             data, source = cli.run_cli_bench(runs)
             return cli.figures(data, source)
 
@@ -214,11 +214,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".bench")
-    parser.add_argument("--samples", type=int, default=0, help="search rounds (default 40/12)")
-    parser.add_argument("--search-budget", type=float, default=0, help="seconds (60/12)")
-    parser.add_argument("--repeats", type=int, default=0, help="of each window (3/2)")
+    parser.add_argument("--samples", type=int, default=0, help="search rounds (default 60/12)")
+    parser.add_argument("--search-budget", type=float, default=0, help="seconds (60/10)")
+    parser.add_argument("--repeats", type=int, default=0, help="of each window (5/2)")
     parser.add_argument("--seconds", type=float, default=0, help="one load window (2.5/1)")
-    parser.add_argument("--cli-runs", type=int, default=0, help="cli_bench.py --runs (8/3)")
+    parser.add_argument("--cli-runs", type=int, default=0, help="cli_bench.py --runs (10/3)")
     parser.add_argument("--no-cli", action="store_true", help="skip bench/cli_bench.py")
     args = parser.parse_args(argv)
     args.events = args.events or (QUICK_EVENTS if args.quick else FULL_EVENTS)
