@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -90,6 +90,9 @@ from tracker_ci.models import (
     WireEnum,
     format_timestamp,
 )
+
+if TYPE_CHECKING:
+    from tracker_ci.wire.batch import BatchResponse
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -962,6 +965,43 @@ class TrackerClient:
         if not isinstance(body, Mapping):
             raise self._missing(response, "health status")
         return dict(body)
+
+    # --------------------------------------------------- batches and copies (extension)
+    def create_events_batch(self, items: Sequence[BaseModel | Mapping[str, Any]]) -> BatchResponse:
+        """``POST /events/batch`` (our server): up to 1,000 events in one transaction, one
+        result per item (created, replayed or refused). Repeated after a lost answer only
+        when every item carries its ``idempotencyKey`` (a repeat then replays)."""
+        from tracker_ci.wire.batch import BatchResponse
+
+        events = [
+            item.model_dump(mode="json", by_alias=True) if isinstance(item, BaseModel) else item
+            for item in items
+        ]
+        keyed = all(event.get("idempotencyKey") for event in events)
+        try:
+            response = self._request(
+                "POST", f"{API_PREFIX}/events/batch", json={"events": events}, idempotent=keyed
+            )
+        except APIError as exc:
+            if exc.status_code in (404, 405, 501):
+                raise ConfigError(
+                    f"Tracker at {self.base_url} has no batch endpoint (POST "
+                    f"{API_PREFIX}/events/batch answered {exc.status_code}): importing "
+                    "needs tracker-ci's bundled server as the target"
+                ) from None
+            raise
+        return self._parse(response, BatchResponse)
+
+    def list_events_page(
+        self, *, cursor: str = "", page: int = 1, per_page: int = 1000
+    ) -> EventListResponse:
+        """One page of every event, for a copy: after ``cursor`` (our keyset extension,
+        the previous answer's ``nextCursor``) when given, else page ``page``. Upstream
+        ignores both and answers every event at once."""
+        pairs: list[tuple[str, QueryValue | Sequence[QueryValue]]] = [("per_page", per_page)]
+        pairs.append(("cursor", cursor) if cursor else ("page", page))
+        response = self._request("GET", f"{API_PREFIX}/events/list", params=_query(pairs))
+        return self._parse(response, EventListResponse)
 
 
 class _TokenResponse(BaseModel):

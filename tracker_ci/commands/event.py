@@ -395,3 +395,9 @@ def changelog(
             ["time", "user", "change", "field", "old", "new", "comment"],
         )
     )
+
+
+# Its own module: the importer is long, and `event --help` needs only its name.
+from tracker_ci.commands.event_import import import_events  # noqa: E402
+
+event.add_command(import_events)
