@@ -29,6 +29,7 @@ fill durations). Exit status: 0 when everything was measured (whatever the targe
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -43,6 +44,10 @@ from harness import cli, fill, measures, report, servers  # noqa: E402
 from harness.report import Figure, not_available  # noqa: E402
 
 BACKENDS = ("sqlite", "postgresql")
+CLIENT = (
+    "python http.client, keep-alive, in this process on the same machine; load windows "
+    "from 8 threads (batch: 2), latencies from 1 thread, sequential"
+)
 FULL_EVENTS = 1_000_000
 QUICK_EVENTS = 100_000
 
@@ -63,6 +68,7 @@ class Run:
             repeats=args.repeats or (5 if full else 2),
             seconds=args.seconds or (2.5 if full else 1.0),
         )
+        self.load_at_start = list(os.getloadavg())
         self.log_dir = args.workdir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -164,7 +170,8 @@ class Run:
         return {
             "format": 1,
             **report.provenance(),
-            "machine": report.machine(),
+            "machine": {**report.machine(), "load_average_at_start": self.load_at_start},
+            "client": CLIENT,
             "command": sys.argv,
             "quick": self.args.quick,
             "events": self.args.events,

@@ -14,9 +14,10 @@ counts use index-only scans, as on a database in service).
 A filled database is kept under the work dir (SQLite) or as a PostgreSQL database
 (``tracker_bench_c<N>_<key>``), keyed by the event count, the fill's format and the
 schema (the alembic heads and the index definitions of ``tracker_server.tables``), so
-a change of indexes or migrations refills it. Each run measures on a fresh copy of it
-(a file copy; ``CREATE DATABASE ... TEMPLATE``), so what a run writes never leaks into
-the next one.
+a change of indexes or migrations refills it; so does a new UTC day (the newest events
+are dated at the fill, and ``GET /events/today`` should find today's). Each run
+measures on a fresh copy of it (a file copy; ``CREATE DATABASE ... TEMPLATE``), so what
+a run writes never leaks into the next one.
 """
 
 from __future__ import annotations
@@ -447,13 +448,18 @@ def prepare(
     meta_path = cache_dir / f"{backend}-{total}-{key}.json"
     cache_name = f"{names.cache_prefix}{total}_{key}"
     cache_file = cache_dir / f"sqlite-{total}-{key}.db"
-    reused = meta_path.exists() and (
+    cached = meta_path.exists() and (
         cache_file.exists() if backend == "sqlite" else cache_name in _pg_databases(cache_name)
     )
-    if reused:
-        data = DataSet(**json.loads(meta_path.read_text()))
+    data = DataSet(**json.loads(meta_path.read_text())) if cached else None
+    # Its newest events were "now" when it was filled: a fill of another UTC day has
+    # none today (GET /events/today would answer an empty page), so it is filled again.
+    reused = data is not None and data.anchor_time.date() == datetime.now(UTC).date()
+    if data is not None and reused:
         log(f"{backend}: reusing the cached fill of {total:,} events (key {key})")
     else:
+        if data is not None:
+            log(f"{backend}: the cached fill is of {data.anchor_time.date()}, not today")
         data = _fill_cache(backend, total, cache_file, cache_name, log)
         meta_path.write_text(json.dumps(asdict(data), indent=1))
     began = time.monotonic()

@@ -165,7 +165,7 @@ def machine() -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
         "cpu_model": _cpu_model(),
-        "load_average": list(os.getloadavg()),
+        "load_average_at_end": list(os.getloadavg()),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
