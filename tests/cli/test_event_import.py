@@ -392,3 +392,19 @@ def test_an_import_needs_an_admin_token_when_auth_is_on(
     accepted = invoke("--token", ADMIN_TOKEN, "event", "import", str(path))
     assert accepted.exit_code == 0, accepted.output
     assert accepted.stdout == "imported 2 events: 2 created, 0 replayed, 0 refused\n"
+
+
+def test_batches_shrink_to_the_servers_body_limit(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    events = source_events(40)
+    huge = source_events(1)[0]
+    huge["attributes"]["message"] = "x" * 19_000  # more than the limit on its own
+    events.insert(20, huge)
+    path = write_lines(tmp_path / "e.jsonl", events)
+    limit = ["--max-body-bytes", "16000"]
+    with run_server(f"sqlite:///{tmp_path / 't.db'}", log_dir=tmp_path, extra_args=limit) as small:
+        result = Invoke(small.url, tmp_path)("event", "import", str(path))
+        assert result.exit_code == 2, result.output
+        assert "tracker-ci: line 21 refused (413: request body too large" in result.stderr
+        assert result.stdout == "imported 41 events: 40 created, 0 replayed, 1 refused\n"
+        assert by_id(all_events(small.url)) == by_id(events[:20] + events[21:])

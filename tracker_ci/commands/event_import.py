@@ -140,7 +140,8 @@ class Sender:
             answer = self.client.create_events_batch([item for _, item, _ in batch])
         except PayloadTooLarge as exc:
             if len(batch) == 1:
-                self._refused(batch[0][0], f"{exc.status_code}: {exc.server_message}", 2)
+                said = f"{exc.status_code}: {exc.server_message}"
+                self._refused(batch[0][0], said, int(exc.exit_code))
                 return
             half = len(batch) // 2  # the server's body limit is lower: halve and go on
             self._send(batch[:half])
