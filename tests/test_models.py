@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from datetime import UTC, datetime, timedelta
 
@@ -143,16 +144,168 @@ def test_64_bit_counts_are_strings_and_32_bit_ones_numbers() -> None:
     assert models.EventListResponse(total_count=2).to_wire()["totalCount"] == 2
 
 
+#: Every name ``tracker_ci.models`` offered when the models were all defined in it (before
+#: they moved to ``tracker_ci.wire``, one module per resource): each must still resolve.
+EXPORTED_BEFORE = [
+    "API_PREFIX",
+    "ActiveFreeze",
+    "ActiveFreezesResponse",
+    "CLOSED_STATUSES",
+    "CLOSING_STATUSES",
+    "ChangeKind",
+    "ChangeType",
+    "ChangeTypeField",
+    "ChangelogEntry",
+    "ChangelogListResponse",
+    "ChangelogRequest",
+    "CreateEventRequest",
+    "CreateLockRequest",
+    "DURATION_STATUSES",
+    "DeleteEventResponse",
+    "DoraLevel",
+    "DoraReport",
+    "Duration",
+    "ENVIRONMENT_NAME",
+    "Environment",
+    "EnvironmentField",
+    "ErrorBody",
+    "Event",
+    "EventAttributes",
+    "EventLinks",
+    "EventListResponse",
+    "EventMetadata",
+    "EventResponse",
+    "EventType",
+    "EventTypeField",
+    "EvictLockRequest",
+    "FINISH_STATUSES",
+    "Flag",
+    "FreezeScope",
+    "FreezeType",
+    "FreezeWindow",
+    "FreezeWindowListResponse",
+    "FreezeWindowResponse",
+    "HealthResponse",
+    "Int64",
+    "LOCKING_TYPES",
+    "Lock",
+    "LockListResponse",
+    "LockResponse",
+    "LockStatusResponse",
+    "MAX_CHANGES",
+    "MonthlyStat",
+    "MonthlyStatsResponse",
+    "OPENING_STATUSES",
+    "OPEN_STATUSES",
+    "Percentiles",
+    "Priority",
+    "PriorityField",
+    "QUEUE_POLICIES",
+    "QueueEntry",
+    "QueuePolicy",
+    "QueuePolicyListResponse",
+    "QueueRequest",
+    "QueueResponse",
+    "ReleaseLockRequest",
+    "RenewLockRequest",
+    "STATUS_ALIASES",
+    "ShippedChange",
+    "SlackIdRequest",
+    "StatsResponse",
+    "Status",
+    "StatusField",
+    "Text",
+    "TextList",
+    "Timestamp",
+    "TokenCreateRequest",
+    "TokenCreatedResponse",
+    "TokenInfo",
+    "TokenListResponse",
+    "TokenResponse",
+    "UnlockResponse",
+    "UpdateEventRequest",
+    "UpdateLockRequest",
+    "WEBHOOK_EVENTS",
+    "WEBHOOK_KINDS",
+    "Webhook",
+    "WebhookCreateRequest",
+    "WebhookDelivery",
+    "WebhookDeliveryListResponse",
+    "WebhookListResponse",
+    "WebhookResponse",
+    "WholeNumber",
+    "WireEnum",
+    "WireModel",
+    "format_duration",
+    "format_timestamp",
+    "parse_duration",
+    "parse_finish_status",
+    "utcnow",
+]
+
+#: The modules under tracker_ci.wire that define models, by name.
+WIRE_MODULES = [
+    "base",
+    "events",
+    "stats",
+    "locks",
+    "queue",
+    "freezes",
+    "tokens",
+    "webhooks",
+    "ops",
+    "insights",
+]
+
+
+@pytest.mark.parametrize("name", EXPORTED_BEFORE)
+def test_every_name_the_models_exported_still_resolves(name: str) -> None:
+    value = getattr(models, name)
+    assert value is not None
+    assert name in dir(models)
+
+
 def test_all_is_complete() -> None:
-    public = {
-        name
-        for name, value in vars(models).items()
-        if not name.startswith("_")
-        and (inspect.isclass(value) or inspect.isfunction(value))
-        and value.__module__ == models.__name__
-    }
-    missing = public - set(models.__all__) - {"WireEnum", "WireModel"}
-    assert not missing, f"add to models.__all__: {sorted(missing)}"
+    """Each public class and function of the wire modules is in its module's ``__all__``
+    and in ``models.__all__``, and ``tracker_ci.models`` gives the very object its module
+    defines (one definition of each)."""
+    helpers = {"BUILT_ON_FIRST_USE", "none_to_list", "wire_enum_field"}  # the modules' own
+    for module_name in ["vocabulary", *WIRE_MODULES]:
+        module = importlib.import_module(f"tracker_ci.wire.{module_name}")
+        public = {
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_")
+            and (inspect.isclass(value) or inspect.isfunction(value))
+            and value.__module__ == module.__name__
+        }
+        assert public <= set(module.__all__), f"add to {module.__name__}.__all__"
+        missing = public - set(models.__all__) - helpers - {"WireEnum", "WireModel"}
+        assert not missing, f"add to models.__all__: {sorted(missing)}"
+        for name in set(module.__all__) - helpers:
+            assert getattr(models, name) is getattr(module, name), name
+    assert set(models.__all__) <= set(EXPORTED_BEFORE)
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="has no attribute 'Nonexistent'"):
+        _ = models.Nonexistent  # type: ignore[attr-defined]
+
+
+def test_bodies_and_answers_are_built_on_first_use_their_parts_at_import() -> None:
+    """Only the models others are made of are built at import; a body or an answer gets its
+    validator when first used, and works the same."""
+    from tracker_ci.wire import events
+
+    assert events.Event.__pydantic_complete__
+    assert events.EventAttributes.__pydantic_complete__
+    assert events.CreateEventRequest.model_config.get("defer_build") is True
+    answer = events.EventListResponse.model_validate(
+        {"events": [{"title": "t", "attributes": {"environment": "eu-west-1"}}], "totalCount": 1}
+    )
+    assert answer.events[0].attributes.environment.value == "eu-west-1"
+    assert events.EventListResponse.__pydantic_complete__
+    assert answer.to_wire()["totalCountExact"] is True
 
 
 @pytest.mark.parametrize("raw", [None, ""])

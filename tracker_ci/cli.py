@@ -4,7 +4,9 @@ This is the only place that turns ``TrackerError`` subclasses into exit codes: e
 names its code (``exit_code``), ``tracker_ci.exit_codes.EXIT_CODES`` says what they mean.
 ``deploy run`` exits with its command's own code (130/143 on SIGINT/SIGTERM).
 Importing this module imports click and the standard library only, so ``--help`` and
-``--version`` stay fast; the client, models and CI libraries load inside commands.
+``--version`` stay fast; each subcommand's module is imported when that command runs (a
+``deploy start`` never imports the event, lock or token commands), and the client, models
+and CI libraries load inside commands.
 """
 
 from __future__ import annotations
@@ -18,15 +20,6 @@ from click.core import ParameterSource
 
 from tracker_ci import __version__
 from tracker_ci.commands.common import AppState
-from tracker_ci.commands.config_cmd import config
-from tracker_ci.commands.deploy import deploy
-from tracker_ci.commands.doctor import doctor
-from tracker_ci.commands.dora import dora
-from tracker_ci.commands.event import event
-from tracker_ci.commands.freeze import freeze
-from tracker_ci.commands.lock import lock
-from tracker_ci.commands.token import token
-from tracker_ci.commands.webhook import webhook
 from tracker_ci.exit_codes import ExitCode, exit_codes_line
 
 __all__ = [
@@ -97,7 +90,9 @@ def _leaf(group: click.Group, args: list[str]) -> tuple[Any, int]:
             index += 2 if takes and command is group else 1
         if index >= len(args) or args[index] in LAZY_COMMANDS:
             return None, index
-        command = command.commands.get(args[index])  # type: ignore[assignment]
+        name = args[index]
+        found = command.load(name) if isinstance(command, TrackerGroup) else None
+        command = found or command.commands.get(name)  # type: ignore[assignment]
         index += 1
         if command is None:
             return None, index
@@ -148,15 +143,103 @@ def _is_tracker_error(exc: BaseException) -> bool:
     return module is not None and isinstance(exc, module.TrackerError)
 
 
-# Subcommands whose module is imported only when they run: `server` pulls in FastAPI,
-# SQLAlchemy and uvicorn. name -> (import path, short help shown by --help).
+# Our subcommands, each imported when it runs (or when its own --help is shown): name ->
+# (import path, the short help the root's --help shows without importing it; a test keeps
+# it equal to the command's own).
+COMMANDS = {
+    "config": (
+        "tracker_ci.commands.config_cmd:config",
+        "Settings: flag > TRACKER_* environment > ./.tracker-ci.toml > user file > default.",
+    ),
+    "deploy": (
+        "tracker_ci.commands.deploy:deploy",
+        "Track a deployment: event, lock, PR/MR link, status and duration.",
+    ),
+    "doctor": (
+        "tracker_ci.commands.doctor:doctor",
+        "Check the server, token, lock, freezes, PR and changes lookups, and fail policy.",
+    ),
+    "dora": (
+        "tracker_ci.commands.dora:dora",
+        "DORA's four keys over a window, computed by the bundled server: deployment "
+        "frequency, lead time for changes, change failure rate, failed deployment recovery "
+        "time, and the performance level.",
+    ),
+    "event": (
+        "tracker_ci.commands.event:event",
+        "Tracker events: deployments, incidents, operations, drifts.",
+    ),
+    "freeze": (
+        "tracker_ci.commands.freeze:freeze",
+        "Freeze windows: the bundled server refuses deploys in a hard one (exit 7) and warns "
+        "in a soft one; --break-glass REASON on deploy passes a hard one.",
+    ),
+    "lock": (
+        "tracker_ci.commands.lock:lock",
+        "Deployment locks: one deployment per service and environment at a time.",
+    ),
+    "token": (
+        "tracker_ci.commands.token:token",
+        "API tokens (bundled server with --auth; needs the admin token).",
+    ),
+    "webhook": (
+        "tracker_ci.commands.webhook:webhook",
+        "Webhooks: notify a URL, Slack, GitHub, Grafana or InfluxDB of changes (bundled server).",
+    ),
+}
+
+# Subcommands of another distribution, imported only when they run: `server` pulls in
+# FastAPI, SQLAlchemy and uvicorn. name -> (import path, short help shown by --help).
 LAZY_COMMANDS = {
     "server": ("tracker_server.main:serve_command", "Run the bundled Tracker server."),
 }
 
 
+def _imported(target: str) -> Any:
+    module_name, attribute = target.split(":")
+    return getattr(__import__(module_name, fromlist=[attribute]), attribute)
+
+
 class TrackerGroup(click.Group):
-    """The root group: maps TrackerError to exit codes and loads heavy commands lazily."""
+    """The root group: maps TrackerError to exit codes and imports each command on first use.
+
+    ``commands`` holds the commands imported so far; reading the ``commands`` attribute
+    from outside (a reference generator, a test) imports all of ours first, so it stays the
+    complete mapping click documents. The run path never reads it: ``get_command`` imports
+    the one command it is asked for.
+    """
+
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, click.Command]:
+        for name in COMMANDS:
+            self.load(name)
+        return self._loaded
+
+    @commands.setter
+    def commands(self, value: Any) -> None:
+        self._loaded: dict[str, click.Command] = dict(value or {})
+
+    def load(self, name: str) -> click.Command | None:
+        """One of our commands, imported the first time it is asked for (None: not ours)."""
+        command = self._loaded.get(name)
+        if command is None and name in COMMANDS:
+            command = self._loaded[name] = _imported(COMMANDS[name][0])
+        return command
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        # click's own would store through ``commands``, importing every command first.
+        name = name or cmd.name
+        if name is None:
+            raise TypeError("Command has no name.")
+        self._loaded[name] = cmd
+
+    def help_line(self, name: str, limit: int) -> str | None:
+        """The line --help shows for a command, without importing it (None: hidden)."""
+        command = self._loaded.get(name)
+        if command is not None:
+            return None if command.hidden else command.get_short_help_str(limit)
+        text = (COMMANDS.get(name) or LAZY_COMMANDS[name])[1]
+        return click.Command(name, help=text).get_short_help_str(limit)  # cut as click cuts
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -180,34 +263,28 @@ class TrackerGroup(click.Group):
         return super().parse_args(ctx, hoist_global_options(self, args))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+        return sorted({*self._loaded, *COMMANDS, *LAZY_COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
-            target, _ = LAZY_COMMANDS[cmd_name]
-            module_name, attribute = target.split(":")
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self._loaded:
             try:
-                module = __import__(module_name, fromlist=[attribute])
+                command: click.Command = _imported(LAZY_COMMANDS[cmd_name][0])
             except ImportError as exc:
                 raise click.ClickException(
                     f"`tracker-ci {cmd_name}` needs the bundled server: install the "
                     f"[server] extra, e.g. pip install '.[server]' in a clone ({exc})"
                 ) from None
-            command: click.Command = getattr(module, attribute)
             return command
-        return super().get_command(ctx, cmd_name)
+        return self.load(cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # Like click's, but the lazy commands show their static help instead of loading.
+        # Like click's, but a command not imported yet shows its static help line.
         rows = []
         limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
         for name in self.list_commands(ctx):
-            if name in LAZY_COMMANDS and name not in self.commands:
-                rows.append((name, LAZY_COMMANDS[name][1]))
-                continue
-            command = self.commands[name]
-            if not command.hidden:
-                rows.append((name, command.get_short_help_str(limit)))
+            text = self.help_line(name, limit)
+            if text is not None:
+                rows.append((name, text))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -328,7 +405,3 @@ def cli(
     if "output" in flags:
         flags["output"] = (str(output).lower(), "flag")
     ctx.obj = AppState(flags=flags, config_file=config_file, debug=debug)
-
-
-for _command in (deploy, lock, freeze, event, token, webhook, config, doctor, dora):
-    cli.add_command(_command)

@@ -28,11 +28,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+from pydantic import ConfigDict
 
 from tracker_ci.client import TrackerClient
 from tracker_ci.exceptions import LockHeld, LockWaitTimeout, NotFound, TrackerError
-from tracker_ci.models import Lock, QueueEntry, QueueResponse
+from tracker_ci.models import Lock
+
+if TYPE_CHECKING:  # the queue's models load when a wait goes through the queue
+    from tracker_ci.models import QueueResponse
 
 __all__ = ["DEFAULT_POLL_INTERVAL", "LockWaiter", "OnWait", "QueuePlace", "WaitCancelled"]
 
@@ -43,6 +48,9 @@ class QueuePlace(Lock):
     """The holder's lock (empty fields when the key is free but the turn is not ours yet)
     and where a queued waiter stands: its place (1-based) among ``waiting``, the expected
     wait (None: no history yet), and the hard freeze holding its turn back."""
+
+    # Built on first use: most deploys never wait in a queue.
+    model_config = ConfigDict(defer_build=True)
 
     position: int = 0
     waiting: int = 0
@@ -301,7 +309,9 @@ def _exit_on_sigterm() -> Iterator[None]:
 
 
 def _place(answer: QueueResponse) -> QueuePlace:
-    mine: QueueEntry = answer.ticket or QueueEntry()
+    from tracker_ci.models import QueueEntry
+
+    mine = answer.ticket or QueueEntry()
     holder = answer.lock.model_dump() if answer.lock is not None else {}
     return QueuePlace(
         **holder,
