@@ -409,12 +409,28 @@ def test_list_and_today_read_their_index_in_page_order(serve):
     today.assert_uses("ix_events_start_date_created_at")
 
 
-def test_a_next_page_by_cursor_reads_the_same_index_from_the_cursor(serve, app):
-    params = {"service": "service-000", "environment": "production", "per_page": 20}
-    first = app.get(f"{API}/events/search", params=params).json()
-    served = serve(f"{API}/events/search", {**params, "cursor": first["nextCursor"]})
+@pytest.mark.parametrize(
+    ("params", "index"),
+    [
+        (
+            {"service": "service-000", "environment": "production"},
+            "ix_events_service_environment_created_at",
+        ),
+        ({"start_date": "2026-01-01", "end_date": "2026-11-30"}, "ix_events_start_date_created_at"),
+        ({}, "ix_events_created_at_id"),
+    ],
+    ids=["service+environment", "window", "list"],
+)
+def test_a_next_page_by_cursor_reads_the_same_index_from_the_cursor(serve, app, params, index):
+    path = f"{API}/events/list" if not params else f"{API}/events/search"
+    first = app.get(path, params={**params, "per_page": 20}).json()
+    assert first["nextCursor"]
+    served = serve(path, {**params, "per_page": 20, "cursor": first["nextCursor"]})
     served.assert_index_served()
-    served.assert_uses("ix_events_service_environment_created_at")
+    served.assert_uses(index)
+    second = [e["metadata"]["id"] for e in served.answer["events"]]
+    by_offset = app.get(path, params={**params, "per_page": 20, "page": 2}).json()
+    assert second == [e["metadata"]["id"] for e in by_offset["events"]]
 
 
 # ------------------------------------------------------------------- stats
