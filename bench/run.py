@@ -192,11 +192,13 @@ def _raise(reason: str) -> list[Figure]:
 def _postgres_missing() -> str:
     try:
         import psycopg
-
+    except ImportError:
+        return "psycopg is not installed (pip install -e '.[postgres]')"
+    try:
         with psycopg.connect(fill.POSTGRES_ADMIN, connect_timeout=3):
             return ""
     except Exception as exc:  # noqa: BLE001 - any failure means: no PostgreSQL here
-        return f"no PostgreSQL at 127.0.0.1:5432 ({exc.__class__.__name__})"
+        return f"no PostgreSQL at 127.0.0.1:5432 ({exc.__class__.__name__}: {exc})"
 
 
 def _fill_figure(backend: str, prepared: fill.Prepared) -> Figure:

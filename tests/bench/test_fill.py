@@ -106,3 +106,20 @@ def test_postgres_fill_keeps_the_migrated_schema(
         engine.dispose()
     finally:
         fill.forget_postgres(names)
+
+
+def test_fill_in_place_appends_to_a_database_in_use(tmp_path: Path) -> None:
+    """bench/web_bench.py's populate: a database brought to N events, then to more."""
+    db = tmp_path / "web.db"
+    fill.fill_in_place(f"sqlite:///{db}", 300)
+    fill.fill_in_place(f"sqlite:///{db}", 700)
+    fill.fill_in_place(f"sqlite:///{db}", 500)  # already more: left alone
+    fresh = tmp_path / "fresh.db"
+    engine = create_database_engine(f"sqlite:///{fresh}")
+    upgrade_schema(engine)
+    engine.dispose()
+    assert _sqlite_schema(db) == _sqlite_schema(fresh)
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(DISTINCT id) FROM events").fetchone() == (700,)
+        assert con.execute("SELECT count(*) FROM changelog").fetchone() == (700,)
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
