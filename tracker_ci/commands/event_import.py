@@ -295,6 +295,7 @@ def import_server(
 # ------------------------------------------------------------------ the command
 @click.command(
     "import",
+    short_help="Import events with their history: JSON lines, or another server's.",
     epilog="""\b
 Examples:
   tracker-ci event import events.jsonl
