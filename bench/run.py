@@ -91,12 +91,20 @@ class Run:
         return found
 
     def backend(self, backend: str) -> None:
-        if backend == "postgresql":
-            reason = _postgres_missing()
-            if reason:
-                self.guarded("fill", "fill", backend, lambda: _raise(reason))
-                return
-        prepared = fill.prepare(backend, self.args.events, self.args.workdir, self.log)
+        """Fill (or reuse) the backend's data set, then measure on a fresh copy of it."""
+        missing = _postgres_missing() if backend == "postgresql" else ""
+        done: list[fill.Prepared] = []
+
+        def prepare() -> list[Figure]:
+            if missing:
+                raise RuntimeError(missing)
+            done.append(fill.prepare(backend, self.args.events, self.args.workdir, self.log))
+            return [_fill_figure(backend, done[0])]
+
+        self.guarded("fill", "data set", backend, prepare)
+        if not done:
+            return
+        prepared = done[0]
         self.fills[backend] = {
             "events": prepared.data.events,
             "changelog_entries": prepared.data.events,
@@ -106,7 +114,6 @@ class Run:
             "copy_seconds": round(prepared.copy_seconds, 2),
             "cache_key": prepared.cache_key,
         }
-        self.figures.append(_fill_figure(backend, prepared))
         try:
             self.measure(backend, prepared)
         except Exception as exc:  # noqa: BLE001 - e.g. the server did not start: reported
