@@ -492,6 +492,7 @@ def _fill_cache(backend: str, total: int, cache_file: Path, cache_name: str, log
         partial_name = cache_name + "_partial"
         _create_pg(partial_name)
         load_postgres(POSTGRES_URL.format(name=partial_name), rows)
+        _drop_pg(cache_name)  # a fill whose description was lost
         with _admin() as conn:
             conn.execute(f'ALTER DATABASE "{partial_name}" RENAME TO "{cache_name}"')
     seconds = time.monotonic() - began

@@ -100,6 +100,10 @@ def test_postgres_fill_keeps_the_migrated_schema(
         engine.dispose()
         second = fill.prepare("postgresql", EVENTS, tmp_path, log=lambda _: None, names=names)
         assert second.reused
+        for meta in (tmp_path / "cache").glob("postgresql-*.json"):
+            meta.unlink()  # the database is there, its description lost: filled again
+        third = fill.prepare("postgresql", EVENTS, tmp_path, log=lambda _: None, names=names)
+        assert not third.reused
         engine = create_database_engine(second.database_url)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM changelog")).scalar_one() == EVENTS
