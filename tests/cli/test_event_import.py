@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -320,16 +321,33 @@ def test_a_copy_cut_by_the_network_resumes_without_duplicates(
     assert by_id(all_events(target.url)) == by_id(events)
 
 
-def test_a_copy_from_an_upstream_shaped_server(target: Invoke) -> None:
+@pytest.mark.parametrize(
+    ("paging", "requests_made"),
+    [
+        ("ignored", 1),  # upstream: every event in one answer, whatever per_page says
+        ("honoured", 3),  # a source that pages (5 a page) without a cursor
+        ("ignored, total too high", 2),  # the same answer twice: the source does not page
+    ],
+)
+def test_a_copy_from_an_upstream_shaped_server(
+    target: Invoke, paging: str, requests_made: int
+) -> None:
     events = source_events(12)
     requests: list[str] = []
 
     class Upstream(BaseHTTPRequestHandler):
-        """Upstream's list: every event in one answer whatever the paging, no server header."""
+        """Upstream's list: no server header; paged or not as the test says."""
 
         def do_GET(self) -> None:  # noqa: N802
             requests.append(self.path)
-            body = json.dumps({"events": events, "totalCount": len(events)}).encode()
+            query = parse_qs(urlsplit(self.path).query)
+            answer: dict[str, Any] = {"events": events, "totalCount": len(events)}
+            if paging == "honoured":
+                size, page = int(query["per_page"][0]), int(query["page"][0])
+                answer["events"] = events[(page - 1) * size : page * size]
+            elif paging == "ignored, total too high":
+                answer["totalCount"] = 100
+            body = json.dumps(answer).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -343,7 +361,8 @@ def test_a_copy_from_an_upstream_shaped_server(target: Invoke) -> None:
         result = target("event", "import", "--from", url, "--batch-size", "5")
     assert result.exit_code == 0, result.output
     assert result.stdout == "imported 12 events: 12 created, 0 replayed, 0 refused\n"
-    assert [path.split("?")[0] for path in requests] == [f"{API}/events/list"]
+    assert {path.split("?")[0] for path in requests} == {f"{API}/events/list"}
+    assert len(requests) == requests_made
     assert by_id(all_events(target.url)) == by_id(events)
 
 

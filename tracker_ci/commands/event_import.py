@@ -258,23 +258,26 @@ def source_pages(
 ) -> Iterator[tuple[list[Event], Position, int]]:
     """Every event of the source, a page at a time, with the position after each page and
     the source's total: by ``nextCursor`` when the source gives one (our server), else by
-    page number; upstream answers everything at once."""
-    cursor, page = position.cursor, position.page
+    page number. Upstream ignores paging and answers everything at once: an answer holding
+    its whole ``totalCount``, or the same page again, is the last."""
+    cursor, page, previous = position.cursor, position.page, ""
     while True:
         answer = source.list_events_page(cursor=cursor, page=page, per_page=per_page)
-        events = answer.events
-        if source.server_is_bundled is False:  # upstream: no paging
-            yield events, Position(position.source, done=True), answer.total_count
+        events, total = answer.events, answer.total_count
+        first = ",".join(event.metadata.id for event in events[:3])
+        if first and first == previous:  # the page before again: the source does not page
+            yield [], Position(position.source, done=True), total
             return
         if answer.next_cursor:
             following = Position(position.source, cursor=answer.next_cursor)
         else:
-            last = bool(cursor) or len(events) < per_page
+            unpaged = source.server_is_bundled is False and len(events) >= total
+            last = bool(cursor) or len(events) < per_page or unpaged
             following = Position(position.source, page=page + 1, done=last)
-        yield events, following, answer.total_count
+        yield events, following, total
         if following.done:
             return
-        cursor, page = following.cursor, following.page
+        cursor, page, previous = following.cursor, following.page, first
 
 
 def import_server(
