@@ -251,19 +251,13 @@ class _Batch:
         batch_store.insert_history(self.conn, history=history)
         if history:
             self.write.journal.record(batch_store.imported(history))
-        for item in items:
-            if item.outcome is None:  # its id was imported before: answer that event
-                self._replay_imported(item, planned)
+        # The rest were imported before (same id and createdAt): answer those events.
+        again = [item for item in items if item.outcome is None]
+        stored = batch_store.read_events(self.conn, ids=[_source_id(item) for item in again])
+        stored.update({event_id: event for event_id, (_, event) in planned.items()})
+        for item in again:
+            item.answer_with(BatchOutcome.replayed, 200, _answer(stored[_source_id(item)], []))
         return len(history)
-
-    def _replay_imported(self, item: _Item, planned: dict[str, tuple[_Item, Event]]) -> None:
-        event_id = _source_id(item)
-        if event_id in planned and planned[event_id][0] is not item:
-            event: Event | None = planned[event_id][1]
-        else:
-            event = event_store.get_event(self.conn, event_id=event_id)
-        assert event is not None
-        item.answer_with(BatchOutcome.replayed, 200, _answer(event, []))
 
     def _create_live(self, item: _Item) -> int:
         """Create the event as ``POST /event`` does; a refusal rolls back this item only."""
