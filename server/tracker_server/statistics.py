@@ -22,11 +22,13 @@ match, without counting them (the ``totalCount`` of a search past its counting c
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ClauseElement
@@ -88,6 +90,43 @@ def _has_table(connection: Connection, name: str) -> bool:
 
 
 # ------------------------------------------------------------------ estimates
+#: SQLSTATE of a statement cancelled by statement_timeout (PostgreSQL).
+_QUERY_CANCELED = "57014"
+
+
+def count_within(conn: Connection, statement: Any, *, budget_ms: float) -> int | None:
+    """The number ``statement`` answers, or None when it would take longer than
+    ``budget_ms`` (it is then stopped; ``budget_ms <= 0`` runs nothing). PostgreSQL: a
+    statement_timeout for this statement only (a savepoint, rolled back after); SQLite: a
+    progress handler that interrupts the statement once its time is up."""
+    if budget_ms <= 0:
+        return None
+    if conn.dialect.name == "postgresql":
+        savepoint = conn.begin_nested()
+        try:
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(budget_ms))}")
+            return int(conn.execute(statement).scalar_one())
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != _QUERY_CANCELED:
+                raise
+            return None
+        finally:
+            savepoint.rollback()  # also ends the SET LOCAL
+    sqlite = conn.connection.driver_connection
+    assert sqlite is not None
+    deadline = time.perf_counter() + budget_ms / 1000
+    # Called every 1,000 virtual machine steps; a true answer interrupts the statement.
+    sqlite.set_progress_handler(lambda: time.perf_counter() > deadline, 1000)
+    try:
+        return int(conn.execute(statement).scalar_one())
+    except OperationalError as exc:
+        if "interrupted" not in str(exc.orig):
+            raise
+        return None
+    finally:
+        sqlite.set_progress_handler(None, 0)
+
+
 class Explain(Executable, ClauseElement):
     """``EXPLAIN (FORMAT JSON) <statement>`` on PostgreSQL, its parameters bound as usual."""
 

@@ -99,6 +99,9 @@ events = Table(
         Index(f"ix_events_{column}_created_at", column, "created_at", "id")
         for column in FILTER_COLUMNS
     ),
+    # A service's events in a period (search by service with a date window), in page order:
+    # the window's index alone would read every event of the period to find the service's.
+    Index("ix_events_service_start_date_created_at", "service", "start_date", "created_at", "id"),
     # The most common CI question: "the newest events of this service in this environment".
     Index("ix_events_service_environment_created_at", "service", "environment", "created_at", "id"),
     # "Open deployments", "failed incidents": type and status together (revision 0003).

@@ -400,6 +400,14 @@ def test_a_date_window_is_read_along_start_date_in_page_order(serve, params):
     assert starts == sorted(starts, reverse=True)  # newest startDate first
 
 
+def test_a_service_in_a_period_reads_its_own_index(serve):
+    params = {"service": "service-000", "start_date": "2026-05-01", "end_date": "2026-05-31"}
+    served = serve(f"{API}/events/search", params)
+    assert served.answer["events"]
+    served.assert_index_served()
+    served.assert_uses("ix_events_service_start_date_created_at")
+
+
 def test_list_and_today_read_their_index_in_page_order(serve):
     listed = serve(f"{API}/events/list")
     listed.assert_index_served()
@@ -477,3 +485,31 @@ def test_total_count_past_the_cap_is_the_planners_estimate(app, monkeypatch):
     year = {"start_date": "2025-01-01", "end_date": "2026-12-31", "service": "service-010"}
     counted = app.get(f"{API}/events/stats", params=year).json()["totalCount"]
     assert counted == str(exact["totalCount"])
+
+
+def test_past_its_time_budget_a_count_gives_way_to_the_estimate(app, monkeypatch):
+    params = {"service": "service-010", "per_page": 5}
+    exact = app.get(f"{API}/events/search", params=params).json()
+    assert exact["totalCountExact"] is True
+    monkeypatch.setattr(event_store, "COUNT_BUDGET_MS", 0)  # no time to count at all
+    estimated = app.get(f"{API}/events/search", params=params).json()
+    assert estimated["totalCountExact"] is False
+    assert estimated["events"] == exact["events"]
+    assert exact["totalCount"] / 3 <= estimated["totalCount"] <= exact["totalCount"] * 3
+
+
+def test_a_count_is_stopped_when_its_time_is_up(explainer):
+    from sqlalchemy import func, select
+
+    # A condition on every row (a bare count(*) is one step on SQLite: the b-tree's count).
+    every = select(func.count()).select_from(events).where(events.c.title != "")
+    with explainer.connect() as conn:
+        assert statistics.count_within(conn, every, budget_ms=60_000) == EVENTS
+        if explainer.dialect.name == "postgresql":
+            slow = select(func.count()).select_from(func.pg_sleep(0.2))
+            assert statistics.count_within(conn, slow, budget_ms=20) is None
+        else:  # the progress handler looks every 1,000 steps: the first look stops it
+            assert statistics.count_within(conn, every, budget_ms=1e-6) is None
+        # The connection goes on as before: the next statement runs without the limit.
+        assert statistics.count_within(conn, every, budget_ms=60_000) == EVENTS
+        assert conn.execute(every).scalar_one() == EVENTS

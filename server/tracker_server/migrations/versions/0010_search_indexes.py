@@ -7,7 +7,11 @@
   replaces (start_date), so the window is read in page order (on PostgreSQL a one-day
   window used to walk the created_at index backwards through 951k rows).
 * (created_at) and (slack_id) end in (created_at, id) as well: a page is read in order.
-* Nothing is added on balance: four indexes replace four, as many to write per insert.
+* A service's events in a period get (service, start_date, created_at, id): without it the
+  window's index reads every event of the period (41,000 rows for 30 days at a million
+  events) to find one service's 200.
+* Four indexes replace four; one is added: fourteen to write per insert instead of
+  thirteen.
 
 Revision ID: 0010
 Revises: 0009
@@ -28,6 +32,7 @@ _ADDED = {
     "ix_events_created_at_id": ["created_at", "id"],
     "ix_events_start_date_created_at": ["start_date", "created_at", "id"],
     "ix_events_slack_id_created_at": ["slack_id", "created_at", "id"],
+    "ix_events_service_start_date_created_at": ["service", "start_date", "created_at", "id"],
     "ix_events_type_service_environment_status_created_at": [
         "type",
         "service",
