@@ -285,3 +285,30 @@ def test_a_large_batch_in_one_transaction_refreshes_sqlite_statistics(client: An
     finally:
         engine.dispose()
     assert stats and all(int(row[0].split()[0]) >= size for row in stats), stats
+
+
+def test_a_batch_of_plain_events_costs_a_few_statements_not_a_few_per_event(client: Any) -> None:
+    from sqlalchemy import event as sqlalchemy_event
+
+    engine = client.app.state.database.engine
+    seen: list[tuple[str, bool]] = []
+
+    def count(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, _ctx: Any, many: bool
+    ) -> None:
+        seen.append((" ".join(statement.split()[:3]).upper(), many))
+
+    size = 50
+    sqlalchemy_event.listen(engine, "before_cursor_execute", count)
+    try:
+        answer = send(client, [item(f"e{i}", key=f"few-{i}") for i in range(size)])
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", count)
+    assert answer["created"] == size
+    statements = [text for text, _ in seen]
+    # The rows go as one executemany per table; the keys are claimed in one statement.
+    assert statements.count("INSERT INTO EVENTS") == 1
+    assert statements.count("INSERT INTO CHANGELOG") == 1
+    assert statements.count("INSERT INTO IDEMPOTENCY_KEYS") == 1
+    assert ("INSERT INTO EVENTS", True) in seen or engine.dialect.name == "postgresql"
+    assert not any(text.startswith("SELECT") and "EVENTS" in text for text in statements)
