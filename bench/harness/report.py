@@ -94,17 +94,24 @@ def _fmt(number: float | None, digits: int = 2) -> str:
     return "" if number is None else f"{number:.{digits}f}"
 
 
+def _short(number: float) -> str:
+    return f"{number:,.0f}" if abs(number) >= 100 else f"{number:.2f}"
+
+
 def table(figures: Sequence[Figure]) -> str:
-    """The figures as a fixed-width table, one line each."""
-    header = ("backend", "figure", "value", "baseline", "ratio", "target", "result")
+    """The figures as a fixed-width table, one line each; min..max over the repeats (or
+    over the samples of a latency, in ms)."""
+    header = ("backend", "figure", "value", "min..max", "baseline", "ratio", "target", "result")
     rows = [header]
     for f in figures:
         target = f.target.text if f.target else ""
+        span = "" if f.low is None or f.high is None else f"{_short(f.low)}..{_short(f.high)}"
         rows.append(
             (
                 f.backend or "-",
                 f.name,
                 f.value_text,
+                span,
                 f.baseline_text,
                 _fmt(f.ratio),
                 target,
