@@ -137,3 +137,16 @@ def test_total_count_is_exact_up_to_the_cap_and_an_estimate_above(client, monkey
     assert last["nextCursor"] == ""
     whole = client.get(f"{API}/events/search", params={"type": "incident", "per_page": 10})
     assert whole.json()["totalCount"] == 5 and whole.json()["totalCountExact"] is True
+
+
+def test_a_search_the_statistics_expect_to_be_large_is_not_counted(client, monkeypatch):
+    for n in range(4):
+        create_event(client, title=f"s{n}", type="drift")
+    monkeypatch.setattr(event_store, "ESTIMATE_ONLY_ABOVE", 0)  # every estimate is "large"
+    first = client.get(f"{API}/events/search", params={"type": "drift", "per_page": 2}).json()
+    assert first["totalCountExact"] is False and first["totalCount"] >= 3
+    # What the pages show needs no count: the last page, and an empty first page.
+    last = client.get(f"{API}/events/search", params={"type": "drift", "per_page": 3, "page": 2})
+    assert last.json()["totalCount"] == 4 and last.json()["totalCountExact"] is True
+    none = client.get(f"{API}/events/search", params={"service": "nothing-here"}).json()
+    assert none == {"events": [], "totalCount": 0, "totalCountExact": True, "nextCursor": ""}
