@@ -276,7 +276,7 @@ class FreezeRefused(APIError):
     @classmethod
     def _from_answer(cls, answer: _Answer, explanation: str = "") -> APIError:
         error = super()._from_answer(answer, explanation)
-        match = _FREEZE.search(answer.message)
+        match = re.search(_FREEZE, answer.message)
         if isinstance(error, FreezeRefused) and match:
             error.window_title = match["title"] or (match["bare"] or "").strip()
             error.until = (match["until"] or "").strip().rstrip(".")
@@ -312,7 +312,7 @@ class Superseded(APIError):
     @classmethod
     def _from_answer(cls, answer: _Answer, explanation: str = "") -> APIError:
         error = super()._from_answer(answer, explanation)
-        match = _SUPERSEDED.search(answer.message)
+        match = re.search(_SUPERSEDED, answer.message)
         if isinstance(error, Superseded) and match:
             error.superseded_by = match["who"].strip()
         return error
@@ -401,7 +401,7 @@ class LockHeld(APIError):
     @classmethod
     def _from_answer(cls, answer: _Answer, explanation: str = "") -> APIError:
         fields: dict[str, Any] = {}
-        match = _LOCK_LOCKED.search(answer.message) or _EVENT_LOCKED.search(answer.message)
+        match = re.search(_LOCK_LOCKED, answer.message) or re.search(_EVENT_LOCKED, answer.message)
         if match:
             fields.update({k: v.strip() for k, v in match.groupdict().items()})
         fields.update(_lock_from_details(answer.details))
@@ -499,26 +499,29 @@ def _lock_name(service: str, environment: str, resource: str) -> str:
     return text
 
 
+# The patterns below are compiled the first time an answer is matched against them (re
+# caches them): most commands never see an error.
+
 # Upstream's two lock-conflict messages (CONTRACT.md), searched anywhere in the message
 # because grpc-gateway may prefix it ("rpc error: ...", "cannot create lock: ...").
-_EVENT_LOCKED = re.compile(
+_EVENT_LOCKED = (
     r"service (?P<service>\S+) is already locked in (?P<environment>\S+?)\.? Please unlock"
 )
-_LOCK_LOCKED = re.compile(
+_LOCK_LOCKED = (
     r"service (?P<service>\S+) is already locked for (?P<resource>\S+) in (?P<environment>\S+)"
     r" by (?P<holder>.*?) \(lock_id: (?P<lock_id>[^,)]*), event_id: (?P<event_id>[^)]*)\)"
 )
-_ALREADY_LOCKED = re.compile(r"already locked")
+_ALREADY_LOCKED = r"already locked"
 # Upstream's handlers say "no event found in tracker for id ..." (events and locks alike).
-_NOT_FOUND = re.compile(r"not found|no \w+ found\b|no documents?\b|no rows", re.IGNORECASE)
+_NOT_FOUND = r"(?i)not found|no \w+ found\b|no documents?\b|no rows"
 # Upstream's words for a search it refuses (no filter at all, or end before start).
-_BAD_SEARCH = re.compile(r"no filter for search events|are inversed", re.IGNORECASE)
+_BAD_SEARCH = r"(?i)no filter for search events|are inversed"
 # Our server's refusals of the deploy queue and of freeze windows.
-_FREEZE = re.compile(
+_FREEZE = (
     r'Blocked by hard freeze:\s*(?:"(?P<title>[^"]*)"|(?P<bare>.*?))(?:\s+until\s+(?P<until>.+))?$'
 )
-_SUPERSEDED = re.compile(r"superseded by (?P<who>.+?)(?:'s deploy\b.*)?\.?$")
-_LEASE_LOST = re.compile(r"\blease\b|lock lost", re.IGNORECASE)
+_SUPERSEDED = r"superseded by (?P<who>.+?)(?:'s deploy\b.*)?\.?$"
+_LEASE_LOST = r"(?i)\blease\b|lock lost"
 
 
 @dataclass(frozen=True)
@@ -533,7 +536,7 @@ class ErrorRule:
     error: type[APIError]
     status: Collection[int] = ()
     code: Collection[int] = ()
-    message: re.Pattern[str] | None = None
+    message: str | None = None
     explanation: str = ""
 
     def matches(self, status_code: int, code: int | None, message: str) -> bool:
@@ -541,7 +544,7 @@ class ErrorRule:
         return (
             (not self.status or status_code in self.status)
             and (not self.code or code in self.code)
-            and (self.message is None or self.message.search(message) is not None)
+            and (self.message is None or re.search(self.message, message) is not None)
         )
 
 

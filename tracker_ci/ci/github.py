@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tracker_ci.ci import in_github
+
 __all__ = [
     "GitHubContext",
     "append_summary",
@@ -88,7 +90,7 @@ class GitHubContext:
 def detect(environ: Mapping[str, str] | None = None) -> GitHubContext | None:
     """The GitHub Actions context, or None outside GitHub Actions."""
     env = os.environ if environ is None else environ
-    if env.get("GITHUB_ACTIONS") != "true" and not env.get("GITHUB_REPOSITORY"):
+    if not in_github(env):
         return None
     return GitHubContext(
         repository=env.get("GITHUB_REPOSITORY", ""),

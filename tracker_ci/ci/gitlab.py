@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tracker_ci.ci import in_gitlab
+
 __all__ = [
     "GitLabContext",
     "comment_marker",
@@ -58,7 +60,7 @@ class GitLabContext:
 def detect(environ: Mapping[str, str] | None = None) -> GitLabContext | None:
     """The GitLab CI context, or None outside GitLab CI."""
     env = os.environ if environ is None else environ
-    if env.get("GITLAB_CI") != "true" and not env.get("CI_PROJECT_PATH"):
+    if not in_gitlab(env):
         return None
     server_url = (env.get("CI_SERVER_URL") or "https://gitlab.com").rstrip("/")
     sha = env.get("CI_COMMIT_SHA", "")

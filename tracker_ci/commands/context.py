@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 
-from tracker_ci.ci import github, gitlab
+from tracker_ci.ci import in_github, in_gitlab
 from tracker_ci.output import warn
+
+if TYPE_CHECKING:  # imported when a run is in that CI system (or a PR URL is checked)
+    from tracker_ci.ci import github, gitlab
 
 __all__ = ["RunContext", "check_pr_url", "default_title", "detect_run", "find_pr_url"]
 
@@ -37,7 +41,7 @@ def detect_run(environ: Mapping[str, str] | None = None) -> RunContext:
     """GitHub Actions, GitLab CI, or a person's shell."""
     env = os.environ if environ is None else environ
     local_user = env.get("USER") or env.get("USERNAME") or env.get("LOGNAME") or _login()
-    gh = github.detect(env)
+    gh = _github(env)
     if gh is not None:
         return RunContext(
             provider="github",
@@ -47,7 +51,7 @@ def detect_run(environ: Mapping[str, str] | None = None) -> RunContext:
             run_url=gh.run_url,
             github=gh,
         )
-    gl = gitlab.detect(env)
+    gl = _gitlab(env)
     if gl is not None:
         return RunContext(
             provider="gitlab",
@@ -58,6 +62,22 @@ def detect_run(environ: Mapping[str, str] | None = None) -> RunContext:
             gitlab=gl,
         )
     return RunContext(owner=local_user)
+
+
+def _github(env: Mapping[str, str]) -> github.GitHubContext | None:
+    if not in_github(env):
+        return None
+    from tracker_ci.ci import github
+
+    return github.detect(env)
+
+
+def _gitlab(env: Mapping[str, str]) -> gitlab.GitLabContext | None:
+    if not in_gitlab(env):
+        return None
+    from tracker_ci.ci import gitlab
+
+    return gitlab.detect(env)
 
 
 def _login() -> str:
@@ -79,6 +99,8 @@ def check_pr_url(url: str | None) -> str | None:
     """Accept a GitHub pull request or GitLab merge request URL; anything else is exit 2."""
     if not url:
         return None
+    from tracker_ci.ci import github, gitlab
+
     url = url.strip()
     if github.parse_pull_request_url(url) or gitlab.parse_merge_request_url(url):
         return url
@@ -99,8 +121,12 @@ def find_pr_url(
     """The run's PR/MR from the CI context; a failed API lookup is a warning, never an error."""
     try:
         if run.github is not None:
+            from tracker_ci.ci import github
+
             return github.find_pull_request_url(run.github, token=github_token, timeout=timeout)
         if run.gitlab is not None:
+            from tracker_ci.ci import gitlab
+
             return gitlab.find_merge_request_url(run.gitlab, token=gitlab_token, timeout=timeout)
     except ImportError as exc:
         warn(
@@ -138,6 +164,8 @@ def post_comment(
     timeout: float,
 ) -> None:
     """Create or update our one comment on the PR/MR; a failure is a warning."""
+    from tracker_ci.ci import github, gitlab
+
     try:
         if github.parse_pull_request_url(pr_url):
             if not github_token:

@@ -1,7 +1,5 @@
 """Events: the event, its create/update bodies and the answers of get, list, search."""
 
-from __future__ import annotations
-
 import enum
 from typing import Annotated
 
@@ -21,6 +19,7 @@ from tracker_ci.wire.base import (
     Timestamp,
     WholeNumber,
     WireModel,
+    new_list,
     none_to_list,
 )
 from tracker_ci.wire.vocabulary import ChangeType, Environment, EventType, Priority, Status
@@ -82,14 +81,14 @@ class EventAttributes(WireModel):
     start_date: Timestamp | None = None
     end_date: Timestamp | None = None
     owner: Text = ""
-    stake_holders: TextList = Field(default_factory=list)
+    stake_holders: TextList = Field(default_factory=new_list)
     notification: Flag = False
-    notifications: TextList = Field(default_factory=list)
+    notifications: TextList = Field(default_factory=new_list)
     #: Our extensions (sent only to our server): the deployed revision and what it shipped.
     revision: Text = ""
     changes: Annotated[
         list[ShippedChange], BeforeValidator(none_to_list), Field(max_length=MAX_CHANGES)
-    ] = Field(default_factory=list)
+    ] = Field(default_factory=new_list)
 
 
 class EventLinks(WireModel):
@@ -119,7 +118,7 @@ class Event(WireModel):
     attributes: EventAttributes = Field(default_factory=EventAttributes)
     links: EventLinks = Field(default_factory=EventLinks)
     metadata: EventMetadata = Field(default_factory=EventMetadata)
-    changelog: list[ChangelogEntry] = Field(default_factory=list)
+    changelog: list[ChangelogEntry] = Field(default_factory=new_list)
 
     @property
     def id(self) -> str:
@@ -197,7 +196,7 @@ class EventListResponse(WireModel):
 
     model_config = BUILT_ON_FIRST_USE
 
-    events: list[Event] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=new_list)
     total_count: int = 0
     total_count_exact: bool = True
     next_cursor: Text = ""
@@ -206,5 +205,5 @@ class EventListResponse(WireModel):
 class ChangelogListResponse(WireModel):
     model_config = BUILT_ON_FIRST_USE
 
-    changelog: list[ChangelogEntry] = Field(default_factory=list)
+    changelog: list[ChangelogEntry] = Field(default_factory=new_list)
     total_count: int = 0

@@ -1,7 +1,5 @@
 """Freeze windows (extension): the window, its answers and the windows in force."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING
 
 from pydantic import Field
@@ -13,6 +11,7 @@ from tracker_ci.wire.base import (
     TextList,
     Timestamp,
     WireModel,
+    new_list,
     wire_enum_field,
 )
 from tracker_ci.wire.vocabulary import WireEnum
@@ -59,7 +58,7 @@ class FreezeWindow(WireModel):
     description: Text = ""
     type: FreezeTypeField = FreezeType.FREEZE_TYPE_UNSPECIFIED  # type: ignore[valid-type]
     scope_type: FreezeScopeField = FreezeScope.FREEZE_SCOPE_UNSPECIFIED  # type: ignore[valid-type]
-    scope_ids: TextList = Field(default_factory=list)
+    scope_ids: TextList = Field(default_factory=new_list)
     starts_at: Timestamp | None = None
     ends_at: Timestamp | None = None
     timezone: Text = ""
@@ -80,7 +79,7 @@ class FreezeWindowResponse(WireModel):
 class FreezeWindowListResponse(WireModel):
     model_config = BUILT_ON_FIRST_USE
 
-    freeze_windows: list[FreezeWindow] = Field(default_factory=list)
+    freeze_windows: list[FreezeWindow] = Field(default_factory=new_list)
     total_count: int = 0
 
 
@@ -96,4 +95,4 @@ class ActiveFreezesResponse(WireModel):
 
     model_config = BUILT_ON_FIRST_USE
 
-    freezes: list[ActiveFreeze] = Field(default_factory=list)
+    freezes: list[ActiveFreeze] = Field(default_factory=new_list)

@@ -1,7 +1,5 @@
 """Insights (extension): the DORA report."""
 
-from __future__ import annotations
-
 import enum
 
 from pydantic import Field

@@ -1,12 +1,18 @@
 """Deployment locks: the lock, its bodies and answers."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import Field
 
-from tracker_ci.wire.base import BUILT_ON_FIRST_USE, Int64, Text, Timestamp, WholeNumber, WireModel
+from tracker_ci.wire.base import (
+    BUILT_ON_FIRST_USE,
+    Int64,
+    Text,
+    Timestamp,
+    WholeNumber,
+    WireModel,
+    new_list,
+)
 
 __all__ = [
     "CreateLockRequest",
@@ -111,5 +117,5 @@ class UnlockResponse(WireModel):
 class LockListResponse(WireModel):
     model_config = BUILT_ON_FIRST_USE
 
-    locks: list[Lock] = Field(default_factory=list)
+    locks: list[Lock] = Field(default_factory=new_list)
     total_count: int = 0

@@ -1,12 +1,10 @@
 """Health and the one error body."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from pydantic import Field
 
-from tracker_ci.wire.base import BUILT_ON_FIRST_USE, Text, WireModel
+from tracker_ci.wire.base import BUILT_ON_FIRST_USE, Text, WireModel, new_list
 
 __all__ = [
     "ErrorBody",
@@ -32,4 +30,4 @@ class ErrorBody(WireModel):
 
     code: int
     message: str
-    details: list[Any] = Field(default_factory=list)
+    details: list[Any] = Field(default_factory=new_list)

@@ -1,12 +1,10 @@
 """The lock queue (extension): tickets, the long poll, the queue's status and policies."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import Field
 
-from tracker_ci.wire.base import BUILT_ON_FIRST_USE, Flag, Text, Timestamp, WireModel
+from tracker_ci.wire.base import BUILT_ON_FIRST_USE, Flag, Text, Timestamp, WireModel, new_list
 from tracker_ci.wire.locks import Lock
 
 __all__ = [
@@ -63,7 +61,7 @@ class QueueResponse(WireModel):
 
     ticket: QueueEntry | None = None
     lock: Lock | None = None
-    queue: list[QueueEntry] = Field(default_factory=list)
+    queue: list[QueueEntry] = Field(default_factory=new_list)
     frozen_by: Text = ""
 
 
@@ -74,7 +72,7 @@ class LockStatusResponse(WireModel):
 
     locked: Flag = False
     lock: Lock | None = None
-    queue: list[QueueEntry] = Field(default_factory=list)
+    queue: list[QueueEntry] = Field(default_factory=new_list)
     policy: Text = "fifo"
 
 
@@ -98,5 +96,5 @@ class QueuePolicy(WireModel):
 class QueuePolicyListResponse(WireModel):
     model_config = BUILT_ON_FIRST_USE
 
-    policies: list[QueuePolicy] = Field(default_factory=list)
+    policies: list[QueuePolicy] = Field(default_factory=new_list)
     total_count: int = 0

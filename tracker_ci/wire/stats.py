@@ -1,10 +1,8 @@
 """Event statistics: upstream's stats and monthly stats answers."""
 
-from __future__ import annotations
-
 from pydantic import Field
 
-from tracker_ci.wire.base import BUILT_ON_FIRST_USE, Int64, Text, WireModel
+from tracker_ci.wire.base import BUILT_ON_FIRST_USE, Int64, Text, WireModel, new_list
 
 __all__ = [
     "MonthlyStat",
@@ -31,7 +29,7 @@ class MonthlyStat(WireModel):
 class MonthlyStatsResponse(WireModel):
     model_config = BUILT_ON_FIRST_USE
 
-    stats: list[MonthlyStat] = Field(default_factory=list)
+    stats: list[MonthlyStat] = Field(default_factory=new_list)
     total_count: Int64 = 0
     start_date: Text = ""
     end_date: Text = ""

@@ -1,12 +1,18 @@
 """API tokens (extension): create body, the token as listed, the answers."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import Field
 
-from tracker_ci.wire.base import BUILT_ON_FIRST_USE, Flag, Text, TextList, Timestamp, WireModel
+from tracker_ci.wire.base import (
+    BUILT_ON_FIRST_USE,
+    Flag,
+    Text,
+    TextList,
+    Timestamp,
+    WireModel,
+    new_list,
+)
 
 __all__ = [
     "TokenCreateRequest",
@@ -23,7 +29,7 @@ class TokenCreateRequest(WireModel):
     model_config = BUILT_ON_FIRST_USE
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    services: TextList = Field(default_factory=list)
+    services: TextList = Field(default_factory=new_list)
     admin: Flag = False
     #: A token that may only read (dashboards, scripts).
     read_only: Flag = False
@@ -34,7 +40,7 @@ class TokenInfo(WireModel):
 
     id: Text = ""
     name: Text = ""
-    services: TextList = Field(default_factory=list)
+    services: TextList = Field(default_factory=new_list)
     admin: Flag = False
     created_at: Timestamp | None = None
     last_used_at: Timestamp | None = None
@@ -60,5 +66,5 @@ class TokenResponse(WireModel):
 class TokenListResponse(WireModel):
     model_config = BUILT_ON_FIRST_USE
 
-    tokens: list[TokenInfo] = Field(default_factory=list)
+    tokens: list[TokenInfo] = Field(default_factory=new_list)
     total_count: int = 0

@@ -1,12 +1,18 @@
 """Webhooks (extension): subscriptions, their deliveries, the events they may name."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from pydantic import Field
 
-from tracker_ci.wire.base import BUILT_ON_FIRST_USE, Flag, Text, TextList, Timestamp, WireModel
+from tracker_ci.wire.base import (
+    BUILT_ON_FIRST_USE,
+    Flag,
+    Text,
+    TextList,
+    Timestamp,
+    WireModel,
+    new_list,
+)
 
 __all__ = [
     "WEBHOOK_EVENTS",
@@ -46,7 +52,7 @@ class WebhookCreateRequest(WireModel):
     model_config = BUILT_ON_FIRST_USE
 
     url: Text = ""
-    events: TextList = Field(default_factory=list)
+    events: TextList = Field(default_factory=new_list)
     kind: Text = "generic"
     service: Text = ""
     environment: Text = ""
@@ -59,7 +65,7 @@ class Webhook(WireModel):
     id: Text = ""
     url: Text = ""
     kind: Text = ""
-    events: TextList = Field(default_factory=list)
+    events: TextList = Field(default_factory=new_list)
     service: Text = ""
     environment: Text = ""
     has_secret: Flag = False
@@ -76,7 +82,7 @@ class WebhookResponse(WireModel):
 class WebhookListResponse(WireModel):
     model_config = BUILT_ON_FIRST_USE
 
-    webhooks: list[Webhook] = Field(default_factory=list)
+    webhooks: list[Webhook] = Field(default_factory=new_list)
     total_count: int = 0
 
 
@@ -100,5 +106,5 @@ class WebhookDelivery(WireModel):
 class WebhookDeliveryListResponse(WireModel):
     model_config = BUILT_ON_FIRST_USE
 
-    deliveries: list[WebhookDelivery] = Field(default_factory=list)
+    deliveries: list[WebhookDelivery] = Field(default_factory=new_list)
     total_count: int = 0
