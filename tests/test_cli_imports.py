@@ -46,7 +46,8 @@ main(sys.argv[2:])
 """
 
 #: Never imported by a deploy start or finish: the server's stack, tracing, the forges'
-#: libraries (no CI here), the other commands and the other resources' wire models.
+#: libraries and our GitHub/GitLab modules (no CI here), the other commands and the other
+#: resources' wire models.
 NEVER = [
     "fastapi",
     "starlette",
@@ -56,6 +57,8 @@ NEVER = [
     "opentelemetry",
     "github",
     "gitlab",
+    "tracker_ci.ci.github",
+    "tracker_ci.ci.gitlab",
     "tracker_ci.commands.event",
     "tracker_ci.commands.lock",
     "tracker_ci.commands.token",

@@ -16,7 +16,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from tracker_ci.ci import github
 from tracker_ci.exit_codes import EXIT_FIXES
 
 __all__ = [
@@ -68,6 +67,8 @@ class StepReport:
     def _append(self, variable: str, values: Mapping[str, Any]) -> None:
         path = self.env.get(variable)
         if path and values:
+            from tracker_ci.ci import github  # in GitHub Actions only
+
             with open(path, "a", encoding="utf-8") as handle:
                 handle.write(github.to_output_text(values))
 
@@ -88,6 +89,8 @@ class StepReport:
 
     def summary(self, markdown: str) -> None:
         """Append to the job summary."""
+        from tracker_ci.ci import github
+
         github.append_summary(markdown, self.env)
 
     def annotate(self, kind: str, message: str) -> None:

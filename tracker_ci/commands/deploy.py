@@ -407,11 +407,11 @@ def start(
     state: AppState, service: str | None, environment: Any, dotenv: Path | None, **opts: Any
 ) -> None:
     """Open a deployment event and take its lock; prints the event id."""
-    from tracker_ci.ci import gitlab
-
     with _opened(state, service, environment, opts, running=False) as (deployment, wait, line):
         result = deployment.start(wait=wait, on_wait=line)
     if dotenv is not None:
+        from tracker_ci.ci import gitlab
+
         gitlab.write_dotenv(
             dotenv, {"TRACKER_EVENT_ID": result.event_id, "TRACKER_LOCK_ID": result.lock_id}
         )
