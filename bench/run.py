@@ -15,8 +15,9 @@ c) PostgreSQL: creates/s through 1, 2 and 4 processes on one database, against 1
 d) start-up: seconds until /health answers on the up-to-date database, min / median /
    max of a few restarts (target < 2 s), against a process that only imports the
    server's libraries;
-e) batch: POST /events/batch events/s against single creates' (target >= 10x; n/a when
-   the server has no batch endpoint);
+e) batch: POST /events/batch events/s against single creates', at capacity (2 batch
+   clients against the 8-client create rate of b; target >= 10x) and from one client
+   each way (for reference); n/a when the server has no batch endpoint;
 f) the CLI: bench/cli_bench.py's figures.
 
 Absolute timings are noisy on a shared machine: every figure has its baseline from the
@@ -145,7 +146,7 @@ class Run:
                     "batch",
                     "batch",
                     backend,
-                    lambda: [measures.measure_batch(server.url, settings, backend, single_rate[0])],
+                    lambda: measures.measure_batch(server.url, settings, backend, single_rate[0]),
                 )
         if backend == "postgresql":
             self.guarded(

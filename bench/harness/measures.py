@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from harness import servers
-from harness.client import BenchError, Http, Request, Window, load, percentile, round_robin
+from harness.client import BenchError, Http, Request, load, percentile, round_robin
 from harness.fill import (
     ENVIRONMENTS,
     PRIORITIES,
@@ -366,42 +366,64 @@ def _created_in(request: Request, answer: bytes) -> int:
     return int(result["created"])
 
 
-def measure_batch(url: str, settings: Settings, backend: str, single_rate: float) -> Figure:
-    """Events/s through POST /events/batch against single creates' events/s (same run)."""
+def measure_batch(url: str, settings: Settings, backend: str, single_rate: float) -> list[Figure]:
+    """Events/s through POST /events/batch against single creates' events/s (same run):
+
+    * the server's capacity each way: batches from 2 clients (two requests of 1,000
+      events keep it busy) against the single creates' rate from 8 clients (b);
+    * one client each way, sequential, windows alternated: what one importer or seeder
+      gains by batching.
+    """
     name = f"POST /events/batch ({settings.batch_size} a request) / POST /event"
     http = Http(url)
     try:
-        status, body = http.request("POST", f"{API}/events/batch", {"events": [event_body(0, 0)]})
+        status, _ = http.request("POST", f"{API}/events/batch", {"events": [event_body(0, 0)]})
     finally:
         http.close()
     if status in (404, 405):
-        return not_available("batch", name, backend, f"no batch endpoint ({status})", BATCH_TARGET)
-    rates: list[float] = []
+        why = f"no batch endpoint ({status})"
+        return [not_available("batch", name, backend, why, BATCH_TARGET)]
+    batches = _batch(settings.batch_size)
+    saturated, alone, ratios = [], [], []
     for _ in range(settings.repeats):
-        window: Window = load(
-            [url],
-            _batch(settings.batch_size),
-            clients=2,
-            seconds=settings.seconds,
-            weight=_created_in,
-        )
-        rates.append(window.rate)
-    rate = statistics.median(rates)
-    return Figure(
-        "batch",
-        name,
-        backend,
-        "events/s",
-        rate,
-        f"{rate:,.0f} events/s",
-        baseline=single_rate,
-        baseline_text=f"single {single_rate:,.0f}/s",
-        ratio=rate / single_rate,
-        target=BATCH_TARGET,
-        repeats=len(rates),
-        detail={"rates": rates, "probe_status": status},
-        **spread(rates),
-    )
+        window = load([url], batches, clients=2, seconds=settings.seconds, weight=_created_in)
+        saturated.append(window.rate)
+        single = load([url], _create, clients=1, seconds=settings.seconds)
+        one = load([url], batches, clients=1, seconds=settings.seconds, weight=_created_in)
+        alone.append(one.rate)
+        ratios.append(one.rate / single.rate)
+    rate = statistics.median(saturated)
+    return [
+        Figure(
+            "batch",
+            f"{name}, capacity (2 vs 8 clients)",
+            backend,
+            "events/s",
+            rate,
+            f"{rate:,.0f} events/s",
+            baseline=single_rate,
+            baseline_text=f"single {single_rate:,.0f}/s",
+            ratio=rate / single_rate,
+            target=BATCH_TARGET,
+            repeats=len(saturated),
+            detail={"rates": saturated, "probe_status": status},
+            **spread(saturated),
+        ),
+        Figure(
+            "batch",
+            f"{name}, 1 client each",
+            backend,
+            "ratio",
+            statistics.median(ratios),
+            f"{statistics.median(alone):,.0f} events/s",
+            baseline=statistics.median(alone) / statistics.median(ratios),
+            baseline_text="single, 1 client",
+            ratio=statistics.median(ratios),
+            repeats=len(ratios),
+            detail={"batch_rates": alone, "ratios": ratios},
+            **spread(ratios),
+        ),
+    ]
 
 
 def import_floor(repeats: int) -> list[float]:
