@@ -374,7 +374,7 @@ def measure_batch(url: str, settings: Settings, backend: str, single_rate: float
     * one client each way, sequential, windows alternated: what one importer or seeder
       gains by batching.
     """
-    name = f"POST /events/batch ({settings.batch_size} a request) / POST /event"
+    name = f"POST /events/batch x{settings.batch_size}"
     http = Http(url)
     try:
         status, _ = http.request("POST", f"{API}/events/batch", {"events": [event_body(0, 0)]})
@@ -396,7 +396,7 @@ def measure_batch(url: str, settings: Settings, backend: str, single_rate: float
     return [
         Figure(
             "batch",
-            f"{name}, capacity (2 vs 8 clients)",
+            f"{name}, capacity (2 vs 8 clients)",  # against POST /event
             backend,
             "events/s",
             rate,
@@ -411,7 +411,7 @@ def measure_batch(url: str, settings: Settings, backend: str, single_rate: float
         ),
         Figure(
             "batch",
-            f"{name}, 1 client each",
+            f"{name}, 1 client vs 1 client",
             backend,
             "ratio",
             statistics.median(ratios),
