@@ -196,6 +196,23 @@ class EventCreated(JournalEntry):
         _observe_deployment(metrics, self.event)
 
 
+class EventsImported(JournalEntry):
+    """Events were imported as history (a batch's items carrying ``metadata.createdAt``)."""
+
+    KIND = "events_imported"
+    WAKES_WAITERS = False  # history takes no lock
+    ids: list[str]
+    oldest: datetime
+    newest: datetime
+
+    def audit_line(self) -> AuditLine:
+        return "events imported", {
+            "count": len(self.ids),
+            "oldest_created_at": format_timestamp(self.oldest),
+            "newest_created_at": format_timestamp(self.newest),
+        }
+
+
 class EventUpdated(JournalEntry):
     """An event was replaced (PUT /event): as it was and as it is."""
 
@@ -428,6 +445,11 @@ class JournalRecord:
     entry: JournalEntry
 
 
+_INSERT_RETURNING_ID = insert(journal_table).returning(
+    journal_table.c.id, sort_by_parameter_order=True
+)
+
+
 @dataclass
 class Journal:
     """The entries of one request: persisted with its transaction, announced after.
@@ -453,13 +475,19 @@ class Journal:
         The ``outbox`` (if any) is handed the stored records on the same connection, so
         the notifications of a change commit (or roll back) with it.
         """
-        records = []
-        for entry in self.pending:
-            row = {"occurred_at": self.now, "kind": entry.KIND, "payload": entry.payload()}
-            # Values as parameters of one statement: compiled once, cached.
-            key = conn.execute(insert(journal_table), row).inserted_primary_key
-            assert key is not None
-            records.append(JournalRecord(id=key[0], occurred_at=self.now, entry=entry))
+        if not self.pending:
+            return
+        rows = [
+            {"occurred_at": self.now, "kind": entry.KIND, "payload": entry.payload()}
+            for entry in self.pending
+        ]
+        # One statement for every entry of the transaction (a batch of events is one
+        # round trip, not one per event), its ids in the order of the rows.
+        ids = conn.execute(_INSERT_RETURNING_ID, rows).scalars().all()
+        records = [
+            JournalRecord(id=key, occurred_at=self.now, entry=entry)
+            for key, entry in zip(ids, self.pending, strict=True)
+        ]
         if records and self.outbox is not None:
             self.outbox(conn, records)
         self.committed.extend(self.pending)

@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.sql.dml import Insert
 
-from tracker_ci.models import Event, format_timestamp
-from tracker_server.journal import AuditLine, JournalEntry
+from tracker_ci.models import Event
+from tracker_server.journal import EventsImported
 from tracker_server.store.events import event_values, row_to_event
 from tracker_server.store.idempotency import KEY_LIFETIME, StoredAnswer
 from tracker_server.store.locks import changelog_values
@@ -30,22 +30,6 @@ from tracker_server.tables import changelog, events, idempotency_keys
 
 #: The idempotency scope of batch items (a key of ``POST /event`` is another request).
 SCOPE = "POST /events/batch"
-
-
-class EventsImported(JournalEntry):
-    """Events were imported as history (a batch's items carrying ``metadata.createdAt``)."""
-
-    KIND = "events_imported"
-    ids: list[str]
-    oldest: datetime
-    newest: datetime
-
-    def audit_line(self) -> AuditLine:
-        return "events imported", {
-            "count": len(self.ids),
-            "oldest_created_at": format_timestamp(self.oldest),
-            "newest_created_at": format_timestamp(self.newest),
-        }
 
 
 def imported(history: Sequence[Event]) -> EventsImported:
