@@ -91,8 +91,10 @@ def _leaf(group: click.Group, args: list[str]) -> tuple[Any, int]:
         if index >= len(args) or args[index] in LAZY_COMMANDS:
             return None, index
         name = args[index]
-        found = command.load(name) if isinstance(command, TrackerGroup) else None
-        command = found or command.commands.get(name)  # type: ignore[assignment]
+        if isinstance(command, TrackerGroup):
+            command = command.load(name)  # type: ignore[assignment]
+        else:
+            command = command.commands.get(name)  # type: ignore[assignment]
         index += 1
         if command is None:
             return None, index

@@ -227,9 +227,11 @@ class WireModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
 
-#: The ``model_config`` of a request body or an answer: its validator is built the first
-#: time it is used, not at import. Only the models other models are made of (``Event``,
-#: ``Lock``, ``TokenInfo``...) are built at import, once, and reused by every body and
-#: answer that holds them; a process then builds just the bodies and answers it uses
-#: (``deploy start`` two of the seventeen of events and locks).
+#: The ``model_config`` of an answer: its validator is built the first time it is used,
+#: not at import. The models other models are made of (``Event``, ``Lock``, ``TokenInfo``...)
+#: are built at import, once, and reused by every body and answer that holds them, so a
+#: process builds just the answers it reads (``deploy start`` two of the nine of events
+#: and locks). Request bodies are built at import: the server's FastAPI builds their
+#: adapters when its routes are made (a deferred one would be built on the first request,
+#: outside FastAPI's own handling of pydantic's warnings).
 BUILT_ON_FIRST_USE = ConfigDict(defer_build=True)

@@ -129,8 +129,6 @@ class Event(WireModel):
 class CreateEventRequest(WireModel):
     """Body of ``POST /event``. ``attributes`` is required; ``links`` defaults to empty."""
 
-    model_config = BUILT_ON_FIRST_USE
-
     title: Text = ""
     attributes: EventAttributes
     links: EventLinks = Field(default_factory=EventLinks)
@@ -147,8 +145,6 @@ class CreateEventRequest(WireModel):
 class UpdateEventRequest(WireModel):
     """Body of ``PUT /event``: a full replace of title, attributes and links."""
 
-    model_config = BUILT_ON_FIRST_USE
-
     id: Text = ""
     title: Text = ""
     attributes: EventAttributes
@@ -159,15 +155,11 @@ class UpdateEventRequest(WireModel):
 class ChangelogRequest(WireModel):
     """Body of ``POST /event/{id}/changelog``."""
 
-    model_config = BUILT_ON_FIRST_USE
-
     entry: ChangelogEntry
 
 
 class SlackIdRequest(WireModel):
     """Body of ``POST /event/{id}/slack``."""
-
-    model_config = BUILT_ON_FIRST_USE
 
     slack_id: Text = ""
 

@@ -47,8 +47,6 @@ class Lock(WireModel):
 class CreateLockRequest(WireModel):
     """Body of ``POST /lock``; ``ttlSeconds`` is our extension (0 or absent: no expiry)."""
 
-    model_config = BUILT_ON_FIRST_USE
-
     service: Text = ""
     who: Text = ""
     environment: Text = ""
@@ -66,8 +64,6 @@ class CreateLockRequest(WireModel):
 class UpdateLockRequest(WireModel):
     """Body of ``PUT /lock/{id}``: empty fields keep their value."""
 
-    model_config = BUILT_ON_FIRST_USE
-
     service: Text = ""
     who: Text = ""
     environment: Text = ""
@@ -78,8 +74,6 @@ class UpdateLockRequest(WireModel):
 class RenewLockRequest(WireModel):
     """Body of ``POST /lock/{id}/renew`` (extension): the new TTL from now."""
 
-    model_config = BUILT_ON_FIRST_USE
-
     ttl_seconds: Annotated[WholeNumber, Field(gt=0, le=7 * 24 * 3600)]
 
 
@@ -89,8 +83,6 @@ class ReleaseLockRequest(WireModel):
     ``who`` must match the holder; when ``id`` or ``eventId`` is given it must match
     too, so a job can never release a lock another job took after its own expired.
     """
-
-    model_config = BUILT_ON_FIRST_USE
 
     service: Text = ""
     environment: Text = ""

@@ -40,8 +40,6 @@ class QueueRequest(WireModel):
     """Body of ``POST /lock/queue`` (extension): join (no ticket) or heartbeat and wait
     up to ``waitSeconds`` for the turn (a long poll)."""
 
-    model_config = BUILT_ON_FIRST_USE
-
     service: Text = ""
     environment: Text = ""
     resource: Text = ""
@@ -78,8 +76,6 @@ class LockStatusResponse(WireModel):
 
 class EvictLockRequest(WireModel):
     """Body of ``POST /lock/{id}/evict`` (extension): who evicts a dead holder, and why."""
-
-    model_config = BUILT_ON_FIRST_USE
 
     by: Text = ""
     why: Text = ""

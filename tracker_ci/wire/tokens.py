@@ -26,8 +26,6 @@ __all__ = [
 class TokenCreateRequest(WireModel):
     """Body of ``POST /tokens`` (extension)."""
 
-    model_config = BUILT_ON_FIRST_USE
-
     name: Annotated[str, Field(min_length=1, max_length=200)]
     services: TextList = Field(default_factory=new_list)
     admin: Flag = False

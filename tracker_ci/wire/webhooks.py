@@ -49,8 +49,6 @@ class WebhookCreateRequest(WireModel):
     """Body of ``POST /webhooks`` (extension). ``secret``: the HMAC key (generic) or the
     receiver's token (GitHub, Grafana, InfluxDB); it is never shown back."""
 
-    model_config = BUILT_ON_FIRST_USE
-
     url: Text = ""
     events: TextList = Field(default_factory=new_list)
     kind: Text = "generic"
