@@ -29,7 +29,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from tracker_ci import __version__
+from tracker_ci import __version__, models
 from tracker_ci.exceptions import (
     APIError,
     ConfigError,
@@ -42,56 +42,39 @@ from tracker_ci.exceptions import (
 )
 from tracker_ci.models import (
     API_PREFIX,
-    ActiveFreeze,
-    ActiveFreezesResponse,
-    ChangelogEntry,
-    ChangelogListResponse,
-    ChangelogRequest,
-    CreateEventRequest,
-    CreateLockRequest,
-    DoraReport,
     Environment,
-    Event,
-    EventListResponse,
-    EventResponse,
     EventType,
-    EvictLockRequest,
-    FreezeWindow,
-    FreezeWindowListResponse,
-    FreezeWindowResponse,
-    Lock,
-    LockListResponse,
-    LockResponse,
-    LockStatusResponse,
-    MonthlyStatsResponse,
     Priority,
-    QueuePolicy,
-    QueuePolicyListResponse,
-    QueueRequest,
-    QueueResponse,
-    ReleaseLockRequest,
-    RenewLockRequest,
-    SlackIdRequest,
-    StatsResponse,
     Status,
-    TokenCreatedResponse,
-    TokenCreateRequest,
-    TokenInfo,
-    TokenListResponse,
-    UnlockResponse,
-    UpdateEventRequest,
-    UpdateLockRequest,
-    Webhook,
-    WebhookCreateRequest,
-    WebhookDelivery,
-    WebhookDeliveryListResponse,
-    WebhookListResponse,
-    WebhookResponse,
     WireEnum,
     format_timestamp,
 )
 
 if TYPE_CHECKING:
+    # For annotations only: at run time the client names models.X, whose resource
+    # module (tracker_ci.wire.events, .locks...) is imported the first time it is used.
+    from tracker_ci.models import (
+        ActiveFreeze,
+        ChangelogEntry,
+        ChangelogListResponse,
+        CreateEventRequest,
+        DoraReport,
+        Event,
+        EventListResponse,
+        FreezeWindow,
+        Lock,
+        LockStatusResponse,
+        MonthlyStatsResponse,
+        QueuePolicy,
+        QueueResponse,
+        StatsResponse,
+        TokenCreatedResponse,
+        TokenInfo,
+        UpdateEventRequest,
+        Webhook,
+        WebhookCreateRequest,
+        WebhookDelivery,
+    )
     from tracker_ci.wire.batch import BatchResponse
 
 __all__ = [
@@ -346,13 +329,13 @@ class TrackerClient:
             ) from None
 
     def _event(self, response: httpx.Response) -> Event:
-        event = self._parse(response, EventResponse).event
+        event = self._parse(response, models.EventResponse).event
         if event is None:
             raise self._missing(response, "event")
         return event
 
     def _lock(self, response: httpx.Response) -> Lock:
-        lock = self._parse(response, LockResponse).lock
+        lock = self._parse(response, models.LockResponse).lock
         if lock is None:
             raise self._missing(response, "lock")
         return lock
@@ -426,13 +409,13 @@ class TrackerClient:
         """One page of all events (newest first on our server; unordered upstream)."""
         params = _query([("per_page", per_page), ("page", page)])
         response = self._request("GET", f"{API_PREFIX}/events/list", params=params)
-        return self._parse(response, EventListResponse)
+        return self._parse(response, models.EventListResponse)
 
     def today_events(self, *, page: int = 1, per_page: int = 50) -> EventListResponse:
         """One page of the events whose start date is today (UTC)."""
         params = _query([("per_page", per_page), ("page", page)])
         response = self._request("GET", f"{API_PREFIX}/events/today", params=params)
-        return self._parse(response, EventListResponse)
+        return self._parse(response, models.EventListResponse)
 
     def search_events(
         self,
@@ -464,11 +447,11 @@ class TrackerClient:
             ]
         )
         response = self._request("GET", f"{API_PREFIX}/events/search", params=params)
-        return self._parse(response, EventListResponse)
+        return self._parse(response, models.EventListResponse)
 
     def add_changelog_entry(self, event_id: str, entry: ChangelogEntry) -> Event:
         """Append an entry to an event's changelog; the event after the change."""
-        body = ChangelogRequest(entry=entry).to_wire()
+        body = models.ChangelogRequest(entry=entry).to_wire()
         # Not idempotent: a repeat after a lost answer would write the entry twice.
         response = self._request(
             "POST",
@@ -488,11 +471,11 @@ class TrackerClient:
         response = self._request(
             "GET", f"{API_PREFIX}/event/{_segment(event_id)}/changelog", params=params
         )
-        return self._parse(response, ChangelogListResponse)
+        return self._parse(response, models.ChangelogListResponse)
 
     def set_slack_id(self, event_id: str, slack_id: str) -> Event:
         """Attach a Slack message id to an event; the event after the change."""
-        body = SlackIdRequest(slack_id=slack_id).to_wire()
+        body = models.SlackIdRequest(slack_id=slack_id).to_wire()
         response = self._request(
             "POST", f"{API_PREFIX}/event/{_segment(event_id)}/slack", json=body
         )
@@ -553,7 +536,7 @@ class TrackerClient:
             )
         )
         response = self._request("GET", f"{API_PREFIX}/events/stats", params=params)
-        return self._parse(response, StatsResponse)
+        return self._parse(response, models.StatsResponse)
 
     def monthly_stats(
         self,
@@ -584,7 +567,7 @@ class TrackerClient:
         if group_by_service:
             items.append(("group_by_service", True))
         response = self._request("GET", f"{API_PREFIX}/events/stats/monthly", params=_query(items))
-        return self._parse(response, MonthlyStatsResponse)
+        return self._parse(response, models.MonthlyStatsResponse)
 
     # ----------------------------------------------------------------------- locks
     def acquire_lock(
@@ -603,7 +586,7 @@ class TrackerClient:
     ) -> Lock:
         """Take the lock on (service, environment, resource); raises LockHeld if taken."""
         self.check_environment(environment)
-        body = CreateLockRequest(
+        body = models.CreateLockRequest(
             service=service,
             environment=str(environment),
             resource=resource,
@@ -643,7 +626,7 @@ class TrackerClient:
     ) -> QueueResponse:
         """Join the lock's queue (no ticket) or keep ``ticket`` alive, waiting up to
         ``wait_seconds`` for its turn (a long poll). Raises Superseded, NotFound (dropped)."""
-        body = QueueRequest(
+        body = models.QueueRequest(
             service=service,
             environment=str(environment),
             resource=resource,
@@ -657,18 +640,18 @@ class TrackerClient:
         response = self._request(
             "POST", f"{API_PREFIX}/lock/queue", json=body, idempotent=bool(ticket)
         )
-        return self._parse(response, QueueResponse)
+        return self._parse(response, models.QueueResponse)
 
     def evict_lock(self, lock_id: str, *, by: str, why: str) -> int:
         """Evict a dead holder's lock (its CI job ended; extension); how many were removed."""
-        body = EvictLockRequest(by=by, why=why).to_wire()
+        body = models.EvictLockRequest(by=by, why=why).to_wire()
         path = f"{API_PREFIX}/lock/{_segment(lock_id)}/evict"
-        return self._parse(self._request("POST", path, json=body), UnlockResponse).count
+        return self._parse(self._request("POST", path, json=body), models.UnlockResponse).count
 
     def leave_queue(self, ticket: str) -> int:
         """Leave a lock's queue; 0 when the ticket was already gone."""
         response = self._request("DELETE", f"{API_PREFIX}/lock/queue/{_segment(ticket)}")
-        return self._parse(response, UnlockResponse).count
+        return self._parse(response, models.UnlockResponse).count
 
     def lock_status(
         self, *, service: str, environment: Environment | str, resource: str = "deployment"
@@ -678,20 +661,20 @@ class TrackerClient:
             [("service", service), ("environment", str(environment)), ("resource", resource)]
         )
         response = self._request("GET", f"{API_PREFIX}/locks/status", params=params)
-        return self._parse(response, LockStatusResponse)
+        return self._parse(response, models.LockStatusResponse)
 
     def set_queue_policy(
         self, *, environment: Environment | str, policy: str, service: str = ""
     ) -> QueuePolicy:
         """Set the queue policy (fifo, newest) of an environment or one service in it."""
-        body = QueuePolicy(environment=str(environment), service=service, policy=policy)
+        body = models.QueuePolicy(environment=str(environment), service=service, policy=policy)
         response = self._request("PUT", f"{API_PREFIX}/locks/policy", json=body.to_wire())
-        return self._parse(response, QueuePolicy)
+        return self._parse(response, models.QueuePolicy)
 
     def list_queue_policies(self) -> list[QueuePolicy]:
         """Every queue policy set (keys without one are fifo)."""
         response = self._request("GET", f"{API_PREFIX}/locks/policies")
-        return self._parse(response, QueuePolicyListResponse).policies
+        return self._parse(response, models.QueuePolicyListResponse).policies
 
     # ---------------------------------------------------- freeze windows (extension)
     def create_freeze_window(self, window: FreezeWindow) -> FreezeWindow:
@@ -711,7 +694,7 @@ class TrackerClient:
         response = self._request(
             "GET", f"{API_PREFIX}/freeze-windows/list", params=[("per_page", 1000)]
         )
-        return self._parse(response, FreezeWindowListResponse).freeze_windows
+        return self._parse(response, models.FreezeWindowListResponse).freeze_windows
 
     def active_freezes(
         self, *, service: str | None = None, environment: Environment | str | None = None
@@ -725,15 +708,15 @@ class TrackerClient:
             ]
         )
         response = self._request("GET", f"{API_PREFIX}/freeze-windows/active", params=params)
-        return self._parse(response, ActiveFreezesResponse).freezes
+        return self._parse(response, models.ActiveFreezesResponse).freezes
 
     def delete_freeze_window(self, window_id: str) -> int:
         """Delete a freeze window; how many were deleted."""
         path = f"{API_PREFIX}/freeze-window/{_segment(window_id)}"
-        return self._parse(self._request("DELETE", path), UnlockResponse).count
+        return self._parse(self._request("DELETE", path), models.UnlockResponse).count
 
     def _freeze_window(self, response: httpx.Response) -> FreezeWindow:
-        window = self._parse(response, FreezeWindowResponse).freeze_window
+        window = self._parse(response, models.FreezeWindowResponse).freeze_window
         if window is None:
             raise self._missing(response, "freezeWindow")
         return window
@@ -755,11 +738,11 @@ class TrackerClient:
 
     def update_lock(self, lock_id: str, **fields: str) -> Lock:
         """Change a lock's fields (empty ones keep their value); the lock after the change."""
-        unknown = sorted(set(fields) - set(UpdateLockRequest.model_fields))
+        unknown = sorted(set(fields) - set(models.UpdateLockRequest.model_fields))
         if unknown:
-            allowed = ", ".join(UpdateLockRequest.model_fields)
+            allowed = ", ".join(models.UpdateLockRequest.model_fields)
             raise TypeError(f"update_lock() got unknown fields {unknown}; use: {allowed}")
-        body = UpdateLockRequest(**fields).to_wire()
+        body = models.UpdateLockRequest(**fields).to_wire()
         response = self._request("PUT", f"{API_PREFIX}/lock/{_segment(lock_id)}", json=body)
         if self._answers_after_change(response):
             return self._lock(response)
@@ -776,7 +759,7 @@ class TrackerClient:
             # Our server answers a lock that is gone with count "0"; upstream with a 500
             # "no event found in tracker for id ...": the same fact, so the same answer.
             return 1 if self.last_attempts > 1 else 0
-        count = self._parse(response, UnlockResponse).count
+        count = self._parse(response, models.UnlockResponse).count
         # Sent again after a lost answer and found gone: the first try released it.
         return 1 if not count and self.last_attempts > 1 else count
 
@@ -793,7 +776,7 @@ class TrackerClient:
     ) -> int:
         """Release the lock on (service, environment, resource) that this job took, named by
         its ``lock_id`` or ``event_id`` and ``who`` (extension)."""
-        body = ReleaseLockRequest(
+        body = models.ReleaseLockRequest(
             service=service,
             environment=str(environment),
             resource=resource,
@@ -808,18 +791,18 @@ class TrackerClient:
                 # Sent again after a lost answer: the first try released it.
                 return 1
             raise
-        return self._parse(response, UnlockResponse).count
+        return self._parse(response, models.UnlockResponse).count
 
     def renew_lock(self, lock_id: str, ttl_seconds: int) -> Lock:
         """Push a lock's expiry to ``ttl_seconds`` from now (extension); NotFound if gone."""
-        body = RenewLockRequest(ttl_seconds=ttl_seconds).to_wire()
+        body = models.RenewLockRequest(ttl_seconds=ttl_seconds).to_wire()
         response = self._request("POST", f"{API_PREFIX}/lock/{_segment(lock_id)}/renew", json=body)
         return self._lock(response)
 
     def list_locks(self) -> list[Lock]:
         """Every lock currently held."""
         response = self._request("GET", f"{API_PREFIX}/locks/list")
-        return self._parse(response, LockListResponse).locks
+        return self._parse(response, models.LockListResponse).locks
 
     def find_lock(
         self, *, service: str, environment: Environment | str, resource: str = "deployment"
@@ -845,25 +828,25 @@ class TrackerClient:
         read_only: bool = False,
     ) -> TokenCreatedResponse:
         """Create an API token (extension, admin only); its secret is shown only here."""
-        body = TokenCreateRequest(
+        body = models.TokenCreateRequest(
             name=name, services=list(services), admin=admin, read_only=read_only
         ).to_wire()
         response = self._request("POST", f"{API_PREFIX}/tokens", json=body, idempotent=False)
-        return self._parse(response, TokenCreatedResponse)
+        return self._parse(response, models.TokenCreatedResponse)
 
     def list_tokens(self) -> list[TokenInfo]:
         """Every API token, without secrets (extension, admin only)."""
         response = self._request("GET", f"{API_PREFIX}/tokens")
-        return self._parse(response, TokenListResponse).tokens
+        return self._parse(response, models.TokenListResponse).tokens
 
     def revoke_token(self, token_id: str) -> TokenInfo:
         """Revoke an API token (extension, admin only); the revoked token."""
         response = self._request("DELETE", f"{API_PREFIX}/tokens/{_segment(token_id)}")
         # The contract is {"token": TokenInfo}; accept a bare TokenInfo as well.
-        wrapped = self._parse(response, _TokenResponse).token
+        wrapped = self._parse(response, models.TokenResponse).token
         if wrapped is not None:
             return wrapped
-        bare = self._parse(response, TokenInfo)
+        bare = self._parse(response, models.TokenInfo)
         if not bare.id:
             raise self._missing(response, "token")
         return bare
@@ -887,7 +870,7 @@ class TrackerClient:
         if end is not None:
             params.append(("end_date", format_timestamp(end)))
         response = self._request("GET", f"{API_PREFIX}/insights/dora", params=params)
-        return self._parse(response, DoraReport)
+        return self._parse(response, models.DoraReport)
 
     # ---------------------------------------------------------------------- webhooks
     def create_webhook(self, request: WebhookCreateRequest) -> Webhook:
@@ -895,24 +878,24 @@ class TrackerClient:
         response = self._request(
             "POST", f"{API_PREFIX}/webhooks", json=request.to_wire(), idempotent=False
         )
-        return self._parse(response, WebhookResponse).webhook
+        return self._parse(response, models.WebhookResponse).webhook
 
     def list_webhooks(self) -> list[Webhook]:
         """Every webhook, never a secret (extension, admin only)."""
         response = self._request("GET", f"{API_PREFIX}/webhooks")
-        return self._parse(response, WebhookListResponse).webhooks
+        return self._parse(response, models.WebhookListResponse).webhooks
 
     def delete_webhook(self, webhook_id: str) -> Webhook:
         """Remove a webhook and its deliveries (extension, admin only)."""
         response = self._request("DELETE", f"{API_PREFIX}/webhooks/{_segment(webhook_id)}")
-        return self._parse(response, WebhookResponse).webhook
+        return self._parse(response, models.WebhookResponse).webhook
 
     def test_webhook(self, webhook_id: str) -> WebhookDelivery:
         """Queue a ``webhook.test`` delivery to this webhook; the queued delivery."""
         response = self._request(
             "POST", f"{API_PREFIX}/webhooks/{_segment(webhook_id)}/test", idempotent=False
         )
-        found = self._parse(response, WebhookDeliveryListResponse).deliveries
+        found = self._parse(response, models.WebhookDeliveryListResponse).deliveries
         if not found:
             raise self._missing(response, "delivery")
         return found[0]
@@ -927,7 +910,7 @@ class TrackerClient:
             else f"{API_PREFIX}/webhooks/deliveries"
         )
         response = self._request("GET", path, params=[("limit", limit)])
-        return self._parse(response, WebhookDeliveryListResponse).deliveries
+        return self._parse(response, models.WebhookDeliveryListResponse).deliveries
 
     # ---------------------------------------------------------------------- health
     def check_environment(self, environment: Environment | str | None) -> None:
@@ -1001,11 +984,7 @@ class TrackerClient:
         pairs: list[tuple[str, QueryValue | Sequence[QueryValue]]] = [("per_page", per_page)]
         pairs.append(("cursor", cursor) if cursor else ("page", page))
         response = self._request("GET", f"{API_PREFIX}/events/list", params=_query(pairs))
-        return self._parse(response, EventListResponse)
-
-
-class _TokenResponse(BaseModel):
-    token: TokenInfo | None = None
+        return self._parse(response, models.EventListResponse)
 
 
 # Our extensions of the create bodies: sent only when set, so upstream sees its own body.
