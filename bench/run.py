@@ -159,11 +159,7 @@ class Run:
             "startup",
             "start-up",
             backend,
-            lambda: [
-                measures.measure_startup(
-                    url, logs, settings, backend, measures.import_floor(settings.repeats)
-                )
-            ],
+            lambda: [measures.measure_startup(url, logs, settings, backend)],
         )
 
     def cli(self) -> None:

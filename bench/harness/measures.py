@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import random
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -319,13 +321,13 @@ def measure_replicas(
 # ---- d) start-up ---------------------------------------------------------------------------
 
 
-def measure_startup(
-    database_url: str, log_dir: Path, settings: Settings, backend: str, floor: list[float]
-) -> Figure:
+def measure_startup(database_url: str, log_dir: Path, settings: Settings, backend: str) -> Figure:
     """Seconds from process start to a /health answer on the up-to-date database, against
-    the process that only imports the server's libraries (``floor``, measured by the
-    caller the same way)."""
-    times = [servers.startup_time(database_url, log_dir) for _ in range(settings.repeats)]
+    a process that only imports the server's libraries, the two alternated."""
+    times, floor = [], []
+    for _ in range(settings.repeats):
+        floor.append(import_floor())
+        times.append(servers.startup_time(database_url, log_dir))
     base = statistics.median(floor)
     value = statistics.median(times)
     return Figure(
@@ -426,16 +428,10 @@ def measure_batch(url: str, settings: Settings, backend: str, single_rate: float
     ]
 
 
-def import_floor(repeats: int) -> list[float]:
+def import_floor() -> float:
     """Seconds of a process that only imports the libraries the server is made of (its
     web framework, its server, its database toolkit): the floor of any start-up."""
-    import subprocess
-    import sys
-
+    began = time.monotonic()
     code = "import uvicorn, fastapi, sqlalchemy"
-    times = []
-    for _ in range(repeats):
-        began = time.monotonic()
-        subprocess.run([sys.executable, "-c", code], check=True, env=servers.clean_env())
-        times.append(time.monotonic() - began)
-    return times
+    subprocess.run([sys.executable, "-c", code], check=True, env=servers.clean_env())
+    return time.monotonic() - began
