@@ -9,6 +9,7 @@ PostgreSQL (psycopg 3) is for several server replicas sharing one database.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import deque
@@ -28,6 +29,15 @@ PG_STATEMENT_TIMEOUT_MS = 5_000
 PG_LOCK_TIMEOUT_MS = 3_000
 # A fixed key for pg_advisory_lock, so replicas starting together migrate one at a time.
 _MIGRATION_LOCK_KEY = 0x7472_6163_6B65_72  # "tracker"
+
+
+class JsonText(str):
+    """A value already encoded as JSON (pydantic's ``model_dump_json``, several times faster
+    than ``model_dump`` + ``json.dumps``): a JSON column stores it as it is."""
+
+
+def _json_serializer(value: Any) -> str:
+    return value if isinstance(value, JsonText) else json.dumps(value)
 
 
 def normalize_database_url(database_url: str) -> URL:
@@ -53,6 +63,7 @@ def create_database_engine(database_url: str) -> Engine:
     # default); requests beyond the pool wait for a connection (pool_timeout) instead.
     return create_engine(
         url,
+        json_serializer=_json_serializer,
         pool_size=5,
         max_overflow=10,
         pool_pre_ping=True,
@@ -73,6 +84,7 @@ def _sqlite_engine(url: URL) -> Engine:
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
+        json_serializer=_json_serializer,
         pool_size=10,
         max_overflow=30,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},

@@ -42,6 +42,7 @@ from tracker_ci.models import (
     format_timestamp,
     utcnow,
 )
+from tracker_server.db import JsonText
 from tracker_server.metrics import Metrics
 from tracker_server.tables import journal as journal_table
 
@@ -172,6 +173,10 @@ class JournalEntry(BaseModel):
     def payload(self) -> dict[str, Any]:
         """The JSON stored in the table (wire models in their wire form)."""
         return self.model_dump(mode="json")
+
+    def payload_json(self) -> JsonText:
+        """:meth:`payload`, encoded: what the table stores."""
+        return JsonText(self.model_dump_json())
 
     def audit_line(self) -> AuditLine | None:
         """The audit log line announcing this change, if it has one."""
@@ -478,7 +483,7 @@ class Journal:
         if not self.pending:
             return
         rows = [
-            {"occurred_at": self.now, "kind": entry.KIND, "payload": entry.payload()}
+            {"occurred_at": self.now, "kind": entry.KIND, "payload": entry.payload_json()}
             for entry in self.pending
         ]
         # One statement for every entry of the transaction (a batch of events is one

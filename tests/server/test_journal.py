@@ -3,6 +3,7 @@ transaction (a rolled-back write leaves none); entries read back typed, in id or
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -254,3 +255,15 @@ def test_a_replayed_idempotent_write_records_nothing(client):
     before = kinds(client)
     assert client.post(f"{API}/lock", json=LOCK, headers=headers).status_code == 200
     assert kinds(client) == before == ["lock_acquired"]
+
+
+def test_the_stored_payload_is_the_entrys_json(client):
+    # Stored through pydantic's encoder (db.JsonText): the same JSON as payload() gives.
+    create_event(client, status="start")
+    with client.app.state.database.read() as conn:
+        rows = conn.exec_driver_sql("SELECT kind, payload FROM journal ORDER BY id").all()
+    records = journal(client)
+    assert [row.kind for row in rows] == [r.entry.KIND for r in records] and rows
+    for row, record in zip(rows, records, strict=True):
+        stored = row.payload if isinstance(row.payload, dict) else json.loads(row.payload)
+        assert stored == record.entry.payload()
