@@ -63,9 +63,7 @@ def _events_stat(engine: Engine) -> dict[str, int]:
         exists = "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
         if conn.exec_driver_sql(exists).first() is None:
             return {}
-        rows = conn.exec_driver_sql(
-            "SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'events'"
-        ).all()
+        rows = conn.exec_driver_sql("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'events'").all()
     return {idx: int(stat.split()[0]) for idx, stat in rows}
 
 
