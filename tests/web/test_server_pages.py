@@ -155,3 +155,18 @@ def test_the_locks_page_shows_who_waits_in_order(client):
     assert items == ["bob: hotfix 1.2.1", "carol"]
     board = client.get("/").text
     assert re.search(r"<td>2</td>", board)  # the board shows the queue length
+
+
+def test_the_timeline_says_about_when_its_count_is_an_estimate(client, monkeypatch):
+    from tracker_server.store import events as event_store
+
+    from tests.server.helpers import event_body
+
+    items = [event_body(f"drift {n}", type="drift", status="success") for n in range(52)]
+    created = client.post(f"{API}/events/batch", json={"events": items})
+    assert created.status_code == 200, created.text
+    exact = html.unescape(client.get("/timeline").text)
+    assert "52 events, page 1 of 2." in exact and "about" not in exact
+    monkeypatch.setattr(event_store, "COUNT_CAP", 10)  # more matches than it counts
+    estimated = html.unescape(client.get("/timeline").text)
+    assert re.search(r"about \d+ events, page 1 of about \d+\.", estimated), estimated

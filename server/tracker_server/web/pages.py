@@ -84,9 +84,10 @@ def timeline(
         page=page_number,
     )
     with database.read() as conn:
-        found, total = queries.timeline(conn, query)
+        found_page = queries.timeline(conn, query)
         services = queries.services(conn)
     days: dict[str, list[Any]] = {}
+    found, total = found_page.events, found_page.total
     for event in found:
         created = event.metadata.created_at
         days.setdefault(created.strftime("%A %d %B %Y") if created else "—", []).append(event)
@@ -105,6 +106,7 @@ def timeline(
         current="timeline",
         days=days,
         total=total,
+        total_exact=found_page.total_exact,
         query=query,
         filters=filters,
         kept=kept,

@@ -354,9 +354,10 @@ class TimelineQuery:
         return clauses
 
 
-def timeline(conn: Connection, query: TimelineQuery) -> tuple[list[Event], int]:
-    """One page of events, newest first, and how many match."""
-    return event_store.page_events(
+def timeline(conn: Connection, query: TimelineQuery) -> event_store.EventPage:
+    """One page of events, newest first, and how many match (an estimate past the count's
+    cap: ``total_exact`` says)."""
+    return event_store.find_page(
         conn, where=query.clauses(), page=query.page, per_page=query.per_page
     )
 
