@@ -216,7 +216,7 @@ def alembic_config(connection: Connection) -> Any:
     return config
 
 
-_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*=\s*(.+)$", re.MULTILINE)
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=\n]+)?=\s*(.+)$", re.MULTILINE)
 
 
 def migration_heads() -> frozenset[str]:
@@ -225,7 +225,10 @@ def migration_heads() -> frozenset[str]:
     revisions: set[str] = set()
     followed: set[str] = set()
     for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        for name, value in _REVISION_LINE.findall(path.read_text(encoding="utf-8")):
+        found = _REVISION_LINE.findall(path.read_text(encoding="utf-8"))
+        if [name for name, _ in found].count("revision") != 1:
+            return frozenset()  # a file this reading does not understand: ask Alembic
+        for name, value in found:
             named = set(re.findall(r"[\"']([^\"']+)[\"']", value))
             (revisions if name == "revision" else followed).update(named)
     return frozenset(revisions - followed)
@@ -238,7 +241,8 @@ def schema_is_current(engine: Engine) -> bool:
             rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
     except DBAPIError:  # no alembic_version table: a new database
         return False
-    return frozenset(row[0] for row in rows) == migration_heads()
+    heads = migration_heads()
+    return bool(heads) and frozenset(row[0] for row in rows) == heads
 
 
 def upgrade_schema(engine: Engine, revision: str = "heads") -> None:

@@ -182,6 +182,10 @@ class JournalEntry(BaseModel):
         """The audit log line announcing this change, if it has one."""
         return None
 
+    def rows(self) -> int:
+        """How many stored records this change wrote (the statistics upkeep counts them)."""
+        return 1
+
     def observe(self, metrics: Metrics) -> None:
         """The metric observations of this change, if any."""
 
@@ -209,6 +213,9 @@ class EventsImported(JournalEntry):
     ids: list[str]
     oldest: datetime
     newest: datetime
+
+    def rows(self) -> int:
+        return len(self.ids)
 
     def audit_line(self) -> AuditLine:
         return "events imported", {

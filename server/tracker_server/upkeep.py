@@ -36,13 +36,22 @@ class StatisticsUpkeep:
         """Note ``changes`` committed changes; may start a refresh in the background."""
         with self._lock:
             self._since += changes
-            if self._since < self.every or self._running is not None:
-                return
-            self._since = 0
-            self._running = threading.Thread(
-                target=self._refresh, name="statistics-upkeep", daemon=True
-            )
-            self._running.start()
+            if self._since >= self.every:
+                self._start()
+
+    def refresh_soon(self) -> None:
+        """Refresh now, in the background (after a bulk write)."""
+        with self._lock:
+            self._start()
+
+    def _start(self) -> None:
+        if self._running is not None:
+            return
+        self._since = 0
+        self._running = threading.Thread(
+            target=self._refresh, name="statistics-upkeep", daemon=True
+        )
+        self._running.start()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for a refresh in progress (tests, shutdown)."""

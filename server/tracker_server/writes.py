@@ -67,7 +67,7 @@ class Write:
             self.journal.discard()
             raise
         if self.upkeep is not None:
-            self.upkeep.wrote(len(self.journal.committed))
+            self.upkeep.wrote(sum(entry.rows() for entry in self.journal.committed))
         self.journal.flush()
         if changed:
             wakeup.notify()

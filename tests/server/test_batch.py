@@ -276,6 +276,7 @@ def test_a_large_batch_in_one_transaction_refreshes_sqlite_statistics(client: An
     settings = client.app.state.settings
     if not settings.database_url.startswith("sqlite"):
         return
+    client.app.state.upkeep.join(timeout=60)  # the refresh runs in the background
     engine = create_engine(normalize_database_url(settings.database_url))
     try:
         with engine.connect() as conn:

@@ -165,3 +165,17 @@ def test_heads_parse_tuples_and_ignore_none(tmp_path: Path, monkeypatch) -> None
     (versions / "e.py").write_text('revision = "e"\ndown_revision = "a"\n')
     monkeypatch.setattr(db_module, "MIGRATIONS_DIR", tmp_path)
     assert migration_heads() == frozenset({"d", "e"})
+
+
+def test_annotated_revisions_count_and_an_unreadable_file_falls_back_to_alembic(
+    tmp_path: Path, monkeypatch, engine: Engine
+) -> None:
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "a.py").write_text('revision = "a"\ndown_revision = None\n')
+    (versions / "b.py").write_text('revision: str = "b"\ndown_revision: str | None = "a"\n')
+    monkeypatch.setattr(db_module, "MIGRATIONS_DIR", tmp_path)
+    assert migration_heads() == frozenset({"b"})
+    (versions / "c.py").write_text("REVISION = 'c'\n")  # no revision this reading sees
+    assert migration_heads() == frozenset()
+    assert not schema_is_current(engine)  # then Alembic decides

@@ -170,3 +170,6 @@ def test_the_timeline_says_about_when_its_count_is_an_estimate(client, monkeypat
     monkeypatch.setattr(event_store, "COUNT_CAP", 10)  # more matches than it counts
     estimated = html.unescape(client.get("/timeline").text)
     assert re.search(r"about \d+ events, page 1 of about \d+\.", estimated), estimated
+    assert 'rel="next"' in estimated  # older events, whatever the estimate says
+    last = html.unescape(client.get("/timeline?page=2").text)
+    assert 'rel="next"' not in last and "drift" in last

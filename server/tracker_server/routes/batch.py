@@ -32,7 +32,6 @@ from tracker_ci.models import (
     WireModel,
 )
 from tracker_ci.wire.batch import MAX_BATCH_EVENTS, BatchEventItem, BatchOutcome, BatchResponse
-from tracker_server import statistics
 from tracker_server.auth import authorize
 from tracker_server.deps import WriteDep, require_reader
 from tracker_server.domain import DomainError, InvalidInput
@@ -121,11 +120,10 @@ def create_events_batch(body: RawBatchRequest, write: WriteDep) -> Response:
     items = [_read_item(index, raw, write) for index, raw in enumerate(body.events)]
     with write.transaction() as conn:
         written = _Batch(conn, write, items).run()
-    if written >= BULK_ROWS and write.database.backend == "sqlite":
-        # Many rows at once: keep the planner's statistics current (statistics.py), in
-        # this process's writers' queue (ANALYZE writes).
-        with write.database.writer_turn():
-            statistics.refresh(write.database.engine, bulk=True)
+    if written >= BULK_ROWS and write.upkeep is not None:
+        # Many rows at once: refresh the planner's statistics now, in the background and
+        # in the writers' queue (upkeep.py); the batch has committed whatever happens there.
+        write.upkeep.refresh_soon()
     return _response(items)
 
 

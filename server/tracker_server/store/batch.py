@@ -76,7 +76,9 @@ def claim_keys(
             "response_body": "",
             "created_at": now,
         }
-        for key, fingerprint in fingerprints.items()
+        # In key order: two batches sharing keys in different orders would otherwise each
+        # wait on the other's first row (a deadlock on PostgreSQL).
+        for key, fingerprint in sorted(fingerprints.items())
     ]
     # One statement, cached: SQLAlchemy sends the rows as multi-row VALUES pages.
     statement = _insert_ignoring_conflicts(conn).returning(idempotency_keys.c.key)

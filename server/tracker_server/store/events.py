@@ -367,7 +367,7 @@ def count_matches(conn: Connection, *, where: Sequence[Any], at_least: int = 0) 
         counted = statistics.count_within(conn, query, budget_ms=COUNT_BUDGET_MS)
     if counted is not None and counted <= COUNT_CAP:
         return counted, True
-    known = COUNT_CAP + 1 if counted is not None else at_least
+    known = max(at_least, COUNT_CAP + 1) if counted is not None else at_least
     return max(estimate, known), False
 
 

@@ -107,6 +107,8 @@ def timeline(
         days=days,
         total=total,
         total_exact=found_page.total_exact,
+        # From the rows read, not the count: an estimate must not hide older events.
+        more=bool(found_page.next_cursor),
         query=query,
         filters=filters,
         kept=kept,
