@@ -402,13 +402,15 @@ def test_an_import_needs_an_admin_token_when_auth_is_on(
     scoped = json.loads(created.stdout)["secret"]
     path = write_lines(tmp_path / "e.jsonl", source_events(2, service=service))
 
-    refused = invoke("--token", scoped, "event", "import", str(path))
+    state = str(tmp_path / "import.state")
+    refused = invoke("--token", scoped, "event", "import", str(path), "--resume", state)
     assert refused.exit_code == 5, refused.output
     assert "not an admin token: it cannot import history" in refused.stderr
-    none = invoke("event", "import", str(path))
+    none = invoke("event", "import", str(path), "--resume", state)
     assert none.exit_code == 5, none.output
 
-    accepted = invoke("--token", ADMIN_TOKEN, "event", "import", str(path))
+    # A refused event keeps the saved position: the resumed run sends it again.
+    accepted = invoke("--token", ADMIN_TOKEN, "event", "import", str(path), "--resume", state)
     assert accepted.exit_code == 0, accepted.output
     assert accepted.stdout == "imported 2 events: 2 created, 0 replayed, 0 refused\n"
 

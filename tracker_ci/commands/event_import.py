@@ -223,6 +223,13 @@ class StateFile:
         partial.replace(self.path)
 
 
+def _advance(state: StateFile, sender: Sender, **changes: Any) -> None:
+    """Move the saved position, unless an event was refused: a re-run must send it again
+    (the events accepted around it then replay instead of being written twice)."""
+    if sender.tally.refused == 0:
+        state.save(**changes)
+
+
 def import_file(stream: IO[str], sender: Sender, state: StateFile, limit: int | None) -> None:
     """Send the events of a JSON-lines stream, skipping the lines a resumed import sent.
 
@@ -237,20 +244,20 @@ def import_file(stream: IO[str], sender: Sender, state: StateFile, limit: int | 
             continue
         if limit is not None and sender.tally.read >= limit:
             sender.flush()
-            state.save(line=number - 1)
+            _advance(state, sender, line=number - 1)
             return
         try:
             event = read_line(number, text)
         except ConfigError:
             sender.flush()
-            state.save(line=number - 1)
+            _advance(state, sender, line=number - 1)
             raise
         if event is not None:
             sender.add(f"line {number}", as_item(event))
         if not sender.pending:  # just sent: every line so far is answered
-            state.save(line=number)
+            _advance(state, sender, line=number)
     sender.flush()
-    state.save(line=max(number, skip), done=True)
+    _advance(state, sender, line=max(number, skip), done=True)
 
 
 def source_pages(
@@ -292,7 +299,7 @@ def import_server(
                 return  # this page is read again on resume: what was sent replays
             sender.add(f"event {event.metadata.id or '(no id)'}", as_item(event))
         sender.flush()
-        state.save(**{k: v for k, v in asdict(following).items() if k != "source"})
+        _advance(state, sender, **{k: v for k, v in asdict(following).items() if k != "source"})
 
 
 # ------------------------------------------------------------------ the command
