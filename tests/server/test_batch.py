@@ -223,6 +223,15 @@ def test_history_is_imported_once_even_after_its_key_is_forgotten(client: Any) -
     assert outcomes(mixed) == [("created", 201), ("created", 201), ("replayed", 200)]
     assert mixed["results"][0]["event"]["metadata"]["id"] != "42"
     assert total_events(client) == 4
+    # Without a UUID (no id, or "42"), the id is derived from what the event is: importing
+    # it again, under another key, finds it instead of writing it twice.
+    derived = mixed["results"][0]["event"]["metadata"]["id"]
+    no_id = history("e", event_id="")
+    first_plain = send(client, [no_id, history("c", event_id="42", key="h-again")])
+    assert outcomes(first_plain) == [("created", 201), ("replayed", 200)]
+    assert first_plain["results"][1]["event"]["metadata"]["id"] == derived
+    assert outcomes(send(client, [history("e", event_id="", key="h-e2")])) == [("replayed", 200)]
+    assert total_events(client) == 5
 
 
 def test_history_is_checked_like_a_create(client: Any) -> None:

@@ -30,6 +30,7 @@ from tracker_ci.models import (
     Event,
     EventMetadata,
     WireModel,
+    format_timestamp,
 )
 from tracker_ci.wire.batch import MAX_BATCH_EVENTS, BatchEventItem, BatchOutcome, BatchResponse
 from tracker_server.auth import authorize
@@ -332,11 +333,20 @@ def _follow(item: _Item, first: _Item) -> None:
         item.answer_with(BatchOutcome.replayed, first.status, first.answer)
 
 
+#: Names the ids derived for history events that came without a UUID.
+_HISTORY_IDS = uuid.UUID("5d1f3e0a-7c2b-4b8e-9a61-2f4c8d9e0b17")
+
+
 def _source_id(item: _Item) -> str:
-    """The id a history item came with, when it is a UUID ("" otherwise)."""
+    """The id a history item keeps: the UUID it came with, else one derived from what it
+    is (its given id, createdAt, title, service), so importing it again finds it."""
     assert item.body is not None and item.body.metadata is not None
-    given = item.body.metadata.id
-    return given.lower() if is_uuid(given) else ""
+    metadata, given = item.body.metadata, item.body.metadata.id
+    if is_uuid(given):
+        return given.lower()
+    created = format_timestamp(metadata.created_at) if metadata.created_at else ""
+    what = "|".join((given, created, item.body.title, item.body.attributes.service))
+    return str(uuid.uuid5(_HISTORY_IDS, what))
 
 
 def _history_event(
@@ -351,10 +361,10 @@ def _history_event(
     imported_at = present.get(event_id) or (
         planned[event_id][1].metadata.created_at if event_id in planned else None
     )
-    if event_id and imported_at == metadata.created_at:
+    if imported_at == metadata.created_at:
         return None
-    if not event_id or imported_at is not None:
-        event_id = str(uuid.uuid4())  # no id, or another event's: a new one
+    if imported_at is not None:
+        event_id = str(uuid.uuid4())  # another event's id: a new one
     return Event(
         title=body.title,
         attributes=body.attributes,
