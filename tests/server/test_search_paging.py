@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from tracker_server.store import events as event_store
 
-from tests.server.helpers import API, assert_error, create_event
+from tests.server.helpers import API, assert_error, create_event, event_body
 
 pytestmark = pytest.mark.server
 
@@ -150,3 +150,26 @@ def test_a_search_the_statistics_expect_to_be_large_is_not_counted(client, monke
     assert last.json()["totalCount"] == 4 and last.json()["totalCountExact"] is True
     none = client.get(f"{API}/events/search", params={"service": "nothing-here"}).json()
     assert none == {"events": [], "totalCount": 0, "totalCountExact": True, "nextCursor": ""}
+
+
+def test_a_low_estimate_never_answers_fewer_matches_than_the_pages_showed(client, monkeypatch):
+    from tracker_server import statistics
+
+    items = [event_body(f"low {n}", type="incident") for n in range(12)]
+    assert client.post(f"{API}/events/batch", json={"events": items}).status_code == 200
+    monkeypatch.setattr(event_store, "COUNT_CAP", 2)  # every count stops past the cap
+    monkeypatch.setattr(statistics, "estimate_matches", lambda *_args, **_kw: 1)  # stale stats
+    params = {"type": "incident", "per_page": 3}
+    deep = client.get(f"{API}/events/search", params={**params, "page": 3}).json()
+    assert deep["totalCountExact"] is False and deep["totalCount"] >= 10  # rows 7-9 + more
+    shown, cursor = 0, ""
+    while True:
+        page = client.get(
+            f"{API}/events/search", params=params | ({"cursor": cursor} if cursor else {})
+        ).json()
+        shown += len(page["events"])
+        assert page["totalCount"] >= shown + (1 if page["nextCursor"] else 0), (shown, page)
+        cursor = page["nextCursor"]
+        if not cursor:
+            break
+    assert shown == 12

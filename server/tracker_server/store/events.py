@@ -284,28 +284,31 @@ _BAD_CURSOR = (
 )
 
 
-def encode_cursor(order: Order, row: Any) -> str:
-    """The cursor after ``row``: urlsafe base64 of the order and the row's sort key."""
-    key = [order.value]
+def encode_cursor(order: Order, row: Any, shown: int) -> str:
+    """The cursor after ``row``: urlsafe base64 of the order, how many events the pages
+    before it showed (a floor for ``totalCount``), and the row's sort key."""
+    key = [order.value, str(shown)]
     for column in order.columns():
         value = getattr(row, column.name)
         key.append(value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value)
     return base64.urlsafe_b64encode("|".join(key).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, order: Order) -> list[Any]:
-    """The sort key a cursor of ``order`` carries; :class:`InvalidInput` otherwise."""
+def decode_cursor(cursor: str, order: Order) -> tuple[int, list[Any]]:
+    """How many events came before, and the sort key, that a cursor of ``order`` carries;
+    :class:`InvalidInput` otherwise."""
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, *values = text.split("|")
+        kind, shown, *values = text.split("|")
         if kind != order.value or len(values) != len(order.columns()) or not is_uuid(values[-1]):
             raise ValueError(text)
+        before = int(shown)
         moments = [datetime.fromisoformat(value) for value in values[:-1]]
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(_BAD_CURSOR) from None
-    if any(moment.tzinfo is None for moment in moments):
+    if before < 0 or any(moment.tzinfo is None for moment in moments):
         raise InvalidInput(_BAD_CURSOR)
-    return [*moments, values[-1]]
+    return before, [*moments, values[-1]]
 
 
 def find_page(
@@ -321,9 +324,9 @@ def find_page(
     (keyset paging), else page ``page`` (offset paging)."""
     columns = order.columns()
     query = select(events).where(*where)
-    offset = 0
+    offset = before = 0
     if cursor:
-        after = decode_cursor(cursor, order)
+        before, after = decode_cursor(cursor, order)
         bounds = [literal(value, column.type) for value, column in zip(after, columns, strict=True)]
         query = query.where(tuple_(*columns) < tuple_(*bounds))
     else:
@@ -335,13 +338,13 @@ def find_page(
     if not cursor and not more and (rows or not offset):
         total, exact = offset + len(rows), True  # the last page: nothing left to count
     else:
-        seen = len(rows) + more + (0 if cursor else offset)  # known to exist
+        seen = before + offset + len(rows) + more  # known to exist
         total, exact = count_matches(conn, where=where, at_least=seen)
     return EventPage(
         events=_with_changelog(conn, rows),
         total=total,
         total_exact=exact,
-        next_cursor=encode_cursor(order, rows[-1]) if more else "",
+        next_cursor=encode_cursor(order, rows[-1], before + offset + len(rows)) if more else "",
     )
 
 
