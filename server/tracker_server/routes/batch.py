@@ -37,12 +37,11 @@ from tracker_server.auth import authorize
 from tracker_server.deps import WriteDep, require_reader
 from tracker_server.domain import DomainError, InvalidInput
 from tracker_server.errors import ERROR_RESPONSES, describe_validation_errors, error_body, status_of
-from tracker_server.routes import freezes
 from tracker_server.routes.common import JSON
+from tracker_server.routes.events import open_event
 from tracker_server.store import batch as batch_store
 from tracker_server.store import events as event_store
 from tracker_server.store import idempotency
-from tracker_server.store import locks as lock_store
 from tracker_server.validation import check_changelog_entry, check_event, check_text, is_uuid
 from tracker_server.writes import Write
 
@@ -269,9 +268,9 @@ class _Batch:
             if locking:
                 self.buffered.flush()  # its savepoint must not hold the rows before it
                 with self.conn.begin_nested():
-                    event, warnings = self._create_locking(body)
+                    event, warnings = open_event(self.conn, body, write)
             else:
-                event, warnings = self._create(body, buffered=True), []
+                event, warnings = self._create_buffered(body), []
         except DomainError as error:
             del write.journal.pending[mark:]  # what the savepoint undid is not journalled
             item.refuse(error)
@@ -279,32 +278,10 @@ class _Batch:
         item.answer_with(BatchOutcome.created, CREATED, _answer(event, warnings))
         return 1
 
-    def _create(self, body: BatchEventItem, *, buffered: bool = False) -> Event:
+    def _create_buffered(self, body: BatchEventItem) -> Event:
         # The buffer stands in for the connection (it has the one method create_event uses).
-        conn = cast(Connection, self.buffered) if buffered else self.conn
-        write = self.write
+        conn, write = cast(Connection, self.buffered), self.write
         return event_store.create_event(conn, request=body, now=write.now, journal=write.journal)
-
-    def _create_locking(self, body: BatchEventItem) -> tuple[Event, list[str]]:
-        """An opening deployment or operation: its lock, its token, the freezes."""
-        conn, write = self.conn, self.write
-        event = self._create(body)
-        lock_store.record_lock_token(
-            conn, token_id=write.principal.token_id, event_id=event.metadata.id
-        )
-        attributes = body.attributes
-        warnings = freezes.enforce(
-            conn,
-            write,
-            service=attributes.service,
-            environment=attributes.environment.value,
-            who=attributes.owner or write.principal.name,
-            break_glass=body.break_glass,
-            event_id=event.metadata.id,
-        )
-        if body.break_glass and warnings:  # the glass entry joined its changelog
-            event = event_store.require_event(conn, event_id=event.metadata.id)
-        return event, warnings
 
     def _settle_keys(self) -> None:
         """Answer the claimed keys, forget those of refused items; settle in-batch repeats."""

@@ -19,6 +19,7 @@ from tracker_ci.models import (
     CreateEventRequest,
     DeleteEventResponse,
     Environment,
+    Event,
     EventListResponse,
     EventResponse,
     EventType,
@@ -60,6 +61,7 @@ from tracker_server.validation import (
     parse_enum,
     require_uuid,
 )
+from tracker_server.writes import Write
 
 router = APIRouter(prefix=API_PREFIX, tags=["events"], dependencies=[Depends(require_reader)])
 
@@ -83,14 +85,7 @@ def create_event(
     write.allow(body.attributes.service)
 
     def work(conn: Connection) -> Response:
-        event = event_store.create_event(conn, request=body, now=write.now, journal=write.journal)
-        # The automatic lock belongs to the token that opened the event.
-        lock_store.record_lock_token(
-            conn, token_id=write.principal.token_id, event_id=event.metadata.id
-        )
-        warnings = _enforce_freezes(conn, body, event.metadata.id, write)
-        if body.break_glass and warnings:  # the glass entry joined its changelog
-            event = event_store.require_event(conn, event_id=event.metadata.id)
+        event, warnings = open_event(conn, body, write)
         return wire_with_warnings(EventResponse(event=event), warnings)
 
     return write.once(
@@ -101,8 +96,22 @@ def create_event(
     )
 
 
+def open_event(conn: Connection, body: CreateEventRequest, write: Write) -> tuple[Event, list[str]]:
+    """Create an event as ``POST /event`` does (the batch too): its automatic lock belongs
+    to the caller's token, the freeze windows are enforced, a broken glass joins its
+    changelog. Answers the event and the freeze warnings."""
+    event = event_store.create_event(conn, request=body, now=write.now, journal=write.journal)
+    # The automatic lock belongs to the token that opened the event.
+    token_id = write.principal.token_id
+    lock_store.record_lock_token(conn, token_id=token_id, event_id=event.metadata.id)
+    warnings = _enforce_freezes(conn, body, event.metadata.id, write)
+    if body.break_glass and warnings:  # the glass entry joined its changelog
+        event = event_store.require_event(conn, event_id=event.metadata.id)
+    return event, warnings
+
+
 def _enforce_freezes(
-    conn: Connection, body: CreateEventRequest, event_id: str, write: WriteDep
+    conn: Connection, body: CreateEventRequest, event_id: str, write: Write
 ) -> list[str]:
     # Only what opens a deployment or an operation is frozen (after it is written, in
     # the same transaction: a refusal rolls the event and its lock back).
