@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+# The repository's root, for the one way a server process is started (tests/support).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.support.servers import spawn_server  # noqa: E402
 
 #: How often a starting server is asked whether it answers /health.
 POLL_SECONDS = 0.01
@@ -27,12 +31,6 @@ class Server:
     startup_seconds: float = 0.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def clean_env() -> dict[str, str]:
     """This environment without tracker or CI settings (the server's defaults apply)."""
     return {
@@ -44,28 +42,10 @@ def clean_env() -> dict[str, str]:
 
 def launch(database_url: str, log_dir: Path) -> Server:
     """Start a server process; ``wait_healthy`` tells when it answers."""
-    port = free_port()
-    log_path = log_dir / f"server-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tracker_server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--database-url",
-                database_url,
-                "--log-level",
-                "warning",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=clean_env(),
-        )
-    return Server(f"http://127.0.0.1:{port}", process, log_path)
+    url, process, log_path = spawn_server(
+        database_url, log_dir=log_dir, extra_args=["--log-level", "warning"], env=clean_env()
+    )
+    return Server(url, process, log_path)
 
 
 def _answers(server: Server) -> bool:

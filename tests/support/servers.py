@@ -33,19 +33,18 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
-@contextmanager
-def run_server(
+def spawn_server(
     database_url: str,
     *,
     log_dir: Path,
     extra_args: list[str] | None = None,
     env: dict[str, str] | None = None,
-    startup_timeout: float = 30.0,
-) -> Iterator[RunningServer]:
-    """Start ``python -m tracker_server`` and stop it (SIGTERM) afterwards."""
+) -> tuple[str, subprocess.Popen[bytes], Path]:
+    """Start ``python -m tracker_server`` on a free loopback port, its output in a log file
+    under ``log_dir``; ``env`` is its whole environment (None: this one's). Answers its URL,
+    the process and the log's path; the caller waits for it to answer and stops it."""
     port = free_port()
     log_path = log_dir / f"server-{port}.log"
-    full_env = {**os.environ, **(env or {})}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
@@ -62,9 +61,24 @@ def run_server(
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=full_env,
+            env=env,
         )
-    url = f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{port}", process, log_path
+
+
+@contextmanager
+def run_server(
+    database_url: str,
+    *,
+    log_dir: Path,
+    extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    startup_timeout: float = 30.0,
+) -> Iterator[RunningServer]:
+    """Start ``python -m tracker_server`` and stop it (SIGTERM) afterwards."""
+    url, process, log_path = spawn_server(
+        database_url, log_dir=log_dir, extra_args=extra_args, env={**os.environ, **(env or {})}
+    )
     server = RunningServer(url=url, database_url=database_url, process=process, log_path=log_path)
     try:
         deadline = time.monotonic() + startup_timeout
