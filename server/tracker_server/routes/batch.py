@@ -47,7 +47,7 @@ from tracker_server.writes import Write
 
 router = APIRouter(prefix=API_PREFIX, tags=["events"], dependencies=[Depends(require_reader)])
 
-#: A batch that wrote at least this many events refreshes SQLite's planner statistics.
+#: A batch that wrote at least this many events refreshes the planner's statistics.
 BULK_ROWS = 500
 CREATED, REUSED_KEY = 201, "Idempotency-Key reused with a different request"
 
