@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.cli.conftest import ADMIN_TOKEN, Invoke
+from tests.support.receivers import Received, run_receiver
 from tests.support.servers import RunningServer, run_server
 from tracker_ci.models import format_timestamp
 
@@ -333,36 +334,25 @@ def test_a_copy_from_an_upstream_shaped_server(
     target: Invoke, paging: str, requests_made: int
 ) -> None:
     events = source_events(12)
-    requests: list[str] = []
 
-    class Upstream(BaseHTTPRequestHandler):
+    def upstream(request: Received) -> tuple[int, Any]:
         """Upstream's list: no server header; paged or not as the test says."""
+        query = parse_qs(urlsplit(request.path).query)
+        answer: dict[str, Any] = {"events": events, "totalCount": len(events)}
+        if paging == "honoured":
+            size, page = int(query["per_page"][0]), int(query["page"][0])
+            answer["events"] = events[(page - 1) * size : page * size]
+        elif paging == "ignored, total too high":
+            answer["totalCount"] = 100
+        return 200, answer
 
-        def do_GET(self) -> None:  # noqa: N802
-            requests.append(self.path)
-            query = parse_qs(urlsplit(self.path).query)
-            answer: dict[str, Any] = {"events": events, "totalCount": len(events)}
-            if paging == "honoured":
-                size, page = int(query["per_page"][0]), int(query["page"][0])
-                answer["events"] = events[(page - 1) * size : page * size]
-            elif paging == "ignored, total too high":
-                answer["totalCount"] = 100
-            body = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    with serving(Upstream) as url:
-        result = target("event", "import", "--from", url, "--batch-size", "5")
+    with run_receiver(upstream) as receiver:
+        result = target("event", "import", "--from", receiver.url, "--batch-size", "5")
     assert result.exit_code == 0, result.output
     assert result.stdout == "imported 12 events: 12 created, 0 replayed, 0 refused\n"
-    assert {path.split("?")[0] for path in requests} == {f"{API}/events/list"}
-    assert len(requests) == requests_made
+    paths = [request.path for request in receiver.requests]
+    assert {path.split("?")[0] for path in paths} == {f"{API}/events/list"}
+    assert len(paths) == requests_made
     assert by_id(all_events(target.url)) == by_id(events)
 
 
