@@ -22,6 +22,7 @@ lint-only:
 	.venv/bin/ruff check tracker_ci server tests bench
 	.venv/bin/ruff format --check tracker_ci server tests bench
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 # The benchmark: 1,000,000 events, SQLite and PostgreSQL side by side, the CLI; a table
 # of figures against same-run baselines, written to bench/results.json (under 10 min).

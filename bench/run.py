@@ -18,7 +18,9 @@ d) start-up: seconds until /health answers on the up-to-date database, min / med
 e) batch: POST /events/batch events/s against single creates', at capacity (2 batch
    clients against the 8-client create rate of b; target >= 10x) and from one client
    each way (for reference); n/a when the server has no batch endpoint;
-f) the CLI: bench/cli_bench.py's figures.
+f) the CLI: bench/cli_bench.py's figures;
+g) memory: the server's peak RSS under 50 concurrent CI jobs (deploy open/close, a lock
+   taken and released, a search) for 20 s (quick: 8 s), against its idle RSS.
 
 Absolute timings are noisy on a shared machine: every figure has its baseline from the
 same run and their ratio; repeated figures carry min / median / max. The table is printed
@@ -41,7 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import cli, fill, measures, report, servers  # noqa: E402
+from harness import cli, fill, measures, memory, report, servers  # noqa: E402
 from harness.report import Figure, not_available  # noqa: E402
 
 BACKENDS = ("sqlite", "postgresql")
@@ -160,6 +162,14 @@ class Run:
             "start-up",
             backend,
             lambda: [measures.measure_startup(url, logs, settings, backend)],
+        )
+        load_seconds = min(20.0, 8 * settings.seconds)  # 20 s; quick: 8 s
+        searches = list(measures.search_kinds(prepared.data).values())
+        self.guarded(
+            "memory",
+            "server peak RSS under load",
+            backend,
+            lambda: [memory.measure_peak_rss(url, logs, backend, load_seconds, searches)],
         )
 
     def cli(self) -> None:

@@ -41,6 +41,8 @@ if [ "${1:-}" = "--with-test-tools" ]; then
   command -v shellcheck >/dev/null || missing+=(shellcheck)
   # The page tests drive Debian's Chromium through Playwright (never `playwright install`).
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  # The PgBouncer tests (tests/server/test_pgbouncer.py) run Debian's pgbouncer.
+  [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || missing+=(pgbouncer)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "bootstrap: apt-get install ${missing[*]}" >&2

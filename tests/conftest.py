@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support import names
 from tests.support.servers import RunningServer, run_server
 
 _CLEARED_PREFIXES = ("TRACKER_", "GITHUB_", "GITLAB_", "CI_", "INPUT_", "STATE_", "RUNNER_")
@@ -16,6 +17,8 @@ _CLEARED_PREFIXES = ("TRACKER_", "GITHUB_", "GITLAB_", "CI_", "INPUT_", "STATE_"
 RUNNING_IN_CI = os.environ.get("CI", "").lower() == "true"
 # The machine's PostgreSQL (trust auth); each test session makes its own database in it.
 POSTGRES_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+#: The admin token of ``auth_server``.
+ADMIN_TOKEN = "trk_admin_secret_for_tests_0123456789"
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +28,19 @@ def hermetic_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
         if name.startswith(_CLEARED_PREFIXES) or name in ("CI", "GITLAB_CI", "GITHUB_ACTIONS"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+
+
+@pytest.fixture
+def unique() -> Callable[[str], str]:
+    """``unique("api")`` -> ``api-<hex>``: a name (service, token, hook) no other test uses,
+    since the session's servers are shared."""
+    return names.unique
+
+
+@pytest.fixture
+def service(unique: Callable[[str], str]) -> str:
+    """A service of this test's own on a shared server."""
+    return unique("svc")
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +53,18 @@ def sqlite_server(session_tmp: Path) -> Iterator[RunningServer]:
     """One bundled server on a fresh SQLite file, shared by the session (auth off)."""
     db = session_tmp / "tracker.db"
     with run_server(f"sqlite:///{db}", log_dir=session_tmp) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def auth_server(session_tmp: Path) -> Iterator[RunningServer]:
+    """A bundled server with --auth on (public reads) and ``ADMIN_TOKEN``, for the session."""
+    db = session_tmp / "auth.db"
+    with run_server(
+        f"sqlite:///{db}",
+        log_dir=session_tmp,
+        extra_args=["--auth", "--admin-token", ADMIN_TOKEN],
+    ) as server:
         yield server
 
 

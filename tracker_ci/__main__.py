@@ -19,6 +19,25 @@ def _debugging(argv: list[str]) -> bool:
     return "--debug" in argv or flag in ("1", "true", "yes", "on")
 
 
+def _unexpected(exc: Exception, args: list[str]) -> None:
+    """The catch-all's one line (JSON under ``-o json``); the traceback with --debug."""
+    if _debugging(args):
+        import traceback
+
+        traceback.print_exc()
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    message = (
+        f"unexpected {type(exc).__name__}{': ' + detail if detail else ''}"
+        " (run again with --debug for the traceback)"
+    )
+    try:
+        from tracker_ci.output import emit_error, wants_json
+    except Exception:  # the CLI itself cannot be imported: plain text is all there is
+        print(f"error: {message}", file=sys.stderr)
+        return
+    emit_error(message, 1, as_json=wants_json(args))
+
+
 def _from_variable(exc: Any) -> str:
     """`` (from TRACKER_X)`` when a bad option value came from a variable, not the line."""
     from click.core import ParameterSource
@@ -36,13 +55,16 @@ def _from_variable(exc: Any) -> str:
     return ""
 
 
-def _usage_error(exc: Any) -> int:
+def _usage_error(exc: Any, args: list[str]) -> int:
     """One line for a click usage error, naming the --help to read."""
+    from tracker_ci.output import emit_error, wants_json
+
     # command_path starts with the program name as click saw it; show it as tracker-ci.
     words = exc.ctx.command_path.split()[1:] if exc.ctx else []
     where = " ".join(["tracker-ci", *words])
     message = exc.format_message() + _from_variable(exc)
-    print(f"error: {message} (see '{where} --help')", file=sys.stderr)
+    line = f"{message} (see '{where} --help')"
+    emit_error(line, int(exc.exit_code), as_json=wants_json(args))
     _report(message, int(exc.exit_code))
     return int(exc.exit_code)
 
@@ -69,9 +91,11 @@ def main(argv: list[str] | None = None) -> None:
             print(exc.format_message(), file=sys.stderr)
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
-            sys.exit(_usage_error(exc))
+            sys.exit(_usage_error(exc, args))
         except click.ClickException as exc:
-            print(f"error: {exc.format_message()}", file=sys.stderr)
+            from tracker_ci.output import emit_error, wants_json
+
+            emit_error(exc.format_message(), exc.exit_code, as_json=wants_json(args))
             _report(exc.format_message(), exc.exit_code)
             sys.exit(exc.exit_code)
         except click.Abort as exc:
@@ -90,16 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.close()
         sys.exit(0)
     except Exception as exc:
-        if _debugging(args):
-            import traceback
-
-            traceback.print_exc()
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        print(
-            f"error: unexpected {type(exc).__name__}{': ' + detail if detail else ''}"
-            " (run again with --debug for the traceback)",
-            file=sys.stderr,
-        )
+        _unexpected(exc, args)
         sys.exit(1)
 
 

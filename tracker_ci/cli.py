@@ -137,6 +137,19 @@ def report_failure(message: str, code: int) -> None:
         StepReport().failed(message, code)
 
 
+def _json_output(ctx: click.Context, state: AppState | None) -> bool:
+    """Whether errors are JSON: the settings', else (a bad config file) the flag's or env's."""
+    try:
+        if state is not None:
+            return state.json
+    except Exception:
+        pass
+    from tracker_ci.output import wants_json
+
+    flag = ctx.find_root().params.get("output")
+    return wants_json(["--output", flag] if flag else [])
+
+
 def _is_tracker_error(exc: BaseException) -> bool:
     # Only consult the exceptions module if it is loaded: nothing else can raise its errors.
     import sys
@@ -149,6 +162,10 @@ def _is_tracker_error(exc: BaseException) -> bool:
 # (import path, the short help the root's --help shows without importing it; a test keeps
 # it equal to the command's own).
 COMMANDS = {
+    "catalog": (
+        "tracker_ci.commands.catalog:catalog",
+        "The service catalog: owners, links, dependencies and versions; import from Backstage.",
+    ),
     "config": (
         "tracker_ci.commands.config_cmd:config",
         "Settings: flag > TRACKER_* environment > ./.tracker-ci.toml > user file > default.",
@@ -249,13 +266,15 @@ class TrackerGroup(click.Group):
         except Exception as exc:
             if not _is_tracker_error(exc):
                 raise
-            click.echo(f"error: {exc}", err=True)
+            from tracker_ci.output import emit_error
+
             state = ctx.find_object(AppState)
+            code = exit_code_for(exc)
+            emit_error(str(exc), code, as_json=_json_output(ctx, state))
             if state is not None and state.debug:
                 import traceback
 
                 traceback.print_exc()
-            code = exit_code_for(exc)
             report_failure(str(exc), code)
             ctx.exit(code)
 
@@ -358,7 +377,7 @@ def _flag(ctx: click.Context, name: str, value: Any) -> tuple[Any, str] | None:
     type=click.Choice(["open", "closed"], case_sensitive=False),
     envvar="TRACKER_FAIL_POLICY",
     help="When the server is unreachable or fails: open = deploy untracked, closed = stop. "
-    "[env: TRACKER_FAIL_POLICY; default: open]",
+    "[env: TRACKER_FAIL_POLICY; default: closed]",
 )
 @click.option(
     "--debug",

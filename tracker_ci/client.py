@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     # module (tracker_ci.wire.events, .locks...) is imported the first time it is used.
     from tracker_ci.models import (
         ActiveFreeze,
+        Catalog,
         ChangelogEntry,
         ChangelogListResponse,
         CreateEventRequest,
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
         TokenCreatedResponse,
         TokenInfo,
         UpdateEventRequest,
+        VersionComplianceResponse,
         Webhook,
         WebhookCreateRequest,
         WebhookDelivery,
@@ -186,12 +188,6 @@ def _enums(cls: type[WireEnum], values: Iterable[Any]) -> list[WireEnum]:
 class TrackerClient:
     """A synchronous client of the Tracker REST API (v1alpha1) and our server's extensions."""
 
-    #: Set by the lock waiter while its queue turn is being claimed: sent as
-    #: ``queueTicket`` with the deployment event or the lock.
-    queue_ticket: str = ""
-    #: Told each warning the server sends back (a soft freeze, broken glass).
-    on_warning: Callable[[str], None] | None = None
-
     def __init__(
         self,
         *,
@@ -203,6 +199,7 @@ class TrackerClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: bool = True,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         if retries < 0:
             raise ConfigError(f"retries must be 0 or more, not {retries}")
@@ -224,6 +221,8 @@ class TrackerClient:
             transport=transport,
         )
         self.last_attempts = 0
+        #: Told each warning the server sends back (a soft freeze, broken glass).
+        self.on_warning = on_warning
         #: True once an answer carried ``X-Tracker-Server`` (our server), False once one
         #: did not (upstream), None before the first answer.
         self.server_is_bundled: bool | None = None
@@ -349,9 +348,10 @@ class TrackerClient:
             status_code=response.status_code,
         )
 
-    def _answers_after_change(self, response: httpx.Response) -> bool:
-        """Our server answers the updated record; upstream the record before the change."""
-        return SERVER_HEADER.lower() in response.headers
+    def _answers_after_change(self) -> bool:
+        """Our server answers the updated record; upstream the record before the change
+        (``server_is_bundled``, the one reading of the header, made by ``_request``)."""
+        return self.server_is_bundled is True
 
     # ---------------------------------------------------------------------- events
     def create_event(
@@ -360,14 +360,17 @@ class TrackerClient:
         *,
         idempotency_key: str | None = None,
         lock_ttl_seconds: int = 0,
+        queue_ticket: str = "",
     ) -> Event:
-        """Create an event (a deployment event also takes the lock); raises LockHeld."""
+        """Create an event (a deployment event also takes the lock); raises LockHeld.
+
+        ``queue_ticket``: the lock queue's ticket whose turn this claims (our server)."""
         self.check_environment(request.attributes.environment)
         body = request.to_wire()  # every field, so attributes and links are always there
         if lock_ttl_seconds:
             body["lockTtlSeconds"] = lock_ttl_seconds
-        if self.queue_ticket:
-            body["queueTicket"] = self.queue_ticket
+        if queue_ticket:
+            body["queueTicket"] = queue_ticket
         _drop_empty(body, _EVENT_EXTENSIONS)
         self._attribute_extensions(body)
         response = self._request(
@@ -390,7 +393,7 @@ class TrackerClient:
         body = request.to_wire()
         self._attribute_extensions(body)
         response = self._request("PUT", f"{API_PREFIX}/event", json=body)
-        if self._answers_after_change(response):
+        if self._answers_after_change():
             return self._event(response)
         return self.get_event(request.id or self._event(response).id)
 
@@ -430,8 +433,13 @@ class TrackerClient:
         end_date: DateLike | None = None,
         impact: bool | None = None,
         slack_id: str | None = None,
+        per_page: int | None = 50,
+        page: int | None = None,
     ) -> EventListResponse:
-        """Events matching every given filter exactly (at least one filter is needed)."""
+        """Events matching every given filter exactly (at least one filter is needed), one
+        page of ``per_page`` (our server; upstream answers every match). ``per_page=None``
+        and no ``page``: every match, as upstream (our server: up to 10,000, then
+        ``nextCursor``)."""
         params = _query(
             [
                 ("source", source),
@@ -444,6 +452,8 @@ class TrackerClient:
                 ("end_date", end_date),
                 ("impact", impact),
                 ("slack_id", slack_id),
+                ("per_page", per_page),
+                ("page", page),
             ]
         )
         response = self._request("GET", f"{API_PREFIX}/events/search", params=params)
@@ -459,7 +469,7 @@ class TrackerClient:
             json=body,
             idempotent=False,
         )
-        if self._answers_after_change(response):
+        if self._answers_after_change():
             return self._event(response)
         return self.get_event(event_id)
 
@@ -479,7 +489,7 @@ class TrackerClient:
         response = self._request(
             "POST", f"{API_PREFIX}/event/{_segment(event_id)}/slack", json=body
         )
-        if self._answers_after_change(response):
+        if self._answers_after_change():
             return self._event(response)
         return self.get_event(event_id)
 
@@ -583,8 +593,11 @@ class TrackerClient:
         reason: str = "",
         job_url: str = "",
         break_glass: str = "",
+        queue_ticket: str = "",
     ) -> Lock:
-        """Take the lock on (service, environment, resource); raises LockHeld if taken."""
+        """Take the lock on (service, environment, resource); raises LockHeld if taken.
+
+        ``queue_ticket``: the lock queue's ticket whose turn this claims (our server)."""
         self.check_environment(environment)
         body = models.CreateLockRequest(
             service=service,
@@ -596,7 +609,7 @@ class TrackerClient:
             reason=reason,
             job_url=job_url,
             break_glass=break_glass,
-            queue_ticket=self.queue_ticket,
+            queue_ticket=queue_ticket,
         ).to_wire()
         # An upstream server has none of these fields: send them only when set.
         _drop_empty(body, ("ttlSeconds", *_LOCK_EXTENSIONS))
@@ -721,6 +734,76 @@ class TrackerClient:
             raise self._missing(response, "freezeWindow")
         return window
 
+    # ---------------------------------------------------------- the service catalog
+    def put_catalog(self, entry: Catalog) -> Catalog:
+        """Create or replace a service's catalog entry (by name); the entry as stored.
+        Its versions are kept: :meth:`set_catalog_versions` sets them."""
+        response = self._request("PUT", f"{API_PREFIX}/catalog", json=entry.to_wire())
+        return self._catalog(response)
+
+    def get_catalog(self, name: str) -> Catalog:
+        """A service's catalog entry; NotFound when it has none."""
+        response = self._request("GET", f"{API_PREFIX}/catalog", params=[("name", name)])
+        return self._catalog(response)
+
+    def delete_catalog(self, name: str) -> None:
+        """Delete a service's catalog entry; NotFound when it has none."""
+        self._request("DELETE", f"{API_PREFIX}/catalog", params=[("name", name)])
+
+    def list_catalogs(self) -> list[Catalog]:
+        """Every catalog entry (by name on our server)."""
+        response = self._request("GET", f"{API_PREFIX}/catalogs/list")
+        return self._parse(response, models.CatalogListResponse).catalogs
+
+    def catalog_compliance(self, *, types: Iterable[Any] = ()) -> VersionComplianceResponse:
+        """Each project's deliverables against their reference versions (``types``:
+        deliverable types to check, default package, chart, container, module)."""
+        wanted = [models.CatalogType.parse(value) for value in types]
+        response = self._request(
+            "GET", f"{API_PREFIX}/catalog/version-compliance", params=_query([("types", wanted)])
+        )
+        return self._parse(response, models.VersionComplianceResponse)
+
+    def set_catalog_versions(
+        self,
+        name: str,
+        *,
+        available: Sequence[str] = (),
+        latest: str = "",
+        reference: str = "",
+    ) -> Catalog:
+        """Set a deliverable's available, latest and reference versions; the entry after."""
+        body = {
+            "name": name,
+            "available_versions": list(available),
+            "latest_version": latest,
+            "reference_version": reference,
+        }
+        path = f"{API_PREFIX}/catalog/{_segment(name)}/versions"
+        return self._catalog(self._request("PUT", path, json=body))
+
+    def set_catalog_dependencies(
+        self,
+        name: str,
+        *,
+        dependencies_in: Sequence[str] = (),
+        dependencies_out: Sequence[str] = (),
+    ) -> Catalog:
+        """Set what a service depends on (in) and what depends on it (out); the entry after."""
+        body = {
+            "name": name,
+            "dependencies_in": list(dependencies_in),
+            "dependencies_out": list(dependencies_out),
+        }
+        path = f"{API_PREFIX}/catalog/{_segment(name)}/dependencies"
+        return self._catalog(self._request("PUT", path, json=body))
+
+    def _catalog(self, response: httpx.Response) -> Catalog:
+        entry = self._parse(response, models.CatalogResponse).catalog
+        if entry is None:
+            raise self._missing(response, "catalog")
+        return entry
+
     def _tell_warnings(self, response: httpx.Response) -> None:
         """Pass the server's ``warnings`` (a soft freeze, broken glass) to ``on_warning``."""
         if self.on_warning is None or '"warnings"' not in response.text:
@@ -744,7 +827,7 @@ class TrackerClient:
             raise TypeError(f"update_lock() got unknown fields {unknown}; use: {allowed}")
         body = models.UpdateLockRequest(**fields).to_wire()
         response = self._request("PUT", f"{API_PREFIX}/lock/{_segment(lock_id)}", json=body)
-        if self._answers_after_change(response):
+        if self._answers_after_change():
             return self._lock(response)
         return self.get_lock(lock_id)
 

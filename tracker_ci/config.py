@@ -140,10 +140,18 @@ SETTINGS: dict[str, Setting] = {
         Setting("service", _text, None, "default --service"),
         # The same defaults on every surface (the action's inputs, the GitLab component).
         Setting("environment", _environment, "production", "default --environment"),
-        Setting("fail_policy", _one_of("open", "closed"), "open", "open or closed"),
+        Setting("fail_policy", _one_of("open", "closed"), "closed", "open or closed"),
         Setting("wait", _seconds, 300.0, "default --wait for a held lock, in seconds"),
         # Never a lock that outlives a dead job by default: the action's default too.
         Setting("lock_ttl", _whole_seconds, 3600, "default --lock-ttl, in seconds (0: none)"),
+        # Closing an event is retried through an outage until the lease ends (60 s when no
+        # lease bounds it: a `deploy finish` in another process); this caps it.
+        Setting(
+            "close_retry",
+            _seconds,
+            None,
+            "at most this long closing retries through an outage, in s [default: the lease]",
+        ),
     )
 }
 

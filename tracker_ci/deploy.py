@@ -10,9 +10,15 @@ deployment, and never rewrites one closed before. ``run`` does the whole thing a
 command: it keeps the lease renewed and closes the event as a failure when the job is
 cancelled (SIGINT/SIGTERM).
 
-The fail policy says what a tracking problem does to the deploy: ``closed`` raises it;
-``open`` lets an outage (unreachable server, 5xx) go on untracked, telling ``on_warning``.
-Anything else (a held lock, a refused token, a bad request) always stops the deploy.
+The fail policy says what a tracking problem does to the deploy: ``closed`` (the default:
+a deploy takes the lock, and a lock that cannot be checked protects nothing) raises it;
+``open``, an explicit choice, lets an outage (unreachable server, 5xx) before the server
+was ever reached go on untracked, telling ``on_warning``. Anything else (a held lock, a
+refused token, a bad request) always stops the deploy, and so does an outage during a
+wait behind a holder (:class:`tracker_ci.waiter.OutageWhileWaiting`): a deploy is running,
+so this one never runs unlocked beside it. Closing is retried through an outage until it
+lands or the lease ends (``close_within`` when the lock never expires), so no event is
+left open by a short outage.
 
 What the CLI or the GitHub Action show of a deployment is theirs: they pass a
 :class:`Reporter`, which is told when the event opened and closed, and decides nothing.
@@ -23,12 +29,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from types import FrameType
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +53,7 @@ from tracker_ci.exceptions import (
 from tracker_ci.models import (
     API_PREFIX,
     CLOSED_STATUSES,
+    CLOSING_STATUSES,
     CreateEventRequest,
     Environment,
     Event,
@@ -62,13 +68,16 @@ from tracker_ci.models import (
     parse_finish_status,
     utcnow,
 )
+from tracker_ci.supervisor import DEFAULT_KILL_AFTER, Supervisor
 from tracker_ci.tracing import deploy_trace
 from tracker_ci.waiter import DEFAULT_POLL_INTERVAL, LockWaiter, OnWait, WaitCancelled
 
 __all__ = [
+    "DEFAULT_CLOSE_WITHIN",
     "DEFAULT_KILL_AFTER",
     "DEFAULT_POLL_INTERVAL",
     "Deployment",
+    "DeploymentOptions",
     "DeploymentState",
     "FailPolicy",
     "LEASE_CHECK_INTERVAL",
@@ -80,6 +89,7 @@ __all__ = [
     "describe_wait",
     "event_url",
     "find_deployment",
+    "find_open_deployment",
 ]
 
 FailPolicy = Literal["open", "closed"]
@@ -88,9 +98,6 @@ OnLockLost = Literal["stop", "continue"]
 #: Called with a tracking error that the ``open`` fail policy turned into a warning.
 OnWarning = Callable[[TrackerError], None]
 
-#: How long a cancelled command may take to exit before it is killed (CI runners send
-#: SIGKILL about 10 s after the first signal; the event must be closed before that).
-DEFAULT_KILL_AFTER = 5.0
 #: How often the lease keeper looks at its local deadline between renewals: a runner
 #: paused past the lease notices within this long once it runs again.
 LEASE_CHECK_INTERVAL = 0.25
@@ -101,6 +108,10 @@ RENEW_RETRY_INTERVAL = 2.0
 _MAX_KEY_GENERATIONS = 20
 #: Our server's answer to a key sent again with another body.
 _KEY_REUSED = "Idempotency-Key reused"
+#: How long closing an event is retried through an outage when no lease bounds it.
+DEFAULT_CLOSE_WITHIN = 60.0
+#: ... and when the job is being cancelled (the runner's SIGKILL comes ~10 s after).
+_CANCELLED_CLOSE_WITHIN = 4.0
 
 
 def event_url(base_url: str, event_id: str, *, page: bool = False) -> str:
@@ -192,6 +203,10 @@ def find_deployment(
     answer = client.search_events(
         service=service, environment=env, type=EventType.deployment, status=Status.start
     )
+    if not answer.events:  # opened without a lock (``lock=False``)
+        answer = client.search_events(
+            service=service, environment=env, type=EventType.deployment, status=Status.open
+        )
     if not answer.events:
         raise NotFound(
             f"no open deployment of {service} in {env.value} to finish "
@@ -202,6 +217,82 @@ def find_deployment(
         answer.events,
         key=lambda e: (e.metadata.created_at is not None, e.metadata.created_at),
     )
+
+
+def find_open_deployment(
+    client: TrackerClient,
+    *,
+    fail_policy: FailPolicy,
+    on_warning: OnWarning | None = None,
+    event_id: str | None = None,
+    service: str = "",
+    environment: Environment | str = "",
+) -> Event | None:
+    """``find_deployment`` under the fail policy: None when ``open`` lets an outage pass
+    (the deployment is then not closed, and ``on_warning`` is told)."""
+    try:
+        return find_deployment(client, event_id=event_id, service=service, environment=environment)
+    except TrackerError as error:
+        if fail_policy != "open" or not is_outage(error):
+            raise
+        if on_warning is not None:
+            on_warning(error)
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeploymentOptions:
+    """What a deployment is and how it behaves: the lifecycle's one typed input.
+
+    Built by the CLI from its options, settings and CI context (the GitHub Action goes
+    through the CLI); checked here, so a bad value is a ConfigError (exit 2) wherever it
+    comes from."""
+
+    service: str
+    environment: Environment | str
+    title: str = ""
+    message: str = ""
+    priority: Priority | str = Priority.P3
+    owner: str = ""
+    pr_url: str = ""
+    ticket: str = ""
+    source: str = "tracker-ci"
+    #: The lease in seconds, renewed while ``run`` runs (0: the lock never expires).
+    lock_ttl: int = 0
+    fail_policy: FailPolicy = "closed"
+    on_lock_lost: OnLockLost = "stop"
+    #: Why this deploy holds the lock; a reason to pass a hard freeze; the CI job.
+    reason: str = ""
+    break_glass: str = ""
+    job_url: str = ""
+    idempotency_key: str | None = None
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    #: How long closing is retried through an outage at most (None: until the lease ends,
+    #: or DEFAULT_CLOSE_WITHIN when the lock never expires).
+    close_within: float | None = None
+    #: False: open the event with status ``open``, which takes no lock on either server
+    #: (the action's ``lock_enable: false``); nothing keeps another deploy out.
+    lock: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.service or not self.service.strip():
+            raise ConfigError("a deployment needs a service name (--service or TRACKER_SERVICE)")
+        if self.fail_policy not in ("open", "closed"):
+            raise ConfigError(f"fail policy must be 'open' or 'closed', not {self.fail_policy!r}")
+        if self.on_lock_lost not in ("stop", "continue"):
+            raise ConfigError(
+                f"on lock lost must be 'stop' or 'continue', not {self.on_lock_lost!r}"
+            )
+        if self.lock_ttl < 0:
+            raise ConfigError(f"the lock TTL must be 0 (none) or more seconds, not {self.lock_ttl}")
+        try:
+            environment = Environment.parse(self.environment)
+            priority = Priority.parse(self.priority)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        object.__setattr__(self, "service", self.service.strip())
+        object.__setattr__(self, "environment", environment)
+        object.__setattr__(self, "priority", priority)
 
 
 class Deployment:
@@ -215,60 +306,24 @@ class Deployment:
     def __init__(
         self,
         client: TrackerClient,
+        options: DeploymentOptions,
         *,
-        service: str,
-        environment: Environment | str,
-        title: str = "",
-        message: str = "",
-        priority: Priority | str = Priority.P3,
-        owner: str = "",
-        pr_url: str = "",
-        ticket: str = "",
-        source: str = "tracker-ci",
-        lock_ttl: int = 0,
-        fail_policy: FailPolicy = "closed",
-        on_warning: OnWarning | None = None,
-        idempotency_key: str | None = None,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
         reporter: Reporter | None = None,
-        on_lock_lost: OnLockLost = "stop",
-        reason: str = "",
-        break_glass: str = "",
-        job_url: str = "",
+        on_warning: OnWarning | None = None,
         evict_dead_holder: Callable[[Lock], str | None] | None = None,
     ) -> None:
-        if not service or not service.strip():
-            raise ConfigError("a deployment needs a service name (--service or TRACKER_SERVICE)")
-        if fail_policy not in ("open", "closed"):
-            raise ConfigError(f"fail policy must be 'open' or 'closed', not {fail_policy!r}")
-        if on_lock_lost not in ("stop", "continue"):
-            raise ConfigError(f"on lock lost must be 'stop' or 'continue', not {on_lock_lost!r}")
-        if lock_ttl < 0:
-            raise ConfigError(f"the lock TTL must be 0 (none) or more seconds, not {lock_ttl}")
-        try:
-            self.environment = Environment.parse(environment)
-            self.priority = Priority.parse(priority)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
         self.client = client
-        self.service = service.strip()
-        self.title = title or f"Deploy {self.service} to {self.environment}"
-        self.message = message
-        self.owner = owner
-        self.pr_url = pr_url
-        self.ticket = ticket
-        self.source = source
-        self.lock_ttl = lock_ttl
-        self.fail_policy = fail_policy
-        self.on_warning = on_warning
-        self.idempotency_key = idempotency_key
-        self.poll_interval = poll_interval
+        #: What this deployment is and how it behaves (validated, normalised).
+        self.options = options
+        self.service = options.service
+        self.environment = Environment.parse(options.environment)
+        self.priority = Priority.parse(options.priority)
+        self.title = options.title or f"Deploy {self.service} to {self.environment}"
+        self.owner = options.owner
+        self.pr_url = options.pr_url
+        self.lock_ttl = options.lock_ttl
         self.reporter = reporter
-        self.on_lock_lost = on_lock_lost
-        #: Why this deploy holds the lock; a reason to pass a hard freeze; the CI job.
-        self.reason = reason
-        self.break_glass = break_glass
-        self.job_url = job_url
+        self.on_warning = on_warning
         #: Why a holder's CI job has ended (then it is evicted), or None: see ci/jobs.py.
         self.evict_dead_holder = evict_dead_holder
         #: Why the lease was lost while ``run`` ran its command ("" while held).
@@ -278,17 +333,14 @@ class Deployment:
         self._lease_sent = 0.0
         #: The last state this deployment reached (opened or closed).
         self.last_state: DeploymentState | None = None
-        # Set by the signal handler of ``run``; cancels any wait at once.
-        self._interrupted: int | None = None
-        self._signalled_at: float | None = None
-        self._child: subprocess.Popen[bytes] | None = None
-        self._group = False
-        self._wake = threading.Event()
+        # The owner of signals and of the command while ``run`` runs; its ``wake`` cancels
+        # any wait at once.
+        self.supervisor = Supervisor()
 
     # ------------------------------------------------------------------- policy
     def _tolerate(self, error: TrackerError) -> None:
         """Apply the fail policy to a tracking error: raise it, or warn and go on."""
-        if self.fail_policy == "closed" or not is_outage(error):
+        if self.options.fail_policy == "closed" or not is_outage(error):
             raise error
         if self.on_warning is not None:
             self.on_warning(error)
@@ -316,22 +368,22 @@ class Deployment:
         return CreateEventRequest(
             title=self.title,
             attributes=EventAttributes(
-                message=self.message,
-                source=self.source,
+                message=self.options.message,
+                source=self.options.source,
                 type=EventType.deployment,
                 priority=self.priority,
                 service=self.service,
-                status=Status.start,
+                status=Status.start if self.options.lock else Status.open,
                 environment=self.environment,
                 start_date=utcnow(),
                 owner=self.owner,
                 revision=self.shipped.revision if self.shipped else "",
                 changes=list(self.shipped.changes) if self.shipped else [],
             ),
-            links=EventLinks(pull_request_link=self.pr_url, ticket=self.ticket),
-            lock_reason=self.reason,
-            job_url=self.job_url,
-            break_glass=self.break_glass,
+            links=EventLinks(pull_request_link=self.pr_url, ticket=self.options.ticket),
+            lock_reason=self.options.reason,
+            job_url=self.options.job_url,
+            break_glass=self.options.break_glass,
         )
 
     def waiter(self, wait: float, on_wait: OnWait | None) -> LockWaiter:
@@ -342,12 +394,12 @@ class Deployment:
             environment=self.environment.value,
             wait=wait,
             on_wait=on_wait,
-            poll_interval=self.poll_interval,
-            cancel=self._wake,
+            poll_interval=self.options.poll_interval,
+            cancel=self.supervisor.wake,
             who=self.owner,
-            reason=self.reason,
-            job_url=self.job_url,
-            break_glass=self.break_glass,
+            reason=self.options.reason,
+            job_url=self.options.job_url,
+            break_glass=self.options.break_glass,
             evict_dead_holder=self.evict_dead_holder,
         )
 
@@ -357,7 +409,7 @@ class Deployment:
             self.shipped = self.ship_lookup()
         try:
             event = self.waiter(wait, on_wait).run(self._creator())
-            lock = self._lock_of(event)
+            lock = self._lock_of(event) if self.options.lock else None
         except TrackerError as error:
             self._tolerate(error)
             state = self._untracked()
@@ -369,21 +421,54 @@ class Deployment:
                 fence=lock.fence if lock is not None else 0,
                 service=self.service,
                 environment=self.environment.value,
-                status=Status.start.value,
+                status=event.attributes.status.value or Status.start.value,
                 duration=None,
             )
         self._report("opened", state)
         return state
 
-    def _creator(self) -> Callable[[], Event]:
+    def record(
+        self, status: Status | str, message: str | None = None, *, started_at: Any = None
+    ) -> DeploymentState:
+        """Record a deployment that has already ended: one event created closed, with no
+        lock (upstream's one-step use of its action). ``started_at`` (a datetime), when
+        known, is its start date and gives the reported duration."""
+        final = self._final_status(status)
+        ended = utcnow()
+        request = self._create_request()
+        attributes = request.attributes.model_copy(
+            update={"status": final, "start_date": started_at or ended, "end_date": ended}
+        )
+        if message:
+            old = attributes.message
+            attributes.message = f"{old}\n{message}" if old else message
+        key = self.options.idempotency_key or idempotency_key_for(
+            self.service, self.environment.value, "deploy-record"
+        )
+        try:
+            event = self.client.create_event(
+                request.model_copy(update={"attributes": attributes}), idempotency_key=key
+            )
+        except TrackerError as error:
+            self._tolerate(error)
+            result = self._untracked().model_copy(update={"status": final.value})
+        else:
+            took = (ended - started_at).total_seconds() if started_at else None
+            result = self._state_of(event, status=final.value, detail=message or "")
+            if result.duration is None and took is not None:
+                result = result.model_copy(update={"duration": max(took, 0.0)})
+        self._report("closed", result)
+        return result
+
+    def _creator(self) -> Callable[[str], Event]:
         """The attempt the waiter repeats: create the event (one body, one key per try)."""
         request = self._create_request()  # built once: a repeat must send the same body
-        base_key = self.idempotency_key or idempotency_key_for(
+        base_key = self.options.idempotency_key or idempotency_key_for(
             self.service, self.environment.value, "deploy-start"
         )
         generation = 0
 
-        def create() -> Event:
+        def create(ticket: str) -> Event:
             nonlocal generation
             while True:
                 # The same key while waiting: the server keeps only successful answers.
@@ -391,7 +476,10 @@ class Deployment:
                 self._lease_sent = time.monotonic()
                 try:
                     return self.client.create_event(
-                        request, idempotency_key=key, lock_ttl_seconds=self.lock_ttl
+                        request,
+                        idempotency_key=key,
+                        lock_ttl_seconds=self.lock_ttl,
+                        queue_ticket=ticket,
                     )
                 except InvalidRequest as error:
                     # The key went to another request of this job (an earlier deploy of
@@ -432,13 +520,44 @@ class Deployment:
             result = untouched
         else:
             try:
-                event = self.client.get_event(state.event_id)
-                result = self._close(event, final, message, lock_id=state.lock_id)
+                result = self._retrying(
+                    lambda: self._close(
+                        self.client.get_event(state.event_id), final, message, lock_id=state.lock_id
+                    )
+                )
             except TrackerError as error:
                 self._tolerate(error)
                 result = untouched.model_copy(update={"left_open": True})
         self._report("closed", result)
         return result
+
+    def _retrying(self, close: Callable[[], DeploymentState]) -> DeploymentState:
+        """Close through an outage: again with backoff until it lands or the lease ends
+        (DEFAULT_CLOSE_WITHIN without a lease; at most ``close_within`` when set; a few
+        seconds when the job is cancelled)."""
+        budget = DEFAULT_CLOSE_WITHIN
+        if self.lock_ttl > 0 and self._lease_sent:
+            budget = max(0.0, self._lease_sent + self.lock_ttl - time.monotonic())
+        if self.options.close_within is not None:
+            budget = min(budget, self.options.close_within)
+        if self.supervisor.interrupted is not None:
+            budget = min(budget, _CANCELLED_CLOSE_WITHIN)
+        deadline = time.monotonic() + budget
+        delay = 0.25
+        while True:
+            try:
+                return close()
+            except TrackerError as error:
+                left = deadline - time.monotonic()
+                if not is_outage(error) or left <= 0:
+                    raise
+                print(
+                    f"tracker-ci: could not close the deployment event yet ({error}); "
+                    f"trying again for up to {left:.0f}s",
+                    file=sys.stderr,
+                )
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 5.0)
 
     def close(
         self,
@@ -458,7 +577,7 @@ class Deployment:
         closed_as = event.attributes.status.value
         if closed_as not in CLOSED_STATUSES:
             try:
-                result = self._close(event, final, message)
+                result = self._retrying(lambda: self._close(event, final, message))
             except TrackerError as error:
                 self._tolerate(error)
                 result = self._state_of(event)
@@ -499,9 +618,10 @@ class Deployment:
             )
         )
         # Our server and upstream release the automatic lock on success, failure and
-        # done; release it here for any other status and for servers that do not.
-        for lock in self.client.locks_for_event(event.id):
-            self.client.release_lock(lock.id)
+        # done (CLOSING_STATUSES): trusted. Any other final status leaves it held there.
+        if status not in CLOSING_STATUSES:
+            for lock in self.client.locks_for_event(event.id):
+                self.client.release_lock(lock.id)
         if not updated.id:
             updated = updated.model_copy(update={"id": event.id})
         return self._state_of(
@@ -532,20 +652,20 @@ class Deployment:
         """
         if not argv:
             raise ConfigError("deploy run needs a command to run (after --)")
-        self._group = process_group
-        with self._signals_forwarded(), deploy_trace(self) as trace:
+        self.supervisor = Supervisor(group=process_group, kill_after=kill_after)
+        with self.supervisor.signals() as supervisor, deploy_trace(self) as trace:
             try:
                 with trace.span("lock wait"):
                     state = self.start(wait=wait, on_wait=on_wait)
             except WaitCancelled:
-                return 128 + (self._interrupted or signal.SIGTERM)
-            if self._interrupted is not None:
+                return 128 + (supervisor.interrupted or signal.SIGTERM)
+            if supervisor.interrupted is not None:
                 return self._cancelled(state, None)
             with self._renewing(state, heartbeat), trace.span("command", command=argv):
-                code = self._run_command(argv, kill_after, state)
-            if self._interrupted is not None:
+                code = supervisor.run(argv, self._command_env(state))
+            if supervisor.interrupted is not None:
                 return self._cancelled(state, code)
-            if self.lock_lost and self.on_lock_lost == "stop":
+            if self.lock_lost and self.options.on_lock_lost == "stop":
                 self._lost(state, code)
             # Still inside the handlers: a late signal must not cut the closing short.
             status = Status.success if code == 0 else Status.failure
@@ -553,52 +673,15 @@ class Deployment:
             self.finish(state, status, detail)
             return code
 
-    def _run_command(self, argv: Sequence[str], kill_after: float, state: DeploymentState) -> int:
-        env = {
+    @staticmethod
+    def _command_env(state: DeploymentState) -> dict[str, str]:
+        return {
             **os.environ,
             "TRACKER_EVENT_ID": state.event_id,
             "TRACKER_LOCK_ID": state.lock_id,
             # The fencing token: `tracker-ci lock check --fence "$TRACKER_FENCE"`.
             "TRACKER_FENCE": str(state.fence),
         }
-        try:
-            # stdin, stdout and stderr inherited
-            child = subprocess.Popen(list(argv), env=env, start_new_session=self._group)
-        except OSError as exc:
-            # The command could not start: a failed deploy, exit code as a shell's 127/126.
-            print(f"tracker-ci: cannot run {argv[0]!r}: {exc.strerror or exc}", file=sys.stderr)
-            return 127 if isinstance(exc, FileNotFoundError) else 126
-        self._child = child
-        if self._interrupted is not None:  # the signal came while the command was starting
-            self._signal_child(self._interrupted)
-        killed = False
-        try:
-            while True:
-                try:
-                    code = child.wait(timeout=0.2)
-                except subprocess.TimeoutExpired:
-                    signalled_at = self._signalled_at
-                    if not killed and signalled_at is not None:
-                        if time.monotonic() - signalled_at > kill_after:
-                            # The runner's SIGKILL is near: close the event first.
-                            self._signal_child(signal.SIGKILL)
-                            killed = True
-                    continue
-                return 128 - code if code < 0 else code  # killed by a signal: as a shell says
-        finally:
-            self._child = None
-
-    def _signal_child(self, signum: int) -> None:
-        child = self._child
-        if child is None or child.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            if self._group:
-                os.killpg(child.pid, signum)
-                # A stopped process (a paused runner) acts on SIGTERM only once continued.
-                os.killpg(child.pid, signal.SIGCONT)
-            else:
-                child.send_signal(signum)
 
     def _lost(self, state: DeploymentState, code: int) -> None:
         """Close the event as failure (if the server lets us) and raise LockLost (exit 9)."""
@@ -620,55 +703,28 @@ class Deployment:
         )
 
     def _cancelled(self, state: DeploymentState, code: int | None) -> int:
-        signum = self._interrupted or signal.SIGTERM
+        signum = self.supervisor.interrupted or signal.SIGTERM
         detail = f"cancelled by {signal.Signals(signum).name}"
         if code is not None:
             detail += f" (the deploy command exited with code {code})"
         self.finish(state, Status.failure, detail)
         return 128 + signum
 
-    @contextlib.contextmanager
-    def _signals_forwarded(self) -> Iterator[None]:
-        """Catch SIGINT/SIGTERM: forward them to the command and remember them."""
-        self._child = None
-        self._signalled_at = None
-        self._interrupted = None
-        self._wake.clear()
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signal handlers can only be set from the main thread
-            return
-
-        def forward(signum: int, frame: FrameType | None) -> None:
-            if self._interrupted is None:
-                self._interrupted = signum
-                self._signalled_at = time.monotonic()
-            self._wake.set()
-            self._signal_child(signum)
-
-        previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    def _renewal_failed(self, error: TrackerError) -> None:
-        """Report a failed renewal; the command goes on whatever the fail policy."""
-        # on_warning may re-raise, but nothing can catch an exception in the renewal
-        # thread: fall back to a line on stderr.
-        try:
-            if self.on_warning is not None:
-                self.on_warning(error)
-                return
-        except TrackerError:
-            pass
-        print(f"tracker-ci: warning: could not renew the lock: {error}", file=sys.stderr)
+    def _renewal_failed(self, error: TrackerError, held_until: float) -> None:
+        """Say that a renewal failed; the command goes on while the lease lasts, whatever
+        the fail policy (stopping it would leave a half-done deploy)."""
+        left = max(0.0, held_until - time.monotonic())
+        print(
+            f"tracker-ci: warning: could not renew the lock ({error}); the deploy goes on "
+            f"and renewal is retried: the lease lasts {left:.0f}s more",
+            file=sys.stderr,
+        )
 
     def _lose_lock(self, reason: str) -> None:
         """The lease is gone: stop the command (policy ``stop``) or say so and go on."""
         self.lock_lost = reason
         what = f"the lock of {self.service} in {self.environment.value}"
-        if self.on_lock_lost == "continue":
+        if self.options.on_lock_lost == "continue":
             print(
                 f"tracker-ci: warning: {what} is lost ({reason}); the deploy command goes on "
                 "without it (--on-lock-lost continue)",
@@ -679,9 +735,7 @@ class Deployment:
             f"tracker-ci: {what} is lost ({reason}); stopping the deploy command",
             file=sys.stderr,
         )
-        if self._signalled_at is None:
-            self._signalled_at = time.monotonic()  # SIGKILL after kill_after
-        self._signal_child(signal.SIGTERM)
+        self.supervisor.stop_child()  # SIGTERM, SIGKILL after kill_after
 
     def _keep_lease(self, lock_id: str, interval: float, stop: threading.Event) -> None:
         """Renew every ``interval`` s; lose the lock on "gone" or a passed local deadline."""
@@ -704,10 +758,11 @@ class Deployment:
             except TrackerError as error:
                 if not self.client.server_is_bundled:
                     return
-                self._renewal_failed(error)
+                self._renewal_failed(error, held_from + ttl)
                 next_renewal = time.monotonic() + min(interval, RENEW_RETRY_INTERVAL)
                 continue
             held_from, next_renewal = now, now + interval
+            self._lease_sent = now  # closing is retried until this lease ends
             if self.last_state is not None:
                 self.last_state.lock_expires_at = renewed.expires_at
 

@@ -17,12 +17,15 @@ from typing import Any
 import click
 
 __all__ = [
+    "emit_error",
     "emit_json",
+    "error_document",
     "format_time",
     "format_seconds",
     "jsonable",
     "render_summary",
     "render_table",
+    "wants_json",
     "warn",
 ]
 
@@ -47,6 +50,41 @@ def jsonable(value: Any) -> Any:
 def emit_json(value: Any) -> None:
     """Print ``value`` as indented JSON on stdout."""
     click.echo(json.dumps(jsonable(value), indent=2, ensure_ascii=False))
+
+
+def error_document(message: str, exit_code: int) -> dict[str, Any]:
+    """THE JSON body of a failed command under ``--output json`` (a test guards its shape):
+    ``{"error": <the exit code's short name>, "message": ..., "exitCode": N}``."""
+    from tracker_ci.exit_codes import EXIT_CODES
+
+    kind = EXIT_CODES.get(exit_code, "error").split(":", 1)[0]
+    return {"error": kind, "message": message, "exitCode": exit_code}
+
+
+def emit_error(message: str, exit_code: int, *, as_json: bool) -> None:
+    """A failed command's one line on stderr: ``error: ...``, or the JSON document."""
+    if as_json:
+        text = json.dumps(error_document(message, exit_code), ensure_ascii=False)
+        click.echo(text, err=True)
+    else:
+        click.echo(f"error: {message}", err=True)
+
+
+def wants_json(args: Sequence[str], environ: dict[str, str] | None = None) -> bool:
+    """Whether a command line asks for JSON (``-o json``, ``--output=json``, ``-ojson``,
+    or TRACKER_OUTPUT), read before click parsed it: for the errors of parsing itself."""
+    words = list(args)
+    if "--" in words:
+        words = words[: words.index("--")]
+    choice = (os.environ if environ is None else environ).get("TRACKER_OUTPUT", "")
+    for index, word in enumerate(words):
+        if word in ("-o", "--output") and index + 1 < len(words):
+            choice = words[index + 1]
+        elif word.startswith("--output="):
+            choice = word.split("=", 1)[1]
+        elif word.startswith("-o") and not word.startswith("--") and len(word) > 2:
+            choice = word[2:]
+    return choice.strip().lower() == "json"
 
 
 def format_time(value: datetime | str | None, *, full: bool = False) -> str:

@@ -7,8 +7,8 @@ take the lock, or just look at it). While the attempt answers :class:`LockHeld`:
 * against our bundled server the waiter joins the key's **queue** and long-polls it
   (``POST /lock/queue``, which is also its heartbeat): the server answers the moment the
   turn comes, in arrival order (or the ``newest`` policy's), and the waiter repeats the
-  attempt naming its ticket (``client.queue_ticket``). Leaving for any reason (the wait
-  ran out, Ctrl-C, SIGTERM, an error) removes the ticket; a killed waiter's ticket is
+  attempt naming its ticket (the attempt's one argument). Leaving for any reason (the
+  wait ran out, Ctrl-C, SIGTERM, an error) removes the ticket; a killed waiter's ticket is
   dropped by the server when its heartbeat stops.
 * against upstream's Go server, which has no queue, it polls: it reads the holder, sleeps
   with jittered backoff, and tries again.
@@ -17,29 +17,49 @@ Either way ``on_wait`` hears who holds the lock (with the place in the queue and
 expected wait when known) until the attempt succeeds or the time allowed runs out
 (:class:`LockWaitTimeout`, naming the holder). A ``cancel`` event (set by a signal
 handler) ends the wait with :class:`WaitCancelled`.
+
+**An outage never ends a wait early.** Once the waiter has seen a holder, a deploy is
+running: losing the server (unreachable, 5xx) means waiting for it to come back, within
+the same ``wait`` budget, keeping the queue ticket (the server keeps tickets across a
+restart), and ``on_wait`` hears the outage. When the budget runs out during the outage
+the wait ends with :class:`OutageWhileWaiting` (exit 4), which no fail policy turns into
+an untracked, unlocked deploy.
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from types import FrameType
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import ConfigDict
 
 from tracker_ci.client import TrackerClient
-from tracker_ci.exceptions import LockHeld, LockWaitTimeout, NotFound, TrackerError
+from tracker_ci.exceptions import (
+    LockHeld,
+    LockWaitTimeout,
+    NotFound,
+    ServerUnreachable,
+    TrackerError,
+    is_outage,
+)
 from tracker_ci.models import Lock
+from tracker_ci.supervisor import exit_on_sigterm
 
 if TYPE_CHECKING:  # the queue's models load when a wait goes through the queue
     from tracker_ci.models import QueueResponse
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "LockWaiter", "OnWait", "QueuePlace", "WaitCancelled"]
+__all__ = [
+    "DEFAULT_POLL_INTERVAL",
+    "LockWaiter",
+    "OnWait",
+    "OutageWhileWaiting",
+    "QueuePlace",
+    "WaitCancelled",
+]
 
 T = TypeVar("T")
 
@@ -59,8 +79,12 @@ class QueuePlace(Lock):
 
 
 #: Called while waiting: the holder's lock (or the error when it could not be read, or
-#: the place in the server's queue) and the seconds waited so far.
-OnWait = Callable[[Lock | LockHeld | QueuePlace, float], None]
+#: the place in the server's queue, or the outage the waiter waits through) and the
+#: seconds waited so far.
+OnWait = Callable[[Lock | LockHeld | QueuePlace | TrackerError, float], None]
+#: The attempt a waiter repeats; its argument is the queue ticket whose turn it claims
+#: ("" outside the queue).
+Attempt = Callable[[str], T]
 
 #: The longest pause between two attempts; the first ones come sooner.
 DEFAULT_POLL_INTERVAL = 2.0
@@ -71,10 +95,53 @@ EVICT_CHECK_INTERVAL = 10.0
 _FIRST_DELAY = 0.25
 _GROWTH = 1.6
 _JITTER = 0.2
+#: The longest pause between two tries to reach a server that went away during a wait.
+OUTAGE_RETRY_INTERVAL = 2.0
 
 
 class WaitCancelled(Exception):
     """The wait was cancelled (SIGINT/SIGTERM) before the lock came free."""
+
+
+class OutageWhileWaiting(ServerUnreachable):
+    """The server went away while we waited behind a holder, and did not come back
+    within the wait: the deploy must not run (a holder was seen), whatever the fail
+    policy. Exit 4."""
+
+    #: Never an outage the open fail policy may go on through: a deploy is running.
+    outage = False
+
+    @classmethod
+    def after(cls, error: TrackerError, waited: float, option: str) -> OutageWhileWaiting:
+        """The error that ends a wait spent partly without a server."""
+        return cls(
+            f"{error} -- the server went away while this deploy waited for the lock behind "
+            f"a running deploy, and did not come back within the wait ({waited:.0f}s); the "
+            f"deploy did not run (a longer {option} waits longer; it keeps its place)",
+            url=getattr(error, "url", ""),
+        )
+
+
+class _Outage:
+    """The outage a wait goes through: the last error and the next pause (backoff)."""
+
+    def __init__(self) -> None:
+        self.error: TrackerError | None = None
+        self._delay = _FIRST_DELAY
+
+    def hit(self, error: TrackerError) -> float:
+        """Record an outage error; the pause before the next try."""
+        if not is_outage(error):
+            raise error
+        self.error = error
+        pause = self._delay * random.uniform(1 - _JITTER, 1 + _JITTER)
+        self._delay = min(self._delay * _GROWTH, OUTAGE_RETRY_INTERVAL)
+        return pause
+
+    def over(self) -> None:
+        """The server answered again."""
+        self.error = None
+        self._delay = _FIRST_DELAY
 
 
 class _NoQueue(Exception):
@@ -125,13 +192,13 @@ class LockWaiter:
         self.evict_dead_holder = evict_dead_holder
         self._checked: dict[str, float] = {}
 
-    def run(self, attempt: Callable[[], T]) -> T:
+    def run(self, attempt: Attempt[T]) -> T:
         """Call ``attempt`` until it stops raising LockHeld; raise when the wait runs out."""
         began = time.monotonic()
         if self.cancel.is_set():
             raise WaitCancelled
         try:
-            return attempt()
+            return attempt("")
         except LockHeld as error:
             held = error
         if self.wait > 0 and self.queue and self.client.server_is_bundled:
@@ -140,42 +207,69 @@ class LockWaiter:
         return self._poll(attempt, held, began)
 
     # ------------------------------------------------------------------ the queue
-    def _in_queue(self, attempt: Callable[[], T], held: LockHeld, began: float) -> T:
+    def _in_queue(self, attempt: Attempt[T], held: LockHeld, began: float) -> T:
         ticket = ""
         claimed = False
+        outage = _Outage()
         try:
-            with _exit_on_sigterm():
+            with exit_on_sigterm():
                 while True:
                     if self.cancel.is_set():
                         raise WaitCancelled
                     waited = time.monotonic() - began
                     remaining = self.wait - waited
                     if remaining <= 0:
-                        raise self._timed_out(held, waited) from None
-                    answer = self._visit(ticket, min(remaining, LONG_POLL) if ticket else 0.0)
-                    if answer is None:  # our ticket was dropped (a long pause): join again
-                        ticket = ""
+                        raise self._ran_out(held, waited, outage) from None
+                    try:
+                        ticket, held, granted = self._turn(ticket, held, remaining, began)
+                        if granted:
+                            result = attempt(ticket)
+                            claimed = True
+                            return result
+                    except LockHeld as error:  # taken meanwhile (an upstream-style caller)
+                        held = error
+                        self.cancel.wait(0.05)
+                    except TrackerError as error:
+                        self._through(outage, error, time.monotonic() - began, remaining)
                         continue
-                    assert answer.ticket is not None
-                    ticket = answer.ticket.ticket
-                    if answer.lock is not None:
-                        held = held.with_lock(answer.lock)
-                        if self._evicted(answer.lock):
-                            continue  # the turn comes at the next look
-                    if answer.ticket.state == "granted":
-                        try:
-                            result = self._claim(attempt, ticket)
-                        except LockHeld as error:  # taken meanwhile (an upstream-style caller)
-                            held = error
-                            self.cancel.wait(0.05)
-                            continue
-                        claimed = True
-                        return result
-                    self._tell(_place(answer), time.monotonic() - began)
+                    outage.over()
         finally:
             if ticket and not claimed:
                 with contextlib.suppress(TrackerError):
                     self.client.leave_queue(ticket)
+
+    def _turn(
+        self, ticket: str, held: LockHeld, remaining: float, began: float
+    ) -> tuple[str, LockHeld, bool]:
+        """One visit to the queue (join, or heartbeat and long poll): our ticket, the
+        holder, and whether our turn came."""
+        answer = self._visit(ticket, min(remaining, LONG_POLL) if ticket else 0.0)
+        if answer is None:  # our ticket was dropped (a long pause): join again
+            return "", held, False
+        assert answer.ticket is not None
+        ticket = answer.ticket.ticket
+        if answer.lock is not None:
+            held = held.with_lock(answer.lock)
+            if self._evicted(answer.lock):
+                return ticket, held, False  # the turn comes at the next look
+        if answer.ticket.state == "granted":
+            return ticket, held, True
+        self._tell(_place(answer), time.monotonic() - began)
+        return ticket, held, False
+
+    def _through(
+        self, outage: _Outage, error: TrackerError, waited: float, remaining: float
+    ) -> None:
+        """Wait through an outage (tell ``on_wait``, back off); raise anything else."""
+        pause = outage.hit(error)
+        self._tell(error, waited)
+        if self.cancel.wait(min(pause, remaining)):
+            raise WaitCancelled
+
+    def _ran_out(self, held: LockHeld, waited: float, outage: _Outage) -> TrackerError:
+        if outage.error is not None:
+            return OutageWhileWaiting.after(outage.error, waited, self.option)
+        return self._timed_out(held, waited)
 
     def _visit(self, ticket: str, wait_seconds: float) -> QueueResponse | None:
         try:
@@ -195,20 +289,14 @@ class LockWaiter:
                 raise _NoQueue from None
             return None
 
-    def _claim(self, attempt: Callable[[], T], ticket: str) -> T:
-        self.client.queue_ticket = ticket
-        try:
-            return attempt()
-        finally:
-            self.client.queue_ticket = ""
-
-    def _tell(self, what: Lock | LockHeld | QueuePlace, waited: float) -> None:
+    def _tell(self, what: Lock | LockHeld | QueuePlace | TrackerError, waited: float) -> None:
         if self.on_wait is not None:
             self.on_wait(what, waited)
 
     # ------------------------------------------------------------------ polling
-    def _poll(self, attempt: Callable[[], T], held: LockHeld, began: float) -> T:
+    def _poll(self, attempt: Attempt[T], held: LockHeld, began: float) -> T:
         delay = min(_FIRST_DELAY, self.poll_interval)
+        outage = _Outage()
         while True:
             waited = time.monotonic() - began
             holder = self.holder(held)
@@ -219,17 +307,20 @@ class LockWaiter:
             remaining = self.wait - waited
             if remaining <= 0:
                 if self.wait > 0:
-                    raise self._timed_out(held, waited) from None
+                    raise self._ran_out(held, waited, outage) from None
                 raise held from None
-            self._tell(holder, waited)
+            self._tell(outage.error or holder, waited)
             pause = 0.0 if evicted else delay * random.uniform(1 - _JITTER, 1 + _JITTER)
             if self.cancel.wait(min(pause, remaining)):
                 raise WaitCancelled
             delay = min(delay * _GROWTH, self.poll_interval)
             try:
-                return attempt()
+                return attempt("")
             except LockHeld as error:
                 held = error
+                outage.over()
+            except TrackerError as error:
+                outage.hit(error)  # a holder was seen: wait through the outage
 
     def _evicted(self, holder: Lock) -> bool:
         """Evict the holder when its CI job has ended (checked at most every so often)."""
@@ -251,7 +342,7 @@ class LockWaiter:
     def until_free(self) -> None:
         """Wait until nobody holds the lock (without taking it, so without queueing)."""
 
-        def look() -> None:
+        def look(ticket: str) -> None:
             lock = self.client.find_lock(
                 service=self.service, environment=self.environment, resource=self.resource
             )
@@ -285,27 +376,6 @@ class LockWaiter:
         except TrackerError:
             return held
         return lock if lock is not None else held
-
-
-@contextlib.contextmanager
-def _exit_on_sigterm() -> Iterator[None]:
-    """While queued, SIGTERM (a cancelled CI job) exits 143 through the ``finally`` that
-    leaves the queue, unless the caller handles SIGTERM itself (``deploy run`` does)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-
-    def leave(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, leave)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _place(answer: QueueResponse) -> QueuePlace:

@@ -55,7 +55,9 @@ class Settings:
 
 
 def _search(**params: object) -> str:
-    return f"{API}/events/search?{urlencode(params)}"
+    # One page, as our pages and CLI ask: a search naming no paging answers every match
+    # (up to 10,000), as upstream does.
+    return f"{API}/events/search?{urlencode({**params, 'per_page': 50})}"
 
 
 def _day(data: DataSet, rng: random.Random, days: int) -> tuple[str, str]:

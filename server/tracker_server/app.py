@@ -17,10 +17,18 @@ from tracker_server.dispatcher import Dispatcher
 from tracker_server.errors import install_error_handlers
 from tracker_server.journal import configure_audit_log
 from tracker_server.metrics import Metrics
-from tracker_server.middleware import BodySizeLimit, JsonBodies, ServerHeader, SnakeCaseQuery
+from tracker_server.middleware import (
+    BodySizeLimit,
+    CrossSiteWrites,
+    JsonBodies,
+    SecurityHeaders,
+    ServerHeader,
+    SnakeCaseQuery,
+)
 from tracker_server.outbox import Outbox
 from tracker_server.routes import (
     batch,
+    catalog,
     events,
     freezes,
     insights,
@@ -92,13 +100,16 @@ def create_app(
     app.state.alerts = Alerts(database, app.state.clock, settings, app.state.metrics)
     install_error_handlers(app)
     app.openapi = lambda: _openapi_with_our_errors(app)  # type: ignore[method-assign]
-    for module in (events, batch, locks, queue, freezes, tokens, webhooks, insights, ops):
+    for module in (events, batch, locks, queue, freezes, tokens, webhooks, insights, catalog, ops):
         app.include_router(module.router)
     web.install(app, root_path=settings.root_path)  # the pages, live stream, assets
     # Added last = outermost: the header goes on every answer, 413s included.
     app.add_middleware(SnakeCaseQuery)
     app.add_middleware(JsonBodies)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # A browser's write from another site is refused before its body is read.
+    app.add_middleware(CrossSiteWrites)
+    app.add_middleware(SecurityHeaders, root_path=settings.root_path)
     app.add_middleware(ServerHeader, version=__version__)
     return app
 

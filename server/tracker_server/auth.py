@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from tracker_server.domain import Forbidden, Unauthenticated
 from tracker_server.store import tokens as token_store
@@ -75,10 +76,12 @@ def authorize(
     return principal
 
 
-def identify(
-    request: Request, credentials: HTTPAuthorizationCredentials | None
+async def identify(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, now: datetime
 ) -> Principal | None:
-    """The caller's principal, None when no token was sent; 401 for a bad token."""
+    """The caller's principal, None when no token was sent; 401 for a bad token. The one
+    place that says who calls: anonymous (and allowed everything) when auth is off; ``now``
+    is the request's one reading of the clock."""
     settings = request.app.state.settings
     if not settings.auth:
         return ANONYMOUS
@@ -87,12 +90,16 @@ def identify(
     secret = credentials.credentials
     if hmac.compare_digest(secret.encode(), settings.admin_token.encode()):
         return ADMIN
+    return await run_in_threadpool(_token_principal, request, secret, now)
+
+
+def _token_principal(request: Request, secret: str, now: datetime) -> Principal:
+    """The principal of an API token (a database read; its use noted once a minute)."""
     database = request.app.state.database
     with database.read() as conn:
         token = token_store.find_token_by_secret(conn, secret=secret)
     if token is None:
         raise Unauthenticated("unknown or revoked token: create one with `tracker-ci token create`")
-    now = request.app.state.clock.now()
     if token.last_used_at is None or now - token.last_used_at > _TOUCH_INTERVAL:
         # Bookkeeping of the token, not a change a client made: it has no journal entry.
         with database.write() as conn:

@@ -24,10 +24,18 @@ from sqlalchemy.exc import DBAPIError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-SQLITE_MMAP_BYTES = 256 * 1024 * 1024
+# Sized for a small machine (2 cores): the memory of the process is the pool times the
+# page cache, plus the map. 40 connections of 32 MB pages each grew a loaded server from
+# 75 MB to 2 GB; every write waits its turn anyway (one writer), and a request beyond
+# the pool waits for a connection (SQLITE_POOL_TIMEOUT) instead of opening one more.
+SQLITE_POOL_SIZE = 8
+SQLITE_MAX_OVERFLOW = 4
+SQLITE_POOL_TIMEOUT = 10
+SQLITE_CACHE_KIB = 8_000
+SQLITE_MMAP_BYTES = 64 * 1024 * 1024
 PG_STATEMENT_TIMEOUT_MS = 5_000
 PG_LOCK_TIMEOUT_MS = 3_000
-# A fixed key for pg_advisory_lock, so replicas starting together migrate one at a time.
+# A fixed key for pg_advisory_xact_lock, so replicas starting together migrate one at a time.
 _MIGRATION_LOCK_KEY = 0x7472_6163_6B65_72  # "tracker"
 
 
@@ -61,7 +69,7 @@ def create_database_engine(database_url: str) -> Engine:
         return _sqlite_engine(url)
     # Modest per process: several replicas share PostgreSQL's max_connections (100 by
     # default); requests beyond the pool wait for a connection (pool_timeout) instead.
-    return create_engine(
+    engine = create_engine(
         url,
         json_serializer=_json_serializer,
         pool_size=5,
@@ -70,13 +78,42 @@ def create_database_engine(database_url: str) -> Engine:
         pool_timeout=10,
         connect_args={
             "connect_timeout": 5,
-            # Below the shutdown grace (10 s): a stuck statement ends as a 503, never
-            # holds a SIGTERM'd server past its grace, and a row lock held by a stalled
-            # transaction cannot queue every writer behind it.
-            "options": f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS} "
-            f"-c lock_timeout={PG_LOCK_TIMEOUT_MS}",
+            # No server-side prepared statements: behind a pooler in transaction mode
+            # (PgBouncer) the next transaction may run on a server connection that never
+            # saw the statement prepared ("prepared statement ... does not exist").
+            "prepare_threshold": None,
         },
     )
+    _set_timeouts_per_transaction(engine)
+    return engine
+
+
+def _set_timeouts_per_transaction(engine: Engine) -> None:
+    """Every transaction starts with its statement and lock timeouts (``SET LOCAL``).
+
+    Below the shutdown grace (10 s): a stuck statement ends as a 503, never holds a
+    SIGTERM'd server past its grace, and a row lock held by a stalled transaction cannot
+    queue every writer behind it. Not a libpq startup ``options`` (PgBouncer refuses it:
+    "unsupported startup parameter"), nor a session ``SET`` (in transaction pooling the
+    next transaction runs on another server connection): per transaction, it holds
+    whatever pooler sits in between.
+    """
+
+    @event.listens_for(engine, "begin")
+    def _timeouts(connection: Connection) -> None:
+        connection.exec_driver_sql(_SET_TIMEOUTS)
+
+
+_SET_TIMEOUTS = (
+    f"SELECT set_config('statement_timeout', '{PG_STATEMENT_TIMEOUT_MS}', true), "
+    f"set_config('lock_timeout', '{PG_LOCK_TIMEOUT_MS}', true)"
+)
+#: The longest a starting replica waits for another's migration (then it exits, and says).
+MIGRATION_WAIT_MS = 600_000
+_MIGRATION_TIMEOUTS = (
+    "SELECT set_config('statement_timeout', '0', true), "
+    f"set_config('lock_timeout', '{MIGRATION_WAIT_MS}', true)"
+)
 
 
 def _sqlite_engine(url: URL) -> Engine:
@@ -85,8 +122,9 @@ def _sqlite_engine(url: URL) -> Engine:
     engine = create_engine(
         url,
         json_serializer=_json_serializer,
-        pool_size=10,
-        max_overflow=30,
+        pool_size=SQLITE_POOL_SIZE,
+        max_overflow=SQLITE_MAX_OVERFLOW,
+        pool_timeout=SQLITE_POOL_TIMEOUT,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
     )
 
@@ -99,10 +137,11 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        # Reads through a memory map and a larger page cache: a search over a million
-        # events then costs index look-ups, not system calls.
+        # Reads through a memory map (shared by every connection: the OS's page cache)
+        # and a page cache of its own: a search over a million events then costs index
+        # look-ups, not system calls.
         cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
-        cursor.execute("PRAGMA cache_size=-32000")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -261,19 +300,19 @@ def upgrade_schema(engine: Engine, revision: str = "heads") -> None:
             command.upgrade(alembic_config(connection), revision)
             connection.commit()
             return
-        # A session-level lock: it must be released explicitly, because the pool keeps
-        # the connection (and the session) open after this function returns.
-        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
-        connection.commit()
-        try:
-            command.upgrade(alembic_config(connection), revision)
-            connection.commit()
-        finally:
-            connection.rollback()
+        # One transaction (PostgreSQL's DDL is transactional) holding a transaction-level
+        # lock: replicas starting together migrate one at a time, and the lock ends with
+        # the transaction whatever happens (a session lock stayed held by a pooled
+        # connection behind PgBouncer, and by a killed process's session until PostgreSQL
+        # noticed). Alembic runs inside it (it sees the transaction already begun).
+        with connection.begin():
+            # Not a request's timeouts: a replica waits for another's migration (an index
+            # on a million events takes longer than lock_timeout), within MIGRATION_WAIT_MS.
+            connection.exec_driver_sql(_MIGRATION_TIMEOUTS)
             connection.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
             )
-            connection.commit()
+            command.upgrade(alembic_config(connection), revision)
 
 
 def downgrade_schema(engine: Engine, revision: str) -> None:

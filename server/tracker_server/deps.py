@@ -16,9 +16,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
-from starlette.concurrency import run_in_threadpool
 
-from tracker_server.auth import ANONYMOUS, Principal, authorize, bearer_scheme, identify
+from tracker_server.auth import Principal, authorize, bearer_scheme, identify
 from tracker_server.clock import Clock
 from tracker_server.db import Database
 from tracker_server.journal import Journal
@@ -45,15 +44,15 @@ async def get_now(request: Request) -> datetime:
     return clock.now()
 
 
-async def get_caller(request: Request, credentials: Credentials) -> Principal | None:
-    """The caller (None: no token sent); 401 for an unknown token."""
-    if not request.app.state.settings.auth:
-        return ANONYMOUS
-    return await run_in_threadpool(identify, request, credentials)
+Now = Annotated[datetime, Depends(get_now)]
+
+
+async def get_caller(request: Request, credentials: Credentials, now: Now) -> Principal | None:
+    """The caller (None: no token sent); 401 for an unknown token (``auth.identify``)."""
+    return await identify(request, credentials, now)
 
 
 Caller = Annotated[Principal | None, Depends(get_caller)]
-Now = Annotated[datetime, Depends(get_now)]
 
 
 async def require_reader(request: Request, caller: Caller) -> Principal | None:

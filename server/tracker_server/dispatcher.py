@@ -13,27 +13,60 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from sqlalchemy import Connection, delete, func, or_, select, update
 
+from tracker_ci.models import format_timestamp
+from tracker_ci.wire.webhooks import WebhookOptions
+from tracker_server import targets
 from tracker_server.clock import Clock
 from tracker_server.db import Database
 from tracker_server.outbox import DEAD, DELIVERED, PENDING
 from tracker_server.settings import ServerSettings
 from tracker_server.sinks import sink_for
-from tracker_server.sinks.base import Answer, Outgoing
+from tracker_server.sinks.base import GONE, Answer, Outgoing
+from tracker_server.store import webhooks as webhook_store
 from tracker_server.tables import webhook_deliveries as deliveries
 from tracker_server.tables import webhooks
 
 logger = logging.getLogger("tracker_server.dispatcher")
 _PRUNE_EVERY_SECONDS = 600.0
+#: A delivery keeps (and ``webhook deliveries`` shows) this much of the receiver's answer:
+#: enough to see why it refused, not a page of someone else's HTML.
+MAX_ERROR_CHARS = 300
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def excerpt(text: str) -> str:
+    """A short, one-line excerpt of an error or an answer's body (``MAX_ERROR_CHARS``)."""
+    line = _UNPRINTABLE.sub(" ", text).strip()
+    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 1] + "\u2026"
+
+
+def retry_after_seconds(value: str, now: datetime) -> float | None:
+    """The seconds a ``Retry-After`` asks for (delta-seconds or an HTTP date); None when
+    there is none or it cannot be read."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max((moment - now).total_seconds(), 0.0)
 
 
 def retry_delay(
@@ -78,8 +111,14 @@ class Dispatcher:
         """The HTTP client of every sink (made on first use)."""
         with self._http_lock:  # the pool's threads ask at once the first time
             if self._http is None:
+                # Connects only to checked addresses, reads a bounded answer (targets.py).
+                transport = targets.CheckedTransport(
+                    allow_private=self.settings.allow_private_webhooks
+                )
                 self._http = httpx.Client(
-                    timeout=self.settings.webhook_timeout_seconds, follow_redirects=False
+                    timeout=self.settings.webhook_timeout_seconds,
+                    follow_redirects=False,
+                    transport=transport,
                 )
             return self._http
 
@@ -115,9 +154,10 @@ class Dispatcher:
                 webhooks.c.url,
                 webhooks.c.kind,
                 webhooks.c.secret,
+                webhooks.c.options,
             )
             .select_from(deliveries.join(webhooks, deliveries.c.webhook_id == webhooks.c.id))
-            .where(*self._due(now))
+            .where(*self._due(now), webhooks.c.disabled_at.is_(None))
             .order_by(deliveries.c.next_attempt_at, deliveries.c.journal_id, deliveries.c.id)
             .limit(limit)
         )
@@ -147,14 +187,23 @@ class Dispatcher:
             secret=row.secret,
             now=now,
             public_url=self.settings.public_url,
+            options=WebhookOptions.model_validate(row.options or {}),
         )
         return Claim(outgoing, row.webhook_id, row.kind, row.created_at, lease_until)
 
     # ----------------------------------------------------------------- sending
     def send(self, claim: Claim) -> Answer:
-        """One attempt; transport failures and sink bugs are answers, never raised."""
+        """One attempt; transport failures and sink bugs are answers, never raised. The
+        URL's address is checked first (the GitHub sink does not use our transport) and
+        again at the connection: a refused address is a failed attempt, nothing is sent."""
+        allow_private = self.settings.allow_private_webhooks
         try:
+            targets.check_url(claim.outgoing.url, allow_private=allow_private)
             return sink_for(claim.kind).send(claim.outgoing, self.http)
+        except targets.RefusedTarget as exc:
+            return Answer(None, str(exc))
+        except targets.UnresolvedTarget as exc:
+            return Answer(None, f"ConnectError: {exc}"[:300])
         except httpx.HTTPError as exc:
             return Answer(None, f"{exc.__class__.__name__}: {exc}"[:300])
         except Exception as exc:  # a sink's bug must not stop the dispatcher
@@ -162,29 +211,45 @@ class Dispatcher:
             return Answer(None, f"{exc.__class__.__name__}: {exc}"[:300])
 
     def record(self, claim: Claim, answer: Answer) -> None:
-        """Store the outcome, if the lease is still ours (else another replica took over)."""
+        """Store the outcome, if the lease is still ours (else another replica took over).
+        A 410 (gone) disables the webhook; a 429 or 503 is retried after its Retry-After."""
         now = self.clock.now()
         values: dict[str, Any] = {
             "lease_until": None,
             "response_code": answer.status_code,
-            "error": answer.error,
+            "error": excerpt(answer.error),
         }
+        max_age = timedelta(seconds=self.settings.webhook_max_age_seconds)
         if answer.ok:
             values["state"] = DELIVERED
-        elif now - claim.created_at >= timedelta(seconds=self.settings.webhook_max_age_seconds):
+        elif answer.status_code == GONE or now - claim.created_at >= max_age:
             values["state"] = DEAD
         else:
-            values["next_attempt_at"] = now + retry_delay(
-                claim.outgoing.attempt,
-                base=self.settings.webhook_retry_base_seconds,
-                cap=self.settings.webhook_retry_max_seconds,
-            )
+            values["next_attempt_at"] = now + self._wait(claim, answer, now)
         with self.database.write() as conn:
-            self._finish(conn, claim, values)
+            finished = self._finish(conn, claim, values)
+            if finished and answer.status_code == GONE:
+                reason = f"the receiver answered 410 (gone) on {format_timestamp(now)}"
+                webhook_store.disable_webhook(
+                    conn, webhook_id=claim.webhook_id, now=now, reason=reason
+                )
+                logger.warning("webhook %s disabled: %s", claim.webhook_id, reason)
+
+    def _wait(self, claim: Claim, answer: Answer, now: datetime) -> timedelta:
+        """Until the next attempt: the receiver's Retry-After when it gave one (at most
+        the max age), else the backoff."""
+        asked = retry_after_seconds(answer.retry_after, now)
+        if asked is not None:
+            return timedelta(seconds=min(asked, self.settings.webhook_max_age_seconds))
+        return retry_delay(
+            claim.outgoing.attempt,
+            base=self.settings.webhook_retry_base_seconds,
+            cap=self.settings.webhook_retry_max_seconds,
+        )
 
     @staticmethod
-    def _finish(conn: Connection, claim: Claim, values: dict[str, Any]) -> None:
-        conn.execute(
+    def _finish(conn: Connection, claim: Claim, values: dict[str, Any]) -> bool:
+        result = conn.execute(
             update(deliveries)
             .where(
                 deliveries.c.id == claim.outgoing.id,
@@ -193,6 +258,7 @@ class Dispatcher:
             )
             .values(values)
         )
+        return bool(result.rowcount)
 
     def deliver(self, claim: Claim) -> Answer:
         """Send and record one claimed delivery."""
@@ -215,7 +281,8 @@ class Dispatcher:
 
     def _deliver_in_order(self, claims: list[Claim]) -> None:
         for claim in claims:
-            self.deliver(claim)
+            if self.deliver(claim).status_code == GONE:
+                return  # the webhook is disabled: its other deliveries died with it
 
     def prune(self) -> int:
         """Delete the deliveries that ended (delivered or dead) more than

@@ -1,45 +1,93 @@
-"""DORA's four keys of one service and environment over a window, computed from events.
+"""DORA's four keys of one service and environment over a window, computed from events,
+counted as DORA, fourkeys and GitLab count them (docs/dora.md says it for people).
 
-- A deployment is a ``deployment`` event that ended (status success or failure). It ended
-  at its own ``attributes.endDate``; else, for an event updated in place, at
-  ``metadata.createdAt + duration``; for a closing event linked by ``relatedId`` (created
-  when the deployment ended), at ``metadata.createdAt``. Imported history keeps its dates.
+- A deployment is a ``deployment`` event that ended: status success, failure or error
+  (``error`` is a failed deployment, as ``failure``). It ended at its own
+  ``attributes.endDate``; else, for an event updated in place, at ``metadata.createdAt +
+  duration``; for a closing event linked by ``relatedId`` (created when the deployment
+  ended), at ``metadata.createdAt``. Imported history keeps its dates.
 - It belongs to the window when it ended within ``[start, end]`` (both inclusive).
-- Lead time for changes: a successful deployment's end minus each shipped change's
-  ``committedAt`` (``attributes.changes``); failed deployments deliver nothing.
-- Change failure rate: failed / ended deployments.
-- Failed deployment recovery time: from a failed deployment's end to the end of the next
-  successful deployment (of the same service and environment, even after the window);
-  a failure not recovered yet has no recovery time.
+- Deployment frequency: successful deployments per day (window length in days, at least
+  one second). ``deployments`` counts every ended one (the change failure denominator).
+- Lead time for changes: for each change (``attributes.changes``), from its
+  ``committedAt`` to the end of the first successful deployment that shipped it (by change
+  id; a change without id is its own). A later deployment of the same change does not
+  count it again. A change committed after that deployment ended is left out and counted in
+  ``changesCommittedAfterDeployment`` (a data problem). Failed deployments ship nothing.
+- Change failure rate: failed (failure, error) / ended deployments.
+- Failed deployment recovery time: per failure episode, from the end of the first failed
+  deployment of a run of failures to the end of the next successful deployment (even after
+  the window). An episode belongs to the window its first failure ended in; one not
+  recovered yet has no recovery time.
+- Runs of failures and change ids are followed back ``HISTORY`` before the previous period.
 - Percentiles interpolate linearly between the closest ranks (as ``numpy.percentile``).
-- ``level``: each key is rated by the DORA report's thresholds (``THRESHOLDS``); the
-  level is the lowest rating among the keys that have a value.
+- Ratings: each key by the 2023 Accelerate State of DevOps report's clusters
+  (``THRESHOLDS``); ``level`` is the lowest rating among the keys that have a value.
+- ``keys.*.previous``: the same key over the period of the same length just before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, and_, or_, select
 
-from tracker_ci.models import DoraLevel, DoraReport, Event, EventType, Percentiles, Status
+from tracker_ci.models import (
+    DoraKey,
+    DoraKeys,
+    DoraLevel,
+    DoraReport,
+    Event,
+    EventType,
+    Percentiles,
+    Status,
+)
 from tracker_server.tables import events
 
 DAY = 86400.0
 #: Per key, the (inclusive) upper bounds of elite, high and medium; anything beyond is low.
 #: Deployment frequency is the other way round: the lower bounds in deployments per day.
+#: From the 2023 Accelerate State of DevOps report (DORA): elite deploys on demand (daily
+#: or more), high between daily and weekly, medium between weekly and monthly; lead time
+#: under a day, a week, a month; change failure rate 5 %, 10 %, 15 % (low: 64 %); recovery
+#: under an hour, a day, a week.
 THRESHOLDS = {
     "deployments_per_day": (1.0, 1 / 7, 1 / 30),  # daily or more, weekly, monthly
     "lead_time": (DAY, 7 * DAY, 30 * DAY),  # a day, a week, a month
     "change_failure_rate": (0.05, 0.10, 0.15),
     "recovery_time": (3600.0, DAY, 7 * DAY),  # an hour, a day, a week
 }
+RATED_BY = "DORA, 2023 Accelerate State of DevOps report"
 _LEVELS = (DoraLevel.elite, DoraLevel.high, DoraLevel.medium, DoraLevel.low)
+#: The statuses of an ended deployment, and those of a failed one.
+ENDED = (Status.success.value, Status.failure.value, Status.error.value)
+FAILED = (Status.failure.value, Status.error.value)
 #: A deployment without endDate is looked up this far before the window (its createdAt is
 #: its start): deployments running longer than this are counted only with an endDate.
 LONGEST_DEPLOYMENT = timedelta(days=1)
+#: How far before the previous period runs of failures and change ids are followed back.
+HISTORY = timedelta(days=90)
+#: The first and last moments a window may reach (years 1 and 9999, UTC).
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+_TICK = timedelta(microseconds=1)
+
+
+def shifted(moment: datetime, delta: timedelta) -> datetime:
+    """``moment + delta``, held within years 1 to 9999 (a window may span them all)."""
+    if delta >= timedelta(0):
+        return moment + delta if LATEST - moment >= delta else LATEST
+    return moment + delta if moment - EARLIEST >= -delta else EARLIEST
+
+
+@dataclass(frozen=True)
+class Change:
+    """A shipped change: its id ("" for none: never the same as another) and commit time."""
+
+    id: str = ""
+    committed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -48,7 +96,43 @@ class Deployment:
 
     ended_at: datetime
     succeeded: bool
-    committed_at: tuple[datetime, ...] = field(default=())
+    changes: tuple[Change, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class History:
+    """Ended deployments oldest first, each change at its first successful deployment
+    (``(deployment end, commit)``), and the failure episodes (``(first failure end,
+    recovering success end or None)``)."""
+
+    deployments: list[Deployment]
+    first_shipped: list[tuple[datetime, datetime]]
+    episodes: list[tuple[datetime, datetime | None]]
+
+
+def history(deployments: Sequence[Deployment]) -> History:
+    """Order the deployments once; find each change's first shipping and each episode."""
+    ordered = sorted(deployments, key=lambda d: d.ended_at)
+    seen: set[str] = set()
+    first_shipped: list[tuple[datetime, datetime]] = []
+    episodes: list[tuple[datetime, datetime | None]] = []
+    failing_since: datetime | None = None
+    for deployment in ordered:
+        if not deployment.succeeded:
+            failing_since = failing_since or deployment.ended_at
+            continue
+        if failing_since is not None:
+            episodes.append((failing_since, deployment.ended_at))
+            failing_since = None
+        for change in deployment.changes:
+            if change.id and change.id in seen:
+                continue
+            seen.add(change.id)
+            if change.committed_at is not None:
+                first_shipped.append((deployment.ended_at, change.committed_at))
+    if failing_since is not None:
+        episodes.append((failing_since, None))
+    return History(ordered, first_shipped, episodes)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
@@ -76,55 +160,128 @@ def _rate(value: float | None, bounds: tuple[float, float, float], *, higher: bo
     return len(bounds)
 
 
+def _values(report: DoraReport) -> dict[str, float | None]:
+    """The rated value of each key (None: no value), by ``THRESHOLDS`` name."""
+    return {
+        "deployments_per_day": report.deployments_per_day if report.deployments else None,
+        "lead_time": report.lead_time_seconds.p50,
+        "change_failure_rate": report.change_failure_rate,
+        "recovery_time": report.recovery_time_seconds.p50,
+    }
+
+
+def _ratings(report: DoraReport) -> dict[str, int]:
+    return {
+        name: _rate(value, THRESHOLDS[name], higher=name == "deployments_per_day")
+        for name, value in _values(report).items()
+    }
+
+
 def level_of(report: DoraReport) -> DoraLevel | None:
     """The lowest rating among the keys with a value; None without deployments."""
     if report.deployments == 0:
         return None
-    ratings = [
-        _rate(report.deployments_per_day, THRESHOLDS["deployments_per_day"], higher=True),
-        _rate(report.lead_time_seconds.p50, THRESHOLDS["lead_time"], higher=False),
-        _rate(report.change_failure_rate, THRESHOLDS["change_failure_rate"], higher=False),
-        _rate(report.recovery_time_seconds.p50, THRESHOLDS["recovery_time"], higher=False),
-    ]
-    return _LEVELS[max(ratings)]
+    return _LEVELS[max(_ratings(report).values())]
 
 
-def compute(
-    deployments: Sequence[Deployment],
-    *,
-    service: str,
-    environment: str,
-    start: datetime,
-    end: datetime,
+def _key(value: float | None, rating: int, previous: float | None) -> DoraKey:
+    change = None if value is None or previous is None else round(value - previous, 4)
+    return DoraKey(
+        value=value,
+        rating=_LEVELS[rating] if rating >= 0 else None,
+        previous=previous,
+        change=change,
+    )
+
+
+def _keys(report: DoraReport, previous: DoraReport | None) -> DoraKeys:
+    ratings = _ratings(report)
+    values = _values(report)
+    before = _values(previous) if previous is not None else dict.fromkeys(values)
+    return DoraKeys(
+        deployment_frequency=_key(
+            values["deployments_per_day"],
+            ratings["deployments_per_day"],
+            before["deployments_per_day"],
+        ),
+        lead_time=_key(values["lead_time"], ratings["lead_time"], before["lead_time"]),
+        change_failure_rate=_key(
+            values["change_failure_rate"],
+            ratings["change_failure_rate"],
+            before["change_failure_rate"],
+        ),
+        recovery_time=_key(
+            values["recovery_time"], ratings["recovery_time"], before["recovery_time"]
+        ),
+    )
+
+
+def _within(moment: datetime, start: datetime, end: datetime) -> bool:
+    return start <= moment <= end
+
+
+def _window(
+    found: History, *, service: str, environment: str, start: datetime, end: datetime
 ) -> DoraReport:
-    """The report of a window from every ended deployment that might matter (any order)."""
-    ordered = sorted(deployments, key=lambda d: d.ended_at)
-    inside = [d for d in ordered if start <= d.ended_at <= end]
-    failures = [d for d in inside if not d.succeeded]
-    lead_times = [
-        (d.ended_at - committed).total_seconds()
-        for d in inside
-        if d.succeeded
-        for committed in d.committed_at
+    """The report of ``[start, end]`` from a history, without the previous period."""
+    inside = [d for d in found.deployments if _within(d.ended_at, start, end)]
+    successful = sum(1 for d in inside if d.succeeded)
+    failed = len(inside) - successful
+    shipped = [
+        (ended - committed).total_seconds()
+        for ended, committed in found.first_shipped
+        if _within(ended, start, end)
     ]
-    recoveries: list[float] = []
-    for failed in failures:
-        recovered = next((d for d in ordered if d.succeeded and d.ended_at > failed.ended_at), None)
-        if recovered is not None:
-            recoveries.append((recovered.ended_at - failed.ended_at).total_seconds())
-    days = max((end - start).total_seconds(), 1.0) / DAY
+    lead_times = [seconds for seconds in shipped if seconds >= 0]
+    episodes = [(first, back) for first, back in found.episodes if _within(first, start, end)]
+    recoveries = [(back - first).total_seconds() for first, back in episodes if back is not None]
+    days = max((end - start + _TICK).total_seconds(), 1.0) / DAY
     report = DoraReport(
         service=service,
         environment=environment,
         start_date=start,
         end_date=end,
         deployments=len(inside),
-        deployments_per_day=round(len(inside) / days, 4),
+        successful_deployments=successful,
+        failed_deployments=failed,
+        deployments_per_day=round(successful / days, 4),
+        changes=len(lead_times),
+        changes_committed_after_deployment=len(shipped) - len(lead_times),
         lead_time_seconds=_percentiles(lead_times),
-        change_failure_rate=round(len(failures) / len(inside), 4) if inside else None,
+        change_failure_rate=round(failed / len(inside), 4) if inside else None,
+        failure_episodes=len(episodes),
         recovery_time_seconds=_percentiles(recoveries),
+        rated_by=RATED_BY,
     )
     report.level = level_of(report)
+    return report
+
+
+def previous_period(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The period of the same length just before ``[start, end]``."""
+    return shifted(start, -(end - start + _TICK)), shifted(start, -_TICK)
+
+
+def compute(
+    deployments: Sequence[Deployment] | History,
+    *,
+    service: str,
+    environment: str,
+    start: datetime,
+    end: datetime,
+    compare: bool = True,
+) -> DoraReport:
+    """The report of a window from every ended deployment that might matter (any order),
+    with each key's rating and (``compare``) its change against the previous period."""
+    found = deployments if isinstance(deployments, History) else history(deployments)
+    common = {"service": service, "environment": environment}
+    report = _window(found, start=start, end=end, **common)
+    previous = None
+    if compare:
+        previous_start, previous_end = previous_period(start, end)
+        previous = _window(found, start=previous_start, end=previous_end, **common)
+        report.previous_start_date, report.previous_end_date = previous_start, previous_end
+    report.keys = _keys(report, previous)
     return report
 
 
@@ -135,7 +292,7 @@ def _ended_at(row: object) -> datetime:
     created_at: datetime = getattr(row, "created_at")  # noqa: B009
     duration = getattr(row, "duration_seconds", None)
     if duration is not None and not getattr(row, "related_id", ""):
-        return created_at + timedelta(seconds=duration)
+        return shifted(created_at, timedelta(seconds=duration))
     return created_at
 
 
@@ -147,37 +304,39 @@ def event_ended_at(event: Event) -> datetime | None:
     if metadata.created_at is None:
         return None
     if metadata.duration is not None and not event.attributes.related_id:
-        return metadata.created_at + metadata.duration
+        return shifted(metadata.created_at, metadata.duration)
     return metadata.created_at
 
 
 def lead_times(event: Event) -> list[float]:
-    """Seconds from each shipped change's commit to a successful deployment's end."""
+    """Seconds from each shipped change's commit to a successful deployment's end (a change
+    committed after the deployment ended is a data problem, left out)."""
     ended = event_ended_at(event)
     if ended is None or event.attributes.status != Status.success:
         return []
     return [
-        (ended - change.committed_at).total_seconds()
+        seconds
         for change in event.attributes.changes
         if change.committed_at is not None
+        and (seconds := (ended - change.committed_at).total_seconds()) >= 0
     ]
 
 
-def _committed_at(changes: object) -> tuple[datetime, ...]:
+def _changes(changes: object) -> tuple[Change, ...]:
     from tracker_ci.models import ShippedChange
 
-    moments = []
+    found = []
     for change in changes if isinstance(changes, list) else []:
-        committed = ShippedChange.model_validate(change).committed_at
-        if committed is not None:
-            moments.append(committed)
-    return tuple(moments)
+        shipped = ShippedChange.model_validate(change)
+        found.append(Change(id=shipped.id, committed_at=shipped.committed_at))
+    return tuple(found)
 
 
 def load_deployments(
     conn: Connection, *, service: str, environment: str, since: datetime
 ) -> list[Deployment]:
     """Ended deployments of a service and environment that may have ended after ``since``."""
+    earliest_start = shifted(since, -LONGEST_DEPLOYMENT)
     query = select(
         events.c.status,
         events.c.end_date,
@@ -189,32 +348,40 @@ def load_deployments(
         events.c.service == service,
         events.c.environment == environment,
         events.c.type == EventType.deployment.value,
-        events.c.status.in_([Status.success.value, Status.failure.value]),
+        events.c.status.in_(ENDED),
         or_(
             events.c.end_date >= since,
-            and_(events.c.end_date.is_(None), events.c.created_at >= since - LONGEST_DEPLOYMENT),
+            and_(events.c.end_date.is_(None), events.c.created_at >= earliest_start),
         ),
     )
     return [
         Deployment(
             ended_at=_ended_at(row),
             succeeded=row.status == Status.success.value,
-            committed_at=_committed_at(row.changes) if row.status == Status.success.value else (),
+            changes=_changes(row.changes) if row.status == Status.success.value else (),
         )
         for row in conn.execute(query)
     ]
+
+
+def _load_history(
+    conn: Connection, *, service: str, environment: str, start: datetime, end: datetime
+) -> History:
+    """What a window needs: its previous period and ``HISTORY`` before that."""
+    since = shifted(previous_period(start, end)[0], -HISTORY)
+    return history(load_deployments(conn, service=service, environment=environment, since=since))
 
 
 def dora_report(
     conn: Connection, *, service: str, environment: str, start: datetime, end: datetime
 ) -> DoraReport:
     """The DORA report of a service and environment for ``[start, end]``."""
-    deployments = load_deployments(conn, service=service, environment=environment, since=start)
-    return compute(deployments, service=service, environment=environment, start=start, end=end)
+    found = _load_history(conn, service=service, environment=environment, start=start, end=end)
+    return compute(found, service=service, environment=environment, start=start, end=end)
 
 
 def slices(
-    deployments: Sequence[Deployment],
+    deployments: Sequence[Deployment] | History,
     *,
     service: str,
     environment: str,
@@ -223,21 +390,26 @@ def slices(
     length: timedelta,
 ) -> list[DoraReport]:
     """One report per ``length`` slice of the window, oldest first (daily counts, weekly
-    trends), each slice ``[slice start, next slice start)`` and the last one up to ``end``."""
+    trends), each slice ``[slice start, next slice start)`` and the last one up to ``end``;
+    rated, without the previous period."""
+    found = deployments if isinstance(deployments, History) else history(deployments)
     reports: list[DoraReport] = []
     slice_start = start
     while slice_start <= end and len(reports) < 1000:
-        following = slice_start + length
-        slice_end = min(following - timedelta(microseconds=1), end)
+        following = shifted(slice_start, length)
+        slice_end = end if following == LATEST else min(following - _TICK, end)
         reports.append(
             compute(
-                deployments,
+                found,
                 service=service,
                 environment=environment,
                 start=slice_start,
                 end=slice_end,
+                compare=False,
             )
         )
+        if following == LATEST:  # the last slice reached the end of time
+            break
         slice_start = following
     return reports
 
@@ -255,10 +427,23 @@ def insights(
     conn: Connection, *, service: str, environment: str, start: datetime, end: datetime
 ) -> Insights:
     """The report of ``[start, end]`` with its days and weeks, from one read."""
-    deployments = load_deployments(conn, service=service, environment=environment, since=start)
-    common = {"service": service, "environment": environment, "start": start, "end": end}
+    found = _load_history(conn, service=service, environment=environment, start=start, end=end)
     return Insights(
-        report=compute(deployments, **common),  # type: ignore[arg-type]
-        daily=slices(deployments, length=timedelta(days=1), **common),  # type: ignore[arg-type]
-        weekly=slices(deployments, length=timedelta(days=7), **common),  # type: ignore[arg-type]
+        report=compute(found, service=service, environment=environment, start=start, end=end),
+        daily=slices(
+            found,
+            service=service,
+            environment=environment,
+            start=start,
+            end=end,
+            length=timedelta(days=1),
+        ),
+        weekly=slices(
+            found,
+            service=service,
+            environment=environment,
+            start=start,
+            end=end,
+            length=timedelta(days=7),
+        ),
     )

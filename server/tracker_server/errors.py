@@ -4,9 +4,11 @@ error body ``{"code", "message", "details": []}``, and :func:`install_error_hand
 every failure (refusals, bad input FastAPI finds, unknown routes, a database that is down,
 bugs) answer through them. Middleware answers through :func:`domain_error_response` too.
 
-gRPC codes as upstream's gateway uses them: 3 invalid argument, 5 not found, 6 already
-exists (a held lock), 7 permission denied, 8 resource exhausted (body too large),
-12 unimplemented (method not allowed), 13 internal, 14 unavailable, 16 unauthenticated.
+The gRPC codes are the client's ``GrpcCode`` (one vocabulary for both ends of the wire),
+as upstream's gateway uses them: 3 invalid argument, 5 not found, 6 already exists (a held
+lock), 7 permission denied, 8 resource exhausted (body too large), 9 failed precondition (a
+hard freeze), 10 aborted (a superseded waiter), 12 unimplemented (method not allowed),
+13 internal, 14 unavailable, 16 unauthenticated.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fastapi.responses import Response
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tracker_ci.exceptions import GrpcCode
 from tracker_ci.models import ErrorBody
 from tracker_server.domain import (
     BodyTooLarge,
@@ -40,44 +43,32 @@ from tracker_server.domain import (
 
 logger = logging.getLogger("tracker_server.errors")
 
-INVALID_ARGUMENT = 3
-NOT_FOUND = 5
-ALREADY_EXISTS = 6
-PERMISSION_DENIED = 7
-RESOURCE_EXHAUSTED = 8
-FAILED_PRECONDITION = 9
-ABORTED = 10
-UNIMPLEMENTED = 12
-INTERNAL = 13
-UNAVAILABLE = 14
-UNAUTHENTICATED = 16
-
 #: THE translation of a refusal: domain error class -> (HTTP status, gRPC code). A
 #: subclass answers as its nearest ancestor listed here (EventNotFound as NotFound). A new
-#: refusal is one row, e.g. ``Frozen: (400, 9)`` (FAILED_PRECONDITION).
+#: refusal is one row, e.g. ``Frozen: (400, 9)`` (GrpcCode.FAILED_PRECONDITION).
 ERROR_STATUSES: dict[type[DomainError], tuple[int, int]] = {
-    InvalidInput: (400, INVALID_ARGUMENT),
-    Unauthenticated: (401, UNAUTHENTICATED),
-    Forbidden: (403, PERMISSION_DENIED),
-    NotFound: (404, NOT_FOUND),
-    LockConflict: (409, ALREADY_EXISTS),
-    FreezeBlocked: (400, FAILED_PRECONDITION),
-    QueueSuperseded: (409, ABORTED),
-    BodyTooLarge: (413, RESOURCE_EXHAUSTED),
-    InternalError: (500, INTERNAL),
-    DatabaseUnavailable: (503, UNAVAILABLE),
+    InvalidInput: (400, GrpcCode.INVALID_ARGUMENT),
+    Unauthenticated: (401, GrpcCode.UNAUTHENTICATED),
+    Forbidden: (403, GrpcCode.PERMISSION_DENIED),
+    NotFound: (404, GrpcCode.NOT_FOUND),
+    LockConflict: (409, GrpcCode.ALREADY_EXISTS),
+    FreezeBlocked: (400, GrpcCode.FAILED_PRECONDITION),
+    QueueSuperseded: (409, GrpcCode.ABORTED),
+    BodyTooLarge: (413, GrpcCode.RESOURCE_EXHAUSTED),
+    InternalError: (500, GrpcCode.INTERNAL),
+    DatabaseUnavailable: (503, GrpcCode.UNAVAILABLE),
 }
 
 # Statuses of routing errors raised by Starlette itself (no domain error behind them).
 _HTTP_STATUS_CODES = {
-    400: INVALID_ARGUMENT,
-    401: UNAUTHENTICATED,
-    403: PERMISSION_DENIED,
-    404: NOT_FOUND,
-    405: UNIMPLEMENTED,
-    409: ALREADY_EXISTS,
-    413: RESOURCE_EXHAUSTED,
-    503: UNAVAILABLE,
+    400: GrpcCode.INVALID_ARGUMENT,
+    401: GrpcCode.UNAUTHENTICATED,
+    403: GrpcCode.PERMISSION_DENIED,
+    404: GrpcCode.NOT_FOUND,
+    405: GrpcCode.UNIMPLEMENTED,
+    409: GrpcCode.ALREADY_EXISTS,
+    413: GrpcCode.RESOURCE_EXHAUSTED,
+    503: GrpcCode.UNAVAILABLE,
 }
 
 
@@ -101,7 +92,7 @@ def status_of(error: DomainError) -> tuple[int, int]:
     for cls in type(error).__mro__:
         if cls in ERROR_STATUSES:
             return ERROR_STATUSES[cls]
-    return 500, INTERNAL
+    return 500, GrpcCode.INTERNAL
 
 
 #: Seconds a client should wait before repeating a request answered 503.
@@ -218,7 +209,7 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
         message = f"method {request.method} is not allowed on {request.url.path}"
     else:
         message = str(exc.detail)
-    code = _HTTP_STATUS_CODES.get(exc.status_code, INTERNAL)
+    code = _HTTP_STATUS_CODES.get(exc.status_code, GrpcCode.INTERNAL)
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
@@ -237,7 +228,7 @@ async def _on_unexpected(_request: Request, exc: Exception) -> Response:
 
     return error_response(
         500,
-        INTERNAL,
+        GrpcCode.INTERNAL,
         f"internal error: {exc.__class__.__name__}",
         headers={"X-Tracker-Server": f"tracker-ci/{__version__}", "Connection": "close"},
     )

@@ -22,10 +22,15 @@ def serve(settings: ServerSettings) -> None:
     """Create or upgrade the schema, then serve until SIGTERM or SIGINT (graceful)."""
     import uvicorn
 
+    from tracker_server import wakeup
     from tracker_server.app import create_app
     from tracker_server.protocol import JsonErrorH11Protocol
 
+    wakeup.configure(direct_database_url=settings.direct_database_url)
     app = create_app(settings)
+    # The queue's silent-waiter and claim timeouts count from here at the earliest
+    # (store/queue.py Timeouts): waiters could not reach this server before it ran.
+    app.state.started_at = app.state.clock.now()
 
     class AnnouncingServer(uvicorn.Server):
         """A uvicorn server that prints where it listens once it accepts connections."""
@@ -35,6 +40,12 @@ def serve(settings: ServerSettings) -> None:
             if self.started:
                 host, port = self.servers[0].sockets[0].getsockname()[:2]
                 print(f"listening on http://{host}:{port}", flush=True)
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Long polls answer now ("come back"), before uvicorn waits for them to end:
+            # a waiter would otherwise hold the stop for its whole poll (up to the grace).
+            wakeup.begin_shutdown()
+            await super().shutdown(sockets=sockets)
 
     config = uvicorn.Config(
         app,
@@ -78,6 +89,13 @@ def serve(settings: ServerSettings) -> None:
     help="sqlite:///PATH or postgresql://USER@HOST/DB. [sqlite:///./tracker.db]",
 )
 @click.option(
+    "--direct-database-url",
+    envvar="TRACKER_DIRECT_DATABASE_URL",
+    default=None,
+    help="Behind a pooler (PgBouncer): a direct PostgreSQL URL for the replicas' "
+    "LISTEN/NOTIFY wake-ups. [the database URL]",
+)
+@click.option(
     "--auth/--no-auth",
     envvar="TRACKER_AUTH",
     default=None,
@@ -107,6 +125,13 @@ def serve(settings: ServerSettings) -> None:
     envvar="TRACKER_ROOT_PATH",
     default=None,
     help="The path prefix a reverse proxy serves this server under (e.g. /tracker). ['']",
+)
+@click.option(
+    "--allow-private-webhooks/--no-allow-private-webhooks",
+    envvar="TRACKER_ALLOW_PRIVATE_WEBHOOKS",
+    default=None,
+    help="Let webhooks send to loopback and private addresses (link-local and cloud "
+    "metadata addresses stay refused). [off]",
 )
 @click.option(
     "--log-level",

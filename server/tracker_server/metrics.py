@@ -7,7 +7,8 @@ histogram observed when an event moves to success or failure. Ours:
 ``tracker_deployment_duration_seconds`` and ``tracker_lead_time_seconds`` (observed when a
 deployment ends); these are per server process. The gauges ``tracker_locks_held``,
 ``tracker_lock_queue_length`` and ``tracker_freezes_active`` are read from the database at
-each scrape (:func:`database_gauges`), so every replica answers the same.
+each scrape (:func:`database_gauges`, counted by ``store/gauges.py``), so every replica
+answers the same.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import math
 import threading
 from collections import Counter
 from datetime import datetime
-from typing import Any
+
+from sqlalchemy import Connection
+
+from tracker_server.store import gauges
 
 DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 
@@ -80,9 +84,9 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._statuses: Counter[tuple[str, str, str]] = Counter()
-        self._bucket_counts = [0] * len(DURATION_BUCKETS)
-        self._duration_sum = 0.0
-        self._duration_count = 0
+        self._duration = Histogram(
+            "tracker_event_duration_seconds", "Duration of events that ended.", DURATION_BUCKETS
+        )
         self._deployments: Counter[tuple[str, str, str]] = Counter()
         self._deployment_duration = Histogram(
             "tracker_deployment_duration_seconds",
@@ -117,14 +121,8 @@ class Metrics:
 
     def observe_duration(self, seconds: float) -> None:
         """Record one event duration."""
-        if not math.isfinite(seconds):
-            return
         with self._lock:
-            for index, bound in enumerate(DURATION_BUCKETS):
-                if seconds <= bound:
-                    self._bucket_counts[index] += 1
-            self._duration_sum += seconds
-            self._duration_count += 1
+            self._duration.observe(seconds)
 
     def render(self) -> str:
         """The Prometheus text format (version 0.0.4)."""
@@ -138,17 +136,7 @@ class Metrics:
                     f'tracker_event_status_total{{service="{_label(service)}",'
                     f'status="{_label(status)}",environment="{_label(environment)}"}} {count}'
                 )
-            lines += [
-                "# HELP tracker_event_duration_seconds Duration of events that ended.",
-                "# TYPE tracker_event_duration_seconds histogram",
-            ]
-            for bound, count in zip(DURATION_BUCKETS, self._bucket_counts, strict=True):
-                lines.append(f'tracker_event_duration_seconds_bucket{{le="{bound}"}} {count}')
-            lines.append(
-                f'tracker_event_duration_seconds_bucket{{le="+Inf"}} {self._duration_count}'
-            )
-            lines.append(f"tracker_event_duration_seconds_sum {self._duration_sum}")
-            lines.append(f"tracker_event_duration_seconds_count {self._duration_count}")
+            lines += self._duration.lines()
             lines += [
                 "# HELP tracker_deployments_total Deployments by the status they reached.",
                 "# TYPE tracker_deployments_total counter",
@@ -163,29 +151,23 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-def database_gauges(conn: Any, now: datetime) -> str:
+def database_gauges(conn: Connection, now: datetime) -> str:
     """Locks held, waiters per key and freezes in force, read from the database now."""
-    from tracker_server.web import queries
-
-    held, _ = queries.held_locks(conn, now)
     lines = [
         "# HELP tracker_locks_held Locks held now.",
         "# TYPE tracker_locks_held gauge",
-        f"tracker_locks_held {len(held)}",
+        f"tracker_locks_held {gauges.locks_held(conn, now)}",
         "# HELP tracker_lock_queue_length Deployments waiting for a lock, by key.",
         "# TYPE tracker_lock_queue_length gauge",
     ]
-    for (service, environment, resource), waiting in sorted(
-        (queries.queue_lengths(conn) or {}).items()
-    ):
+    for (service, environment, resource), waiting in sorted(gauges.queue_lengths(conn).items()):
         lines.append(
             f'tracker_lock_queue_length{{service="{_label(service)}",'
             f'environment="{_label(environment)}",resource="{_label(resource)}"}} {waiting}'
         )
-    freezes = queries.freeze_windows(conn, now, upcoming=False) or []
     lines += [
         "# HELP tracker_freezes_active Freeze windows in force now.",
         "# TYPE tracker_freezes_active gauge",
-        f"tracker_freezes_active {len(freezes)}",
+        f"tracker_freezes_active {gauges.freezes_active(conn, now)}",
     ]
     return "\n".join(lines) + "\n"

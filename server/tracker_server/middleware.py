@@ -1,13 +1,14 @@
-"""Pure ASGI middleware: the server header, the body size limit, camelCase query names,
-JSON bodies whatever their Content-Type."""
+"""Pure ASGI middleware: the server header, the security headers, cross-site writes
+refused, the body size limit, camelCase query names, JSON bodies whatever their
+Content-Type."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from tracker_server.domain import BodyTooLarge, DomainError, InvalidInput
+from tracker_server.domain import BodyTooLarge, DomainError, Forbidden, InvalidInput
 from tracker_server.errors import domain_error_response
 
 Scope = dict[str, Any]
@@ -32,6 +33,117 @@ class ServerHeader:
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+
+#: The pages' Content-Security-Policy: our own scripts, styles and images only, no inline
+#: script, no framing, forms post only to us.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+#: FastAPI's API documentation pages load Swagger UI and ReDoc from a CDN with an inline
+#: script: they get every header but the CSP (they show no stored data).
+_DOCS_PATHS = ("/docs", "/redoc")
+
+
+class SecurityHeaders:
+    """Adds the browser security headers to every HTTP answer (pages and JSON alike):
+    CSP, ``X-Frame-Options: DENY``, ``X-Content-Type-Options: nosniff``,
+    ``Referrer-Policy: same-origin``."""
+
+    def __init__(self, app: ASGIApp, *, root_path: str = "") -> None:
+        self.app = app
+        self.root_path = root_path.rstrip("/")
+        self.headers = [
+            (b"x-frame-options", b"DENY"),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"same-origin"),
+        ]
+        self.csp = (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        if self.root_path and path.startswith(self.root_path):
+            path = path[len(self.root_path) :]
+        added = list(self.headers)
+        if not path.startswith(_DOCS_PATHS):
+            added.append(self.csp)
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in added if k not in present]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+#: Methods that change something: a browser sends them cross-site only through forms.
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+class CrossSiteWrites:
+    """403 (code 7) for a write a browser sends from another site, auth on or off.
+
+    Refused: an unsafe method whose ``Sec-Fetch-Site`` is ``cross-site`` or ``same-site``,
+    or whose ``Origin`` (scheme, host and port) is not this server's own, as the request
+    names it: the ASGI scheme (uvicorn sets it from ``X-Forwarded-Proto`` only for the
+    proxies ``--forwarded-allow-ips`` trusts) and the ``Host`` header. A request with
+    neither header (curl, the CLI, httpx) is not a browser's and passes: the token rules
+    decide. A reverse proxy must keep the ``Host`` header and say the scheme.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("method", "GET") in UNSAFE_METHODS:
+            refusal = cross_site_refusal(scope)
+            if refusal is not None:
+                await domain_error_response(Forbidden(refusal))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def cross_site_refusal(scope: Scope) -> str | None:
+    """Why this write comes from another site; None when it does not."""
+    headers = {k.lower(): v for k, v in scope.get("headers", [])}
+    fetch_site = headers.get(b"sec-fetch-site", b"").decode("latin-1").strip().lower()
+    if fetch_site in ("cross-site", "same-site"):
+        return (
+            f"cross-site request refused: a page of another site (Sec-Fetch-Site: "
+            f"{fetch_site}) may not write here"
+        )
+    origin = headers.get(b"origin")
+    if origin is None:
+        return None
+    sent = origin.decode("latin-1").strip()
+    own = _own_origin(scope, headers.get(b"host", b"").decode("latin-1"))
+    if _normal_origin(sent) != own:
+        return f"cross-site request refused: Origin {sent} is not this server ({own or 'unknown'})"
+    return None
+
+
+def _own_origin(scope: Scope, host: str) -> str:
+    scheme = str(scope.get("scheme", "http")).lower()
+    return _normal_origin(f"{scheme}://{host.strip()}") if host.strip() else ""
+
+
+def _normal_origin(value: str) -> str:
+    """``scheme://host:port`` with the default port written out; "" when not an origin."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return ""
+    if not parts.scheme or not parts.hostname or port is None:
+        return ""
+    return f"{parts.scheme.lower()}://{parts.hostname.lower()}:{port}"
 
 
 class BodySizeLimit:

@@ -237,7 +237,7 @@ class Outbox:
         notified = [(r, n) for r in records if (n := notification_of(r.entry)) is not None]
         if not notified:
             return
-        hooks = conn.execute(select(webhooks)).all()
+        hooks = conn.execute(select(webhooks).where(webhooks.c.disabled_at.is_(None))).all()
         if not hooks:
             return
         known = _events_of(records)

@@ -10,8 +10,9 @@ import json
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from tracker_ci.exceptions import GrpcCode
 from tracker_server import __version__
-from tracker_server.errors import INVALID_ARGUMENT, error_body
+from tracker_server.errors import error_body
 
 __all__ = ["JsonErrorH11Protocol"]
 
@@ -22,7 +23,9 @@ class JsonErrorH11Protocol(H11Protocol):
     def send_400_response(self, msg: str) -> None:
         """Answer malformed HTTP with ``{"code": 3, "message", "details": []}``."""
         body = json.dumps(
-            error_body(INVALID_ARGUMENT, f"invalid request: malformed HTTP ({msg.rstrip('.')})")
+            error_body(
+                GrpcCode.INVALID_ARGUMENT, f"invalid request: malformed HTTP ({msg.rstrip('.')})"
+            )
         ).encode()
         headers = [
             (b"content-type", b"application/json"),

@@ -16,6 +16,9 @@ class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRACKER_", extra="ignore")
 
     database_url: str = "sqlite:///./tracker.db"
+    #: PostgreSQL behind a pooler (PgBouncer): a direct, unpooled URL for the replicas'
+    #: LISTEN/NOTIFY wake-ups ("" = the database URL; wakeup.py polls when it cannot hear).
+    direct_database_url: str = ""
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     #: Every write needs a bearer token (reads too unless ``public_reads``).
@@ -43,6 +46,9 @@ class ServerSettings(BaseSettings):
     webhook_workers: int = Field(default=4, ge=1, le=64)
     #: Delivered and dead deliveries are shown for this long, then deleted.
     webhook_keep_days: float = Field(default=7.0, gt=0)
+    #: Webhooks may send to loopback, private, multicast and reserved addresses (a test
+    #: or an intranet receiver); link-local and cloud metadata stay refused (targets.py).
+    allow_private_webhooks: bool = False
     #: Alerts (alerts.py), evaluated every ``alert_interval_seconds`` by every replica.
     alert_timer: bool = True
     alert_interval_seconds: float = Field(default=30.0, gt=0)

@@ -188,7 +188,7 @@ tokens = Table(
     Column("read_only", Boolean, nullable=False, default=False),
 )
 
-# Every change, written in the change's own transaction (see journal.py); read in id order.
+# Every change, written in the change's own transaction (see journal/); read in id order.
 journal = Table(
     "journal",
     metadata,
@@ -210,6 +210,10 @@ webhooks = Table(
     Column("environment", String(100), nullable=False, default=""),
     Column("secret", Text, nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
+    # Revision 0012: the sink's options (WebhookOptions), and a receiver's 410 (gone).
+    Column("options", JSON, nullable=False, default=dict),
+    Column("disabled_at", UTCDateTime, nullable=True),
+    Column("disabled_reason", Text, nullable=False, default=""),
 )
 
 # The outbox: one row per (journal entry, matching webhook), written in the entry's
@@ -305,4 +309,17 @@ alerts = Table(
     Column("key", String(300), primary_key=True),
     Column("rule", String(64), nullable=False),
     Column("fired_at", UTCDateTime, nullable=False),
+)
+
+# The service catalog (revision 0011): one entry per service name, in upstream's wire shape
+# (``entry``, without its timestamps); owner and type are columns too, to read without JSON.
+catalog = Table(
+    "catalog",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("entry", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )

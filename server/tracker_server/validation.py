@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
 
 from tracker_ci.models import (
     LOCKING_TYPES,
@@ -24,6 +29,8 @@ MAX_NAME = 200  # service, owner, source, who, resource, slack id...
 MAX_LINK = 2_000
 MAX_LIST_ITEMS = 100
 MAX_ENVIRONMENT = 100
+#: The last moment a stored date (or a start plus a duration) may reach.
+LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 def is_uuid(value: str) -> bool:
@@ -86,6 +93,8 @@ def check_event(title: str, attributes: EventAttributes, links: EventLinks, slac
     check_list(attributes.notifications, "attributes.notifications")
     check_text(links.pull_request_link, "links.pullRequestLink", max_length=MAX_LINK)
     check_text(links.ticket, "links.ticket", max_length=MAX_LINK)
+    check_urls(links, "links.")
+    check_urls(attributes, "attributes.")
     check_text(slack_id, "slackId", max_length=MAX_NAME)
     if (
         attributes.start_date is not None
@@ -130,3 +139,72 @@ ENUMS_BY_PARAMETER: dict[str, type[WireEnum]] = {
     "status": Status,
     "environment": Environment,
 }
+
+
+# ---------------------------------------------------------------- URLs
+#: Fields that hold a link a person follows or a receiver we call: http(s) or empty.
+URL_FIELDS = frozenset({"pull_request_link", "job_url", "url"})
+#: Fields that hold a ticket: free text ("JIRA-1") or a link; never another scheme's URL.
+TICKET_FIELDS = frozenset({"ticket"})
+WEB_SCHEMES = ("http", "https")
+_TABS_AND_NEWLINES = re.compile(r"[\t\n\r]")
+_LEADING_CONTROLS = re.compile(r"^[\x00-\x20]+")
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):", re.IGNORECASE)
+#: Schemes a browser runs or reads locally: never in a ticket, even without "//".
+_ACTIVE_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "blob", "filesystem"})
+
+
+def _scheme_of(value: str) -> str | None:
+    """The scheme a browser would see: leading controls and spaces, and every tab or
+    newline, are dropped first (``" java\\tscript:"`` is ``javascript``)."""
+    cleaned = _LEADING_CONTROLS.sub("", _TABS_AND_NEWLINES.sub("", value))
+    found = _SCHEME.match(cleaned)
+    return found.group(1).lower() if found else None
+
+
+def check_web_url(value: str, what: str) -> None:
+    """An empty value, or an absolute http(s) URL with a host; else a 400 naming ``what``."""
+    if not value:
+        return
+    try:
+        parts = urlsplit(value.strip())
+        usable = parts.scheme.lower() in WEB_SCHEMES and bool(parts.hostname)
+    except ValueError:  # "http://[::1": a bracket left open
+        usable = False
+    if not usable or _scheme_of(value) not in WEB_SCHEMES:
+        raise InvalidInput(
+            f"invalid request: {what}: {value[:100]!r} is not an http(s) URL "
+            "(http://... or https://...)"
+        )
+
+
+def check_ticket(value: str, what: str) -> None:
+    """A ticket is free text or a link: refuse only a URL of another scheme than http(s)
+    (``javascript:``, ``data:``, ``file://``...), which a page would turn into a link."""
+    scheme = _scheme_of(value)
+    if scheme is None or scheme in WEB_SCHEMES:
+        return
+    if scheme in _ACTIVE_SCHEMES or "://" in value:
+        raise InvalidInput(
+            f"invalid request: {what} is a {scheme}: URL; a ticket is an id (JIRA-1) "
+            "or an http(s) URL"
+        )
+
+
+def check_urls(body: BaseModel, prefix: str = "") -> None:
+    """THE URL rule of every request body: each field named in ``URL_FIELDS`` (at any
+    depth, in lists too) is http(s) or empty, each ``TICKET_FIELDS`` is no other scheme's
+    URL. The 400 names the field as sent (``attributes.changes[0].url``)."""
+    for name, field in type(body).model_fields.items():
+        value = getattr(body, name)
+        where = f"{prefix}{field.alias or name}"
+        if isinstance(value, BaseModel):
+            check_urls(value, f"{where}.")
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    check_urls(item, f"{where}[{index}].")
+        elif isinstance(value, str) and name in URL_FIELDS:
+            check_web_url(value, where)
+        elif isinstance(value, str) and name in TICKET_FIELDS:
+            check_ticket(value, where)

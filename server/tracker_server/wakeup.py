@@ -8,12 +8,22 @@ its sleep is never missed. Replicas sharing PostgreSQL hear each other through
 PostgreSQL delivers at commit, and each replica's listener thread turns it into a local
 wake-up. A waiter also looks again at least every ``MAX_SLICE`` seconds, which notices
 expired leases and dropped waiters no write announced.
+
+Behind a connection pooler (PgBouncer in transaction mode) a LISTEN through the pool hears
+nothing: the listener then LISTENs on the direct URL (``--direct-database-url``) when one
+is set. It proves it hears by sending itself a NOTIFY through the main URL (the way writes
+announce); when that probe is not heard, it polls the queue table instead (every
+``POLL_SECONDS``) and wakes local waiters when it changed.
+
+A stopping server (:func:`begin_shutdown`) wakes every waiter, whose long poll then answers
+at once: the waiter comes back (to another replica, or to this one restarted).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
@@ -23,9 +33,18 @@ logger = logging.getLogger("tracker_server.wakeup")
 CHANNEL = "tracker_queue"
 #: The longest a waiter sleeps without looking again.
 MAX_SLICE = 1.0
+#: How long the listener waits to hear its own probe before it falls back to polling.
+PROBE_SECONDS = 2.0
+#: The polling fallback's period: a waiter's turn is seen this late at most.
+POLL_SECONDS = 0.1
+#: What the polling fallback compares: any join, leave or grant of any queue moves it.
+_QUEUE_STATE = "SELECT count(*), coalesce(max(seq), 0), max(granted_at) FROM lock_queue"
 
 _condition = threading.Condition()
 _version = 0
+_stopping = False
+#: The direct (unpooled) PostgreSQL URL the listener uses (``configure``); "" = the main one.
+_direct_database_url = ""
 
 
 def version() -> int:
@@ -43,9 +62,37 @@ def notify() -> None:
 
 
 def wait_for_change(seen: int, timeout: float) -> bool:
-    """Sleep until the version moves past ``seen`` or ``timeout`` passes; True if it moved."""
+    """Sleep until the version moves past ``seen`` or ``timeout`` passes (or the server
+    stops); True if it moved."""
     with _condition:
-        return _condition.wait_for(lambda: _version != seen, timeout=max(0.0, timeout))
+        return _condition.wait_for(lambda: _version != seen or _stopping, timeout=max(0.0, timeout))
+
+
+def begin_shutdown() -> None:
+    """The server is stopping: every long poll answers now (see :func:`stopping`)."""
+    global _stopping
+    with _condition:
+        _stopping = True
+        _condition.notify_all()
+
+
+def stopping() -> bool:
+    """True once the server began stopping: long polls answer at once."""
+    return _stopping
+
+
+def resume() -> None:
+    """Forget a :func:`begin_shutdown` (tests that run several apps in one process)."""
+    global _stopping
+    with _condition:
+        _stopping = False
+
+
+def configure(*, direct_database_url: str = "") -> None:
+    """Process-wide, before the app starts: the URL the listener LISTENs on (a direct
+    connection when the main URL goes through a pooler; "" = the main URL)."""
+    global _direct_database_url
+    _direct_database_url = direct_database_url
 
 
 def announce(conn: Connection) -> None:
@@ -55,10 +102,14 @@ def announce(conn: Connection) -> None:
 
 
 class PostgresListener:
-    """A thread LISTENing on PostgreSQL: every NOTIFY from any replica wakes local waiters."""
+    """A thread LISTENing on PostgreSQL: every NOTIFY from any replica wakes local waiters;
+    polling the queue table when LISTEN does not hear (see the module's docstring)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, direct_database_url: str | None = None) -> None:
         self.engine = engine
+        self.direct_database_url = direct_database_url
+        #: "listen" or "poll" once the probe told; "" before (tests, logs).
+        self.mode = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -78,18 +129,80 @@ class PostgresListener:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._listen()
+                if self._listen():
+                    continue
+                self._poll()
             except Exception:  # the database went away: wait, then listen again
                 logger.warning("queue listener lost its connection; retrying", exc_info=True)
                 self._stop.wait(1.0)
 
-    def _listen(self) -> None:
+    def _dsn(self) -> Any:
+        from tracker_server.db import normalize_database_url
+
+        direct = self.direct_database_url
+        if direct is None:
+            direct = _direct_database_url
+        url = normalize_database_url(direct) if direct else self.engine.url
+        return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def _listen(self) -> bool:
+        """LISTEN until stopped (True), or False when the probe was not heard."""
         import psycopg
 
-        url = self.engine.url.set(drivername="postgresql")
-        dsn: Any = url.render_as_string(hide_password=False)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"LISTEN {CHANNEL}")
+        with psycopg.connect(self._dsn(), autocommit=True, connect_timeout=5) as conn:
+            try:
+                conn.execute(f"LISTEN {CHANNEL}")
+            except psycopg.Error as exc:  # refused by a pooler: LISTEN is not possible
+                self._cannot_hear(f"LISTEN refused ({exc})")
+                return False
+            if not self._probe(conn):
+                return False
+            self.mode = "listen"
             while not self._stop.is_set():
                 for _ in conn.notifies(timeout=0.5, stop_after=1):
                     notify()
+        return True
+
+    def _probe(self, conn: Any) -> bool:
+        """Send a NOTIFY the way writes do (through the main URL) and wait to hear it."""
+        token = f"probe-{uuid.uuid4().hex}"
+        with self.engine.begin() as sender:
+            sender.execute(
+                text("SELECT pg_notify(:channel, :token)"), {"channel": CHANNEL, "token": token}
+            )
+        waited = 0.0
+        while waited < PROBE_SECONDS and not self._stop.is_set():
+            for heard in conn.notifies(timeout=0.2, stop_after=1):
+                if heard.payload == token:
+                    return True
+                notify()  # a real change meanwhile
+            waited += 0.2
+        if not self._stop.is_set():
+            self._cannot_hear("LISTEN does not hear NOTIFY (a pooler in transaction mode?)")
+        return False
+
+    def _cannot_hear(self, why: str) -> None:
+        direct = self.direct_database_url or _direct_database_url
+        logger.warning(
+            "%s on %s: polling the queue every %.1f s instead; set --direct-database-url "
+            "(TRACKER_DIRECT_DATABASE_URL) to a direct connection for instant wake-ups",
+            why,
+            "the direct URL" if direct else "the database URL",
+            POLL_SECONDS,
+        )
+
+    def _poll(self) -> None:
+        """Until stopped: wake local waiters whenever any queue changed."""
+        seen = self._queue_state()
+        self.mode = "poll"
+        while not self._stop.wait(POLL_SECONDS):
+            state = self._queue_state()
+            if state != seen:
+                notify()
+            seen = state
+
+    def _queue_state(self) -> tuple[Any, ...]:
+        with self.engine.connect() as conn:
+            state = tuple(conn.execute(text(_QUEUE_STATE)).one())
+            conn.rollback()
+        return state

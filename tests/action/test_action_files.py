@@ -25,6 +25,7 @@ from tests.action.emulator import (
 )
 from tests.conftest import RUNNING_IN_CI
 from tracker_ci.ci import action_files, github_action
+from tracker_ci.ci.action_inputs import OUR_DEFAULTS, UPSTREAM_DEFAULTS
 
 EXAMPLES = sorted((ROOT / "examples" / "github").glob("*.yml"))
 README = ROOT / "README.md"
@@ -148,8 +149,10 @@ def test_defaults_of_choice_inputs_are_valid_choices() -> None:
 
     inputs = load_action()["inputs"]
     assert inputs["mode"]["default"] == "", "no mode: as command or status imply"
-    assert inputs["environment"]["default"] in Environment.choices()
-    assert inputs["priority"]["default"] in Priority.choices()
+    # Empty: ours (production, P3), or upstream's in an upstream workflow (action_inputs).
+    assert inputs["environment"]["default"] == inputs["priority"]["default"] == ""
+    assert OUR_DEFAULTS["environment"] in Environment.choices()
+    assert {OUR_DEFAULTS["priority"], UPSTREAM_DEFAULTS["priority"]} <= set(Priority.choices())
     assert inputs["fail-policy"]["default"] in github_action.FAIL_POLICIES
     for name in ("comment", "auto-close"):
         assert inputs[name]["default"] in ("true", "false"), name
@@ -318,11 +321,10 @@ def test_each_image_pins_every_runtime_dependency_within_the_project_ranges(imag
 @pytest.mark.server
 def test_the_image_default_command_serves_the_bundled_server(tmp_path: Path) -> None:
     """ENTRYPOINT + CMD, as a service container runs them (listening on loopback here)."""
-    import time
-
     import httpx
 
     from tests.support.servers import free_port
+    from tests.support.waiting import eventually
 
     instructions = dockerfile_stages()["server"]
     (entrypoint,) = [
@@ -337,16 +339,17 @@ def test_the_image_default_command_serves_the_bundled_server(tmp_path: Path) -> 
     env = {**os.environ, "TRACKER_DATABASE_URL": f"sqlite:///{tmp_path / 'tracker.db'}"}
     with (tmp_path / "server.log").open("wb") as log:
         server = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def answered() -> httpx.Response | None:
+        if server.poll() is not None:
+            pytest.fail((tmp_path / "server.log").read_text())
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+        except httpx.TransportError:
+            return None
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-                time.sleep(0.1)
+        health = eventually(answered, interval=0.1, message="the server's /health answered")
         assert health.status_code == 200 and health.json()["database"] == "ok"
         assert (tmp_path / "tracker.db").exists(), "TRACKER_DATABASE_URL picks the database"
     finally:

@@ -84,7 +84,6 @@ def test_a_token_over_plain_http_to_a_remote_host_is_a_doubt() -> None:
         ({"lock_ttl": "1h"}, "lock-ttl"),
         ({"server_url": "ftp://x"}, "server-url"),
         ({"service": ""}, "service"),
-        ({"environment": ""}, "environment"),
         ({"command": "", "mode": "run"}, "command"),
         ({"auto_close": "sure"}, "auto-close"),
     ],
@@ -96,8 +95,13 @@ def test_bad_inputs_name_the_input(values: dict[str, str], named: str) -> None:
 
 
 def test_finish_by_event_id_needs_no_service_and_unlock_by_id_neither() -> None:
-    assert parse_inputs(_raw(mode="finish", event_id="e1", service="", command="")).event_id
-    assert parse_inputs(_raw(mode="unlock", lock_id="l1", service="", command="")).lock_id
+    finish = build_cli_argv(
+        parse_inputs(_raw(mode="finish", event_id="e1", service="", command=""))
+    )
+    assert finish[:2] == ["deploy", "finish"], finish
+    assert finish[finish.index("--event-id") + 1] == "e1" and "--service" not in finish
+    unlock = build_cli_argv(parse_inputs(_raw(mode="unlock", lock_id="l1", service="", command="")))
+    assert unlock == ["lock", "release", "l1"]
 
 
 def test_mode_run_starts_with_every_start_option() -> None:
@@ -162,7 +166,7 @@ def test_finish_lock_and_unlock_command_lines() -> None:
         "--environment",
         "production",
         "--fail-policy",
-        "open",
+        "closed",
     ]
     lock = build_cli_argv(parse_inputs(_raw(mode="lock", owner="bob", lock_ttl="60")))
     assert lock == [
@@ -196,7 +200,7 @@ def test_the_post_step_closes_only_what_is_still_open() -> None:
         "--message",
         "Closed by the post step of the action (job status: cancelled).",
         "--fail-policy",
-        "open",
+        "closed",
     ]
     assert post_cli_argv(inputs, "", "l1") == ["lock", "release", "l1", "--missing-ok"]
 
@@ -241,13 +245,15 @@ def test_upstream_spellings_mean_our_inputs() -> None:
     merged = merge_upstream_inputs(raw, {"GITHUB_REPOSITORY": "acme/shop"})
     assert merged["server-url"] == "http://tracker.example:8080"
     assert merged["lock-enable"] == "true" and merged["event-id"] == "e1"
-    assert merged["service"] == "" and merged["mode"] == "finish", "related_id names it"
+    # Finish: related_id names the event; the service (the repository's) is for recording
+    # a finished deployment when nothing is open.
+    assert merged["service"] == "shop" and merged["mode"] == "finish"
+    assert merged["upstream"] == "true"
     assert "host" not in merged and "related_id" not in merged
     started = merge_upstream_inputs(
         {**raw, "status": "start", "related_id": ""}, {"GITHUB_REPOSITORY": "acme/shop"}
     )
     assert started["mode"] == "start" and started["service"] == "shop"
-    started["environment"] = "production"  # action.yml's default
     assert parse_inputs(started).status == "", "start names the mode, not a finish status"
     assert merge_upstream_inputs({**raw, "status": "", "related_id": ""}, {})["mode"] == "start"
     assert merge_upstream_inputs({**raw, "command": "./d.sh"}, {})["mode"] == "run"
@@ -264,3 +270,35 @@ def test_two_spellings_that_differ_fail_naming_both() -> None:
     assert "Keep one of them" in caught.value.fix
     same = merge_upstream_inputs({**raw, "tracker_host": "https://a.example"}, {})
     assert same["server-url"] == "https://a.example"
+
+
+def test_an_upstream_workflow_gets_upstream_defaults_unless_it_gives_ours() -> None:
+    raw = dict.fromkeys(INPUT_NAMES, "")
+    raw.update(tracker_host="https://t.example", status="start")
+    env = {"GITHUB_REPOSITORY": "acme/shop"}
+    upstream = parse_inputs(merge_upstream_inputs(raw, env))
+    assert (upstream.priority, upstream.environment) == ("P4", "ENVIRONMENT_UNSPECIFIED")
+    assert upstream.upstream and upstream.lock_enable
+    assert "--no-lock" not in build_cli_argv(upstream)
+    # The workflow's own values win; our core inputs make the workflow ours.
+    given = parse_inputs(
+        merge_upstream_inputs({**raw, "environment": "UAT", "priority": "P2"}, env)
+    )
+    assert (given.priority, given.environment) == ("P2", "UAT")
+    ours = parse_inputs(merge_upstream_inputs({**raw, "mode": "start"}, env))
+    assert (ours.priority, ours.environment, ours.upstream) == ("P3", "production", False)
+    plain = parse_inputs(merge_upstream_inputs({**raw, "tracker_host": "", "service": "s"}, env))
+    assert (plain.priority, plain.environment) == ("P3", "production")
+    # lock_enable: false opens the deployment without its lock.
+    unlocked = parse_inputs(merge_upstream_inputs({**raw, "lock_enable": "false"}, env))
+    assert "--no-lock" in build_cli_argv(unlocked) and unlocked.doubts == ()
+    # A final status without related_id: close the open deployment, or record one.
+    done = parse_inputs(merge_upstream_inputs({**raw, "status": "success"}, env))
+    argv = build_cli_argv(done)
+    assert argv[argv.index("deploy") :][:4] == ["deploy", "finish", "--status", "success"]
+    assert "--record-if-none" in argv and argv[argv.index("--priority") + 1] == "P4"
+    assert argv[argv.index("--environment") + 1] == "ENVIRONMENT_UNSPECIFIED"
+    linked = parse_inputs(
+        merge_upstream_inputs({**raw, "status": "success", "related_id": "e"}, env)
+    )
+    assert "--record-if-none" not in build_cli_argv(linked)

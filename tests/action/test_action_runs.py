@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -13,27 +11,20 @@ import pytest
 
 from tests.action.emulator import Job, event_payloads
 from tests.ci.fake_api import FakeAPI
+from tests.support import api as tracker
+from tests.support.api import API
+from tests.support.names import unique
 from tests.support.servers import RunningServer
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.server]
 
-API = "/api/v1alpha1"
 
-
-def _service() -> str:
-    return f"shop-{uuid.uuid4().hex[:8]}"
-
-
-def _event(server: RunningServer, event_id: str) -> dict:
-    answer = httpx.get(f"{server.url}{API}/event/{event_id}", timeout=10)
-    assert answer.status_code == 200, answer.text
-    return answer.json()["event"]
-
-
-def _locks_of(server: RunningServer, service: str) -> list[dict]:
-    answer = httpx.get(f"{server.url}{API}/locks/list", timeout=10)
-    assert answer.status_code == 200, answer.text
-    return [lock for lock in answer.json()["locks"] if lock["service"] == service]
+def command_started(step: subprocess.Popen[str], marker: Path) -> bool:
+    """Whether the step's command has written ``marker`` (fails at once if the step ended)."""
+    if step.poll() is not None:
+        pytest.fail("the step ended before its command started")
+    return marker.exists()
 
 
 def _job(tmp_path: Path) -> Job:
@@ -50,7 +41,7 @@ def job(request: pytest.FixtureRequest, tmp_path: Path) -> Job:
 def test_a_successful_deploy_is_tracked_from_start_to_end(
     job: Job, sqlite_server: RunningServer
 ) -> None:
-    service = _service()
+    service = unique("shop")
     marker = job.workspace / "deployed.txt"
     step = job.run_main(
         {
@@ -75,7 +66,7 @@ def test_a_successful_deploy_is_tracked_from_start_to_end(
     # The post step finds it closed and does nothing.
     assert step.state["closed"] == "true"
 
-    event = _event(sqlite_server, outputs["event-id"])
+    event = tracker.event(sqlite_server.url, outputs["event-id"])
     assert event["attributes"]["status"] == "success"
     assert event["attributes"]["service"] == service
     assert event["attributes"]["environment"] == "UAT"
@@ -88,7 +79,7 @@ def test_a_successful_deploy_is_tracked_from_start_to_end(
         assert event["links"]["pullRequestLink"] == ""
         # No GitHub API here: the commit's PR lookup failed, as a warning only.
         assert any("pull request" in w for w in step.annotations("warning")), step.log
-    assert _locks_of(sqlite_server, service) == []
+    assert tracker.locks_of(sqlite_server.url, service) == []
 
     summary = step.summary
     assert f"Deployment of {service} to UAT" in summary
@@ -102,7 +93,9 @@ def test_a_successful_deploy_is_tracked_from_start_to_end(
     )
     assert post.exit_code == 0, post.log
     assert "left nothing open" in post.stdout
-    assert _event(sqlite_server, outputs["event-id"])["attributes"]["status"] == "success"
+    assert (
+        tracker.event(sqlite_server.url, outputs["event-id"])["attributes"]["status"] == "success"
+    )
 
 
 @pytest.mark.parametrize("job_status", ["failure", "cancelled", ""])
@@ -111,7 +104,7 @@ def test_a_later_failed_step_makes_the_post_step_close_as_failure(
 ) -> None:
     """Also when the job's status is unknown to the post step (empty): failure, to be safe."""
     job = _job(tmp_path)
-    service = _service()
+    service = unique("shop")
     with_ = {
         "server-url": sqlite_server.url,
         "service": service,
@@ -133,17 +126,17 @@ def test_a_later_failed_step_makes_the_post_step_close_as_failure(
     }
     # Later steps see the event through GITHUB_ENV.
     assert job.job_env["TRACKER_EVENT_ID"] == event_id
-    assert [lock["id"] for lock in _locks_of(sqlite_server, service)] == [lock_id]
+    assert [lock["id"] for lock in tracker.locks_of(sqlite_server.url, service)] == [lock_id]
     assert "post step" in start.summary
 
     # ... a later step of the job fails: job.status is `failure` when the post step runs.
     post = job.run_post(start, with_, job_status=job_status)
     assert post.exit_code == 0, post.log
-    event = _event(sqlite_server, event_id)
+    event = tracker.event(sqlite_server.url, event_id)
     assert event["attributes"]["status"] == "failure"
     assert event["metadata"]["duration"] is not None
     assert f"job status: {job_status or 'unknown'}" in event["attributes"]["message"]
-    assert _locks_of(sqlite_server, service) == []
+    assert tracker.locks_of(sqlite_server.url, service) == []
     assert "closed by the post step" in post.summary and "failure" in post.summary
     assert "https://github.com/acme/shop/pull/17" in post.summary
 
@@ -152,21 +145,24 @@ def test_the_post_step_closes_as_success_when_the_job_succeeded(
     tmp_path: Path, sqlite_server: RunningServer
 ) -> None:
     job = _job(tmp_path)
-    service = _service()
+    service = unique("shop")
     with_ = {"server-url": sqlite_server.url, "service": service, "mode": "start", "wait": "0"}
     start = job.run_main(with_)
     assert start.exit_code == 0, start.log
     post = job.run_post(start, with_, job_status="success")
     assert post.exit_code == 0, post.log
-    assert _event(sqlite_server, start.outputs["event-id"])["attributes"]["status"] == "success"
-    assert _locks_of(sqlite_server, service) == []
+    assert (
+        tracker.event(sqlite_server.url, start.outputs["event-id"])["attributes"]["status"]
+        == "success"
+    )
+    assert tracker.locks_of(sqlite_server.url, service) == []
 
 
 def test_the_post_step_leaves_alone_an_event_a_finish_step_closed(
     tmp_path: Path, sqlite_server: RunningServer
 ) -> None:
     job = _job(tmp_path)
-    service = _service()
+    service = unique("shop")
     base = {"server-url": sqlite_server.url, "service": service, "wait": "0"}
     start = job.run_main({**base, "mode": "start"})
     assert start.exit_code == 0, start.log
@@ -175,19 +171,19 @@ def test_the_post_step_leaves_alone_an_event_a_finish_step_closed(
     assert finish.exit_code == 0, finish.log
     assert finish.outputs["status"] == "success"
     assert finish.outputs["duration"]
-    assert _locks_of(sqlite_server, service) == []
+    assert tracker.locks_of(sqlite_server.url, service) == []
     # The job failed later; the start step's post must not rewrite a closed deploy.
     post = job.run_post(start, {**base, "mode": "start"}, job_status="failure")
     assert post.exit_code == 0, post.log
     assert "already closed" in post.log
-    assert _event(sqlite_server, event_id)["attributes"]["status"] == "success"
+    assert tracker.event(sqlite_server.url, event_id)["attributes"]["status"] == "success"
 
 
 def test_a_failing_deploy_command_fails_the_step_and_closes_as_failure(
     tmp_path: Path, sqlite_server: RunningServer
 ) -> None:
     job = _job(tmp_path)
-    service = _service()
+    service = unique("shop")
     step = job.run_main(
         {
             "server-url": sqlite_server.url,
@@ -203,9 +199,9 @@ def test_a_failing_deploy_command_fails_the_step_and_closes_as_failure(
     assert errors == [
         "The deploy command exited with code 1; the deployment was closed as failure."
     ], step.log
-    event = _event(sqlite_server, step.outputs["event-id"])
+    event = tracker.event(sqlite_server.url, step.outputs["event-id"])
     assert event["attributes"]["status"] == "failure"
-    assert _locks_of(sqlite_server, service) == []
+    assert tracker.locks_of(sqlite_server.url, service) == []
     assert step.state["closed"] == "true"
 
 
@@ -213,7 +209,7 @@ def test_a_locked_service_fails_the_step_naming_the_holder(
     tmp_path: Path, sqlite_server: RunningServer
 ) -> None:
     job = _job(tmp_path)
-    service = _service()
+    service = unique("shop")
     held = httpx.post(
         f"{sqlite_server.url}{API}/lock",
         json={
@@ -246,33 +242,33 @@ def test_a_locked_service_fails_the_step_naming_the_holder(
     )
     assert post.exit_code == 0 and "left nothing open" in post.stdout, post.log
     # The holder's lock is untouched.
-    assert [lock["who"] for lock in _locks_of(sqlite_server, service)] == ["alice"]
+    assert [lock["who"] for lock in tracker.locks_of(sqlite_server.url, service)] == ["alice"]
 
 
 def test_lock_then_post_releases_the_lock(tmp_path: Path, sqlite_server: RunningServer) -> None:
     job = _job(tmp_path)
-    service = _service()
+    service = unique("shop")
     with_ = {"server-url": sqlite_server.url, "service": service, "mode": "lock", "wait": "0"}
     step = job.run_main(with_)
     assert step.exit_code == 0, step.log
     assert step.outputs["status"] == "locked"
-    (lock,) = _locks_of(sqlite_server, service)
+    (lock,) = tracker.locks_of(sqlite_server.url, service)
     assert lock["id"] == step.outputs["lock-id"] and lock["who"] == job.actor
     post = job.run_post(step, with_, job_status="cancelled")
     assert post.exit_code == 0, post.log
-    assert _locks_of(sqlite_server, service) == []
+    assert tracker.locks_of(sqlite_server.url, service) == []
 
 
 def test_unlock_releases_a_lock_by_id(tmp_path: Path, sqlite_server: RunningServer) -> None:
     job = _job(tmp_path)
-    service = _service()
+    service = unique("shop")
     base = {"server-url": sqlite_server.url, "service": service, "wait": "0"}
     lock = job.run_main({**base, "mode": "lock"})
     assert lock.exit_code == 0, lock.log
     unlock = job.run_main({**base, "mode": "unlock", "lock-id": lock.outputs["lock-id"]})
     assert unlock.exit_code == 0, unlock.log
     assert unlock.outputs["status"] == "unlocked"
-    assert _locks_of(sqlite_server, service) == []
+    assert tracker.locks_of(sqlite_server.url, service) == []
     # The lock step's post finds the lock gone and says so.
     post = job.run_post(lock, {**base, "mode": "lock"}, job_status="success")
     assert post.exit_code == 0 and "already released" in post.log, post.log
@@ -281,10 +277,10 @@ def test_unlock_releases_a_lock_by_id(tmp_path: Path, sqlite_server: RunningServ
     assert again.exit_code == 0, again.log
     stranger = job.run_main({**base, "mode": "unlock", "owner": "mallory"})
     assert stranger.exit_code != 0 and stranger.annotations("error"), stranger.log
-    assert len(_locks_of(sqlite_server, service)) == 1
+    assert len(tracker.locks_of(sqlite_server.url, service)) == 1
     by_key = job.run_main({**base, "mode": "unlock"})
     assert by_key.exit_code == 0, by_key.log
-    assert _locks_of(sqlite_server, service) == []
+    assert tracker.locks_of(sqlite_server.url, service) == []
 
 
 def test_an_unreachable_server_with_fail_policy_open_deploys_untracked(tmp_path: Path) -> None:
@@ -296,6 +292,7 @@ def test_an_unreachable_server_with_fail_policy_open_deploys_untracked(tmp_path:
             "environment": "Production",
             "command": "touch deployed.txt",
             "wait": "0",
+            "fail-policy": "open",
         }
     )
     assert step.exit_code == 0, step.log
@@ -307,7 +304,7 @@ def test_an_unreachable_server_with_fail_policy_open_deploys_untracked(tmp_path:
     assert any("'production'" in w for w in warnings), step.log
 
 
-def test_an_unreachable_server_with_fail_policy_closed_stops(tmp_path: Path) -> None:
+def test_an_unreachable_server_stops_the_deploy_by_default(tmp_path: Path) -> None:
     job = _job(tmp_path)
     step = job.run_main(
         {
@@ -315,9 +312,8 @@ def test_an_unreachable_server_with_fail_policy_closed_stops(tmp_path: Path) -> 
             "service": "shop",
             "command": "touch deployed.txt",
             "wait": "0",
-            "fail-policy": "closed",
         }
-    )
+    )  # closed: the default
     assert step.exit_code == 4, step.log
     assert not (job.workspace / "deployed.txt").exists()
     assert step.annotations("error"), step.log
@@ -369,15 +365,11 @@ def test_a_cancelled_run_closes_the_event_before_the_container_stops(
 ) -> None:
     """The runner stops a cancelled step's container: SIGTERM to its PID 1, our entrypoint."""
     job = _job(tmp_path)
-    service = _service()
+    service = unique("shop")
     started = job.workspace / "started"
 
     def cancel(process: subprocess.Popen[str]) -> None:
-        deadline = time.monotonic() + 60
-        while not started.exists():
-            assert process.poll() is None, "the step ended before its command started"
-            assert time.monotonic() < deadline, "the deploy command never started"
-            time.sleep(0.05)
+        eventually(lambda: command_started(process, started), message="the deploy command")
         process.send_signal(signal.SIGTERM)
 
     step = job.run_main(
@@ -391,11 +383,11 @@ def test_a_cancelled_run_closes_the_event_before_the_container_stops(
     )
     assert step.exit_code == 128 + signal.SIGTERM, step.log
     assert not (job.workspace / "finished").exists()
-    event = _event(sqlite_server, step.outputs["event-id"])
+    event = tracker.event(sqlite_server.url, step.outputs["event-id"])
     assert event["attributes"]["status"] == "failure"
     assert "cancelled by SIGTERM" in event["attributes"]["message"]
     assert "Cancelled by SIGTERM" in step.summary
-    assert _locks_of(sqlite_server, service) == []
+    assert tracker.locks_of(sqlite_server.url, service) == []
     assert step.state["closed"] == "true"
     post = job.run_post(step, {"server-url": sqlite_server.url}, job_status="cancelled")
     assert post.exit_code == 0 and "left nothing open" in post.stdout, post.log
@@ -420,7 +412,7 @@ def test_a_push_finds_its_pull_request_and_keeps_one_comment_up_to_date(
     job = Job(
         tmp_path, "push", event_payloads()["push"], extra_env={"GITHUB_API_URL": fake_api.url}
     )
-    service = _service()
+    service = unique("shop")
     marker = f"<!-- tracker-ci:{service}/production -->"
     fake_api.route(
         "GET",
@@ -457,7 +449,7 @@ def test_a_push_finds_its_pull_request_and_keeps_one_comment_up_to_date(
         }
     )
     assert step.exit_code == 0, step.log
-    event = _event(sqlite_server, step.outputs["event-id"])
+    event = tracker.event(sqlite_server.url, step.outputs["event-id"])
     assert event["links"]["pullRequestLink"] == "https://github.com/acme/shop/pull/21"
     assert "https://github.com/acme/shop/pull/21" in step.summary
     assert ("POST", "/repos/acme/shop/issues/21/comments") not in fake_api.calls()
@@ -472,7 +464,7 @@ def test_finish_closes_the_event_a_start_step_exported_with_the_job_status(
     tmp_path: Path, sqlite_server: RunningServer
 ) -> None:
     job = _job(tmp_path)
-    service = _service()
+    service = unique("shop")
     base = {"server-url": sqlite_server.url, "service": service, "wait": "0"}
     nothing = job.run_main({"server-url": sqlite_server.url, "mode": "finish"})
     assert nothing.exit_code == 0, nothing.log
@@ -483,9 +475,9 @@ def test_finish_closes_the_event_a_start_step_exported_with_the_job_status(
     finish = job.run_main({**base, "mode": "finish"}, job_status="failure")
     assert finish.exit_code == 0, finish.log
     assert finish.outputs["status"] == "failure"
-    event = _event(sqlite_server, start.outputs["event-id"])
+    event = tracker.event(sqlite_server.url, start.outputs["event-id"])
     assert event["attributes"]["status"] == "failure"
-    assert _locks_of(sqlite_server, service) == []
+    assert tracker.locks_of(sqlite_server.url, service) == []
 
 
 def test_a_step_killed_mid_deploy_is_closed_by_the_post_step(
@@ -496,15 +488,14 @@ def test_a_step_killed_mid_deploy_is_closed_by_the_post_step(
     import os
 
     job = _job(tmp_path)
-    service = _service()
+    service = unique("shop")
     pid_file = job.workspace / "command.pid"
 
     def kill_the_container(process: subprocess.Popen[str]) -> None:
-        deadline = time.monotonic() + 60
-        while not pid_file.exists() or not pid_file.read_text().strip():
-            assert process.poll() is None, "the step ended before its command started"
-            assert time.monotonic() < deadline, "the deploy command never started"
-            time.sleep(0.05)
+        eventually(
+            lambda: command_started(process, pid_file) and pid_file.read_text().strip(),
+            message="the deploy command wrote its pid",
+        )
         process.kill()
         process.wait()
         # Removing the container kills what was left in it: the command's process group.
@@ -519,13 +510,13 @@ def test_a_step_killed_mid_deploy_is_closed_by_the_post_step(
     step = job.run_main(with_, while_running=kill_the_container)
     assert step.exit_code == -signal.SIGKILL, step.log
     assert step.state["closed"] == "false" and step.state["event_id"], step.log
-    assert _locks_of(sqlite_server, service), "the killed step still holds its lock"
+    assert tracker.locks_of(sqlite_server.url, service), "the killed step still holds its lock"
     post = job.run_post(step, with_, job_status="cancelled")
     assert post.exit_code == 0, post.log
-    event = _event(sqlite_server, step.state["event_id"])
+    event = tracker.event(sqlite_server.url, step.state["event_id"])
     assert event["attributes"]["status"] == "failure"
     assert "job status: cancelled" in event["attributes"]["message"]
-    assert _locks_of(sqlite_server, service) == []
+    assert tracker.locks_of(sqlite_server.url, service) == []
 
 
 def test_an_upstream_tracker_action_workflow_runs_with_only_uses_changed(
@@ -545,7 +536,7 @@ def test_an_upstream_tracker_action_workflow_runs_with_only_uses_changed(
         assert start.exit_code == 0, start.log
         event_id = start.outputs["id"]
         assert event_id and event_id == start.outputs["event-id"], start.log
-        [lock] = _locks_of(sqlite_server, "shop")
+        [lock] = tracker.locks_of(sqlite_server.url, "shop")
         assert lock["eventId"] == event_id
         done = job.run_main({**spelling, "status": "success", "related_id": event_id})
         assert done.exit_code == 0, done.log
@@ -553,14 +544,134 @@ def test_an_upstream_tracker_action_workflow_runs_with_only_uses_changed(
         for step in (start, done):
             post = job.run_post(step, spelling, job_status="success")
             assert post.exit_code == 0, post.log
-        event = _event(sqlite_server, event_id)
+        event = tracker.event(sqlite_server.url, event_id)
         assert event["attributes"]["status"] == "success"
         assert event["attributes"]["service"] == "shop"
         assert event["metadata"]["duration"] is not None
-        assert _locks_of(sqlite_server, "shop") == []
+        assert tracker.locks_of(sqlite_server.url, "shop") == []
     answer = httpx.get(
         f"{sqlite_server.url}{API}/events/search", params={"service": "shop"}, timeout=10
     )
     events = answer.json()["events"]
     assert len(events) == 2, events
     assert all(e["attributes"]["status"] == "success" for e in events), "no failure event"
+
+
+UPSTREAM_SPELLINGS = {
+    # its later spelling, and its oldest one (a host without a scheme, lock-enable)
+    "tracker_host": lambda url, lock: {"tracker_host": url, "lock_enable": lock},
+    "host": lambda url, lock: {"host": url.removeprefix("http://"), "lock-enable": lock},
+}
+
+
+def _events_of(url: str, service: str) -> list[dict]:
+    answer = httpx.get(f"{url}{API}/events/search", params={"service": service}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["events"]
+
+
+@pytest.mark.parametrize("spelling", sorted(UPSTREAM_SPELLINGS))
+def test_upstreams_one_step_workflow_records_a_finished_deployment(
+    tmp_path: Path, sqlite_server: RunningServer, spelling: str
+) -> None:
+    """The simplest use of bananaops/tracker-action: one step with a final status, no
+    related_id. Upstream posts a success event: so do we, with upstream's defaults (P4, no
+    environment), and no lock."""
+    job = _job(tmp_path)
+    service = unique("shop")
+    with_ = {
+        **UPSTREAM_SPELLINGS[spelling](sqlite_server.url, "true"),
+        "service": service,
+        "title": "Deployed shop",
+        "status": "success",
+    }
+    step = job.run_main(with_)
+    assert step.exit_code == 0, step.log
+    [event] = _events_of(sqlite_server.url, service)
+    assert step.outputs["id"] == step.outputs["event-id"] == event["metadata"]["id"], step.log
+    assert step.outputs["status"] == "success"
+    attributes = event["attributes"]
+    assert (attributes["type"], attributes["status"]) == ("deployment", "success")
+    assert (attributes["priority"], attributes["environment"]) == ("P4", "ENVIRONMENT_UNSPECIFIED")
+    assert event["title"] == "Deployed shop" and attributes["owner"] == job.actor
+    assert attributes["endDate"], "a finished deployment has its end"
+    assert tracker.locks_of(sqlite_server.url, service) == []
+    assert "Deployment of" not in step.summary or "post step" not in step.summary
+    post = job.run_post(step, with_, job_status="success")
+    assert post.exit_code == 0 and "left nothing open" in post.stdout, post.log
+    assert len(_events_of(sqlite_server.url, service)) == 1, "upstream's post failure event"
+
+
+@pytest.mark.parametrize("spelling", sorted(UPSTREAM_SPELLINGS))
+@pytest.mark.parametrize("lock", ["true", "false"])
+def test_upstreams_two_step_workflow_in_both_spellings(
+    tmp_path: Path, sqlite_server: RunningServer, spelling: str, lock: str
+) -> None:
+    """`status: start` (id tracker), then `status: success` with related_id: one event,
+    closed with its duration; the lock held in between unless lock_enable is false."""
+    job = _job(tmp_path)
+    service = unique("shop")
+    base = {**UPSTREAM_SPELLINGS[spelling](sqlite_server.url, lock), "service": service}
+    start = job.run_main({**base, "title": "Deploy", "status": "start"})
+    assert start.exit_code == 0, start.log
+    event_id = start.outputs["id"]
+    assert event_id and event_id == start.outputs["event-id"], start.log
+    locks = tracker.locks_of(sqlite_server.url, service)
+    if lock == "true":
+        assert [(lk["eventId"], lk["environment"]) for lk in locks] == [
+            (event_id, "ENVIRONMENT_UNSPECIFIED")
+        ]
+        assert start.outputs["status"] == "start" and start.outputs["lock-id"]
+    else:
+        assert locks == [], "lock_enable: false takes no lock"
+        assert start.outputs["status"] == "open" and start.outputs["lock-id"] == ""
+    # Another repository's production deploy is not kept out by this one.
+    other = httpx.post(
+        f"{sqlite_server.url}{API}/lock",
+        json={"service": service, "environment": "production", "who": "bob"},
+        timeout=10,
+    )
+    assert other.status_code == 200, other.text
+    httpx.get(f"{sqlite_server.url}{API}/unlock/{other.json()['lock']['id']}", timeout=10)
+
+    done = job.run_main({**base, "status": "success", "related_id": event_id})
+    assert done.exit_code == 0, done.log
+    assert done.outputs["status"] == "success" and done.outputs["duration"]
+    for step in (start, done):
+        post = job.run_post(step, base, job_status="success")
+        assert post.exit_code == 0, post.log
+        assert "closed by the post step" not in post.summary, post.summary
+    [event] = _events_of(sqlite_server.url, service)
+    assert event["metadata"]["id"] == event_id
+    assert event["attributes"]["status"] == "success"
+    assert event["attributes"]["priority"] == "P4"
+    assert event["metadata"]["duration"] is not None
+    assert tracker.locks_of(sqlite_server.url, service) == []
+
+
+def test_a_post_step_that_finds_the_deployment_closed_says_so(
+    tmp_path: Path, sqlite_server: RunningServer
+) -> None:
+    """The start step's post step, after a step closed the event out of the action's sight
+    (a script calling the CLI): the summary says it was already closed, not that it closed."""
+    job = _job(tmp_path)
+    service = unique("shop")
+    with_ = {"server-url": sqlite_server.url, "service": service, "mode": "start", "wait": "0"}
+    start = job.run_main(with_)
+    assert start.exit_code == 0, start.log
+    closed = httpx.get(f"{sqlite_server.url}{API}/event/{start.outputs['event-id']}", timeout=10)
+    body = closed.json()["event"]
+    body["attributes"]["status"] = "success"
+    answer = httpx.put(
+        f"{sqlite_server.url}{API}/event",
+        json={
+            "id": body["metadata"]["id"],
+            **{k: body[k] for k in ("title", "attributes", "links")},
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    post = job.run_post(start, with_, job_status="failure")
+    assert post.exit_code == 0, post.log
+    assert "was already closed" in post.summary and "closed by the post step" not in post.summary
+    assert "nothing changed" in post.summary

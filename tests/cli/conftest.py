@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +9,14 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.ci.fake_api import fake_api
-from tests.support.servers import RunningServer, run_server
+from tests.conftest import ADMIN_TOKEN
+from tests.support.names import unique
+from tests.support.servers import RunningServer
 from tracker_ci.cli import cli
 
-__all__ = ["ADMIN_TOKEN", "Invoke", "auth_server", "fake_api", "invoke", "unique"]
-
-ADMIN_TOKEN = "trk_admin_secret_for_tests_0123456789"
+# ADMIN_TOKEN (of tests/conftest.py's auth_server) and unique (tests/support/names.py) are
+# re-exported: the CLI tests import them from here.
+__all__ = ["ADMIN_TOKEN", "Invoke", "fake_api", "invoke", "unique"]
 
 
 class Invoke:
@@ -42,25 +43,3 @@ def invoke(sqlite_server: RunningServer, tmp_path: Path, monkeypatch: pytest.Mon
     """Run the CLI against the session's bundled server, from an empty working directory."""
     monkeypatch.chdir(tmp_path)
     return Invoke(sqlite_server.url, tmp_path)
-
-
-@pytest.fixture(scope="session")
-def auth_server(session_tmp: Path) -> Iterator[RunningServer]:
-    """A bundled server with --auth on (public reads) and a known admin token."""
-    db = session_tmp / "auth.db"
-    with run_server(
-        f"sqlite:///{db}",
-        log_dir=session_tmp,
-        extra_args=["--auth", "--admin-token", ADMIN_TOKEN],
-    ) as server:
-        yield server
-
-
-_counter = iter(range(1_000_000))
-
-
-def unique(prefix: str = "svc") -> str:
-    """A service name no other test uses (the session server is shared)."""
-    import os
-
-    return f"{prefix}-{os.getpid()}-{next(_counter)}"

@@ -29,7 +29,7 @@ def test_defaults(tmp_path: Path) -> None:
     cwd, environ = _files(tmp_path, None, None)
     config = load_config(environ=environ, cwd=cwd)
     assert config["url"] == "http://127.0.0.1:8080"
-    assert config["fail_policy"] == "open"
+    assert config["fail_policy"] == "closed"
     assert config["output"] == "text"
     assert config.source("url") == "default"
     assert config.files == []

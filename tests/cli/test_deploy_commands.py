@@ -79,6 +79,59 @@ def test_finish_without_event_id_closes_the_newest_open_deployment(invoke: Invok
     assert "no open deployment" in again.stderr
 
 
+def test_no_lock_opens_the_deployment_without_its_lock(invoke: Invoke) -> None:
+    service = unique()
+    started = invoke("-o", "json", "deploy", "start", "-s", service, "-e", "UAT", "--no-lock")
+    assert started.exit_code == 0, started.output
+    state = json.loads(started.stdout)
+    assert (state["status"], state["lockId"]) == ("open", "")
+    assert _locks(invoke.url, service) == []
+    # Another deploy is not kept out; the open one is found by key and closed.
+    other = invoke("deploy", "run", "-s", service, "-e", "UAT", "--", "true")
+    assert other.exit_code == 0, other.output
+    finished = invoke("deploy", "finish", "-s", service, "-e", "UAT", "--status", "success")
+    assert finished.exit_code == 0, finished.output
+    event = _event(invoke.url, state["eventId"])
+    assert event["attributes"]["status"] == "success"
+    assert event["metadata"]["duration"] is not None
+
+
+def test_finish_records_a_finished_deployment_when_none_is_open(invoke: Invoke) -> None:
+    service = unique()
+    key = ["-s", service, "-e", "UAT", "--status", "success"]
+    missing = invoke("deploy", "finish", *key)
+    assert missing.exit_code == 6, missing.output
+    assert f"no open deployment of {service} in UAT" in missing.stderr
+    recorded = invoke(
+        "-o",
+        "json",
+        "deploy",
+        "finish",
+        *key,
+        "--record-if-none",
+        "--started-at",
+        "2026-01-31T12:00:00Z",
+        "--priority",
+        "P4",
+        "--title",
+        "Shipped",
+    )
+    assert recorded.exit_code == 0, recorded.output
+    state = json.loads(recorded.stdout)
+    assert state["status"] == "success" and state["duration"] > 0
+    event = _event(invoke.url, state["eventId"])
+    attributes = event["attributes"]
+    assert (attributes["type"], attributes["status"], attributes["priority"]) == (
+        "deployment",
+        "success",
+        "P4",
+    )
+    assert attributes["startDate"].startswith("2026-01-31T12:00:00") and attributes["endDate"]
+    assert event["title"] == "Shipped" and _locks(invoke.url, service) == []
+    bad = invoke("deploy", "finish", *key, "--record-if-none", "--started-at", "noon")
+    assert bad.exit_code == 2 and "'noon' is not an RFC 3339 time" in bad.stderr, bad.output
+
+
 def test_finish_reads_tracker_event_id(invoke: Invoke) -> None:
     service = unique()
     event_id = invoke("deploy", "start", "-s", service, "-e", "UAT").stdout.strip()
@@ -297,64 +350,49 @@ def test_bad_input_exits_2(invoke: Invoke, args: list[str], expected: str) -> No
     assert "Traceback" not in result.output
 
 
-def test_unreachable_server_fail_open_and_closed(invoke: Invoke, tmp_path: Path) -> None:
+def test_unreachable_server_fail_closed_by_default_open_when_chosen(
+    invoke: Invoke, tmp_path: Path
+) -> None:
     from tests.support.servers import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     outputs = tmp_path / "out"
+    # Closed, the default: the deploy stops before its command, naming the URL and the fix.
+    closed = invoke("deploy", "start", "-s", "api", "-e", "UAT", env={"TRACKER_URL": dead})
+    assert closed.exit_code == 4, closed.output
+    assert closed.stderr.startswith(f"error: cannot connect to Tracker at {dead}")
+    assert "Check TRACKER_URL" in closed.stderr
+    marker = tmp_path / "ran"
+    refused = invoke(
+        "deploy", "run", "-s", "api", "-e", "UAT", "--", "touch", str(marker),
+        env={"TRACKER_URL": dead},
+    )  # fmt: skip
+    assert refused.exit_code == 4, refused.output
+    assert not marker.exists()
+    # Open, explicitly: untracked and unlocked, said loudly.
     opened = invoke(
-        "deploy",
-        "start",
-        "-s",
-        "api",
-        "-e",
-        "UAT",
+        "deploy", "start", "-s", "api", "-e", "UAT", "--fail-policy", "open",
         env={"TRACKER_URL": dead, "GITHUB_OUTPUT": str(outputs)},
-    )
+    )  # fmt: skip
     assert opened.exit_code == 0, opened.output
     assert "going on without tracking (fail policy open)" in opened.stderr
+    assert "UNTRACKED" in opened.stderr and "UNLOCKED" in opened.stderr
     assert "status=untracked" in outputs.read_text()
-    closed = invoke(
-        "deploy",
-        "start",
-        "-s",
-        "api",
-        "-e",
-        "UAT",
-        "--fail-policy",
-        "closed",
-        env={"TRACKER_URL": dead},
-    )
-    assert closed.exit_code == 4, closed.output
-    assert closed.stderr.startswith("error: cannot connect to Tracker")
     ran = invoke(
-        "deploy",
-        "run",
-        "-s",
-        "api",
-        "-e",
-        "UAT",
-        "--",
-        "sh",
-        "-c",
-        "exit 5",
-        env={"TRACKER_URL": dead},
-    )
+        "deploy", "run", "-s", "api", "-e", "UAT", "--", "sh", "-c", "exit 5",
+        env={"TRACKER_URL": dead, "TRACKER_FAIL_POLICY": "open"},
+    )  # fmt: skip
     assert ran.exit_code == 5, ran.output
     finished = invoke(
-        "deploy", "finish", "--event-id", "x", "--status", "success", env={"TRACKER_URL": dead}
-    )
+        "deploy", "finish", "--event-id", "x", "--status", "success",
+        env={"TRACKER_URL": dead, "TRACKER_FAIL_POLICY": "open", "TRACKER_CLOSE_RETRY": "0"},
+    )  # fmt: skip
     assert finished.exit_code == 0, finished.output
     assert "not closed (fail policy open)" in finished.stderr
     closed = invoke(
-        "deploy",
-        "finish",
-        "--event-id",
-        "x",
-        "--status",
-        "success",
-        env={"TRACKER_URL": dead, "TRACKER_FAIL_POLICY": "closed"},
-    )
+        "deploy", "finish", "--event-id", "x", "--status", "success",
+        env={"TRACKER_URL": dead, "TRACKER_CLOSE_RETRY": "0"},
+    )  # fmt: skip
     assert closed.exit_code == 4, closed.output
 
 
@@ -391,7 +429,11 @@ def test_the_cli_defaults_are_the_action_s_and_the_gitlab_component_s(tmp_path: 
     component = yaml.safe_load(
         (root / "templates" / "tracker-ci.yml").read_text().split("\n---\n")[0]
     )["spec"]["inputs"]
-    assert settings["environment"]["value"] == action["environment"]["default"] == "production"
+    from tracker_ci.ci.action_inputs import OUR_DEFAULTS
+
+    # The action's empty default is ours (production), but in an upstream workflow.
+    assert action["environment"]["default"] == ""
+    assert settings["environment"]["value"] == OUR_DEFAULTS["environment"] == "production"
     assert component["environment"]["default"] == "production"
     assert settings["wait"]["value"] == float(action["wait"]["default"]) == 300
     assert component["lock-wait"]["default"] == 300

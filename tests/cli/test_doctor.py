@@ -7,7 +7,8 @@ import json
 import httpx
 import pytest
 
-from tests.cli.conftest import ADMIN_TOKEN, Invoke, unique
+from tests.cli.conftest import ADMIN_TOKEN, Invoke
+from tests.support.names import unique
 from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.server
@@ -30,7 +31,13 @@ def test_doctor_says_what_is_in_place_and_who_holds_the_lock(invoke: Invoke) -> 
         "found": f"{service}/UAT is free",
         "fix": "",
     }
-    assert report["fail policy"]["found"].startswith("open (default)")
+    assert report["fail policy"]["found"].startswith("closed (default)")
+    assert report["fail policy"]["verdict"] == "ok"
+    opened = _report(
+        invoke("doctor", "-s", service, "-e", "UAT", "-o", "json", "--fail-policy", "open")
+    )
+    assert opened["fail policy"]["verdict"] == "warn"
+    assert "UNTRACKED and UNLOCKED" in opened["fail policy"]["found"]
 
     taken = invoke("lock", "acquire", "-s", service, "-e", "UAT", "--who", "alice")
     assert taken.exit_code == 0, taken.output

@@ -7,7 +7,8 @@ import json
 import httpx
 import pytest
 
-from tests.cli.conftest import Invoke, unique
+from tests.cli.conftest import Invoke
+from tests.support.names import unique
 
 pytestmark = pytest.mark.server
 

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.cli.conftest import ADMIN_TOKEN, Invoke
+from tests.support.names import unique
 from tests.support.receivers import Received, run_receiver
 from tests.support.servers import RunningServer, run_server
 from tracker_ci.models import format_timestamp
@@ -383,7 +384,7 @@ def test_an_import_needs_an_admin_token_when_auth_is_on(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     invoke = Invoke(auth_server.url, tmp_path)
-    service = f"import-{uuid.uuid4().hex[:8]}"
+    service = unique("import")
     created = invoke(
         "--token", ADMIN_TOKEN, "--output", "json", "token", "create", "--name", "ci",
         "--service", service,

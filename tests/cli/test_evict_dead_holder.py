@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from tests.ci.fake_api import FakeAPI
-from tests.cli.conftest import Invoke, unique
+from tests.cli.conftest import Invoke
+from tests.support.names import unique
 from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.server

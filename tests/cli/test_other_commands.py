@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import ADMIN_TOKEN, Invoke, unique
+from tests.cli.conftest import ADMIN_TOKEN, Invoke
+from tests.support.names import unique
 from tests.support.servers import RunningServer
 from tracker_ci.cli import cli
 
@@ -154,7 +155,7 @@ def test_config_show_sources_and_masking(invoke: Invoke, tmp_path: Path) -> None
     assert shown["output"]["source"] == "flag"
     assert shown["service"]["value"] == "api"
     assert shown["service"]["source"].endswith(".tracker-ci.toml")
-    assert shown["fail_policy"] == {"value": "open", "source": "default"}
+    assert shown["fail_policy"] == {"value": "closed", "source": "default"}
     assert shown["url"]["source"] == "env TRACKER_URL"
     text = invoke("config", "show")
     assert "SETTING" in text.stdout and "project file:" in text.stdout

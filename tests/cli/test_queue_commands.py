@@ -10,31 +10,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.cli.conftest import Invoke, unique
+from tests.cli.conftest import Invoke
+from tests.support.api import API, queue_of
+from tests.support.names import unique
 from tests.support.servers import RunningServer, run_server
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.server
-
-API = "/api/v1alpha1"
-
-
-def until(condition: Callable[[], object], timeout: float = 30.0, what: str = "") -> object:
-    """Wait for ``condition`` to be true (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.05)
 
 
 def cli(
@@ -54,11 +41,6 @@ def cli(
         text=True,
         **popen,  # type: ignore[arg-type]
     )
-
-
-def queue_of(url: str, service: str) -> list[dict]:
-    params = {"service": service, "environment": "production"}
-    return httpx.get(f"{url}{API}/locks/status", params=params).json()["queue"]
 
 
 def take_lock(url: str, service: str, who: str = "holder") -> dict:
@@ -99,7 +81,7 @@ def test_three_queued_deploys_run_in_order_and_show_their_places(
                 env={"NAME": name},
             )
         )
-        until(lambda n=index: len(queue_of(url, service)) == n, what=f"{name} in the queue")
+        eventually(lambda n=index: len(queue_of(url, service)) == n, message=f"{name} in the queue")
 
     status = invoke("lock", "status", "-s", service, "-e", "production", "-o", "json")
     assert status.exit_code == 3, status.output
@@ -146,14 +128,14 @@ def test_a_killed_waiter_is_dropped_and_the_next_one_goes(quick_server: RunningS
     holder = take_lock(url, service)
     args = ["lock", "acquire", "-s", service, "-e", "production", "--wait", "60"]
     killed = cli(url, *args, "--who", "killed")
-    until(lambda: len(queue_of(url, service)) == 1, what="the first waiter")
+    eventually(lambda: len(queue_of(url, service)) == 1, message="the first waiter")
     alive = cli(url, *args, "--who", "alive")
-    until(lambda: len(queue_of(url, service)) == 2, what="the second waiter")
+    eventually(lambda: len(queue_of(url, service)) == 2, message="the second waiter")
     killed.kill()  # SIGKILL: no chance to leave the queue
     killed.communicate(timeout=30)
-    until(
+    eventually(
         lambda: [q["who"] for q in queue_of(url, service)] == ["alive"],
-        what="the killed waiter dropped",
+        message="the killed waiter dropped",
     )
     httpx.get(f"{url}{API}/unlock/{holder['id']}")
     out, err = alive.communicate(timeout=30)
@@ -169,7 +151,7 @@ def test_an_interrupted_waiter_leaves_the_queue_at_once(
     url, service = sqlite_server.url, unique("interrupted")
     take_lock(url, service)
     waiter = cli(url, "deploy", "start", "-s", service, "-e", "production", "--wait", "60")
-    until(lambda: len(queue_of(url, service)) == 1, what="the waiter in the queue")
+    eventually(lambda: len(queue_of(url, service)) == 1, message="the waiter in the queue")
     waiter.send_signal(signum)
     waiter.communicate(timeout=30)
     assert waiter.returncode != 0
@@ -225,7 +207,7 @@ def test_the_newest_policy_supersedes_an_older_waiter(
     holder = take_lock(url, service)
     args = ["lock", "acquire", "-s", service, "-e", "production", "--wait", "60"]
     old = cli(url, *args, "--who", "old")
-    until(lambda: len(queue_of(url, service)) == 1, what="the old waiter")
+    eventually(lambda: len(queue_of(url, service)) == 1, message="the old waiter")
     new = cli(url, *args, "--who", "new")
     _, err = old.communicate(timeout=30)
     assert old.returncode == 8, err
@@ -284,9 +266,9 @@ def test_a_killed_holder_s_lease_runs_out_and_the_queue_moves_on(
         *("--owner", "holder", "--", "sh", "-c", f"touch {started}; sleep 60"),
         start_new_session=True,
     )
-    until(started.exists, what="the holder's command running")
+    eventually(started.exists, message="the holder's command running")
     waiter = cli(url, "lock", "acquire", "-s", service, "-e", "production", "--wait", "60")
-    until(lambda: len(queue_of(url, service)) == 1, what="the waiter in the queue")
+    eventually(lambda: len(queue_of(url, service)) == 1, message="the waiter in the queue")
     os.killpg(holder.pid, signal.SIGKILL)  # the job dies: no release, no renewal
     holder.communicate(timeout=30)
     out, err = waiter.communicate(timeout=60)  # the lease (2 s) runs out, then its turn

@@ -9,7 +9,8 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from tests.cli.conftest import Invoke, unique
+from tests.cli.conftest import Invoke
+from tests.support.names import unique
 from tests.web.seed import deployment
 
 pytestmark = pytest.mark.e2e

@@ -6,28 +6,30 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 
 import pytest
 
-from tests.cli.conftest import ADMIN_TOKEN, Invoke, unique
+from tests.cli.conftest import ADMIN_TOKEN, Invoke
+from tests.support.names import unique
 from tests.support.receivers import run_receiver
+from tests.support.waiting import eventually
 from tracker_ci.commands.webhook import KINDS
 from tracker_ci.models import WEBHOOK_KINDS
 
 pytestmark = pytest.mark.e2e
 
 
-def _wait_delivered(invoke: Invoke, hook_id: str, count: int, timeout: float = 30) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
+def _wait_delivered(invoke: Invoke, hook_id: str, count: int) -> list[dict]:
+    """The hook's deliveries, once the server's dispatcher has delivered ``count``."""
+
+    def delivered() -> list[dict]:
         shown = invoke("-o", "json", "webhook", "deliveries", hook_id)
         assert shown.exit_code == 0, shown.output
         found = json.loads(shown.stdout)
-        if sum(d["state"] == "delivered" for d in found) >= count:
-            return found
-        assert time.monotonic() < deadline, found
-        time.sleep(0.2)  # polling a condition (the server's dispatcher), not a fixed wait
+        assert sum(d["state"] == "delivered" for d in found) >= count, found
+        return found
+
+    return eventually(delivered, interval=0.2, message=f"{count} deliveries")
 
 
 def test_add_list_test_deliveries_remove(invoke: Invoke) -> None:

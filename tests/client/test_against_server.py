@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 
-from tests.support.servers import RunningServer, run_server
+from tests.conftest import ADMIN_TOKEN as ADMIN
+from tests.support.servers import RunningServer
 from tracker_ci.client import TrackerClient
 from tracker_ci.exceptions import (
     AuthenticationFailed,
@@ -31,29 +31,11 @@ from tracker_ci.models import (
 
 pytestmark = pytest.mark.server
 
-ADMIN = "trk_client_tests_admin_0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    directory: Path = tmp_path_factory.mktemp("client-auth")
-    with run_server(
-        f"sqlite:///{directory / 'tracker.db'}",
-        log_dir=directory,
-        extra_args=["--auth", "--admin-token", ADMIN],
-    ) as server:
-        yield server
-
 
 @pytest.fixture
 def admin(auth_server: RunningServer) -> Iterator[TrackerClient]:
     with TrackerClient(base_url=auth_server.url, token=ADMIN, retries=0) as tracker:
         yield tracker
-
-
-@pytest.fixture
-def service() -> str:
-    return f"svc-{uuid.uuid4().hex[:10]}"
 
 
 def deployment_request(service: str) -> CreateEventRequest:
@@ -90,7 +72,8 @@ def test_events_round_trip(admin: TrackerClient, service: str) -> None:
         ).events
     ]
     assert created.id in [e.id for e in admin.today_events(per_page=1000).events]
-    assert admin.list_events(per_page=1).events[0].id  # newest first, one per page
+    # Newest first, one per page: the event this test just created.
+    assert [e.id for e in admin.list_events(per_page=1).events] == [created.id]
 
     entry = ChangelogEntry(user="bob", change_type=ChangeType.commented, comment="50% rolled")
     commented = admin.add_changelog_entry(created.id, entry)
@@ -162,11 +145,15 @@ def test_locks_round_trip(admin: TrackerClient, service: str) -> None:
     assert admin.release_lock(again.id) == 0
 
 
-def test_tokens_and_auth_errors(admin: TrackerClient, auth_server: RunningServer) -> None:
-    name = f"ci-{uuid.uuid4().hex[:6]}"
+def test_tokens_and_auth_errors(
+    admin: TrackerClient, auth_server: RunningServer, unique: Callable[[str], str]
+) -> None:
+    name = unique("ci")
     created = admin.create_token(name=name, services=["api"])
-    assert created.secret and created.token.services == ["api"]
-    assert name in [token.name for token in admin.list_tokens()]
+    assert created.secret.startswith("trk_") and created.token.services == ["api"]
+    (listed,) = [token for token in admin.list_tokens() if token.name == name]
+    assert (listed.id, listed.services, listed.admin) == (created.token.id, ["api"], False)
+    assert created.secret not in repr(admin.list_tokens())
 
     with TrackerClient(base_url=auth_server.url, token=created.secret, retries=0) as scoped:
         with pytest.raises(PermissionDenied, match="denied POST /api/v1alpha1/event"):
@@ -178,7 +165,9 @@ def test_tokens_and_auth_errors(admin: TrackerClient, auth_server: RunningServer
     with TrackerClient(base_url=auth_server.url, retries=0) as anonymous:
         with pytest.raises(AuthenticationFailed, match="requires authentication .401."):
             anonymous.acquire_lock(service="api", environment="UAT")
-        assert anonymous.health()["status"] == "ok"
+        health = anonymous.health()
+        assert health["status"] == "ok" and health["database"] == "ok", health
+        assert anonymous.server_is_bundled is True  # our server says so in a header
 
 
 def test_bad_input_is_invalid_request(admin: TrackerClient) -> None:

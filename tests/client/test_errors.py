@@ -218,15 +218,22 @@ def test_lock_wait_timeout_is_a_lock_held_naming_the_holder() -> None:
 
 
 def test_exceptions_all_is_complete() -> None:
-    public = {
-        name
-        for name, value in vars(exceptions).items()
-        if not name.startswith("_")
-        and getattr(value, "__module__", None) == exceptions.__name__
-        and (isinstance(value, type) or callable(value))
-    }
-    tables = {"ERROR_RULES"}
-    assert public | tables == set(exceptions.__all__)
+    """Every public name of the tree and of the rules is importable from the package."""
+    from tracker_ci.exceptions import rules, tree
+
+    public = set()
+    for module in (tree, rules):
+        defined = {
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_")
+            and getattr(value, "__module__", None) == module.__name__
+            and (isinstance(value, type) or callable(value))
+        }
+        assert defined | ({"ERROR_RULES"} if module is rules else set()) == set(module.__all__)
+        public |= set(module.__all__)
+    assert public == set(exceptions.__all__)
+    assert all(getattr(exceptions, name) is not None for name in exceptions.__all__)
 
 
 def test_every_error_is_a_tracker_error() -> None:

@@ -9,7 +9,13 @@ from collections.abc import Iterator
 import pytest
 
 from tracker_ci.client import TrackerClient
-from tracker_ci.deploy import Deployment, DeploymentState, describe_wait, event_url
+from tracker_ci.deploy import (
+    Deployment,
+    DeploymentOptions,
+    DeploymentState,
+    describe_wait,
+    event_url,
+)
 from tracker_ci.exceptions import ConfigError, LockHeld, ServerUnreachable, TrackerError
 
 pytestmark = pytest.mark.unit
@@ -74,18 +80,21 @@ def test_bad_options_are_config_errors(
     unreachable: TrackerClient, options: dict[str, object], message: str
 ) -> None:
     with pytest.raises(ConfigError, match=message):
-        Deployment(unreachable, **options)  # type: ignore[arg-type]
+        DeploymentOptions(**options)  # type: ignore[arg-type]
 
 
 def test_environment_is_read_forgivingly(unreachable: TrackerClient) -> None:
-    deploy = Deployment(unreachable, service="api", environment="Production", priority=1)
+    deploy = Deployment(
+        unreachable, DeploymentOptions(service="api", environment="Production", priority=1)
+    )
     assert deploy.environment.value == "production"
     assert deploy.priority.value == "P1"
     assert deploy.title == "Deploy api to production"
 
 
 def test_fail_closed_raises_tracking_errors(unreachable: TrackerClient) -> None:
-    deploy = Deployment(unreachable, service="api", environment="production")
+    options = DeploymentOptions(service="api", environment="production", close_within=0)
+    deploy = Deployment(unreachable, options)
 
     with pytest.raises(ServerUnreachable, match="cannot connect to Tracker"):
         deploy.start()
@@ -95,7 +104,7 @@ def test_fail_closed_raises_tracking_errors(unreachable: TrackerClient) -> None:
 
 def test_fail_closed_run_does_not_run_the_command(unreachable: TrackerClient, tmp_path) -> None:
     marker = tmp_path / "ran"
-    deploy = Deployment(unreachable, service="api", environment="production")
+    deploy = Deployment(unreachable, DeploymentOptions(service="api", environment="production"))
 
     with pytest.raises(ServerUnreachable):
         deploy.run([sys.executable, "-c", f"open({str(marker)!r}, 'w')"])
@@ -106,13 +115,10 @@ def test_fail_closed_run_does_not_run_the_command(unreachable: TrackerClient, tm
 def test_fail_open_warns_and_goes_on_untracked(unreachable: TrackerClient, tmp_path) -> None:
     warnings: list[TrackerError] = []
     marker = tmp_path / "ran"
-    deploy = Deployment(
-        unreachable,
-        service="api",
-        environment="production",
-        fail_policy="open",
-        on_warning=warnings.append,
+    options = DeploymentOptions(
+        service="api", environment="production", fail_policy="open", close_within=0
     )
+    deploy = Deployment(unreachable, options, on_warning=warnings.append)
 
     state = deploy.start()
     assert state.status == "untracked" and not state.tracked
@@ -127,13 +133,13 @@ def test_fail_open_warns_and_goes_on_untracked(unreachable: TrackerClient, tmp_p
 
 
 def test_run_needs_a_command(unreachable: TrackerClient) -> None:
-    deploy = Deployment(unreachable, service="api", environment="production")
+    deploy = Deployment(unreachable, DeploymentOptions(service="api", environment="production"))
     with pytest.raises(ConfigError, match="needs a command"):
         deploy.run([])
 
 
 def test_finish_rejects_an_unknown_status(unreachable: TrackerClient) -> None:
-    deploy = Deployment(unreachable, service="api", environment="production")
+    deploy = Deployment(unreachable, DeploymentOptions(service="api", environment="production"))
     with pytest.raises(ConfigError, match="not a valid status"):
         deploy.finish("e-1", "finished")
 

@@ -16,7 +16,7 @@ import respx
 
 from tests.client.helpers import BASE, EVENT_ID, LOCK_ID, error_answer, event, event_answer, lock
 from tracker_ci.client import TrackerClient
-from tracker_ci.deploy import Deployment
+from tracker_ci.deploy import Deployment, DeploymentOptions
 from tracker_ci.exceptions import LockHeld, LockWaitTimeout
 from tracker_ci.models import Lock, Status
 
@@ -51,7 +51,9 @@ def test_start_waits_on_upstreams_500_then_proceeds(
     )
     api.get("/api/v1alpha1/locks/list").mock(side_effect=[locks(other), locks(ours)])
     waits: list[tuple[Lock | LockHeld, float]] = []
-    deploy = Deployment(client, service="api", environment="production", poll_interval=0.01)
+    deploy = Deployment(
+        client, DeploymentOptions(service="api", environment="production", poll_interval=0.01)
+    )
 
     state = deploy.start(wait=5, on_wait=lambda holder, waited: waits.append((holder, waited)))
 
@@ -66,7 +68,9 @@ def test_wait_timeout_names_the_holder_found_in_the_lock_list(
     other = lock(id="other-lock", who="bob", event_id="other-event")
     api.post("/api/v1alpha1/event").mock(return_value=error_answer(500, 2, HELD, ours=False))
     api.get("/api/v1alpha1/locks/list").mock(return_value=locks(other))
-    deploy = Deployment(client, service="api", environment="production", poll_interval=0.01)
+    deploy = Deployment(
+        client, DeploymentOptions(service="api", environment="production", poll_interval=0.01)
+    )
 
     with pytest.raises(LockWaitTimeout) as raised:
         deploy.start(wait=0.05)
@@ -76,7 +80,7 @@ def test_wait_timeout_names_the_holder_found_in_the_lock_list(
     assert "still held by bob since 2026-11-23 10:00:00Z" in error.message
 
 
-def test_finish_reads_the_event_again_and_releases_a_lock_left_behind(
+def test_finish_reads_the_event_again_and_trusts_the_server_to_release(
     api: respx.MockRouter, client: TrackerClient
 ) -> None:
     before = event()
@@ -85,13 +89,9 @@ def test_finish_reads_the_event_again_and_releases_a_lock_left_behind(
         side_effect=[event_answer(before, ours=False), event_answer(after, ours=False)]
     )
     put = api.put("/api/v1alpha1/event").mock(return_value=event_answer(before, ours=False))
-    api.get("/api/v1alpha1/locks/list").mock(return_value=locks(lock()))
-    unlock = api.get(f"/api/v1alpha1/unlock/{LOCK_ID}").mock(
-        return_value=httpx.Response(
-            200, json={"message": "lock deleted", "id": LOCK_ID, "count": "1"}
-        )
-    )
-    deploy = Deployment(client, service="api", environment="production")
+    # Upstream releases the lock of an event updated to success, failure or done: the
+    # client neither lists nor releases locks then (respx refuses any unmocked request).
+    deploy = Deployment(client, DeploymentOptions(service="api", environment="production"))
 
     final = deploy.finish(EVENT_ID, "success", "all green")
 
@@ -102,4 +102,27 @@ def test_finish_reads_the_event_again_and_releases_a_lock_left_behind(
     assert sent["attributes"]["message"] == "deploying\nall green"
     assert sent["links"] == before.links.to_wire()
     assert sent["title"] == before.title
+    assert [call.request.method for call in api.calls] == ["GET", "PUT", "GET"]
+
+
+def test_finish_with_a_status_the_server_does_not_close_on_releases_the_lock(
+    api: respx.MockRouter, client: TrackerClient
+) -> None:
+    before = event()
+    after = event(Status.warning)
+    api.get(f"/api/v1alpha1/event/{EVENT_ID}").mock(
+        side_effect=[event_answer(before, ours=False), event_answer(after, ours=False)]
+    )
+    api.put("/api/v1alpha1/event").mock(return_value=event_answer(before, ours=False))
+    api.get("/api/v1alpha1/locks/list").mock(return_value=locks(lock()))
+    unlock = api.get(f"/api/v1alpha1/unlock/{LOCK_ID}").mock(
+        return_value=httpx.Response(
+            200, json={"message": "lock deleted", "id": LOCK_ID, "count": "1"}
+        )
+    )
+    deploy = Deployment(client, DeploymentOptions(service="api", environment="production"))
+
+    final = deploy.finish(EVENT_ID, "warning")
+
+    assert final.status == "warning"
     assert unlock.call_count == 1

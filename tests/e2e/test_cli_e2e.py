@@ -9,21 +9,18 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.support.api import events_of, locks_of, queue_of
+from tests.support.names import unique
 from tests.support.servers import RunningServer, free_port, run_server
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
 _SCRIPT = Path(sys.executable).parent / "tracker-ci"
 TRACKER_CI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "tracker_ci"]
 ADMIN = "trk_e2e_admin_token_0123456789abcdef"
-_names = iter(range(1_000_000))
-
-
-def service_name() -> str:
-    return f"e2e-{os.getpid()}-{next(_names)}"
 
 
 def cli_env(url: str, **extra: str) -> dict[str, str]:
@@ -56,24 +53,9 @@ def spawn(*args: str, url: str, cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def deployments(url: str, service: str) -> list[dict]:
-    answer = httpx.get(f"{url}/api/v1alpha1/events/search", params={"service": service})
-    return sorted(answer.json()["events"], key=lambda e: e["metadata"]["createdAt"])
-
-
-def locks(url: str, service: str) -> list[dict]:
-    answer = httpx.get(f"{url}/api/v1alpha1/locks/list").json()["locks"]
-    return [lock for lock in answer if lock["service"] == service]
-
-
-def wait_for_lock(url: str, service: str, timeout: float = 20) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        held = locks(url, service)
-        if held:
-            return held[0]
-        time.sleep(0.05)
-    raise AssertionError(f"no lock for {service} within {timeout}s")
+def wait_for_lock(url: str, service: str) -> dict:
+    """The service's lock, once a command in another process has taken it."""
+    return eventually(lambda: locks_of(url, service), message=f"a lock on {service}")[0]
 
 
 def one_line(stderr: str) -> str:
@@ -89,7 +71,7 @@ def url(sqlite_server: RunningServer) -> str:
 
 
 def test_successful_deploy_run(url: str, tmp_path: Path) -> None:
-    service = service_name()
+    service = unique("e2e")
     done = tracker_ci(
         "deploy",
         "run",
@@ -106,14 +88,14 @@ def test_successful_deploy_run(url: str, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "deploying\n"
-    [event] = deployments(url, service)
+    [event] = events_of(url, service)
     assert event["attributes"]["status"] == "success"
     assert event["metadata"]["duration"].endswith("s")
-    assert locks(url, service) == []
+    assert locks_of(url, service) == []
 
 
 def test_failing_deploy_run_passes_the_exit_code(url: str, tmp_path: Path) -> None:
-    service = service_name()
+    service = unique("e2e")
     done = tracker_ci(
         "deploy",
         "run",
@@ -130,14 +112,19 @@ def test_failing_deploy_run_passes_the_exit_code(url: str, tmp_path: Path) -> No
     )
     assert done.returncode == 42, done.stderr
     assert "broken" in done.stderr
-    [event] = deployments(url, service)
+    [event] = events_of(url, service)
     assert event["attributes"]["status"] == "failure"
     assert "exited with code 42" in event["attributes"]["message"]
-    assert locks(url, service) == []
+    assert locks_of(url, service) == []
 
 
 def test_second_deploy_waits_for_the_first_then_proceeds(url: str, tmp_path: Path) -> None:
-    service = service_name()
+    service = unique("e2e")
+    # The first deploy's command works until the test lets it finish, which it does once
+    # the second deploy is seen waiting (a fixed duration could end before the second
+    # even started on a slow machine).
+    release = tmp_path / "release"
+    work = f"while [ ! -e {release} ]; do sleep 0.05; done"
     first = spawn(
         "deploy",
         "run",
@@ -148,14 +135,16 @@ def test_second_deploy_waits_for_the_first_then_proceeds(url: str, tmp_path: Pat
         "--owner",
         "alice",
         "--",
-        "sleep",
-        "3",
+        "sh",
+        "-c",
+        work,
         url=url,
         cwd=tmp_path,
     )
+    second = None
     try:
         wait_for_lock(url, service)
-        second = tracker_ci(
+        second = spawn(
             "deploy",
             "run",
             "-s",
@@ -169,18 +158,25 @@ def test_second_deploy_waits_for_the_first_then_proceeds(url: str, tmp_path: Pat
             url=url,
             cwd=tmp_path,
         )
+        eventually(lambda: queue_of(url, service, "production"), message="the second queued")
+        release.touch()
+        _, second_err = second.communicate(timeout=60)
     finally:
-        _, first_err = first.communicate(timeout=30)
+        release.touch()
+        _, first_err = first.communicate(timeout=60)
+        if second is not None and second.poll() is None:
+            second.kill()
+            second.communicate()
     assert first.returncode == 0, first_err
-    assert second.returncode == 0, second.stderr
-    assert f"waiting for lock on {service}/production: held by alice since " in second.stderr
-    events = deployments(url, service)
+    assert second.returncode == 0, second_err
+    assert f"waiting for lock on {service}/production: held by alice since " in second_err
+    events = events_of(url, service)
     assert [e["attributes"]["status"] for e in events] == ["success", "success"]
-    assert locks(url, service) == []
+    assert locks_of(url, service) == []
 
 
 def test_a_deploy_that_times_out_waiting_exits_3(url: str, tmp_path: Path) -> None:
-    service = service_name()
+    service = unique("e2e")
     held = tracker_ci(
         "deploy",
         "start",
@@ -215,14 +211,15 @@ def test_a_deploy_that_times_out_waiting_exits_3(url: str, tmp_path: Path) -> No
     assert lines[0].startswith(f"waiting for lock on {service}/production: held by alice")
     assert lines[-1].startswith("error: gave up after waiting 2s")
     assert "Traceback" not in waited.stderr
-    assert len(deployments(url, service)) == 1  # the waiting deploy created nothing
+    assert len(events_of(url, service)) == 1  # the waiting deploy created nothing
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_killed_deploy_run_closes_its_event_and_frees_the_lock(
     url: str, tmp_path: Path, signum: int, code: int
 ) -> None:
-    service = service_name()
+    service = unique("e2e")
+    started = tmp_path / "started"
     running = spawn(
         "deploy",
         "run",
@@ -231,14 +228,14 @@ def test_a_killed_deploy_run_closes_its_event_and_frees_the_lock(
         "-e",
         "production",
         "--",
-        "sleep",
-        "30",
+        "sh",
+        "-c",
+        f"touch {started}; exec sleep 30",
         url=url,
         cwd=tmp_path,
     )
     try:
-        wait_for_lock(url, service)
-        time.sleep(0.3)  # let the command start
+        eventually(started.exists, message="the deploy's command started")
         running.send_signal(signum)
         _, err = running.communicate(timeout=20)
     finally:
@@ -247,10 +244,10 @@ def test_a_killed_deploy_run_closes_its_event_and_frees_the_lock(
             running.communicate()
     assert running.returncode == code, err
     assert "Traceback" not in err
-    [event] = deployments(url, service)
+    [event] = events_of(url, service)
     assert event["attributes"]["status"] == "failure"
     assert f"cancelled by {signal.Signals(signum).name}" in event["attributes"]["message"]
-    assert locks(url, service) == []
+    assert locks_of(url, service) == []
 
 
 def test_bad_inputs_give_one_line_and_their_exit_code(url: str, tmp_path: Path) -> None:
@@ -309,6 +306,8 @@ def test_unreachable_server(tmp_path: Path) -> None:
         "api",
         "-e",
         "UAT",
+        "--fail-policy",
+        "open",
         "--",
         "sh",
         "-c",
@@ -344,7 +343,7 @@ def test_bad_token_exits_5(tmp_path: Path) -> None:
         )
         assert refused.returncode == 5
         assert "TRACKER_TOKEN" in one_line(refused.stderr)
-        assert deployments(server.url, "api") == []
+        assert events_of(server.url, "api") == []
 
 
 def test_help_and_version_import_no_heavy_library(tmp_path: Path) -> None:
@@ -399,7 +398,7 @@ def test_help_and_version_import_no_heavy_library(tmp_path: Path) -> None:
 def test_ctrl_c_while_waiting_for_the_lock_says_so_and_creates_nothing(
     url: str, tmp_path: Path
 ) -> None:
-    service = service_name()
+    service = unique("e2e")
     held = tracker_ci(
         "lock", "acquire", "-s", service, "-e", "UAT", "--who", "bob", url=url, cwd=tmp_path
     )
@@ -419,7 +418,8 @@ def test_ctrl_c_while_waiting_for_the_lock_says_so_and_creates_nothing(
         cwd=tmp_path,
     )
     try:
-        time.sleep(1.5)  # past the first poll: it is waiting for bob's lock
+        # Against our server the waiter joins the lock's queue: it is waiting for bob's lock.
+        eventually(lambda: queue_of(url, service, "UAT"), message="the deploy queued")
         waiting.send_signal(signal.SIGINT)
         _, err = waiting.communicate(timeout=20)
     finally:
@@ -433,5 +433,5 @@ def test_ctrl_c_while_waiting_for_the_lock_says_so_and_creates_nothing(
         f"tracker-ci: interrupted while waiting for the lock of {service}/UAT; "
         "no event was opened and the command did not run"
     ), err
-    assert deployments(url, service) == []
-    assert [lock["who"] for lock in locks(url, service)] == ["bob"]
+    assert events_of(url, service) == []
+    assert [lock["who"] for lock in locks_of(url, service)] == ["bob"]

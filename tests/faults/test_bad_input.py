@@ -11,7 +11,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from tests.faults.conftest import API
+from tests.support.api import API
 from tests.support.servers import RunningServer
 
 pytestmark = pytest.mark.server

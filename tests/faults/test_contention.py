@@ -15,10 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.faults.conftest import events_of, locks_of, unique
+from tests.support.api import events_of, locks_of
+from tests.support.names import unique
 from tests.support.servers import RunningServer, run_server
 from tracker_ci.client import TrackerClient
-from tracker_ci.deploy import Deployment
+from tracker_ci.deploy import Deployment, DeploymentOptions
 
 pytestmark = pytest.mark.server
 
@@ -65,7 +66,10 @@ def race(url: str) -> tuple[Recorder, dict[str, list[tuple[float, float]]], list
             client._http.event_hooks = recorder.hooks()
             for _ in range(DEPLOYS_PER_JOB):
                 deploy = Deployment(
-                    client, service=service, environment="UAT", lock_ttl=60, poll_interval=0.1
+                    client,
+                    DeploymentOptions(
+                        service=service, environment="UAT", lock_ttl=60, poll_interval=0.1
+                    ),
                 )
                 try:
                     state = deploy.start(wait=120)

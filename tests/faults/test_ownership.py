@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import locks_of, run_cli
+from tests.faults.conftest import run_cli
+from tests.support.api import locks_of
 from tests.support.servers import RunningServer, run_server
 from tracker_ci.client import TrackerClient
 from tracker_ci.exceptions import PermissionDenied

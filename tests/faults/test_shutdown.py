@@ -82,3 +82,63 @@ def test_sigterm_answers_in_flight_requests_with_json(tmp_path: Path) -> None:
     stored = {event["metadata"]["id"] for event in found["events"]}
     assert set(created) <= stored
     assert len(stored) >= len(created)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 't.db'}"
+    url: str = request.getfixturevalue("postgres_database_url")
+    return url
+
+
+def _heartbeat(database_url: str, ticket: str) -> object:
+    """When the server last heard the ticket's waiter (its long poll looks, then sleeps)."""
+    from sqlalchemy import create_engine, text
+    from tracker_server.db import normalize_database_url
+
+    engine = create_engine(normalize_database_url(database_url))
+    try:
+        with engine.connect() as conn:
+            query = text("SELECT heartbeat_at FROM lock_queue WHERE id = :id")
+            return conn.execute(query, {"id": ticket}).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_sigterm_answers_long_polls_at_once(any_database_url: str, tmp_path: Path) -> None:
+    """A waiter long-polling (30 s) does not hold a clean stop: its poll answers at once
+    ("come back": state waiting, its ticket kept) and the process is gone within 2 s."""
+    key = {"service": unique(), "environment": "production", "resource": "deployment"}
+    answers: list[tuple[float, httpx.Response]] = []
+    with run_server(any_database_url, log_dir=tmp_path) as server:
+        url = server.url
+        assert httpx.post(f"{url}{API}/lock", json=key | {"who": "holder"}).status_code == 200
+        joined = httpx.post(f"{url}{API}/lock/queue", json=key | {"who": "waiter"}).json()
+        ticket = joined["ticket"]["ticket"]
+        body = key | {"who": "waiter", "ticket": ticket, "waitSeconds": 30}
+
+        def long_poll() -> None:
+            answer = httpx.post(f"{url}{API}/lock/queue", json=body, timeout=60)
+            answers.append((time.monotonic(), answer))
+
+        joined_at = _heartbeat(any_database_url, ticket)
+
+        thread = threading.Thread(target=long_poll)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while _heartbeat(any_database_url, ticket) == joined_at:  # its look: then it sleeps
+            assert time.monotonic() < deadline, "the long poll never looked"
+            time.sleep(0.02)
+        stopped = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=20) == 0, server.log()
+        gone = time.monotonic() - stopped
+        thread.join(timeout=20)
+    print(f"SIGTERM with a waiter long-polling: the process was gone in {gone:.2f} s")
+    assert gone < 2.0, f"the stop took {gone:.1f} s"
+    assert answers, "the long poll got no answer"
+    answered, answer = answers[0]
+    assert answered - stopped < 2.0
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["ticket"]["state"] == "waiting"

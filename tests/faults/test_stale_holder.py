@@ -10,14 +10,15 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.faults.conftest import API, events_of, locks_of, run_cli
+from tests.faults.conftest import run_cli
+from tests.support.api import API, events_of, locks_of
 from tests.support.servers import RunningServer
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.server
 
@@ -34,13 +35,6 @@ LOOP = textwrap.dedent(
         out.write(f"{name} end {time.time()}\\n")
     """
 )
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def deploy_run(url: str, service: str, log: Path, name: str, seconds: float, *extra: str):
@@ -60,16 +54,16 @@ def test_a_stalled_holder_is_stopped_and_exits_9_while_the_next_runs_alone(
 ) -> None:
     url, log = sqlite_server.url, tmp_path / "log"
     stale = deploy_run(url, service, log, "A", 120, "--lock-ttl", "2")
-    wait_for(lambda: any(x[:2] == ["A", "start"] for x in lines(log)), 30, "A's command")
+    eventually(lambda: any(x[:2] == ["A", "start"] for x in lines(log)), message="A's command")
     child = int(next(x for x in lines(log) if x[:2] == ["A", "start"])[2])
     # The runner is paused: the supervisor and its command stop together.
     os.kill(stale.pid, signal.SIGSTOP)
     os.killpg(child, signal.SIGSTOP)
     paused_at = time.time()
     try:
-        wait_for(lambda: not locks_of(url, service), 30, "A's lease to expire")
+        eventually(lambda: not locks_of(url, service), message="A's lease to expire")
         following = deploy_run(url, service, log, "B", 3, "--wait", "30", "--lock-ttl", "30")
-        wait_for(lambda: any(x[:2] == ["B", "start"] for x in lines(log)), 30, "B's command")
+        eventually(lambda: any(x[:2] == ["B", "start"] for x in lines(log)), message="B's command")
     finally:
         os.kill(stale.pid, signal.SIGCONT)  # the runner wakes up
     _, stale_err = stale.communicate(timeout=30)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -42,13 +40,3 @@ def gitlab_workspace(
     env = git_environment(root / "home", {f"file://{upstream_root}/": f"https://{HOST}:443/"})
     work_tree = publish_upstream(upstream_root, env=env)
     return GitLabWorkspace(root=root, env=env, upstream_work_tree=work_tree)
-
-
-@pytest.fixture
-def unique_service() -> Callable[[str], str]:
-    """Service names no other test uses (the session's server is shared)."""
-
-    def make(prefix: str) -> str:
-        return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-    return make

@@ -9,7 +9,6 @@ them at the session's bundled server, as a CI/CD settings variable would.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -17,8 +16,9 @@ import pytest
 
 from tests.gitlab.fake_gitlab import fake_gitlab
 from tests.gitlab.gitlab_ci_local import ROOT, ConsumerProject, GitLabWorkspace, finish
-from tests.gitlab.server_state import changelog, deployments, locks_of
+from tests.support.api import changelog, deployments, locks_of
 from tests.support.servers import RunningServer
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -71,9 +71,9 @@ def pipeline_variables(server: RunningServer, service: str, **extra: str) -> dic
 
 
 def test_include_template_deploy_succeeds(
-    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique_service: Callable
+    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique: Callable
 ) -> None:
-    service = unique_service("include-ok")
+    service = unique("include-ok")
     project = project_with_example(
         gitlab_workspace,
         service,
@@ -101,10 +101,41 @@ def test_include_template_deploy_succeeds(
     assert locks_of(sqlite_server.url, service) == [], run.output
 
 
-def test_include_template_failing_script_closes_as_failure(
-    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique_service: Callable
+# The README's fencing recipe in a deploy job's own script.
+DEPLOY_FENCED = """#!/bin/sh
+set -e
+echo "ids: event=$TRACKER_EVENT_ID lock=$TRACKER_LOCK_ID fence=$TRACKER_FENCE"
+tracker-ci lock check --environment "${TRACKER_ENVIRONMENT:-production}" --fence "$TRACKER_FENCE"
+echo "fence checked"
+"""
+
+
+def test_include_template_deploy_script_can_fence(
+    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique: Callable
 ) -> None:
-    service = unique_service("include-fail")
+    service = unique("include-fence")
+    project = project_with_example(
+        gitlab_workspace,
+        service,
+        "include-template.gitlab-ci.yml",
+        {"scripts/deploy.sh": DEPLOY_FENCED},
+    )
+    run = project.run(pipeline_variables(sqlite_server, service))
+
+    assert run.returncode == 0, run.output
+    deploy_log = "\n".join(run.job_lines("deploy"))
+    [event] = deployments(sqlite_server.url, service)
+    assert f"ids: event={event['metadata']['id']} lock=" in deploy_log, deploy_log
+    assert "fence=1" in deploy_log and "fence checked" in deploy_log, deploy_log
+    assert "lock= " not in deploy_log, "the lock id is empty"
+    assert event["attributes"]["status"] == "success"
+    assert locks_of(sqlite_server.url, service) == [], run.output
+
+
+def test_include_template_failing_script_closes_as_failure(
+    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique: Callable
+) -> None:
+    service = unique("include-fail")
     project = project_with_example(
         gitlab_workspace,
         service,
@@ -121,13 +152,13 @@ def test_include_template_failing_script_closes_as_failure(
 
 
 def test_include_template_never_closes_another_pipelines_deploy(
-    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique_service: Callable
+    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique: Callable
 ) -> None:
     """The lock is held elsewhere and TRACKER_WAIT=0: the job fails (exit 3 in before_script)
     and its after_script leaves the holder's event and lock alone."""
     import httpx
 
-    service = unique_service("include-held")
+    service = unique("include-held")
     holder = httpx.post(
         f"{sqlite_server.url}/api/v1alpha1/event",
         json={
@@ -168,9 +199,11 @@ def test_include_template_never_closes_another_pipelines_deploy(
 
 
 def test_two_pipelines_of_one_service_deploy_one_after_the_other(
-    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique_service: Callable
+    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique: Callable
 ) -> None:
-    service = unique_service("include-serial")
+    service = unique("include-serial")
+    # The first deploy's work takes 4 s (the scenario, not a wait): the second pipeline,
+    # started once the lock is held, must queue behind it.
     slow = project_with_example(
         gitlab_workspace,
         f"{service}-first",
@@ -186,12 +219,14 @@ def test_two_pipelines_of_one_service_deploy_one_after_the_other(
     variables = pipeline_variables(sqlite_server, service)
 
     first = slow.start(variables)
+
     # Start the second pipeline once the first holds the lock.
-    deadline = time.monotonic() + 60
-    while not locks_of(sqlite_server.url, service):
-        assert first.poll() is None, finish(first).output
-        assert time.monotonic() < deadline, "the first pipeline never took the lock"
-        time.sleep(0.2)
+    def first_holds_the_lock() -> list[dict]:
+        if first.poll() is not None:
+            pytest.fail(f"the first pipeline ended first:\n{finish(first).output}")
+        return locks_of(sqlite_server.url, service)
+
+    eventually(first_holds_the_lock, interval=0.2, message="the first pipeline took the lock")
     second = fast.start(variables)
     first_run, second_run = finish(first), finish(second)
 
@@ -211,12 +246,12 @@ def test_two_pipelines_of_one_service_deploy_one_after_the_other(
 def test_component_multi_job_deploy(
     sqlite_server: RunningServer,
     gitlab_workspace: GitLabWorkspace,
-    unique_service: Callable,
+    unique: Callable,
     failing_region: str | None,
 ) -> None:
     """Start job -> one deploy job per region (TRACKER_EVENT_ID from the dotenv report) ->
     the finish job that matches the outcome."""
-    service = unique_service("component")
+    service = unique("component")
     deploy = DEPLOY_OK
     if failing_region:
         deploy = DEPLOY_OK.replace(
@@ -255,11 +290,11 @@ def test_component_multi_job_deploy(
 
 
 def test_component_mr_note_is_kept_on_the_merge_request(
-    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique_service: Callable
+    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique: Callable
 ) -> None:
     """mr-note: true (the component example) with GITLAB_TOKEN: one note on the merge
     request, written when the deploy starts and updated in place with the result."""
-    service = unique_service("mr-note")
+    service = unique("mr-note")
     project = project_with_example(
         gitlab_workspace, service, "component.gitlab-ci.yml", {"scripts/deploy.sh": DEPLOY_OK}
     )
@@ -302,12 +337,12 @@ def without_services(pipeline: str) -> str:
 
 
 def test_bundled_server_example(
-    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique_service: Callable
+    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique: Callable
 ) -> None:
     """gitlab-ci-local needs docker for `services:`, which this machine lacks: the test drops
     the service and points TRACKER_URL at the session's server instead (a pipeline variable
     wins over the server-url input). The rest of the example runs unchanged."""
-    service = unique_service("bundled")
+    service = unique("bundled")
     pipeline = (EXAMPLES / "bundled-server.gitlab-ci.yml").read_text()
     assert "alias: tracker" in pipeline and "server-url: http://tracker:8080" in pipeline
     project = gitlab_workspace.project(service)
@@ -330,10 +365,10 @@ def test_bundled_server_example(
 
 
 def test_component_twice_with_two_job_prefixes(
-    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique_service: Callable
+    sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique: Callable
 ) -> None:
     """Inputs become job-level defaults, so two includes do not overwrite each other."""
-    api, web = unique_service("prefix-api"), unique_service("prefix-web")
+    api, web = unique("prefix-api"), unique("prefix-web")
     project = gitlab_workspace.project(api)
     project.write(
         ".gitlab-ci.yml",
@@ -389,10 +424,10 @@ deploy-web:
     ],
 )
 def test_component_refuses_bad_inputs(
-    gitlab_workspace: GitLabWorkspace, unique_service: Callable, given: str, refusal: str
+    gitlab_workspace: GitLabWorkspace, unique: Callable, given: str, refusal: str
 ) -> None:
     """The spec's options, regex and types turn a typo into a pipeline error, not a deploy."""
-    project = gitlab_workspace.project(unique_service("bad-input"))
+    project = gitlab_workspace.project(unique("bad-input"))
     project.write(
         ".gitlab-ci.yml",
         "include:\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.gitlab.gitlab_files import shell_script
-from tests.gitlab.server_state import deployments, locks_of
+from tests.support.api import deployments, locks_of
 from tests.support.servers import RunningServer, free_port
 
 pytestmark = pytest.mark.e2e
@@ -65,12 +65,12 @@ def run(snippets: tuple[str, ...], cwd: Path, env: dict[str, str]) -> subprocess
 )
 def test_after_script_closes_with_the_job_outcome(
     sqlite_server: RunningServer,
-    unique_service: Callable[[str], str],
+    unique: Callable[[str], str],
     tmp_path: Path,
     job_status: str,
     event_status: str,
 ) -> None:
-    service = unique_service(f"outcome-{job_status}")
+    service = unique(f"outcome-{job_status}")
     env = job_environment(sqlite_server.url, service)
     before = run(("settings", "install", "start"), tmp_path, env)
     assert before.returncode == 0, before.stdout + before.stderr
@@ -90,11 +90,35 @@ def test_after_script_closes_with_the_job_outcome(
         assert "CI_JOB_STATUS is 'running'" in after.stderr
 
 
+def test_the_deploy_job_s_own_script_sees_the_ids_and_the_fence(
+    sqlite_server: RunningServer, unique: Callable[[str], str], tmp_path: Path
+) -> None:
+    """before_script and script are one shell: the fencing recipe reads real values."""
+    service = unique("fence")
+    env = job_environment(sqlite_server.url, service)
+    script = shell_script("settings", "install", "start") + (
+        'echo "event=$TRACKER_EVENT_ID lock=$TRACKER_LOCK_ID fence=$TRACKER_FENCE"\n'
+        'sh -c \'tracker-ci lock check -s "$TRACKER_SERVICE" -e production '
+        '--fence "$TRACKER_FENCE"\' && echo fenced-ok\n'
+    )
+    job = subprocess.run(
+        ["/bin/sh", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert job.returncode == 0, job.stdout + job.stderr
+    [event] = deployments(sqlite_server.url, service)
+    [lock] = locks_of(sqlite_server.url, service)
+    line = f"event={event['metadata']['id']} lock={lock['id']} fence={lock['fence']}"
+    assert line in job.stdout and lock["fence"] >= 1, job.stdout
+    assert "fenced-ok" in job.stdout, job.stdout + job.stderr
+    run(("settings", "install", "close-job"), tmp_path, {**env, "CI_JOB_STATUS": "success"})
+    assert locks_of(sqlite_server.url, service) == []
+
+
 def test_deploy_job_lock_ttl_follows_the_job_timeout(
-    sqlite_server: RunningServer, unique_service: Callable[[str], str], tmp_path: Path
+    sqlite_server: RunningServer, unique: Callable[[str], str], tmp_path: Path
 ) -> None:
     """lock-ttl auto: the lock expires 10 minutes after the job's own timeout."""
-    service = unique_service("ttl")
+    service = unique("ttl")
     env = job_environment(sqlite_server.url, service, CI_JOB_TIMEOUT="1200")
     before = run(("settings", "install", "start"), tmp_path, env)
     assert before.returncode == 0, before.stdout + before.stderr
@@ -107,11 +131,11 @@ def test_deploy_job_lock_ttl_follows_the_job_timeout(
 
 
 def test_finish_job_without_an_event_id_touches_nothing(
-    sqlite_server: RunningServer, unique_service: Callable[[str], str], tmp_path: Path
+    sqlite_server: RunningServer, unique: Callable[[str], str], tmp_path: Path
 ) -> None:
     """A finish job after a start job that opened nothing must not close another pipeline's
     open deploy of the same service (tracker-ci's fallback would pick the newest one)."""
-    service = unique_service("finish-guard")
+    service = unique("finish-guard")
     other = run(
         ("settings", "install", "start"), tmp_path, job_environment(sqlite_server.url, service)
     )
@@ -137,11 +161,11 @@ def test_finish_job_without_an_event_id_touches_nothing(
 
 @pytest.mark.parametrize(("policy", "start_code"), [("open", 0), ("closed", 4)])
 def test_unreachable_server_follows_the_fail_policy(
-    unique_service: Callable[[str], str], tmp_path: Path, policy: str, start_code: int
+    unique: Callable[[str], str], tmp_path: Path, policy: str, start_code: int
 ) -> None:
     """open: the deploy goes on and after_script has nothing to close; closed: exit 4."""
     unreachable = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    env = job_environment(unreachable, unique_service("down"), TRACKER_DEFAULT_FAIL_POLICY=policy)
+    env = job_environment(unreachable, unique("down"), TRACKER_DEFAULT_FAIL_POLICY=policy)
 
     before = run(("settings", "install", "start"), tmp_path, env)
 

@@ -24,7 +24,7 @@ from tests.gitlab.gitlab_files import (
     split_component,
     validate_with_schema,
 )
-from tests.gitlab.server_state import deployments, locks_of
+from tests.support.api import deployments, locks_of
 from tests.support.servers import RunningServer
 
 README = ROOT / "README.md"
@@ -163,9 +163,9 @@ def test_snippet_runs_a_tracked_deploy(
     sqlite_server: RunningServer,
     gitlab_workspace: GitLabWorkspace,
     remote_base: str,
-    unique_service: Callable[[str], str],
+    unique: Callable[[str], str],
 ) -> None:
-    service = unique_service("readme")
+    service = unique("readme")
     project = gitlab_workspace.project(service)
     # The snippet names the service its own way (input, top-level or job variable): only
     # the name changes, so that this test's events are its own.

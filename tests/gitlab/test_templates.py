@@ -266,15 +266,18 @@ def test_install_without_python_says_what_to_do(tmp_path: Path) -> None:
         found = shutil.which(tool)
         assert found
         (empty_bin / tool).symlink_to(found)
-    closed = run_snippets(
-        tmp_path, ("install",), {"PATH": str(empty_bin), "TRACKER_FAIL_POLICY": "closed"}
-    )
-    assert closed.returncode == 2
+    # Closed (the default): the job fails before deploying, naming what fixes it.
+    closed = run_snippets(tmp_path, ("settings", "install", "start"), {"PATH": str(empty_bin)})
+    assert closed.returncode == 1
     assert "fail policy closed stops the job" in closed.stderr
     assert "TRACKER_CI_IMAGE" in closed.stderr
-    # Open (the default): the deploy goes on, untracked and unlocked, and says so.
+    assert "TRACKER_CI_PIP_SPEC" in closed.stderr
+    # Open, explicitly: the deploy goes on, untracked and unlocked, and says so.
     opened = run_snippets(
-        tmp_path, ("settings", "install", "start"), {"PATH": str(empty_bin)}, 'echo "deploying"\n'
+        tmp_path,
+        ("settings", "install", "start"),
+        {"PATH": str(empty_bin), "TRACKER_FAIL_POLICY": "open"},
+        'echo "deploying"\n',
     )
     assert opened.returncode == 0, opened.stderr
     assert "UNTRACKED and WITHOUT THE LOCK (fail policy open)" in opened.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import warnings
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from starlette.exceptions import StarletteDeprecationWarning
 from tracker_server.app import create_app
-from tracker_server.clock import Clock
+from tracker_server.clock import Clock, ManualClock
 from tracker_server.db import create_database_engine, normalize_database_url, upgrade_schema
 from tracker_server.settings import ServerSettings
 
@@ -40,6 +41,7 @@ _TABLES = (
     "lock_queue",
     "lock_policies",
     "freeze_windows",
+    "catalog",
 )
 
 
@@ -89,6 +91,8 @@ def make_client(database_url: str) -> Iterator[AppClient]:
     clients: list[TestClient] = []
 
     def build(*, clock: Clock | None = None, **settings: Any) -> TestClient:
+        # The tests' receivers listen on loopback (a private address for webhooks).
+        settings.setdefault("allow_private_webhooks", True)
         app = create_app(ServerSettings(database_url=database_url, **settings), clock=clock)
         client = TestClient(app, raise_server_exceptions=True)
         client.__enter__()
@@ -104,3 +108,19 @@ def make_client(database_url: str) -> Iterator[AppClient]:
 def client(make_client: AppClient) -> TestClient:
     """A TestClient of the app with default settings (auth off)."""
     return make_client()
+
+
+#: Where ``clock`` starts: a fixed moment, so tests can assert exact timestamps.
+CLOCK_START = datetime(2026, 3, 4, 10, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The server's clock for ``timed``: tests move it past a TTL instead of waiting."""
+    return ManualClock(CLOCK_START)
+
+
+@pytest.fixture
+def timed(make_client: AppClient, clock: ManualClock) -> TestClient:
+    """A TestClient of an app whose time is ``clock`` (default settings otherwise)."""
+    return make_client(clock=clock)

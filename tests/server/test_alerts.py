@@ -123,8 +123,6 @@ def test_p95_is_the_nearest_rank() -> None:
 
 
 def test_breaking_glass_fires_an_alert_and_a_freeze_broken_notification(app: Any) -> None:
-    # The freeze windows are issue 10's; this runs once they are in the tree.
-    pytest.importorskip("tracker_server.store.freezes")
     with run_receiver() as receiver:
         hook = {"url": receiver.url, "events": ["alert.fired", "freeze.*"]}
         assert app.post(f"{API}/webhooks", json=hook).status_code == 201
@@ -166,7 +164,6 @@ def test_breaking_glass_fires_an_alert_and_a_freeze_broken_notification(app: Any
 
 
 def test_a_freeze_window_notifies_when_it_starts_and_ends(app: Any) -> None:
-    pytest.importorskip("tracker_server.store.freezes")
     with run_receiver() as receiver:
         hook = {"url": receiver.url, "events": ["freeze.*"], "environment": "production"}
         assert app.post(f"{API}/webhooks", json=hook).status_code == 201

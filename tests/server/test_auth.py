@@ -28,7 +28,12 @@ def new_token(client, **body):
 
 
 def test_auth_is_off_by_default(client):
-    create_event(client)
+    # Without --auth every write goes through with no Authorization header at all.
+    event = create_event(client, status="start")
+    listed = client.get(f"{API}/locks/list").json()["locks"]
+    assert [lock["eventId"] for lock in listed] == [event["metadata"]["id"]]
+    released = client.get(f"{API}/unlock/{listed[0]['id']}")
+    assert released.status_code == 200 and released.json()["count"] == "1", released.text
 
 
 def test_writes_need_a_token_and_reads_stay_open(secured):

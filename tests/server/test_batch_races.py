@@ -4,7 +4,6 @@ replays it, and an opening deployment in every batch takes its lock once."""
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ import httpx
 import pytest
 
 from tests.server.helpers import API, Racers, event_body
+from tests.support.names import unique
 from tests.support.servers import run_server
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(150)]
@@ -40,7 +40,7 @@ def urls(
 
 def test_racing_batches_write_each_keyed_item_once(urls: list[str]) -> None:
     racers = Racers(urls, clients=RACERS)
-    service = f"race-{uuid.uuid4().hex[:8]}"
+    service = unique("race")
     try:
         items = [
             event_body(f"seed {i}", service=service, type="incident", status="open")

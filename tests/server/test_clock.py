@@ -7,22 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from tracker_server.clock import ManualClock, SystemClock
 
+from tests.server.conftest import CLOCK_START as START
 from tests.server.helpers import API, assert_error, create_event, event_body
 
 pytestmark = pytest.mark.server
 
-START = datetime(2026, 3, 4, 10, 0, 0, tzinfo=UTC)
 LOCK = {"service": "api", "environment": "production", "resource": "deployment", "who": "ci"}
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(START)
-
-
-@pytest.fixture
-def timed(make_client, clock):
-    return make_client(clock=clock)
 
 
 def test_a_ttl_lock_expires_when_the_clock_moves_past_it(timed, clock):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 
 from tests.server.helpers import API, Racers, event_body
+from tests.support.names import unique
 from tests.support.servers import run_server
 
 pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.timeout(150)]
@@ -33,7 +32,7 @@ def racers(two_servers):
 
 def test_exactly_one_of_50_clients_gets_the_lock_every_time(racers):
     two_servers = racers.urls
-    service = f"race-{uuid.uuid4().hex[:8]}"
+    service = unique("race")
     for round_number in range(ROUNDS):
         bodies = [
             {
@@ -62,7 +61,7 @@ def test_exactly_one_of_50_clients_gets_the_lock_every_time(racers):
 
 def test_exactly_one_of_50_starting_deployments_is_created(racers):
     two_servers = racers.urls
-    service = f"race-{uuid.uuid4().hex[:8]}"
+    service = unique("race")
     for _ in range(5):
         bodies = [
             event_body(title=f"deploy {i}", service=service, status="start") for i in range(CLIENTS)

@@ -1,18 +1,21 @@
-"""DORA's four keys on seeded histories, against hand-computed answers (SQLite, PostgreSQL).
+"""DORA's four keys on a seeded history, against hand-computed answers (SQLite, PostgreSQL),
+counted as DORA, fourkeys and GitLab count them (docs/dora.md); the page shows the API's.
 
-The history of ``api`` in production (every time 2026-03, UTC; S = success, F = failure):
+The history of ``api`` in production (every time 2026, UTC; S = success, F = failure,
+E = error, which is a failed deployment too; a change is named by its id):
 
-    02-28 12:00 S                                        (before every window)
-    03-02 10:00 S  commits 03-02 08:00 (2 h), 03-01 10:00 (24 h)
-    03-03 10:00 F  commit 03-03 09:00 (a failure delivers nothing)
-    03-03 12:00 S  commit 03-03 11:00 (1 h)               recovers 03-03 10:00 F in 2 h
+    02-28 12:00 S  ships A (committed 02-27 12:00: 24 h)  (the previous period)
+    03-02 10:00 S  ships B (03-02 08:00: 2 h), C (03-01 10:00: 24 h)
+    03-03 10:00 F  ships D (a failure delivers nothing)
+    03-03 12:00 S  ships E (03-03 11:00: 1 h), B and A again     episode 1 ends: 2 h
     03-04 00:30 S  opened 00:00, closed in place (createdAt + duration)
-    03-05 10:00 F
-    03-06 10:00 F
-    03-07 10:00 S                                         recovers 03-05 F (48 h), 03-06 F (24 h)
+    03-05 10:00 F                                                  episode 2 starts
+    03-06 10:00 E                                                  (the same episode)
+    03-07 10:00 S  ships F committed 03-07 12:00, after the deploy: a data problem;
+                   episode 2 ends: 48 h (from its FIRST failure)
     03-08 01:00 S  a closing event linked to a start at 00:00 (dated by its createdAt)
-    03-10 20:00 F
-    03-11 02:00 S                                         recovers 03-10 F in 6 h (after the window)
+    03-10 20:00 F                                                  episode 3 starts
+    03-11 02:00 S                            episode 3 ends: 6 h (after the 03-01..03-10 window)
 
 plus noise that must not count: another service, another environment, an operation, a
 deployment still running.
@@ -20,6 +23,7 @@ deployment still running.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -32,16 +36,24 @@ pytestmark = pytest.mark.server
 
 H = 3600.0
 DAY = 24 * H
+COMMITS = {
+    "A": "02-27 12:00",
+    "B": "03-02 08:00",
+    "C": "03-01 10:00",
+    "D": "03-03 09:00",
+    "E": "03-03 11:00",
+    "F": "03-07 12:00",
+    "W": "02-01 00:00",
+}
 
 
 def _at(text: str) -> str:
     return f"2026-{text}:00Z".replace(" ", "T")
 
 
-def _deploy(client, end: str, status: str, *commits: str, **attributes) -> None:
-    changes = [
-        {"kind": "commit", "id": f"c{i}", "committedAt": _at(commit)}
-        for i, commit in enumerate(commits)
+def _deploy(client, end: str, status: str, changes: str = "", **attributes) -> None:
+    shipped = [
+        {"kind": "commit", "id": name, "committedAt": _at(COMMITS[name])} for name in changes
     ]
     create_event(
         client,
@@ -49,7 +61,7 @@ def _deploy(client, end: str, status: str, *commits: str, **attributes) -> None:
         status=status,
         endDate=_at(end),
         startDate=_at(end),
-        changes=changes,
+        changes=shipped,
         **attributes,
     )
 
@@ -70,19 +82,19 @@ def history(make_client):
     create_event(
         client, "linked end", status="success", startDate=None, relatedId=start["metadata"]["id"]
     )
-    _deploy(client, "02-28 12:00", "success")
-    _deploy(client, "03-02 10:00", "success", "03-02 08:00", "03-01 10:00")
-    _deploy(client, "03-03 10:00", "failure", "03-03 09:00")
-    _deploy(client, "03-03 12:00", "success", "03-03 11:00")
+    _deploy(client, "02-28 12:00", "success", "A")
+    _deploy(client, "03-02 10:00", "success", "BC")
+    _deploy(client, "03-03 10:00", "failure", "D")
+    _deploy(client, "03-03 12:00", "success", "EBA")
     _deploy(client, "03-05 10:00", "failure")
-    _deploy(client, "03-06 10:00", "failure")
-    _deploy(client, "03-07 10:00", "success")
+    _deploy(client, "03-06 10:00", "error")
+    _deploy(client, "03-07 10:00", "success", "F")
     _deploy(client, "03-10 20:00", "failure")
     _deploy(client, "03-11 02:00", "success")
     # Noise: none of these is a deployment of api in production that ended.
-    _deploy(client, "03-02 11:00", "success", "02-01 00:00", service="web")
+    _deploy(client, "03-02 11:00", "success", "W", service="web")
     _deploy(client, "03-02 11:00", "failure", environment="UAT")
-    _deploy(client, "03-02 11:00", "success", "02-01 00:00", type="operation")
+    _deploy(client, "03-02 11:00", "success", "W", type="operation")
     _deploy(client, "03-09 11:00", "start", service="web")
     return client
 
@@ -101,42 +113,92 @@ def _dora(client, start: str, end: str, service: str = "api", environment: str =
     return response.json()
 
 
+def _key(value, rating, previous=None, change=None) -> dict:
+    return {"value": value, "rating": rating, "previous": previous, "change": change}
+
+
 def test_the_whole_window(history):
     report = _dora(history, "2026-03-01", "2026-03-10")
     assert report["service"] == "api"
     assert report["environment"] == "production"
     assert report["startDate"] == "2026-03-01T00:00:00Z"
     assert report["endDate"] == "2026-03-10T23:59:59.999999Z"
+    # Every ended deployment (the change failure denominator); 5 of the 9 succeeded.
     assert report["deployments"] == 9
-    assert report["deploymentsPerDay"] == pytest.approx(0.9)
-    # Lead times 2 h, 24 h, 1 h: the median 2 h; p90 = 2 h + 0.8 x (24 h - 2 h).
+    assert report["successfulDeployments"] == 5
+    assert report["failedDeployments"] == 4  # three failures and an error
+    # Frequency: successful deployments per day, 5 in 10 days.
+    assert report["deploymentsPerDay"] == pytest.approx(0.5)
+    # Lead times B 2 h, C 24 h, E 1 h (B and A again are not counted again; F is committed
+    # after its deploy): the median 2 h; p90 = 2 h + 0.8 x (24 h - 2 h).
+    assert report["changes"] == 3
+    assert report["changesCommittedAfterDeployment"] == 1
     assert report["leadTimeSeconds"] == {"p50": 2 * H, "p90": pytest.approx(70560.0)}
-    assert report["changeFailureRate"] == pytest.approx(4 / 9, abs=1e-4)
-    # Recoveries 2 h, 6 h, 24 h, 48 h: p50 = (6 h + 24 h) / 2; p90 = 24 h + 0.7 x 24 h.
-    assert report["recoveryTimeSeconds"] == {"p50": 15 * H, "p90": pytest.approx(146880.0)}
+    assert report["changeFailureRate"] == pytest.approx(0.4444)
+    # Episodes 2 h, 48 h, 6 h (the 03-05 F and 03-06 E are one): p50 6 h;
+    # p90 = 6 h + 0.8 x (48 h - 6 h) = 39.6 h.
+    assert report["failureEpisodes"] == 3
+    assert report["recoveryTimeSeconds"] == {"p50": 6 * H, "p90": pytest.approx(39.6 * H)}
     assert report["level"] == "low"  # a change failure rate above 15 %
+    assert report["ratedBy"] == "DORA, 2023 Accelerate State of DevOps report"
+    # The previous 10 days (02-19..02-28) hold 02-28 S: 0.1 a day, lead time 24 h (A).
+    assert report["previousStartDate"] == "2026-02-19T00:00:00Z"
+    assert report["previousEndDate"] == "2026-02-28T23:59:59.999999Z"
+    assert report["keys"] == {
+        "deploymentFrequency": _key(0.5, "high", 0.1, 0.4),
+        "leadTime": _key(2 * H, "elite", DAY, 2 * H - DAY),
+        "changeFailureRate": _key(0.4444, "low", 0.0, 0.4444),
+        "recoveryTime": _key(6 * H, "high"),
+    }
 
 
 def test_a_window_keeps_only_deployments_that_ended_in_it(history):
     report = _dora(history, "2026-03-01", "2026-03-03")
     assert report["deployments"] == 3
-    assert report["deploymentsPerDay"] == pytest.approx(1.0)
+    assert report["successfulDeployments"] == 2
+    assert report["deploymentsPerDay"] == pytest.approx(0.6667)
     assert report["leadTimeSeconds"] == {"p50": 2 * H, "p90": pytest.approx(70560.0)}
     assert report["changeFailureRate"] == pytest.approx(0.3333)
     assert report["recoveryTimeSeconds"] == {"p50": 2 * H, "p90": 2 * H}
+    assert report["keys"]["deploymentFrequency"]["rating"] == "high"
 
 
-def test_a_window_without_failures_or_changes(history):
+def test_a_change_committed_after_its_deploy_is_a_data_problem_not_a_lead_time(history):
     report = _dora(history, "2026-03-07", "2026-03-09")
     assert report["deployments"] == 2  # 03-07 10:00 and the linked 03-08 01:00
     assert report["deploymentsPerDay"] == pytest.approx(0.6667)
+    assert report["changes"] == 0
+    assert report["changesCommittedAfterDeployment"] == 1
     assert report["leadTimeSeconds"] == {"p50": None, "p90": None}
     assert report["changeFailureRate"] == 0.0
+    # The episode ended here began on 03-05: it belongs to that window.
+    assert report["failureEpisodes"] == 0
     assert report["recoveryTimeSeconds"] == {"p50": None, "p90": None}
+    assert report["keys"]["leadTime"] == _key(None, None)  # 03-04..03-06 shipped none
     assert report["level"] == "high"  # weekly or more, but not daily
 
 
-def test_a_failure_not_yet_recovered_has_no_recovery_time(history):
+def test_an_error_is_a_failed_deployment_of_the_episode_it_continues(history):
+    report = _dora(history, "2026-03-06", "2026-03-06")
+    assert report["deployments"] == 1
+    assert report["failedDeployments"] == 1
+    assert report["changeFailureRate"] == 1.0
+    assert report["deploymentsPerDay"] == 0.0
+    assert report["failureEpisodes"] == 0  # the run began on 03-05
+    assert report["keys"]["deploymentFrequency"]["rating"] == "low"
+    first = _dora(history, "2026-03-05", "2026-03-06")
+    assert first["failureEpisodes"] == 1
+    assert first["recoveryTimeSeconds"] == {"p50": 48 * H, "p90": 48 * H}
+
+
+def test_a_change_counts_once_at_its_first_successful_deployment(history):
+    # 03-03 12:00 ships E, B and A: B went out on 03-02, A on 02-28 (before the window).
+    report = _dora(history, "2026-03-03", "2026-03-03")
+    assert report["changes"] == 1
+    assert report["leadTimeSeconds"] == {"p50": 1 * H, "p90": 1 * H}
+
+
+def test_an_episode_not_recovered_in_the_window_is_recovered_after_it(history):
     report = _dora(history, "2026-03-10T00:00:00Z", "2026-03-10T23:00:00Z")
     assert report["deployments"] == 1
     assert report["changeFailureRate"] == 1.0
@@ -153,6 +215,7 @@ def test_other_services_and_environments_have_their_own_numbers(history):
     uat = _dora(history, "2026-03-01", "2026-03-10", environment="UAT")
     assert uat["deployments"] == 1
     assert uat["changeFailureRate"] == 1.0
+    assert uat["failureEpisodes"] == 1
     assert uat["recoveryTimeSeconds"] == {"p50": None, "p90": None}
 
 
@@ -162,6 +225,45 @@ def test_an_empty_window(history):
     assert report["deploymentsPerDay"] == 0.0
     assert report["changeFailureRate"] is None
     assert report["level"] is None
+    assert report["keys"]["deploymentFrequency"] == _key(None, None, None, None)
+
+
+def _shown(html: str, key: str) -> str:
+    found = re.search(rf'data-key="{key}" data-value="([^"]*)"', html)
+    assert found, f"{key} not on the page"
+    return found.group(1)
+
+
+def test_the_insights_page_shows_the_api_answer(history):
+    api = _dora(history, "2026-03-01", "2026-03-10")
+    response = history.get(
+        "/insights",
+        params={
+            "service": "api",
+            "environment": "production",
+            "start_date": "2026-03-01",
+            "end_date": "2026-03-10",
+        },
+    )
+    assert response.status_code == 200, response.text
+    html = response.text
+    assert float(_shown(html, "deploymentsPerDay")) == api["deploymentsPerDay"] == 0.5
+    assert int(_shown(html, "deployments")) == api["deployments"]
+    assert int(_shown(html, "successfulDeployments")) == api["successfulDeployments"]
+    assert float(_shown(html, "leadTimeP50")) == api["leadTimeSeconds"]["p50"]
+    assert float(_shown(html, "changeFailureRate")) == api["changeFailureRate"]
+    assert float(_shown(html, "recoveryTimeP50")) == api["recoveryTimeSeconds"]["p50"]
+    assert int(_shown(html, "changesCommittedAfterDeployment")) == 1
+    assert _shown(html, "level") == api["level"]
+    for key, name in [
+        ("deploymentFrequency", "deploymentFrequencyRating"),
+        ("leadTime", "leadTimeRating"),
+        ("changeFailureRate", "changeFailureRateRating"),
+        ("recoveryTime", "recoveryTimeRating"),
+    ]:
+        assert _shown(html, name) == api["keys"][key]["rating"]
+    assert "2023 Accelerate State of DevOps report" in html
+    assert "-2 d" not in html  # no negative duration is printed
 
 
 @pytest.mark.parametrize(

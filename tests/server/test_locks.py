@@ -6,7 +6,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from tracker_server.clock import ManualClock
 
 from tests.server.helpers import API, assert_error, create_event, event_body, update_body
 
@@ -26,18 +25,6 @@ def take(client, **fields):
     response = client.post(f"{API}/lock", json=lock_body(**fields))
     assert response.status_code == 200, response.text
     return response.json()["lock"]
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    """The server's clock: tests move it past a TTL instead of waiting for it."""
-    return ManualClock()
-
-
-@pytest.fixture
-def timed(make_client, clock):
-    """A client of an app whose time is ``clock``."""
-    return make_client(clock=clock)
 
 
 def test_a_starting_deployment_takes_the_lock_and_a_second_one_is_refused(client):

@@ -161,6 +161,7 @@ def test_help_lists_every_option_with_its_variable():
         "--host",
         "--port",
         "--database-url",
+        "--direct-database-url",
         "--auth / --no-auth",
         "--admin-token",
         "--public-reads / --no-public-reads",

@@ -258,6 +258,12 @@ def serve(app: TestClient, explainer: Engine):
         def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
             statements.append((statement, parameters))
 
+        if path.endswith("/events/search") and not {"per_page", "page", "cursor"} & set(
+            params or {}
+        ):
+            # A page, as our pages and CLI ask (an unpaged search answers every match, as
+            # upstream: test_search_unpaged.py).
+            params = {**(params or {}), "per_page": 50}
         event.listen(Engine, "before_cursor_execute", capture)
         try:
             response = app.get(path, params=params)
@@ -464,17 +470,18 @@ def test_stats_count_exactly_from_an_index(serve, path, params):
 
 # --------------------------------------------------------------- totalCount
 def test_total_count_past_the_cap_is_the_planners_estimate(app, monkeypatch):
-    exact = app.get(f"{API}/events/search", params={"service": "service-010"}).json()
+    page = {"service": "service-010", "per_page": 50}
+    exact = app.get(f"{API}/events/search", params=page).json()
     assert exact["totalCountExact"] is True and 10 < exact["totalCount"] < 1000
     monkeypatch.setattr(event_store, "COUNT_CAP", 10)
-    estimated = app.get(f"{API}/events/search", params={"service": "service-010"}).json()
+    estimated = app.get(f"{API}/events/search", params=page).json()
     assert estimated["totalCountExact"] is False
     assert estimated["events"] == exact["events"]  # the page itself is the same
     # The estimate comes from the statistics of 30,000 events: close, never below the cap.
     assert estimated["totalCount"] > 10
     assert exact["totalCount"] / 3 <= estimated["totalCount"] <= exact["totalCount"] * 3
     # A date window: the share of the span it covers (SQLite), the histogram (PostgreSQL).
-    window = {"start_date": "2026-03-01", "end_date": "2026-03-31"}
+    window = {"start_date": "2026-03-01", "end_date": "2026-03-31", "per_page": 50}
     monkeypatch.setattr(event_store, "COUNT_CAP", 100_000)
     month = app.get(f"{API}/events/search", params=window).json()
     monkeypatch.setattr(event_store, "COUNT_CAP", 10)

@@ -5,12 +5,11 @@ expected waits, the long poll's wake-up, and the journal entries."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine
-from tracker_server.clock import ManualClock
+from tracker_server import wakeup
 from tracker_server.db import normalize_database_url
 from tracker_server.journal import read_journal
 
@@ -44,12 +43,8 @@ def status(client):
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def timed(make_client, clock):
+    """The ``timed`` app with a short heartbeat and claim window, on ``clock``."""
     return make_client(clock=clock, queue_heartbeat_seconds=15, queue_claim_seconds=10)
 
 
@@ -185,24 +180,34 @@ def test_the_expected_wait_is_null_without_history(client):
     assert status(client)["queue"][0]["expectedWaitSeconds"] is None
 
 
-def test_the_long_poll_answers_as_soon_as_the_turn_comes(client):
+def test_the_long_poll_answers_as_soon_as_the_turn_comes(client, monkeypatch):
+    # Each sleep of the poll is watched: the test releases the lock once the poll sleeps,
+    # and asserts that a change, never a timeout, ended every sleep. The slice a waiter
+    # sleeps between looks is longer than the poll, so only the release can wake it.
     holder = take(client, "holder").json()["lock"]
     ticket = join(client, "waiter")["ticket"]["ticket"]
+    asleep, woken, sleep = threading.Event(), [], wakeup.wait_for_change
+
+    def watched_sleep(seen: int, timeout: float) -> bool:
+        asleep.set()
+        woken.append(sleep(seen, timeout))
+        return woken[-1]
+
+    monkeypatch.setattr(wakeup, "wait_for_change", watched_sleep)
+    monkeypatch.setattr(wakeup, "MAX_SLICE", 60.0)
     answers = []
 
-    def wait() -> None:
-        began = time.monotonic()
-        answers.append((visit(client, ticket, "waiter", wait=20).json(), time.monotonic() - began))
+    def poll() -> None:
+        answers.append(visit(client, ticket, "waiter", wait=20))
 
-    thread = threading.Thread(target=wait)
+    thread = threading.Thread(target=poll)
     thread.start()
-    time.sleep(0.3)  # let the poll start sleeping (nothing to wait on from outside)
-    released = time.monotonic()
+    assert asleep.wait(timeout=60), "the long poll never slept"
     client.get(f"{API}/unlock/{holder['id']}")
-    thread.join(timeout=20)
-    [(answer, _)] = answers
-    assert answer["ticket"]["state"] == "granted"
-    assert time.monotonic() - released < 5  # not the 20 s of the poll
+    thread.join(timeout=60)
+    [answer] = answers
+    assert answer.json()["ticket"]["state"] == "granted", answer.text
+    assert woken and all(woken), f"a sleep ran out instead of being woken: {woken}"
 
 
 def test_an_expired_holder_is_noticed_by_the_waiters(timed, clock):

@@ -10,6 +10,8 @@ import uuid
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
+from tracker_server.db import normalize_database_url
 
 from tests.support.servers import run_server
 
@@ -31,7 +33,18 @@ def replicas(postgres_database_url, tmp_path):
             yield first.url, second.url
 
 
-def test_two_replicas_serve_one_queue_in_order_and_wake_each_other(replicas):
+def _heartbeat(database_url: str, ticket: str) -> object:
+    """When the server last heard the ticket's waiter (a long poll looks, then sleeps)."""
+    engine = create_engine(normalize_database_url(database_url))
+    try:
+        with engine.connect() as conn:
+            query = text("SELECT heartbeat_at FROM lock_queue WHERE id = :id")
+            return conn.execute(query, {"id": ticket}).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_two_replicas_serve_one_queue_in_order_and_wake_each_other(replicas, postgres_database_url):
     a, b = replicas
     taken = httpx.post(f"{a}{API}/lock", json=KEY | {"who": "holder"})
     assert taken.status_code == 200, taken.text
@@ -54,13 +67,18 @@ def test_two_replicas_serve_one_queue_in_order_and_wake_each_other(replicas):
         assert answer["ticket"]["state"] == "granted"
         woken.append(time.monotonic())
 
+    joined_at = _heartbeat(postgres_database_url, tickets[0][1])
     thread = threading.Thread(target=poll)
     thread.start()
-    time.sleep(0.5)  # the poll is asleep on replica A (nothing outside to wait on)
+    deadline = time.monotonic() + 10
+    while _heartbeat(postgres_database_url, tickets[0][1]) == joined_at:  # then it sleeps
+        assert time.monotonic() < deadline, "the long poll never looked"
+        time.sleep(0.01)
     released = time.monotonic()
     httpx.get(f"{b}{API}/unlock/{holder['id']}")
     thread.join(timeout=40)
-    assert woken and woken[0] - released < 10  # not the 30 s of the poll
+    # Not the 30 s of the poll, nor the look every second (wakeup.MAX_SLICE): LISTEN.
+    assert woken and woken[0] - released < 0.5
 
     fences = []
     for index, (url, ticket) in enumerate(tickets):

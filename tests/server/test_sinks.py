@@ -14,6 +14,7 @@ import pytest
 from tracker_server.clock import ManualClock
 
 from tests.server.helpers import API, create_event, update_body
+from tests.support.payloads import grafana_annotation, influx_points, slack_message
 from tests.support.receivers import Received, run_receiver
 
 pytestmark = pytest.mark.server
@@ -40,16 +41,24 @@ def app(make_client: Any) -> Any:
     return client
 
 
-def subscribe(client: Any, url: str, kind: str, events: list[str], secret: str = "") -> str:
-    body = {"url": url, "kind": kind, "events": events, "secret": secret}
+def subscribe(
+    client: Any, url: str, kind: str, events: list[str], secret: str = "", **options: Any
+) -> str:
+    body = {"url": url, "kind": kind, "events": events, "secret": secret, "options": options}
     response = client.post(f"{API}/webhooks", json=body)
     assert response.status_code == 201, response.text
     return response.json()["webhook"]["id"]
 
 
-def deploy(client: Any, status: str = "success", seconds: int = 95, **attributes: Any) -> dict:
+def deploy(
+    client: Any,
+    status: str = "success",
+    seconds: int = 95,
+    title: str = "deploy app 1.2",
+    **attributes: Any,
+) -> dict:
     attributes.setdefault("links", {"pullRequestLink": PR, "ticket": ""})
-    started = create_event(client, status="start", title="deploy app 1.2", **attributes)
+    started = create_event(client, title, status="start", **attributes)
     client.clock.advance(timedelta(seconds=seconds))
     response = client.put(f"{API}/event", json=update_body(started, status=status))
     assert response.status_code == 200, response.text
@@ -71,7 +80,7 @@ def test_slack_gets_a_block_kit_message(app: Any) -> None:
         assert dispatch(app) == 1
         (request,) = slack.wait_for(1)
     assert request.path == "/services/T0/B0/x"
-    message = request.json()
+    message = slack_message(request.json())
     assert message["text"] == (
         "deployment.finished: service=api environment=production status=failure who=alice "
         f"duration=95s pr={PR}"
@@ -104,7 +113,7 @@ def test_grafana_gets_a_region_from_start_to_end(app: Any) -> None:
         assert request.headers["authorization"] == "Bearer glsa_token"
     start_ms = int(START.timestamp() * 1000)
     link = f' <a href="https://tracker.example/events/{event["metadata"]["id"]}">event</a>'
-    assert point.json() == {
+    assert grafana_annotation(point.json()) == {
         "time": start_ms,
         "tags": [
             "tracker",
@@ -115,7 +124,7 @@ def test_grafana_gets_a_region_from_start_to_end(app: Any) -> None:
         ],
         "text": "deployment.started: deploy app 1.2" + link,
     }
-    assert region.json() == {
+    assert grafana_annotation(region.json()) == {
         "time": start_ms,
         "timeEnd": start_ms + 120_000,
         "tags": [
@@ -125,7 +134,7 @@ def test_grafana_gets_a_region_from_start_to_end(app: Any) -> None:
             "environment:production",
             "status:success",
         ],
-        "text": "deployment.finished: deploy app 1.2" + link,
+        "text": "deployment.finished: deploy app 1.2 (success in 120s)" + link,
     }
 
 
@@ -148,9 +157,17 @@ def test_influx_gets_line_protocol_and_nothing_for_other_events(app: Any) -> Non
     assert request.headers["content-type"] == "text/plain; charset=utf-8"
     end = int(START.timestamp()) + 42
     assert request.body.decode() == (
-        f"tracker_deployment,service=my\\ api,environment=production,status=success "
+        f"tracker_deployment,environment=production,service=my\\ api,status=success "
         f"duration_seconds=42.0 {end}"
     )
+    assert influx_points(request.body) == [
+        {
+            "measurement": "tracker_deployment",
+            "tags": {"environment": "production", "service": "my api", "status": "success"},
+            "fields": {"duration_seconds": 42.0},
+            "time": end,
+        }
+    ]
     states = {d["type"]: (d["state"], d["error"]) for d in deliveries(app)}
     assert states["deployment.finished"] == ("delivered", "")
     assert states["deployment.started"] == (
@@ -182,7 +199,7 @@ class FakeGitHub:
                 return 200, [
                     d
                     for d in self.deployments
-                    if d["sha"] == query["sha"][0] and d["environment"] == query["environment"][0]
+                    if d["ref"] == query["ref"][0] and d["environment"] == query["environment"][0]
                 ]
             if request.method == "POST" and path.path == "/repos/octo/app/deployments":
                 number = len(self.deployments) + 1
@@ -190,7 +207,7 @@ class FakeGitHub:
                 created = {
                     "id": number,
                     "url": f"{self.base}/repos/octo/app/deployments/{number}",
-                    "sha": body["ref"],
+                    "sha": "abc123" if body["ref"] == "abc123" else "d" * 40,
                     **body,
                 }
                 self.deployments.append(created)
@@ -202,6 +219,32 @@ class FakeGitHub:
         return 404, {"message": "Not Found"}
 
 
+#: GitHub's REST API, version 2022-11-28 (its OpenAPI description): what the bodies may hold.
+DEPLOYMENT_KEYS = {
+    "ref", "task", "auto_merge", "required_contexts", "payload", "environment",
+    "description", "transient_environment", "production_environment",
+}  # fmt: skip
+STATUS_KEYS = {"state", "target_url", "log_url", "description", "environment", "environment_url",
+               "auto_inactive"}  # fmt: skip
+STATUS_STATES = {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
+
+
+def github_requests(requests: list[Received]) -> list[tuple[str, str]]:
+    """Every request as GitHub's REST API 2022-11-28 takes it (asserts); (method, path)."""
+    for request in requests:
+        assert request.headers["accept"] == "application/vnd.github+json", request.headers
+        assert request.headers["x-github-api-version"] == "2022-11-28"
+        if request.method == "POST" and request.path.endswith("/deployments"):
+            body = request.json()
+            assert set(body) <= DEPLOYMENT_KEYS and body["ref"], body
+            assert len(body["description"]) <= 140
+        elif request.method == "POST":
+            body = request.json()
+            assert set(body) <= STATUS_KEYS and body["state"] in STATUS_STATES, body
+            assert len(body["description"]) <= 140
+    return [(r.method, urlsplit(r.path).path) for r in requests]
+
+
 def test_github_deployments_show_the_deploy_on_the_pr(app: Any) -> None:
     github = FakeGitHub()
     with run_receiver(github) as receiver:
@@ -210,7 +253,7 @@ def test_github_deployments_show_the_deploy_on_the_pr(app: Any) -> None:
         event = deploy(app)
         assert dispatch(app) == 2
         requests = receiver.wait_for(7)
-    assert [(r.method, urlsplit(r.path).path) for r in requests] == [
+    assert github_requests(requests) == [
         ("GET", "/repos/octo/app/pulls/7"),
         ("GET", "/repos/octo/app/deployments"),
         ("POST", "/repos/octo/app/deployments"),
@@ -227,8 +270,47 @@ def test_github_deployments_show_the_deploy_on_the_pr(app: Any) -> None:
     assert deployment["required_contexts"] == [] and deployment["auto_merge"] is False
     link = f"https://tracker.example/events/{event['metadata']['id']}"
     assert github.statuses == [
-        (1, {"state": "in_progress", "environment_url": link, "description": "api: start"}),
-        (1, {"state": "success", "environment_url": link, "description": "api: success"}),
+        (1, {"state": "in_progress", "log_url": link, "description": "api: start",
+             "auto_inactive": True}),
+        (1, {"state": "success", "log_url": link, "description": "api: success",
+             "auto_inactive": True}),
+    ]  # fmt: skip
+
+
+def test_github_deploys_the_revision_with_the_environment_url_option(app: Any) -> None:
+    github = FakeGitHub()
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    with run_receiver(github) as receiver:
+        github.base = receiver.url
+        subscribe(
+            app,
+            receiver.url,
+            "github-deployments",
+            ["deployment.*"],
+            environmentUrl="https://app.example",
+        )
+        deploy(app, status="failure", title="t" * 500, revision=revision)
+        assert dispatch(app) == 2
+        requests = receiver.wait_for(5)
+    # No pull request lookup: the revision deployed is the deployment's ref.
+    assert github_requests(requests) == [
+        ("GET", "/repos/octo/app/deployments"),
+        ("POST", "/repos/octo/app/deployments"),
+        ("POST", "/repos/octo/app/deployments/1/statuses"),
+        ("GET", "/repos/octo/app/deployments"),
+        ("POST", "/repos/octo/app/deployments/1/statuses"),
+    ]
+    assert parse_qs(urlsplit(requests[0].path).query) == {
+        "ref": [revision],
+        "environment": ["production"],
+        "per_page": ["100"],
+    }
+    (deployment,) = github.deployments
+    assert deployment["ref"] == revision
+    assert deployment["description"] == "t" * 139 + "\u2026"
+    assert [(s["state"], s["environment_url"]) for _, s in github.statuses] == [
+        ("in_progress", "https://app.example"),
+        ("failure", "https://app.example"),
     ]
 
 
@@ -294,13 +376,165 @@ def test_slack_gets_an_alert_with_its_message(make_client: Any) -> None:
         assert [o.rule for o in state.alerts.evaluate(state.outbox)] == ["lock_held"]
         assert state.dispatcher.run_once() == 1
         (request,) = slack.wait_for(1)
-    header, facts = request.json()["blocks"]
+    header, facts = slack_message(request.json())["blocks"]
     assert header["text"]["text"] == (
         ":information_source: *alert.fired*: db in production (deployment) has been locked "
         "by bob for 61s"
     )
     assert [f["text"] for f in facts["fields"]] == [
+        "*Rule*\nlock_held",
         "*Service*\ndb",
         "*Environment*\nproduction",
         "*Who*\nbob",
     ]
+
+
+HOSTILE = "<!channel> ship & <https://evil.example|click here>\nnow "
+HOSTILE_TITLE = HOSTILE + "x" * (500 - len(HOSTILE))  # the longest title the API takes
+LONG_PR = "https://github.com/octo/app/pull/7?" + "a=b&" * 491
+
+
+def test_slack_escapes_user_text_and_cuts_every_field_to_its_limit(app: Any) -> None:
+    with run_receiver(lambda _r: (200, None)) as slack:
+        subscribe(app, slack.url, "slack", ["deployment.finished"])
+        deploy(
+            app,
+            title=HOSTILE_TITLE,
+            service="api <!here>",
+            owner="<@U123> & co",
+            links={"pullRequestLink": LONG_PR[:2000], "ticket": ""},
+        )
+        assert dispatch(app) == 1
+        (request,) = slack.wait_for(1)
+    message = slack_message(request.json())
+    headline, facts, _link = message["blocks"]
+    assert headline["text"]["text"] == (
+        ":white_check_mark: *deployment.finished*: &lt;!channel&gt; ship &amp; "
+        "&lt;https://evil.example|click here&gt;\nnow " + "x" * (500 - len(HOSTILE))
+    )
+    texts = {f["text"].split("\n", 1)[0]: f["text"] for f in facts["fields"]}
+    assert texts["*Service*"] == "*Service*\napi &lt;!here&gt;"
+    assert texts["*Who*"] == "*Who*\n&lt;@U123&gt; &amp; co"
+    pr = texts["*PR*"]
+    # Cut to the limit, never through an escape ("&am..."): a whole "&amp;" or none.
+    assert 1995 <= len(pr) <= 2000 and pr.endswith("&amp;a=b\u2026")
+    assert "<!channel>" not in request.body.decode() and "<!here>" not in message["text"]
+
+
+def test_webhook_test_sends_a_message_slack_accepts(app: Any) -> None:
+    with run_receiver(lambda _r: (200, None)) as slack:
+        hook = subscribe(app, slack.url, "slack", ["deployment.finished"])
+        assert app.post(f"{API}/webhooks/{hook}/test").status_code == 202
+        assert dispatch(app) == 1
+        (request,) = slack.wait_for(1)
+    assert slack_message(request.json()) == {
+        "text": "webhook.test:",
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": ":information_source: *webhook.test*: webhook.test",
+                },
+            }
+        ],
+    }
+
+
+def test_slack_mentions_only_whom_the_webhook_option_names(app: Any) -> None:
+    with run_receiver(lambda _r: (200, None)) as slack:
+        subscribe(app, slack.url, "slack", ["deployment.started"], mention="!here")
+        create_event(app, "<!channel> deploy", status="start")
+        assert dispatch(app) == 1
+        (request,) = slack.wait_for(1)
+    headline = slack_message(request.json())["blocks"][0]["text"]["text"]
+    assert headline == "<!here> :rocket: *deployment.started*: &lt;!channel&gt; deploy"
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "message"),
+    [
+        ("slack", {"mention": "<!channel>"}, "options.mention: '<!channel>' is not !here"),
+        ("generic", {"mention": "!here"}, "options.mention is for slack webhooks, not generic"),
+        ("grafana", {"panelId": 0}, "options.panelId must be a positive number"),
+        ("slack", {"dashboardUid": "x"}, "options.dashboardUid is for grafana webhooks"),
+        ("github-deployments", {"environmentUrl": "ftp://x"}, "not an http(s) URL"),
+    ],
+)
+def test_options_its_kind_cannot_use_are_refused(
+    app: Any, kind: str, options: dict[str, Any], message: str
+) -> None:
+    body = {"url": "https://example.com/x", "kind": kind, "events": ["*"], "options": options}
+    response = app.post(f"{API}/webhooks", json=body)
+    assert response.status_code == 400 and message in response.json()["message"], response.text
+
+
+@pytest.mark.parametrize(
+    ("service", "stored"),
+    [
+        ("api\nevil,service=x duration_seconds=1 1", "api evil,service=x duration_seconds=1 1"),
+        ("api\r\n\tv2\x1b\x85", "api v2 "),
+        ("a=b, c", "a=b, c"),
+        ("trailing\\", "trailing/"),
+        ("back\\ slash\\,", "back/ slash/,"),
+        ("<!channel> &\u2028x", "<!channel> & x"),
+    ],
+)
+def test_influx_writes_one_point_whatever_the_service_holds(
+    app: Any, service: str, stored: str
+) -> None:
+    with run_receiver(lambda _r: (204, None)) as influx:
+        subscribe(app, influx.url + "/api/v2/write?org=o&bucket=b", "influx", ["deployment.*"])
+        deploy(app, seconds=3, service=service)
+        assert dispatch(app) == 2
+        (request,) = influx.wait_for(1)
+    (point,) = influx_points(request.body)  # one line: no bogus point after a newline
+    assert point["tags"] == {"environment": "production", "service": stored, "status": "success"}
+    assert point["fields"] == {"duration_seconds": 3.0}
+
+
+def test_grafana_annotates_one_dashboard_panel_with_escaped_text(app: Any) -> None:
+    with run_receiver(lambda _r: (200, {"id": 1})) as grafana:
+        subscribe(
+            app, grafana.url, "grafana", ["deployment.finished"], dashboardUid="dep1", panelId=4
+        )
+        event = deploy(app, seconds=7, title='<script>alert("x")</script> & <b>', service="a<b")
+        assert dispatch(app) == 1
+        (request,) = grafana.wait_for(1)
+    body = grafana_annotation(request.json())
+    assert body["dashboardUID"] == "dep1" and body["panelId"] == 4
+    assert body["timeEnd"] - body["time"] == 7_000
+    assert body["tags"][2] == "service:a<b"  # a tag is data, never rendered as HTML
+    link = f"https://tracker.example/events/{event['metadata']['id']}"
+    assert body["text"] == (
+        "deployment.finished: &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; "
+        f'&lt;b&gt; (success in 7s) <a href="{link}">event</a>'
+    )
+
+
+def test_grafana_gets_an_alert_with_its_rule_service_and_message(make_client: Any) -> None:
+    clock = ManualClock(START)
+    client = make_client(
+        clock=clock, webhook_dispatcher=False, alert_timer=False, alert_lock_held_seconds=60
+    )
+    with run_receiver(lambda _r: (200, {"id": 1})) as grafana:
+        subscribe(client, grafana.url, "grafana", ["alert.fired"])
+        lock = {"service": "db", "environment": "production", "who": "<bob>"}
+        assert client.post(f"{API}/lock", json=lock).status_code == 200
+        clock.advance(timedelta(seconds=61))
+        state = client.app.state
+        assert [o.rule for o in state.alerts.evaluate(state.outbox)] == ["lock_held"]
+        assert state.dispatcher.run_once() == 1
+        (request,) = grafana.wait_for(1)
+    assert grafana_annotation(request.json()) == {
+        "time": int(START.timestamp() * 1000) + 61_000,
+        "tags": [
+            "tracker",
+            "alert.fired",
+            "service:db",
+            "environment:production",
+            "rule:lock_held",
+        ],
+        "text": "alert.fired lock_held db: db in production (deployment) has been locked by "
+        "&lt;bob&gt; for 61s",
+    }

@@ -96,7 +96,9 @@ def test_changes_made_while_nobody_dispatches_are_delivered_after_a_kill(tmp_pat
 @pytest.mark.postgres
 def test_two_replicas_on_postgresql_send_each_delivery_once(postgres_database_url: str) -> None:
     _empty_postgres(postgres_database_url)
-    settings = ServerSettings(database_url=postgres_database_url, webhook_dispatcher=False)
+    settings = ServerSettings(
+        database_url=postgres_database_url, webhook_dispatcher=False, allow_private_webhooks=True
+    )
     replicas = [create_app(settings), create_app(settings)]
     count = 40
     with run_receiver() as receiver:

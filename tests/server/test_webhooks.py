@@ -301,8 +301,6 @@ def test_the_readme_verification_accepts_a_real_delivery_and_refuses_a_forgery(r
 
 
 def test_queue_notifications_reach_their_subscribers(rig: Rig) -> None:
-    # The lock queue is issue 10's; this runs once it is in the tree.
-    pytest.importorskip("tracker_server.store.queue")
     key = {"service": "api", "environment": "production", "resource": "deployment"}
     with run_receiver() as receiver:
         rig.subscribe(receiver.url, ["queue.*"], service="api")
@@ -364,3 +362,96 @@ def test_deliveries_show_what_was_sent_and_ended_ones_are_pruned_after_a_week(ri
     rig.clock.advance(timedelta(hours=2))
     assert rig.dispatcher.prune() == 1  # the delivered one; a pending one is never pruned
     assert [d["state"] for d in rig.deliveries()] == ["pending"]
+
+
+@pytest.mark.parametrize("secret", [SECRET, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+def test_deliveries_verify_with_a_standard_webhooks_library(rig: Rig, secret: str) -> None:
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    rig.clock.advance(datetime.now(UTC) - START)  # the verifier checks against real time
+    with run_receiver() as receiver:
+        rig.subscribe(receiver.url, ["deployment.*"], secret=secret)
+        _deploy(rig)
+        assert rig.dispatcher.run_once() == 2
+        requests = receiver.wait_for(2)
+    # The specification's key: a whsec_ secret as it is, any other secret as its bytes.
+    verifier = Webhook(secret if secret.startswith("whsec_") else secret.encode())
+    for request in requests:
+        assert request.headers["webhook-id"] == request.headers["x-tracker-delivery"]
+        assert request.headers["webhook-signature"].startswith("v1,")
+        assert verifier.verify(request.body, request.headers) == request.json()
+        # The current header is still there for existing receivers.
+        expected = hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+        assert request.headers["x-tracker-signature-256"] == "sha256=" + expected
+    first, second = requests
+    replayed = {**first.headers, "webhook-id": second.headers["webhook-id"]}
+    with pytest.raises(WebhookVerificationError):  # the id is signed: no replay under another
+        verifier.verify(first.body, replayed)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(b"wrong").verify(first.body, first.headers)
+
+
+def test_without_a_secret_a_delivery_is_identified_but_not_signed(rig: Rig) -> None:
+    with run_receiver() as receiver:
+        rig.subscribe(receiver.url, ["deployment.started"])
+        create_event(rig.client, status="start")
+        assert rig.dispatcher.run_once() == 1
+        (request,) = receiver.wait_for(1)
+    assert request.headers["webhook-timestamp"] == str(int(START.timestamp()))
+    assert "webhook-signature" not in request.headers
+    assert "x-tracker-signature-256" not in request.headers
+
+
+def test_a_410_disables_the_webhook_and_kills_its_pending_deliveries(rig: Rig) -> None:
+    from click.testing import CliRunner
+
+    from tracker_ci.cli import main as cli
+
+    with run_receiver(lambda _r: (410, {"error": "gone"})) as receiver:
+        hook = rig.subscribe(receiver.url, ["deployment.*"])
+        _deploy(rig)
+        assert rig.dispatcher.run_once() == 2
+        (request,) = receiver.wait_for(1)  # the second one is never sent
+        create_event(rig.client, status="start", service="web")
+        assert rig.dispatcher.run_once() == 0  # a disabled webhook is not notified
+    assert request.json()["type"] == "deployment.started"
+    states = sorted((d["type"], d["state"], d["responseCode"]) for d in rig.deliveries())
+    assert states == [("deployment.finished", "dead", None), ("deployment.started", "dead", 410)]
+    (listed,) = rig.client.get(f"{API}/webhooks").json()["webhooks"]
+    assert listed["id"] == hook["id"] and listed["disabledAt"] == "2026-12-01T12:01:30Z"
+    assert listed["disabledReason"] == (
+        "the receiver answered 410 (gone) on 2026-12-01T12:01:30Z"
+    )
+    test = rig.client.post(f"{API}/webhooks/{hook['id']}/test")
+    assert test.status_code == 400 and "is disabled" in test.json()["message"]
+    del cli, CliRunner
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "wait"),
+    [
+        (429, "120", timedelta(seconds=120)),
+        (503, "Tue, 01 Dec 2026 12:05:00 GMT", timedelta(minutes=5)),
+        (503, "soon", None),  # unreadable: the backoff
+        (500, "120", None),  # only 429 and 503 say "later"
+    ],
+)
+def test_429_and_503_are_retried_after_their_retry_after(
+    rig: Rig, status: int, retry_after: str, wait: timedelta | None
+) -> None:
+    answers = iter([(status, None, {"Retry-After": retry_after}), (200, None)])
+    with run_receiver(lambda _r: next(answers)) as receiver:
+        rig.subscribe(receiver.url, ["deployment.started"])
+        create_event(rig.client, status="start")
+        assert rig.dispatcher.run_once() == 1
+        (failed,) = rig.deliveries()
+        delay = datetime.fromisoformat(failed["nextAttemptAt"]) - START
+        if wait is None:
+            assert timedelta(seconds=5) <= delay <= timedelta(seconds=10)  # the backoff
+        else:
+            assert delay == wait
+        rig.advance_to_next_attempt()
+        assert rig.dispatcher.run_once() == 1
+        receiver.wait_for(2)
+    (done,) = rig.deliveries()
+    assert failed["responseCode"] == status and done["state"] == "delivered"

@@ -27,8 +27,8 @@ class Received:
         return json.loads(self.body)
 
 
-#: (request) -> (status, JSON-able body or None)
-Responder = Callable[[Received], tuple[int, Any]]
+#: (request) -> (status, JSON-able body or None[, extra response headers])
+Responder = Callable[[Received], tuple[Any, ...]]
 
 
 @dataclass
@@ -69,9 +69,11 @@ def run_receiver(responder: Responder | None = None) -> Iterator[Receiver]:
             with receiver.condition:
                 receiver.requests.append(request)
                 receiver.condition.notify_all()
-            status, body = receiver.responder(request)
+            status, body, *extra = receiver.responder(request)
             raw = b"" if body is None else json.dumps(body).encode()
             self.send_response(status)
+            for name, value in (extra[0] if extra else {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(raw)))
             self.end_headers()

@@ -6,12 +6,15 @@ a deployment running now (past its usual duration), a held lock and a freeze win
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 API = "/api/v1alpha1"
+#: Pull request numbers, one per shipped change (100, 101, ...).
+_CHANGE_NUMBERS = itertools.count(100)
 
 
 def _ts(moment: datetime) -> str:
@@ -38,17 +41,19 @@ def deployment(
     pr: str = "",
 ) -> dict[str, Any]:
     """Create one deployment event (imported history when ``end`` is given)."""
+    # DORA counts a change once, by id: each commit here is a change of its own.
+    numbers = [next(_CHANGE_NUMBERS) for _ in commits]
     changes = [
         {
             "kind": "pull_request",
-            "id": str(100 + i),
-            "url": f"https://github.com/acme/{service}/pull/{100 + i}",
-            "title": f"Change {100 + i}",
+            "id": str(number),
+            "url": f"https://github.com/acme/{service}/pull/{number}",
+            "title": f"Change {number}",
             "author": "bob",
             "committedAt": _ts(moment),
             "mergedAt": _ts(moment + timedelta(minutes=30)),
         }
-        for i, moment in enumerate(commits)
+        for number, moment in zip(numbers, commits, strict=True)
     ]
     attributes = {
         "type": "deployment",

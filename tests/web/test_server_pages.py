@@ -13,6 +13,7 @@ from tracker_server.db import Database, create_database_engine
 from tracker_server.web import live
 
 from tests.server.helpers import API, assert_error, create_event
+from tests.web.forms import post_form
 
 pytestmark = pytest.mark.server
 
@@ -83,19 +84,20 @@ def test_release_a_lock_from_the_page_needs_a_token_with_auth(make_client):
     )
     assert created.status_code == 200, created.text
     lock_id = created.json()["lock"]["id"]
-    refused = server.post(f"/locks/{lock_id}/release", data={"token": ""}, follow_redirects=False)
+    refused = post_form(server, f"/locks/{lock_id}/release", {"token": ""})
     assert refused.status_code == 303
     assert "not%20released" in refused.headers["location"]
     assert server.get(f"{API}/lock/{lock_id}").status_code == 200  # still held
-    done = server.post(f"/locks/{lock_id}/release", data={"token": ADMIN}, follow_redirects=True)
+    done = post_form(server, f"/locks/{lock_id}/release", {"token": ADMIN}, follow_redirects=True)
     assert "lock released" in done.text
     assert server.get(f"{API}/lock/{lock_id}").status_code == 404
 
 
 def test_add_and_remove_a_freeze_from_the_page(client):
-    added = client.post(
+    added = post_form(
+        client,
         "/freezes",
-        data={
+        {
             "title": "Black Friday",
             "type": "FREEZE_TYPE_HARD",
             "scope_type": "FREEZE_SCOPE_ENVIRONMENT",
@@ -103,15 +105,20 @@ def test_add_and_remove_a_freeze_from_the_page(client):
             "starts_at": "2030-11-29T00:00",
             "ends_at": "2030-12-01T00:00",
         },
+        confirm=False,
         follow_redirects=True,
     )
     assert 'freeze "Black Friday" added' in html.unescape(added.text)
     windows = client.get(f"{API}/freeze-windows/list").json()["freezeWindows"]
     assert [w["title"] for w in windows] == ["Black Friday"]
-    removed = client.post(f"/freezes/{windows[0]['id']}/delete", data={}, follow_redirects=True)
+    path = f"/freezes/{windows[0]['id']}/delete"
+    asked = post_form(client, path, confirm=False)
+    assert asked.status_code == 200 and "Remove the freeze window" in asked.text
+    assert len(client.get(f"{API}/freeze-windows/list").json()["freezeWindows"]) == 1
+    removed = post_form(client, path, follow_redirects=True)
     assert 'freeze "Black Friday" removed' in html.unescape(removed.text)
     assert client.get(f"{API}/freeze-windows/list").json()["freezeWindows"] == []
-    bad = client.post("/freezes", data={"title": ""}, follow_redirects=True)
+    bad = post_form(client, "/freezes", {"title": ""}, confirm=False, follow_redirects=True)
     assert "not added" in bad.text
 
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tracker_ci.ci.github_action import UPSTREAM_ALIASES
+from tracker_ci.ci.action_inputs import UPSTREAM_ALIASES
 
 __all__ = [
     "ENTRYPOINT_DIR",

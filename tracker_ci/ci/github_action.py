@@ -25,6 +25,12 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 from tracker_ci.ci import github
+from tracker_ci.ci.action_inputs import (
+    OUR_DEFAULTS,
+    UPSTREAM_ALIASES,
+    UPSTREAM_DEFAULTS,
+    UPSTREAM_ONLY,
+)
 from tracker_ci.ci.github_report import OUTPUT_NAMES as REPORTED_OUTPUTS
 from tracker_ci.ci.github_report import StepReport
 
@@ -77,14 +83,6 @@ INPUT_NAMES = (
     "github_token",
     "job-status",
 )
-#: bananaops/tracker-action's inputs (over its history) and the input of ours each means.
-UPSTREAM_ALIASES = {
-    "host": "server-url",
-    "tracker_host": "server-url",
-    "lock_enable": "lock-enable",
-    "related_id": "event-id",
-    "github_token": "github-token",
-}
 #: Ours whose default is an expression (never empty): the upstream spelling, given, wins.
 _DEFAULTED = ("github-token",)
 #: The step outputs, in action.yml's order (``id`` is upstream's name for ``event-id``).
@@ -96,6 +94,10 @@ FAIL_POLICIES = ("open", "closed")
 JOB_STATUSES = ("success", "failure", "cancelled")
 TRUE_WORDS = ("true", "yes", "1")
 FALSE_WORDS = ("false", "no", "0")
+#: Inputs of ours that make a workflow ours even with an upstream spelling in it.
+OUR_CORE = ("server-url", "mode", "command")
+#: The key ``merge_upstream_inputs`` adds: "true" for an upstream workflow.
+UPSTREAM_KEY = "upstream"
 
 
 class ActionError(Exception):
@@ -127,10 +129,16 @@ def merge_upstream_inputs(raw: Mapping[str, str], environ: Mapping[str, str]) ->
     """Our inputs from upstream's spellings too; two spellings that differ are an error.
 
     Also as upstream reads them: a server without a scheme is ``http://``; no `service`
-    is the repository's name (for what opens a deployment or lock); no `mode` follows
-    `command`, then `status`.
+    is the repository's name (for what opens a deployment or lock, and upstream's finish);
+    no `mode` follows `command`, then `status`. An upstream workflow (one of upstream's
+    spellings, none of `server-url`, `mode`, `command`) is marked ``upstream: "true"``:
+    upstream's defaults and behaviour hold for it (see ``parse_inputs``).
     """
     merged = dict(raw)
+    upstream = any(raw.get(name) for name in UPSTREAM_ONLY) and not any(
+        raw.get(name) for name in OUR_CORE
+    )
+    merged[UPSTREAM_KEY] = "true" if upstream else ""
     for alias, ours in UPSTREAM_ALIASES.items():
         value = merged.pop(alias, "")
         if not value or value == merged[ours]:
@@ -147,7 +155,8 @@ def merge_upstream_inputs(raw: Mapping[str, str], environ: Mapping[str, str]) ->
         merged["server-url"] = f"http://{url}"
     if not merged["mode"]:
         merged["mode"] = _implied_mode(merged)
-    if not merged["service"] and merged["mode"].lower() in ("run", "start", "lock"):
+    opens = merged["mode"].lower() in ("run", "start", "lock")
+    if not merged["service"] and (opens or (upstream and merged["mode"].lower() == "finish")):
         merged["service"] = environ.get("GITHUB_REPOSITORY", "").rpartition("/")[2]
     return merged
 
@@ -195,6 +204,8 @@ def _environment(value: str, environments: Sequence[str], doubts: list[str]) -> 
     """Upstream's eight (case forgiven, as other choices), or any name our server takes."""
     from tracker_ci.models import ENVIRONMENT_NAME
 
+    if value == UPSTREAM_DEFAULTS["environment"]:
+        return value  # what upstream sent: no environment (its own lock key)
     known = [name.lower() for name in environments]
     if value == "" or value.lower() in known or not ENVIRONMENT_NAME.fullmatch(value):
         return _choice("environment", value, environments, doubts, empty_ok=True)
@@ -230,7 +241,7 @@ class ActionInputs:
     ticket: str = ""
     reason: str = ""
     break_glass: str = ""
-    fail_policy: str = "open"
+    fail_policy: str = "closed"
     lock_ttl: int = 0
     status: str = ""
     event_id: str = ""
@@ -240,6 +251,8 @@ class ActionInputs:
     auto_close: bool = True
     lock_enable: bool = True
     job_status: str = ""
+    #: An upstream workflow: a final status with nothing open records a finished event.
+    upstream: bool = False
     #: Inputs that are accepted but look wrong: each one becomes a ``::warning::``.
     doubts: tuple[str, ...] = ()
 
@@ -259,6 +272,8 @@ def parse_inputs(raw: Mapping[str, str], *, check_mode: bool = True) -> ActionIn
     """
     environments, priorities, statuses = _wire_words()
     doubts: list[str] = []
+    upstream = raw.get(UPSTREAM_KEY) == "true"
+    defaults = UPSTREAM_DEFAULTS if upstream else OUR_DEFAULTS
     mode = _choice("mode", raw["mode"] or _implied_mode(raw), MODES, doubts)
     server_url = raw["server-url"].rstrip("/")
     if server_url and not server_url.startswith(("http://", "https://")):
@@ -277,18 +292,22 @@ def parse_inputs(raw: Mapping[str, str], *, check_mode: bool = True) -> ActionIn
         server_url=server_url,
         token=raw["token"],
         service=raw["service"],
-        environment=_environment(raw["environment"], environments, doubts),
+        environment=_environment(
+            raw["environment"] or defaults["environment"], environments, doubts
+        ),
         command=raw["command"],
         wait=_seconds("wait", raw["wait"] or "0"),
         title=raw["title"],
         message=raw["message"],
-        priority=_choice("priority", raw["priority"], priorities, doubts, empty_ok=True),
+        priority=_choice(
+            "priority", raw["priority"] or defaults["priority"], priorities, doubts, empty_ok=True
+        ),
         owner=raw["owner"],
         pr_url=raw["pr-url"],
         ticket=raw["ticket"],
         reason=raw["reason"],
         break_glass=raw["break-glass"],
-        fail_policy=_choice("fail-policy", raw["fail-policy"] or "open", FAIL_POLICIES, doubts),
+        fail_policy=_choice("fail-policy", raw["fail-policy"] or "closed", FAIL_POLICIES, doubts),
         lock_ttl=_seconds("lock-ttl", raw["lock-ttl"] or "0"),
         status=_choice(
             "status", _finish_word(mode, raw["status"]), statuses, doubts, empty_ok=True
@@ -300,6 +319,7 @@ def parse_inputs(raw: Mapping[str, str], *, check_mode: bool = True) -> ActionIn
         auto_close=parse_bool("auto-close", raw["auto-close"] or "true"),
         lock_enable=parse_bool("lock-enable", raw["lock-enable"] or "true"),
         job_status=raw["job-status"].lower(),
+        upstream=upstream,
     )
     if check_mode:
         _check_mode_needs(inputs, environments)
@@ -339,11 +359,8 @@ def _doubts(inputs: ActionInputs) -> list[str]:
     doubts = []
     if inputs.mode != "run" and inputs.command:
         doubts.append(f"Input `command` is ignored in mode {inputs.mode} (it is for mode run).")
-    if not inputs.lock_enable and inputs.mode in ("run", "start"):
-        doubts.append(
-            "Input `lock-enable` is false, but a deployment always holds the lock of its "
-            "service and environment while it is open: the lock is taken."
-        )
+    if not inputs.lock_enable and inputs.mode == "lock":
+        doubts.append("Input `lock-enable` is false, but mode lock is for taking the lock.")
     if inputs.job_status and inputs.job_status not in JOB_STATUSES:
         expected = ", ".join(JOB_STATUSES)
         doubts.append(f"Input `job-status` is {inputs.job_status!r}; expected {expected}.")
@@ -395,7 +412,7 @@ def build_cli_argv(inputs: ActionInputs) -> list[str]:
                 ("--lock-ttl", inputs.lock_ttl),
             ]
         )
-        argv += policy + comment
+        argv += policy + comment + ([] if inputs.lock_enable else ["--no-lock"])
         if inputs.mode == "start":
             return argv
         # bash with the options of a `run:` step's shell, in a process group of its own.
@@ -404,6 +421,10 @@ def build_cli_argv(inputs: ActionInputs) -> list[str]:
     if inputs.mode == "finish":
         argv = [*_global(inputs), "deploy", "finish", "--status", finish_status(inputs)]
         argv += _options([("--event-id", inputs.event_id), ("--message", inputs.message)])
+        if inputs.upstream and not inputs.event_id:
+            # Upstream posts a finished event; ours closes the open one, or records one.
+            argv += ["--record-if-none", *_options([("--priority", inputs.priority)])]
+            argv += _options([("--title", inputs.title), ("--owner", inputs.owner)])
         return argv + _key(inputs) + policy + comment
     if inputs.mode == "lock":
         argv = [*_global(inputs), "lock", "acquire", *_key(inputs)]
@@ -487,7 +508,8 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
     if raw["mode"].lower() == "finish" and not raw["event-id"]:
         # A start step of this job exported its event (GITHUB_ENV).
         raw["event-id"] = env.get("TRACKER_EVENT_ID", "")
-        if not (raw["event-id"] or raw["service"]) and raw["fail-policy"] != "closed":
+        # Nothing was opened, so no lock is at stake: a warning whatever the fail policy.
+        if not (raw["event-id"] or raw["service"]):
             report.annotate(
                 "warning",
                 "Nothing to finish: no `event-id`, and no start step of this job opened an "

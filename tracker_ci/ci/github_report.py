@@ -186,7 +186,13 @@ class StepReport:
         if state.tracked:
             self.save_state(closed="true")
         note = _sentence(detail)
-        if self.post_step:
+        if state.closed_before:
+            heading = f"Deployment {state.service or state.event_id} was already closed"
+            note = (
+                f"This step found the deployment already closed as **{state.status}** (by a "
+                "later step or another job): nothing changed."
+            )
+        elif self.post_step:
             heading = (
                 f"Deployment of {state.service} to {state.environment} closed by the post step"
             )
@@ -227,12 +233,14 @@ class StepReport:
         heading = f"Lock taken on {lock.service} in {lock.environment}"
         self.summary(render_summary(rows, heading=heading, status="locked"))
 
-    def lock_released(self, what: str, lock_id: str) -> None:
-        """``lock release``: outputs, state and summary."""
+    def lock_released(self, what: str, lock_id: str, *, already: bool = False) -> None:
+        """``lock release``: outputs, state and summary (``already``: it was gone)."""
         if not (self.active or self.files):
             return
         self.outputs({"lock-id": lock_id, "status": "unlocked"})
         self.save_state(closed="true")
         heading = "Lock released" if not self.post_step else "Lock released by the post step"
+        if already:
+            heading = "Lock already released (nothing to do)"
         rows = {"Lock": what, "Status": "🔓 unlocked"}
         self.summary(render_summary(rows, heading=heading, status="unlocked"))

@@ -55,8 +55,9 @@ class AppState:
         return self.config["output"] == "json"
 
     @contextmanager
-    def client(self) -> Iterator[TrackerClient]:
-        """A TrackerClient for the configured server, closed afterwards."""
+    def client(self, *, on_warning: Callable[[str], None] | None = None) -> Iterator[TrackerClient]:
+        """A TrackerClient for the configured server, closed afterwards; ``on_warning`` is
+        told each warning the server sends back (a soft freeze, broken glass)."""
         from tracker_ci.client import TrackerClient
 
         config = self.config
@@ -73,6 +74,7 @@ class AppState:
             timeout=config["timeout"],
             retries=config["retries"],
             transport=transport,
+            on_warning=on_warning,
         ) as client:
             yield client
 
@@ -90,6 +92,10 @@ def require(value: Any, state: AppState, key: str, option: str) -> Any:
     raise click.UsageError(
         f"missing {option}: give it, or set TRACKER_{key.upper()} or `{key}` in .tracker-ci.toml"
     )
+
+
+#: What upstream's action sent as the environment (none): accepted when named in full.
+UNSPECIFIED_ENVIRONMENT = "ENVIRONMENT_UNSPECIFIED"
 
 
 class WireChoice(click.ParamType):
@@ -163,6 +169,8 @@ class WireChoice(click.ParamType):
             self.fail(f"{value!r} is not one of: {accepted}", param, ctx)
         if getattr(member, "custom", False):
             return member  # an environment name of our server's own
+        if self.enum_name == "Environment" and text == member.value == UNSPECIFIED_ENVIRONMENT:
+            return member  # upstream's "no environment", named in full (its action's default)
         if member.value.endswith("_UNSPECIFIED") or member.value not in self.choices():
             self.fail(f"{value!r} is not one of: {accepted}", param, ctx)
         return member
@@ -213,7 +221,16 @@ class LiveWaitLine:
         return f"{self.place(holder)}, {left}s left"
 
     def place(self, holder: Any) -> str:
-        """The line without its countdown: who holds it and, when queued, where we stand."""
+        """The line without its countdown: who holds it and, when queued, where we stand;
+        or, while the server is away, that we wait for it to come back."""
+        from tracker_ci.exceptions import LockHeld, TrackerError
+
+        if isinstance(holder, TrackerError) and not isinstance(holder, LockHeld):
+            return (
+                f"waiting for lock on {self.what}: the server is unreachable ({holder}); "
+                "keeping our place and trying again, the deploy does not run until the "
+                "lock is ours"
+            )
         who = getattr(holder, "who", None) or getattr(holder, "holder", None) or "someone"
         if not isinstance(who, str):
             who = getattr(who, "who", "") or "someone"

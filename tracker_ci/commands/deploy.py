@@ -134,9 +134,17 @@ def start_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--fail-policy",
             type=click.Choice(["open", "closed"], case_sensitive=False),
             envvar="TRACKER_FAIL_POLICY",
-            help="When the server is unreachable or fails: open = warn and deploy "
-            "anyway, closed = stop (exit 4/1). A held lock always stops (exit 3). "
-            "[env: TRACKER_FAIL_POLICY; default: open]",
+            help="When the server cannot be reached or fails: closed = stop before "
+            "deploying (exit 4/1); open = deploy UNTRACKED and UNLOCKED, reported loudly. "
+            "A held lock always stops (exit 3), and a deploy that waited behind a holder "
+            "never runs unlocked (exit 4). [env: TRACKER_FAIL_POLICY; default: closed]",
+        ),
+        click.option(
+            "--lock/--no-lock",
+            default=True,
+            help="--no-lock opens the event with status open, which takes no lock: nothing "
+            "keeps another deploy of the service out (the action's lock_enable: false). "
+            "[default: --lock]",
         ),
         *comment_options,
     ]
@@ -260,7 +268,7 @@ def _make_deployment(
     pr_url: str | None = None,
 ) -> Deployment:
     from tracker_ci.commands.context import check_pr_url, default_title, find_pr_url
-    from tracker_ci.deploy import Deployment
+    from tracker_ci.deploy import Deployment, DeploymentOptions
 
     if pr_url is None:
         pr_url = check_pr_url(opts.get("pr_url"))
@@ -273,8 +281,7 @@ def _make_deployment(
             )
     policy = (opts.get("fail_policy") or state.config["fail_policy"]).lower()
     lock_ttl = opts.get("lock_ttl")
-    deployment = Deployment(
-        client,
+    options = DeploymentOptions(
         service=service,
         environment=environment,
         title=opts.get("title") or default_title(service, environment, run),
@@ -286,13 +293,19 @@ def _make_deployment(
         source=opts.get("source") or run.source,
         lock_ttl=state.config["lock_ttl"] if lock_ttl is None else lock_ttl,
         fail_policy=policy,
-        # Before the event opened, an outage means neither an event nor a lock.
-        on_warning=lambda error: _warn_untracked(error, starting=deployment.last_state is None),
-        reporter=CliReporter(state, run, opts, running=running),
         on_lock_lost="continue" if opts.get("on_lock_lost") == "continue" else "stop",
         reason=opts.get("reason") or "",
         break_glass=opts.get("break_glass") or "",
         job_url=run.run_url,
+        close_within=state.config["close_retry"],
+        lock=opts.get("lock", True) is not False,
+    )
+    deployment = Deployment(
+        client,
+        options,
+        # Before the event opened, an outage means neither an event nor a lock.
+        on_warning=lambda error: _warn_untracked(error, starting=deployment.last_state is None),
+        reporter=CliReporter(state, run, opts, running=running),
         evict_dead_holder=dead_holder_check(opts) if opts.get("evict_dead_holder") else None,
     )
     if run.github is not None or run.gitlab is not None:
@@ -351,8 +364,8 @@ def _opened(
     service, env = _key(state, service, environment)
     wait = state.config["wait"] if opts.get("wait") is None else opts["wait"]
     line = LiveWaitLine(f"{service}/{env}", wait)
-    with state.client() as client:
-        client.on_warning = warn  # a soft freeze, broken glass: ::warning:: in Actions
+    # The server's warnings (a soft freeze, broken glass): ::warning:: in Actions.
+    with state.client(on_warning=warn) as client:
         deployment = _make_deployment(
             state, client, detect_run(), opts, service=service, environment=env, running=running
         )
@@ -360,6 +373,64 @@ def _opened(
             yield deployment, wait, line
         finally:
             line.done()
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """Under ``-o json``, what the deploy command prints goes to stderr (file descriptor 1
+    points at 2 while it runs), so that stdout holds one JSON document."""
+    if not active:
+        yield
+        return
+    import os
+
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no stdout at all: nothing to keep clean
+        yield
+        return
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _run_document(deployment: Deployment, what: str, code: int) -> dict[str, Any]:
+    """``deploy run -o json``: the deployment, its status, duration and fence, and the
+    command's exit code (``status: not started`` when it never opened)."""
+    last = deployment.last_state
+    if last is None:
+        service, _, environment = what.partition("/")
+        document: dict[str, Any] = {
+            "service": service,
+            "environment": environment,
+            "status": "not started",
+        }
+    else:
+        document = last.to_dict()
+    document["fence"] = last.fence if last is not None else 0
+    document["exitCode"] = code
+    return document
+
+
+def _timestamp(value: str | None) -> Any:
+    """``--started-at``: an RFC 3339 time (``Z`` or an offset), or None."""
+    if not value:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an RFC 3339 time; give e.g. 2026-01-31T12:00:00Z",
+            param_hint="--started-at",
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _print_state(state: AppState, result: DeploymentState, text: str) -> None:
@@ -393,14 +464,15 @@ Examples:
 \b
 In GitHub Actions it writes the step outputs event-id (and id), lock-id, status and
 event-url, and exports TRACKER_EVENT_ID/TRACKER_LOCK_ID to the later steps; --dotenv FILE
-writes TRACKER_EVENT_ID and TRACKER_LOCK_ID (GitLab dotenv report).
+writes TRACKER_EVENT_ID, TRACKER_LOCK_ID and TRACKER_FENCE (GitLab dotenv report).
 """
 )
 @start_options
 @click.option(
     "--dotenv",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write TRACKER_EVENT_ID/TRACKER_LOCK_ID to this file (GitLab dotenv report).",
+    help="Write TRACKER_EVENT_ID/TRACKER_LOCK_ID/TRACKER_FENCE to this file (GitLab dotenv "
+    "report).",
 )
 @pass_state
 def start(
@@ -413,7 +485,13 @@ def start(
         from tracker_ci.ci import gitlab
 
         gitlab.write_dotenv(
-            dotenv, {"TRACKER_EVENT_ID": result.event_id, "TRACKER_LOCK_ID": result.lock_id}
+            dotenv,
+            {
+                "TRACKER_EVENT_ID": result.event_id,
+                "TRACKER_LOCK_ID": result.lock_id,
+                # The fencing token, as `deploy run` gives its command (empty: none).
+                "TRACKER_FENCE": str(result.fence) if result.fence else "",
+            },
         )
     _print_state(state, result, result.event_id)
 
@@ -446,13 +524,37 @@ Examples:
     help="Close the event only if it is still open; one closed before (with any status) "
     "is left as it is (exit 0). What the GitHub Action's post step does.",
 )
+@click.option(
+    "--record-if-none",
+    is_flag=True,
+    help="When --service/--environment have no open deployment, record one that has "
+    "ended: an event created with this status, no lock (upstream's one-step use). "
+    "[default: off, exit 6]",
+)
+@click.option(
+    "--started-at",
+    envvar="TRACKER_STARTED_AT",
+    metavar="TIME",
+    help="With --record-if-none: when the deploy started (RFC 3339), its start date and "
+    "duration. [env: TRACKER_STARTED_AT; default: now, duration unknown]",
+)
+@click.option("--title", "-t", help="With --record-if-none: the recorded event's title.")
+@click.option(
+    "--priority",
+    type=WireChoice("Priority"),
+    default="P3",
+    show_default=True,
+    help="With --record-if-none: the recorded event's priority.",
+)
+@click.option("--owner", help="With --record-if-none: who deployed. [default: as deploy start]")
 @service_option
 @environment_option
 @click.option(
     "--fail-policy",
     type=click.Choice(["open", "closed"], case_sensitive=False),
     envvar="TRACKER_FAIL_POLICY",
-    help="See `deploy start`. [default: open]",
+    help="When the server cannot be reached: closed = exit 4; open = warn and leave "
+    "the deployment open. [env: TRACKER_FAIL_POLICY; default: closed]",
 )
 @comment_options[0]
 @comment_options[1]
@@ -464,14 +566,16 @@ def finish(
     status: Any,
     message: str | None,
     if_open: bool,
+    record_if_none: bool,
+    started_at: str | None,
     service: str | None,
     environment: Any,
     **opts: Any,
 ) -> None:
     """Close a deployment event with its status (and duration); releases the lock."""
     from tracker_ci.commands.context import detect_run
-    from tracker_ci.deploy import find_deployment
-    from tracker_ci.exceptions import TrackerError, is_outage
+    from tracker_ci.deploy import find_open_deployment
+    from tracker_ci.exceptions import NotFound
 
     if not event_id and not (service or state.config.get("service")):
         # Say both ways to name the deployment, not only the --service one.
@@ -480,28 +584,46 @@ def finish(
             "--environment to close the newest open one"
         )
     policy = (opts.get("fail_policy") or state.config["fail_policy"]).lower()
+    started = _timestamp(started_at)
     with state.client() as client:
+        key = ("", "") if event_id else _key(state, service, environment)
         try:
-            if event_id:
-                event = find_deployment(client, event_id=event_id)
-            else:
-                key = _key(state, service, environment)
-                event = find_deployment(client, service=key[0], environment=key[1])
-        except TrackerError as error:
-            if policy == "open" and is_outage(error):
-                warn(f"{error} -- the deployment is not closed (fail policy open)")
+            event = find_open_deployment(
+                client,
+                fail_policy=policy,
+                on_warning=lambda error: warn(
+                    f"{error} -- the deployment is not closed (fail policy open)"
+                ),
+                event_id=event_id,
+                service=key[0],
+                environment=key[1],
+            )
+        except NotFound:
+            if not record_if_none or event_id:
+                raise
+            event = None
+            deployment = _make_deployment(
+                state,
+                client,
+                detect_run(),
+                {**opts, "fail_policy": policy},
+                service=key[0],
+                environment=key[1],
+            )
+            result = deployment.record(status, message, started_at=started)
+        else:
+            if event is None:
                 return
-            raise
-        deployment = _make_deployment(
-            state,
-            client,
-            detect_run(),
-            {**opts, "fail_policy": policy},
-            service=event.attributes.service or service or "",
-            environment=event.attributes.environment.value,
-            pr_url=event.links.pull_request_link,
-        )
-        result = deployment.close(event, status, message, if_open=if_open)
+            deployment = _make_deployment(
+                state,
+                client,
+                detect_run(),
+                {**opts, "fail_policy": policy},
+                service=event.attributes.service or service or "",
+                environment=event.attributes.environment.value,
+                pr_url=event.links.pull_request_link,
+            )
+            result = deployment.close(event, status, message, if_open=if_open)
     summary = render_summary(
         [
             ("event", result.event_id),
@@ -553,8 +675,13 @@ def run(
     **opts: Any,
 ) -> None:
     """Run a command as a tracked deployment: start, run it, finish by its exit code."""
-    with _opened(state, service, environment, opts, running=True) as (deployment, wait, line):
+    with (
+        _stdout_to_stderr(state.json),
+        _opened(state, service, environment, opts, running=True) as (deployment, wait, line),
+    ):
         code = deployment.run(list(command), wait=wait, on_wait=line, process_group=process_group)
+    if state.json:
+        emit_json(_run_document(deployment, line.what, code))
     if deployment.last_state is None and code in INTERRUPTED_CODES:
         # A signal while waiting for the lock: say so, or the job ends without a word.
         click.echo(

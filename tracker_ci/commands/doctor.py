@@ -208,11 +208,13 @@ def _changes(state: AppState, client: Any, service: str | None, environment: Any
 def _policy(state: AppState) -> Check:
     policy = str(state.config["fail_policy"]).lower()
     meaning = {
-        "open": "an unreachable or failing server lets a deploy go on untracked",
+        "open": "an unreachable or failing server lets a deploy go on UNTRACKED and "
+        "UNLOCKED (the default, closed, stops it)",
         "closed": "an unreachable or failing server stops the deploy",
     }.get(policy, "")
     source = state.config.source("fail_policy")
-    return Check("fail policy", "ok", f"{policy} ({source}): {meaning}")
+    level = "warn" if policy == "open" else "ok"
+    return Check("fail policy", level, f"{policy} ({source}): {meaning}")
 
 
 @click.command(

@@ -179,7 +179,9 @@ def create(
     with state.client() as client:
         ttl = state.config["lock_ttl"] if lock_ttl is None else lock_ttl
         created = client.create_event(request, lock_ttl_seconds=ttl)
-    if takes_deployment_lock(created.attributes.type, created.attributes.status):
+    from tracker_ci.models import takes_lock
+
+    if takes_lock(created.attributes.type, created.attributes.status):
         # With the defaults (deployment, start) a note like `event create -t "restarted
         # pods"` holds the deployment lock until closed: never let that happen silently.
         kind = created.attributes.type.value
@@ -193,13 +195,6 @@ def create(
         emit_json(created)
     else:
         click.echo(created.metadata.id)
-
-
-def takes_deployment_lock(event_type: Any, status: Any) -> bool:
-    """Whether the server takes the automatic lock for an event created so (CONTRACT.md)."""
-    from tracker_ci.models import LOCKING_TYPES, OPENING_STATUSES
-
-    return event_type in LOCKING_TYPES and status in OPENING_STATUSES
 
 
 @event.command()

@@ -168,7 +168,7 @@ class Sender:
 
 
 def _exit_code_of(result: BatchItemResult) -> int:
-    """The exit code the CLI gives this refusal alone (the one table, exceptions.py)."""
+    """The exit code the CLI gives this refusal alone (the one table: tracker_ci.exceptions)."""
     import httpx
 
     from tracker_ci.exceptions import error_from_response

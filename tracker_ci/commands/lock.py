@@ -171,8 +171,7 @@ def acquire(
     who = who or run.owner or "tracker-ci"
     ttl = state.config["lock_ttl"] if ttl is None else ttl
     wait = state.config["wait"] if wait is None else wait
-    with state.client() as client:
-        client.on_warning = warn
+    with state.client(on_warning=warn) as client:
         waiter, line = _waiter(
             client,
             service,
@@ -188,7 +187,7 @@ def acquire(
         )
         try:
             taken = waiter.run(
-                lambda: client.acquire_lock(
+                lambda ticket: client.acquire_lock(
                     service=service,
                     environment=env,
                     resource=resource,
@@ -198,6 +197,7 @@ def acquire(
                     reason=reason,
                     job_url=run.run_url,
                     break_glass=break_glass,
+                    queue_ticket=ticket,
                 )
             )
         finally:
@@ -285,7 +285,7 @@ def release(
         raise NotFound(f"{what} does not exist (already released?)", status_code=404)
     if not count:
         click.echo(f"tracker-ci: {what} is already released; nothing to do", err=True)
-    StepReport().lock_released(what, lock_id or "")
+    StepReport().lock_released(what, lock_id or "", already=not count)
     if state.json:
         emit_json({"released": True, "count": count})
     else:
@@ -484,4 +484,7 @@ def wait_for_lock(
             waiter.until_free()
         finally:
             line.done()
+    if state.json:
+        emit_json({"free": True, "service": service, "environment": env, "resource": resource})
+        return
     click.echo(f"free: no {resource} lock on {service}/{env}")

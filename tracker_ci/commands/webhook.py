@@ -58,6 +58,25 @@ def webhook() -> None:
     help="generic: the HMAC key of X-Tracker-Signature-256; github-deployments, grafana, "
     "influx: the receiver's token. Never shown back. [env: TRACKER_WEBHOOK_SECRET]",
 )
+@click.option(
+    "--mention",
+    default="",
+    help="slack: whom each message mentions: !here, !channel, @<user id> or "
+    "!subteam^<group id>. [nobody]",
+)
+@click.option(
+    "--environment-url",
+    default="",
+    help="github-deployments: the deployed environment's URL on each deployment status.",
+)
+@click.option(
+    "--dashboard-uid",
+    default="",
+    help="grafana: the dashboard the annotations go on. [organisation-wide]",
+)
+@click.option(
+    "--panel-id", type=click.IntRange(min=1), default=None, help="grafana: the dashboard's panel."
+)
 @pass_state
 def add(
     state: AppState,
@@ -67,9 +86,14 @@ def add(
     environment: str,
     kind: str,
     secret: str,
+    mention: str,
+    environment_url: str,
+    dashboard_uid: str,
+    panel_id: int | None,
 ) -> None:
     """Subscribe URL to notifications; prints the webhook's id."""
     from tracker_ci.models import WebhookCreateRequest
+    from tracker_ci.wire.webhooks import WebhookOptions
 
     request = WebhookCreateRequest(
         url=url,
@@ -78,6 +102,12 @@ def add(
         service=service,
         environment=environment,
         secret=secret,
+        options=WebhookOptions(
+            mention=mention,
+            environment_url=environment_url,
+            dashboard_uid=dashboard_uid,
+            panel_id=panel_id,
+        ),
     )
     with state.client() as client:
         created = client.create_webhook(request)
@@ -90,7 +120,7 @@ def add(
 @webhook.command("list")
 @pass_state
 def list_webhooks(state: AppState) -> None:
-    """Every webhook (never a secret), with its count of failing deliveries."""
+    """Every webhook (never a secret), its failing deliveries; disabled ones (410)."""
     with state.client() as client:
         found = client.list_webhooks()
     if state.json:
@@ -109,10 +139,21 @@ def list_webhooks(state: AppState) -> None:
             w.environment or "*",
             w.has_secret,
             w.failing,
+            f"disabled: {w.disabled_reason}" if w.disabled_at is not None else "active",
         )
         for w in found
     ]
-    headers = ["id", "kind", "url", "events", "service", "environment", "secret", "failing"]
+    headers = [
+        "id",
+        "kind",
+        "url",
+        "events",
+        "service",
+        "environment",
+        "secret",
+        "failing",
+        "state",
+    ]
     click.echo(render_table(rows, headers))
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "format_timestamp",
     "parse_duration",
     "parse_finish_status",
+    "takes_lock",
     "utcnow",
 ]
 
@@ -259,6 +260,12 @@ DURATION_STATUSES = frozenset({Status.success, Status.failure})
 LOCKING_TYPES = frozenset({EventType.deployment, EventType.operation})
 
 
+def takes_lock(event_type: Any, status: Any) -> bool:
+    """Whether creating an event of this type and status takes the automatic lock (the
+    one rule, CONTRACT.md: a deployment or operation opened with start or in_progress)."""
+    return event_type in LOCKING_TYPES and status in OPENING_STATUSES
+
+
 # --------------------------------------------------------------------- scalars
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""
@@ -287,14 +294,20 @@ def parse_duration(value: Any) -> timedelta | None:
         return None
     if isinstance(value, timedelta):
         return value
+    seconds: Any = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
+        seconds = value
+    elif isinstance(value, str):
         text = value.strip()
-        if text.endswith("s"):
-            text = text[:-1]
         try:
-            return timedelta(seconds=float(text))
+            seconds = float(text[:-1] if text.endswith("s") else text)
         except ValueError:
+            pass
+    if seconds is not None:
+        try:
+            return timedelta(seconds=seconds)
+        except OverflowError:  # beyond timedelta's 999,999,999 days, or infinite
+            raise ValueError(f"{value!r} is out of range (at most 999999999 days)") from None
+        except ValueError:  # NaN
             pass
     raise ValueError(f'{value!r} is not a duration (e.g. "12.5s")')

@@ -1,5 +1,6 @@
 """Webhooks (extension): subscriptions, their deliveries, the events they may name."""
 
+import re
 from typing import Any
 
 from pydantic import Field
@@ -16,12 +17,14 @@ from tracker_ci.wire.base import (
 
 __all__ = [
     "WEBHOOK_EVENTS",
+    "SLACK_MENTION",
     "WEBHOOK_KINDS",
     "Webhook",
     "WebhookCreateRequest",
     "WebhookDelivery",
     "WebhookDeliveryListResponse",
     "WebhookListResponse",
+    "WebhookOptions",
     "WebhookResponse",
 ]
 
@@ -41,8 +44,31 @@ WEBHOOK_EVENTS: tuple[str, ...] = (
     "freeze.broken",
     "alert.fired",
 )
+#: What a Slack webhook's ``mention`` option may hold: a special mention, a user or a group.
+SLACK_MENTION = re.compile(
+    r"!here|!channel|!everyone|@[UW][A-Z0-9]{2,30}|!subteam\^S[A-Z0-9]{2,30}"
+)
 #: Where a webhook delivers: its URL's receiver speaks one of these.
 WEBHOOK_KINDS: tuple[str, ...] = ("generic", "slack", "github-deployments", "grafana", "influx")
+
+
+class WebhookOptions(WireModel):
+    """A webhook's settings for its receiver; each kind reads its own, the others stay
+    empty. ``mention`` (slack): whom the messages mention, in Slack's syntax without the
+    brackets (``!here``, ``!channel``, ``@U0123ABCD``, ``!subteam^S0123ABCD``; nobody by
+    default). ``environmentUrl`` (github-deployments): the deployed environment's address
+    on each deployment status. ``dashboardUid`` and ``panelId`` (grafana): the dashboard
+    (and panel) the annotations go on (organisation-wide without them)."""
+
+    mention: Text = ""
+    environment_url: Text = ""
+    dashboard_uid: Text = ""
+    panel_id: int | None = None
+
+
+def new_options() -> WebhookOptions:
+    """Empty options: the ``default_factory`` of the options fields."""
+    return WebhookOptions()
 
 
 class WebhookCreateRequest(WireModel):
@@ -55,6 +81,7 @@ class WebhookCreateRequest(WireModel):
     service: Text = ""
     environment: Text = ""
     secret: Text = ""
+    options: WebhookOptions = Field(default_factory=new_options)
 
 
 class Webhook(WireModel):
@@ -69,6 +96,10 @@ class Webhook(WireModel):
     has_secret: Flag = False
     created_at: Timestamp | None = None
     failing: int = 0
+    options: WebhookOptions = Field(default_factory=new_options)
+    #: Set when the receiver answered 410 (gone): nothing is sent to it any more.
+    disabled_at: Timestamp | None = None
+    disabled_reason: Text = ""
 
 
 class WebhookResponse(WireModel):

@@ -25,24 +25,30 @@ from sqlalchemy import Connection
 
 from tracker_ci.models import (
     API_PREFIX,
-    LOCKING_TYPES,
-    OPENING_STATUSES,
     Event,
     EventMetadata,
     WireModel,
     format_timestamp,
+    takes_lock,
 )
 from tracker_ci.wire.batch import MAX_BATCH_EVENTS, BatchEventItem, BatchOutcome, BatchResponse
 from tracker_server.auth import authorize
 from tracker_server.deps import WriteDep, require_reader
 from tracker_server.domain import DomainError, InvalidInput
 from tracker_server.errors import ERROR_RESPONSES, describe_validation_errors, error_body, status_of
+from tracker_server.operations import open_event
 from tracker_server.routes.common import JSON
-from tracker_server.routes.events import open_event
 from tracker_server.store import batch as batch_store
 from tracker_server.store import events as event_store
 from tracker_server.store import idempotency
-from tracker_server.validation import check_changelog_entry, check_event, check_text, is_uuid
+from tracker_server.validation import (
+    LATEST,
+    check_changelog_entry,
+    check_event,
+    check_text,
+    check_urls,
+    is_uuid,
+)
 from tracker_server.writes import Write
 
 router = APIRouter(prefix=API_PREFIX, tags=["events"], dependencies=[Depends(require_reader)])
@@ -154,6 +160,7 @@ def _read_item(index: int, raw: Any, write: Write) -> _Item:
         return item
     try:
         check_event(body.title, body.attributes, body.links, body.slack_id)
+        check_urls(body)  # jobUrl (links and attributes are in check_event)
         write.allow(body.attributes.service)
         if body.is_history:
             _check_history(body, write)
@@ -177,6 +184,13 @@ def _check_history(body: BatchEventItem, write: Write) -> None:
     check_text(metadata.slack_id, "metadata.slackId", max_length=200)
     if metadata.duration is not None and metadata.duration.total_seconds() < 0:
         raise InvalidInput("invalid request: metadata.duration may not be negative")
+    if metadata.duration is not None and metadata.created_at is not None:
+        # Its end (createdAt + duration) is read by DORA and the pages: it must be a date.
+        if metadata.duration > LATEST - metadata.created_at:
+            raise InvalidInput(
+                "invalid request: metadata.duration is too long: createdAt + duration "
+                "is after the year 9999"
+            )
     for entry in body.changelog:
         check_changelog_entry(entry)
 
@@ -262,7 +276,7 @@ class _Batch:
         body, write = item.body, self.write
         assert body is not None
         attributes = body.attributes
-        locking = attributes.type in LOCKING_TYPES and attributes.status in OPENING_STATUSES
+        locking = takes_lock(attributes.type, attributes.status)
         mark = len(write.journal.pending)
         try:
             if locking:

@@ -1,9 +1,10 @@
-"""Helpers every router uses: wire responses, paging, dates, single-valued queries."""
+"""Helpers every router uses: wire responses (with freeze warnings), paging, single-valued
+queries. Dates are read by ``tracker_server.periods`` (the pages read them too)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import Header, Query, Request
@@ -39,36 +40,6 @@ def wire(model: BaseModel, status_code: int = 200) -> Response:
     return Response(model.model_dump_json(by_alias=True), status_code=status_code, media_type=JSON)
 
 
-def parse_query_time(value: str | None, name: str, *, end_of_day: bool = False) -> datetime | None:
-    """An RFC 3339 timestamp (or a bare date) from a query parameter; 400 otherwise.
-
-    A bare date as an upper bound means the end of that day, so bounds stay inclusive.
-    """
-    if value is None or value == "":
-        return None
-    text = value.strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            moment = datetime.combine(day, time.min, tzinfo=UTC)
-            return moment + timedelta(days=1, microseconds=-1) if end_of_day else moment
-        from tracker_ci.models import EventMetadata
-
-        parsed = EventMetadata.model_validate({"created_at": text}).created_at
-    except ValueError as exc:
-        if "out of range" in str(exc):
-            raise InvalidInput(
-                f"invalid request: query parameter {name}: {value!r} is out of range once "
-                "converted to UTC (years 1 to 9999 in UTC)"
-            ) from None
-        raise InvalidInput(
-            f"invalid request: query parameter {name}: {value!r} is not an RFC 3339 timestamp "
-            "(e.g. 2026-01-31T12:00:00Z) or a date (2026-01-31)"
-        ) from None
-    assert parsed is not None
-    return parsed
-
-
 def check_single_values(request: Request, names: Iterable[str]) -> None:
     """A 400 when a single-valued query parameter is repeated, as upstream's gateway does
     (keeping only one of the values would answer something nobody asked for)."""
@@ -80,9 +51,10 @@ def check_single_values(request: Request, names: Iterable[str]) -> None:
             )
 
 
-def check_date_order(start: datetime | None, end: datetime | None) -> None:
-    """A 400 when the range is inverted."""
-    if start is not None and end is not None and start > end:
-        raise InvalidInput(
-            "invalid request: start_date is after end_date; swap them (both are inclusive)"
-        )
+def wire_with_warnings(model: BaseModel, warnings: list[str]) -> Response:
+    """The wire answer plus ``warnings`` (soft freezes, broken glass) when there are any."""
+    if not warnings:
+        return wire(model)
+    body = json.loads(model.model_dump_json(by_alias=True))
+    body["warnings"] = warnings
+    return Response(json.dumps(body), media_type=JSON)

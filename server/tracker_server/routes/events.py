@@ -12,14 +12,11 @@ from sqlalchemy import Connection
 
 from tracker_ci.models import (
     API_PREFIX,
-    LOCKING_TYPES,
-    OPENING_STATUSES,
     ChangelogListResponse,
     ChangelogRequest,
     CreateEventRequest,
     DeleteEventResponse,
     Environment,
-    Event,
     EventListResponse,
     EventResponse,
     EventType,
@@ -32,24 +29,23 @@ from tracker_ci.models import (
     UpdateEventRequest,
     format_timestamp,
 )
+from tracker_server import operations
 from tracker_server.db import Database
 from tracker_server.deps import DatabaseDep, Now, WriteDep, require_reader
 from tracker_server.domain import EventNotFound, InvalidInput
 from tracker_server.errors import CONFLICT_RESPONSE, ERROR_RESPONSES, NOT_FOUND_RESPONSE
-from tracker_server.routes import freezes
+from tracker_server.operations import open_event
+from tracker_server.periods import check_date_order, parse_query_time
 from tracker_server.routes.common import (
     Cursor,
     IdempotencyKey,
     Page,
     PerPage,
-    check_date_order,
     check_single_values,
-    parse_query_time,
     wire,
+    wire_with_warnings,
 )
-from tracker_server.routes.freezes import wire_with_warnings
 from tracker_server.store import events as event_store
-from tracker_server.store import locks as lock_store
 from tracker_server.store.events import EventFilter, Order
 from tracker_server.tables import events as events_table
 from tracker_server.validation import (
@@ -57,11 +53,11 @@ from tracker_server.validation import (
     check_changelog_entry,
     check_event,
     check_text,
+    check_urls,
     is_uuid,
     parse_enum,
     require_uuid,
 )
-from tracker_server.writes import Write
 
 router = APIRouter(prefix=API_PREFIX, tags=["events"], dependencies=[Depends(require_reader)])
 
@@ -82,6 +78,7 @@ def create_event(
     """Create an event. A deployment or operation that starts takes its lock first (409 if
     held, and then nothing is created); a ``relatedId`` sets the duration since that event."""
     check_event(body.title, body.attributes, body.links, body.slack_id)
+    check_urls(body)  # jobUrl (links and attributes are in check_event)
     write.allow(body.attributes.service)
 
     def work(conn: Connection) -> Response:
@@ -96,39 +93,6 @@ def create_event(
     )
 
 
-def open_event(conn: Connection, body: CreateEventRequest, write: Write) -> tuple[Event, list[str]]:
-    """Create an event as ``POST /event`` does (the batch too): its automatic lock belongs
-    to the caller's token, the freeze windows are enforced, a broken glass joins its
-    changelog. Answers the event and the freeze warnings."""
-    event = event_store.create_event(conn, request=body, now=write.now, journal=write.journal)
-    # The automatic lock belongs to the token that opened the event.
-    token_id = write.principal.token_id
-    lock_store.record_lock_token(conn, token_id=token_id, event_id=event.metadata.id)
-    warnings = _enforce_freezes(conn, body, event.metadata.id, write)
-    if body.break_glass and warnings:  # the glass entry joined its changelog
-        event = event_store.require_event(conn, event_id=event.metadata.id)
-    return event, warnings
-
-
-def _enforce_freezes(
-    conn: Connection, body: CreateEventRequest, event_id: str, write: Write
-) -> list[str]:
-    # Only what opens a deployment or an operation is frozen (after it is written, in
-    # the same transaction: a refusal rolls the event and its lock back).
-    attributes = body.attributes
-    if attributes.type not in LOCKING_TYPES or attributes.status not in OPENING_STATUSES:
-        return []
-    return freezes.enforce(
-        conn,
-        write,
-        service=attributes.service,
-        environment=attributes.environment.value,
-        who=attributes.owner or write.principal.name,
-        break_glass=body.break_glass,
-        event_id=event_id,
-    )
-
-
 @router.put(
     "/event",
     response_model=EventResponse,
@@ -140,12 +104,7 @@ def update_event(body: UpdateEventRequest, write: WriteDep) -> Response:
     its lock."""
     event_id = require_uuid(body.id, "id")
     check_event(body.title, body.attributes, body.links, body.slack_id)
-    write.allow(body.attributes.service)
-    with write.transaction() as conn:
-        write.owned_event(conn, event_id)
-        event = event_store.update_event(
-            conn, request=body, event_id=event_id, now=write.now, journal=write.journal
-        )
+    event = operations.update_event(write, event_id, body)
     return wire(EventResponse(event=event))
 
 
@@ -175,12 +134,9 @@ def get_event(
     responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
 )
 def delete_event(id: EventId, write: WriteDep) -> Response:
-    """Delete an event, its changelog and the locks it holds."""
-    with write.transaction() as conn:
-        write.owned_event(conn, str(id))
-        event = event_store.delete_event(
-            conn, event_id=str(id), now=write.now, journal=write.journal
-        )
+    """Delete an event, its changelog and the locks it holds (an event holding a lock:
+    only the lock's token, or an admin giving ``X-Tracker-Reason``)."""
+    event = operations.delete_event(write, str(id))
     return wire(DeleteEventResponse(id=event.metadata.id, slack_id=event.metadata.slack_id))
 
 
@@ -236,6 +192,11 @@ def _event_page(
     )
 
 
+#: The most a search that names no paging answers at once (upstream answers every match;
+#: its UI never pages a search, and no window it asks for comes near this). Beyond it the
+#: answer says so: ``nextCursor`` goes on, ``totalCount`` counts every match.
+UNPAGED_SEARCH_CAP = 10_000
+
 SEARCH_PARAMETERS = (
     "source",
     "type",
@@ -267,13 +228,14 @@ def search_events(
     end_date: Annotated[str | None, Query(description="On startDate, inclusive.")] = None,
     impact: bool | None = None,
     slack_id: str | None = None,
-    page: Page = 1,
-    per_page: PerPage = 50,
+    page: Page | None = None,
+    per_page: PerPage | None = None,
     cursor: Cursor = "",
 ) -> Response:
     """Events matching every filter given (exact matches), newest first: newest startDate
     first when start_date or end_date is given, newest createdAt first otherwise; at least
-    one filter is required."""
+    one filter is required. Without page, per_page and cursor, every match (as upstream,
+    whose UI never pages a search) up to 10,000, beyond which nextCursor goes on."""
     check_single_values(request, SEARCH_PARAMETERS)
     for name, value in (("source", source), ("service", service), ("slack_id", slack_id)):
         if value is not None:
@@ -299,8 +261,10 @@ def search_events(
     where = filters.clauses() + event_store.start_date_between(start, end)
     # A date window is read along the start_date index, in its order (docs/search.md).
     order = Order.CREATED if start is None and end is None else Order.STARTED
+    if page is None and per_page is None and not cursor:
+        per_page = UNPAGED_SEARCH_CAP
     return _event_page(
-        database, where=where, page=page, per_page=per_page, cursor=cursor, order=order
+        database, where=where, page=page or 1, per_page=per_page or 50, cursor=cursor, order=order
     )
 
 

@@ -1,20 +1,18 @@
-"""Freeze windows (upstream's freeze-branch wire shape) and their enforcement helper.
+"""Freeze windows (upstream's freeze-branch wire shape).
 
-Managing windows needs an admin token when auth is on. Opening a deployment or operation
-(or taking a deployment lock) during a hard window is refused by :func:`enforce`, called
-by the event and lock routes; soft windows come back as ``warnings`` in the answer.
+Managing windows needs an admin token when auth is on (the rule lives in
+``operations.py``, which the freezes page calls too). Opening a deployment or operation
+(or taking a deployment lock) during a hard window is refused by
+``operations.enforce_freezes``; soft windows come back as ``warnings`` in the answer.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import Response
-from pydantic import BaseModel
-from sqlalchemy import Connection
 
 from tracker_ci.models import (
     API_PREFIX,
@@ -25,62 +23,22 @@ from tracker_ci.models import (
     FreezeWindowResponse,
     UnlockResponse,
 )
-from tracker_server.deps import AdminWriteDep, DatabaseDep, Now, require_reader
+from tracker_server import operations
+from tracker_server.deps import DatabaseDep, Now, WriteDep, require_reader
 from tracker_server.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from tracker_server.routes.common import Page, PerPage, wire
 from tracker_server.store import freezes as freeze_store
-from tracker_server.writes import Write
 
 router = APIRouter(prefix=API_PREFIX, tags=["freezes"], dependencies=[Depends(require_reader)])
 
 WindowId = Annotated[uuid.UUID, Path(description="The freeze window's id (a UUID).")]
-JSON = "application/json"
-
-
-def enforce(
-    conn: Connection,
-    write: Write,
-    *,
-    service: str,
-    environment: str,
-    who: str,
-    break_glass: str,
-    event_id: str = "",
-) -> list[str]:
-    """Refuse what a hard window covers (unless an admin caller breaks glass); the warnings."""
-    return freeze_store.enforce_freezes(
-        conn,
-        service=service,
-        environment=environment,
-        now=write.now,
-        who=who,
-        break_glass=break_glass,
-        may_break_glass=write.principal.admin,
-        journal=write.journal,
-        event_id=event_id,
-    )
-
-
-def wire_with_warnings(model: BaseModel, warnings: list[str]) -> Response:
-    """The wire answer plus ``warnings`` (soft freezes, broken glass) when there are any."""
-    if not warnings:
-        return wire(model)
-    body = json.loads(model.model_dump_json(by_alias=True))
-    body["warnings"] = warnings
-    return Response(json.dumps(body), media_type=JSON)
 
 
 @router.post("/freeze-window", response_model=FreezeWindowResponse, responses=ERROR_RESPONSES)
-def create_window(body: FreezeWindow, write: AdminWriteDep) -> Response:
-    """Create a freeze window; 400 for an end before its start, a bad cron or time zone."""
-    with write.transaction() as conn:
-        window = freeze_store.create_window(
-            conn,
-            window=body,
-            created_by=write.principal.name,
-            now=write.now,
-            journal=write.journal,
-        )
+def create_window(body: FreezeWindow, write: WriteDep) -> Response:
+    """Create a freeze window (admin); 400 for an end before its start, a bad cron or
+    time zone."""
+    window = operations.add_freeze(write, body)
     return wire(FreezeWindowResponse(freeze_window=window))
 
 
@@ -101,12 +59,9 @@ def get_window(id: WindowId, database: DatabaseDep) -> Response:
     response_model=FreezeWindowResponse,
     responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
 )
-def update_window(id: WindowId, body: FreezeWindow, write: AdminWriteDep) -> Response:
-    """Replace a freeze window; answers the window AFTER the change."""
-    with write.transaction() as conn:
-        window = freeze_store.update_window(
-            conn, window_id=str(id), window=body, now=write.now, journal=write.journal
-        )
+def update_window(id: WindowId, body: FreezeWindow, write: WriteDep) -> Response:
+    """Replace a freeze window (admin); answers the window AFTER the change."""
+    window = operations.update_freeze(write, str(id), body)
     return wire(FreezeWindowResponse(freeze_window=window))
 
 
@@ -115,10 +70,9 @@ def update_window(id: WindowId, body: FreezeWindow, write: AdminWriteDep) -> Res
     response_model=UnlockResponse,
     responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
 )
-def delete_window(id: WindowId, write: AdminWriteDep) -> Response:
-    """Delete a freeze window (upstream's answer: message, id, count "1")."""
-    with write.transaction() as conn:
-        freeze_store.delete_window(conn, window_id=str(id), journal=write.journal)
+def delete_window(id: WindowId, write: WriteDep) -> Response:
+    """Delete a freeze window (admin; upstream's answer: message, id, count "1")."""
+    operations.remove_freeze(write, str(id))
     return wire(UnlockResponse(message="freeze window deleted", id=str(id), count=1))
 
 

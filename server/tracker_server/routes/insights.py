@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -13,28 +12,11 @@ from tracker_server.deps import DatabaseDep, Now, require_reader
 from tracker_server.domain import InvalidInput
 from tracker_server.dora import dora_report
 from tracker_server.errors import ERROR_RESPONSES
-from tracker_server.routes.common import (
-    check_date_order,
-    check_single_values,
-    parse_query_time,
-    wire,
-)
+from tracker_server.periods import dora_window
+from tracker_server.routes.common import check_single_values, wire
 from tracker_server.validation import parse_enum
 
 router = APIRouter(prefix=API_PREFIX, tags=["insights"], dependencies=[Depends(require_reader)])
-
-#: Without a start_date, the window is this long (ending at end_date, else now).
-DEFAULT_WINDOW = timedelta(days=30)
-
-
-def dora_window(
-    start_date: str | None, end_date: str | None, now: datetime
-) -> tuple[datetime, datetime]:
-    """The window of a DORA request: bare dates are whole days; 30 days up to now by default."""
-    end = parse_query_time(end_date, "end_date", end_of_day=True) or now
-    start = parse_query_time(start_date, "start_date") or end - DEFAULT_WINDOW
-    check_date_order(start, end)
-    return start, end
 
 
 @router.get("/insights/dora", response_model=DoraReport, responses=ERROR_RESPONSES)
@@ -51,8 +33,24 @@ def get_dora(
         str | None, Query(description="Window end, inclusive (default now).")
     ] = None,
 ) -> Response:
-    """Deployment frequency, lead time for changes, change failure rate and failed
-    deployment recovery time of a service and environment over a window (extension)."""
+    """DORA's four keys of a service and environment over a window (extension), counted
+    as DORA, fourkeys and GitLab count them (docs/dora.md).
+
+    A deployment is a ``deployment`` event that ended (success, failure or error) within
+    ``[start_date, end_date]`` (a bare date is a whole day, both ends inclusive).
+
+    * Deployment frequency (``deploymentsPerDay``): successful deployments per day;
+      ``deployments`` counts every ended one (success, failure, error).
+    * Lead time for changes: each change (by id) once, from its commit to the end of the
+      first successful deployment that shipped it; a change committed after that end is
+      left out and counted in ``changesCommittedAfterDeployment`` (a data problem).
+    * Change failure rate: failed deployments (failure or error) / ``deployments``.
+    * Failed deployment recovery time: per failure episode, from the first failed
+      deployment of a run to the next successful one (``failureEpisodes`` counts them).
+
+    ``keys`` rates each key by the 2023 Accelerate State of DevOps report (elite, high,
+    medium, low) and gives its value over the previous period of the same length and the
+    change; ``level`` is the lowest rating."""
     check_single_values(request, ("service", "environment", "start_date", "end_date"))
     if not service or not environment:
         raise InvalidInput(
@@ -60,7 +58,12 @@ def get_dora(
             "(e.g. ?service=api&environment=production)"
         )
     env = parse_enum(Environment, environment, "environment")
-    start, end = dora_window(start_date, end_date, now)
+    try:
+        start, end = dora_window(start_date, end_date, now)
+    except OverflowError:  # the default start (end_date - 30 days) is before the year 1
+        raise InvalidInput(
+            "invalid request: end_date is less than 30 days after 0001-01-01: give start_date too"
+        ) from None
     with database.read() as conn:
         report = dora_report(conn, service=service, environment=env.value, start=start, end=end)
     return wire(report)

@@ -19,13 +19,12 @@ from tracker_ci.models import (
     UnlockResponse,
     UpdateLockRequest,
 )
+from tracker_server import operations
 from tracker_server.deps import DatabaseDep, Now, WriteDep, require_reader
 from tracker_server.domain import InvalidInput
 from tracker_server.errors import CONFLICT_RESPONSE, ERROR_RESPONSES, NOT_FOUND_RESPONSE
-from tracker_server.routes import freezes
-from tracker_server.routes.common import IdempotencyKey, wire
-from tracker_server.routes.freezes import wire_with_warnings
-from tracker_server.routes.queue import FROZEN_RESOURCES
+from tracker_server.operations import FROZEN_RESOURCES
+from tracker_server.routes.common import IdempotencyKey, wire, wire_with_warnings
 from tracker_server.store import events as event_store
 from tracker_server.store import locks as lock_store
 from tracker_server.validation import (
@@ -33,6 +32,7 @@ from tracker_server.validation import (
     MAX_NAME,
     check_lock_key,
     check_text,
+    check_urls,
     require_uuid,
 )
 
@@ -54,6 +54,7 @@ def acquire_lock(
     An empty resource means "deployment"; ``ttlSeconds`` makes the lock expire."""
     resource = body.resource or DEFAULT_RESOURCE
     check_lock_key(body.service, body.environment, resource, body.who)
+    check_urls(body)
     event_id = require_uuid(body.event_id, "eventId") if body.event_id else ""
     write.allow(body.service)
 
@@ -72,12 +73,11 @@ def acquire_lock(
             reason=body.reason,
             job_url=body.job_url,
             ticket=body.queue_ticket,
+            token_id=write.principal.token_id,
         )
-        # The lock belongs to the token that took it (release and renew check it).
-        lock_store.record_lock_token(conn, token_id=write.principal.token_id, lock_id=lock.id)
         warnings: list[str] = []
         if resource in FROZEN_RESOURCES:
-            warnings = freezes.enforce(
+            warnings = operations.enforce_freezes(
                 conn,
                 write,
                 service=body.service,
@@ -135,9 +135,7 @@ def update_lock(id: LockId, body: UpdateLockRequest, write: WriteDep) -> Respons
 
 
 def _release_by_id(lock_id: str, write: WriteDep) -> Response:
-    with write.transaction() as conn:
-        write.owned_lock_if_any(conn, lock_id)
-        count = lock_store.release_lock(conn, lock_id=lock_id, now=write.now, journal=write.journal)
+    count = operations.release_lock(write, lock_id)
     return wire(UnlockResponse(message="lock deleted", id=lock_id, count=count))
 
 
@@ -174,28 +172,15 @@ def release_lock_by_key(body: ReleaseLockRequest, write: WriteDep) -> Response:
             "invalid request: id or eventId: releasing by key needs the id of the lock "
             "(or of its event) the caller took; who alone is not enough"
         )
-    with write.transaction() as conn:
-        current = lock_store.find_lock_by_key(
-            conn,
-            service=body.service,
-            environment=body.environment,
-            resource=resource,
-            now=write.now,
-        )
-        if current is not None and current.id == (lock_id or current.id):
-            # Named right: it is released only if this token took it (or an admin says why).
-            write.check_holder(conn, current, "release")
-        holder, count = lock_store.release_lock_by_key(
-            conn,
-            service=body.service,
-            environment=body.environment,
-            resource=resource,
-            who=body.who,
-            lock_id=lock_id,
-            event_id=event_id,
-            now=write.now,
-            journal=write.journal,
-        )
+    holder, count = operations.release_lock_by_key(
+        write,
+        service=body.service,
+        environment=body.environment,
+        resource=resource,
+        who=body.who,
+        lock_id=lock_id,
+        event_id=event_id,
+    )
     return wire(UnlockResponse(message="lock deleted", id=holder.id, count=count))
 
 

@@ -27,12 +27,13 @@ from tracker_server import wakeup
 from tracker_server.auth import authorize
 from tracker_server.deps import DatabaseDep, Now, WriteDep, require_reader
 from tracker_server.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
+from tracker_server.operations import FROZEN_RESOURCES
 from tracker_server.routes.common import wire
 from tracker_server.store import freezes as freeze_store
 from tracker_server.store import locks as lock_store
 from tracker_server.store import queue as queue_store
 from tracker_server.store.queue import LockKey, TicketNotFound, Timeouts
-from tracker_server.validation import check_lock_key, check_text, require_uuid
+from tracker_server.validation import check_lock_key, check_text, check_urls, require_uuid
 from tracker_server.writes import Write
 
 router = APIRouter(prefix=API_PREFIX, tags=["queue"], dependencies=[Depends(require_reader)])
@@ -40,12 +41,15 @@ router = APIRouter(prefix=API_PREFIX, tags=["queue"], dependencies=[Depends(requ
 TicketId = Annotated[uuid.UUID, Path(description="The queue ticket (a UUID).")]
 LockId = Annotated[uuid.UUID, Path(description="The lock's id (a UUID).")]
 #: Resources a freeze holds back (the others are not deployments).
-FROZEN_RESOURCES = ("deployment", "operation")
 
 
 def _timeouts(request: Request) -> Timeouts:
     settings = request.app.state.settings
-    return Timeouts(heartbeat=settings.queue_heartbeat_seconds, claim=settings.queue_claim_seconds)
+    return Timeouts(
+        heartbeat=settings.queue_heartbeat_seconds,
+        claim=settings.queue_claim_seconds,
+        started=getattr(request.app.state, "started_at", None),  # main.serve sets it
+    )
 
 
 def _visit(
@@ -127,6 +131,7 @@ def wait_in_queue(body: QueueRequest, write: WriteDep, request: Request) -> Resp
     check_lock_key(body.service, body.environment, resource, body.who)
     check_text(body.reason, "reason", max_length=1000)
     ticket = require_uuid(body.ticket, "ticket") if body.ticket else ""
+    check_urls(body)
     write.allow(body.service)
     key = LockKey(body.service, body.environment, resource)
     timeouts = _timeouts(request)
@@ -143,7 +148,8 @@ def wait_in_queue(body: QueueRequest, write: WriteDep, request: Request) -> Resp
             assert answer.ticket is not None
             ticket = answer.ticket.ticket
             looked = time.monotonic()
-            if answer.ticket.state == "granted" or deadline - looked <= 0:
+            # A stopping server answers at once: the waiter comes back (it polls again).
+            if answer.ticket.state == "granted" or deadline - looked <= 0 or wakeup.stopping():
                 return wire(answer)
         left = deadline - time.monotonic()
         slice_left = wakeup.MAX_SLICE - (time.monotonic() - looked)
@@ -152,6 +158,7 @@ def wait_in_queue(body: QueueRequest, write: WriteDep, request: Request) -> Resp
         # (a read tells); the others look again when their slice is over.
         look = (
             not changed
+            or wakeup.stopping()
             or time.monotonic() - looked >= wakeup.MAX_SLICE
             or time.monotonic() >= deadline
             or _turn_came(write, ticket)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
 
-from tracker_ci.models import Event
+from tracker_ci.models import Event, EventMetadata
+from tracker_ci.wire.webhooks import WebhookOptions
 
 USER_AGENT = "tracker-ci-webhooks"
 
@@ -25,12 +26,21 @@ class Outgoing:
     secret: str
     now: datetime
     public_url: str = ""
+    #: The webhook's settings for its sink (Slack mention, Grafana dashboard...).
+    options: WebhookOptions = field(default_factory=WebhookOptions)
 
     @property
     def event(self) -> Event | None:
         """The Tracker event the notification is about, if any."""
         raw = self.body.get("event")
         return Event.model_validate(raw) if isinstance(raw, dict) else None
+
+    @property
+    def occurred_at(self) -> datetime:
+        """When the change happened (the notification's ``occurredAt``), else now."""
+        raw = self.body.get("occurredAt")
+        moment = EventMetadata.model_validate({"created_at": raw}).created_at if raw else None
+        return moment or self.now
 
     def event_link(self, event: Event) -> str:
         """The event's dashboard page (needs the server's public address, ``public_url``)."""
@@ -47,6 +57,8 @@ class Answer:
     status_code: int | None
     error: str = ""
     skipped: bool = False
+    #: The receiver's ``Retry-After`` with a 429 or 503 (seconds or an HTTP date), as sent.
+    retry_after: str = ""
 
     @property
     def ok(self) -> bool:
@@ -58,7 +70,18 @@ class Answer:
         """The answer of an HTTP response (its first 200 characters as the error)."""
         if response.is_success:
             return cls(response.status_code)
-        return cls(response.status_code, f"HTTP {response.status_code}: {response.text[:200]}")
+        wait = response.headers.get("retry-after", "") if response.status_code in BUSY else ""
+        return cls(
+            response.status_code,
+            f"HTTP {response.status_code}: {response.text[:200]}",
+            retry_after=wait,
+        )
+
+
+#: Answers that say "later": their ``Retry-After`` is honoured (dispatcher.py).
+BUSY = frozenset({429, 503})
+#: The answer that says "never again": the webhook is disabled.
+GONE = 410
 
 
 class Sink(Protocol):
@@ -67,6 +90,11 @@ class Sink(Protocol):
     def send(self, outgoing: Outgoing, http: httpx.Client) -> Answer:
         """Send it; the receiver's answer."""
         ...
+
+
+def ellipsize(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def skip(reason: str) -> Answer:

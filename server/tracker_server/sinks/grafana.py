@@ -1,14 +1,23 @@
 """Grafana annotations (``POST /api/annotations``): a region from start to end for a
-finished deployment, a point for anything else; tags service, environment and status."""
+finished deployment (its duration in the text), a point for anything else; an alert
+names its rule, service and message. Tags: ``tracker``, the notification, then
+``service:``, ``environment:``, ``status:`` and ``rule:`` where known.
+
+The webhook's ``dashboardUid`` (and ``panelId``) options put the annotations on one
+dashboard (and panel); without them they are organisation-wide. Grafana renders an
+annotation's ``text`` as HTML, so user text is HTML-escaped; the only markup is the link
+to the event's page.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from html import escape
 from typing import Any
 
 import httpx
 
-from tracker_ci.models import Event, parse_duration
+from tracker_ci.models import Event, format_duration, parse_duration
 from tracker_server.sinks.base import USER_AGENT, Answer, Outgoing
 
 
@@ -16,39 +25,63 @@ def _millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _occurred_at(outgoing: Outgoing) -> datetime:
-    from tracker_ci.models import EventMetadata
+def _of_event(outgoing: Outgoing, event: Event) -> tuple[dict[str, Any], list[str], str]:
+    """Times, tags and text of a deployment (a region once it finished)."""
+    attributes = event.attributes
+    end = outgoing.occurred_at
+    times: dict[str, Any] = {"time": _millis(end)}
+    tags = [
+        f"service:{attributes.service}",
+        f"environment:{attributes.environment.value}",
+        f"status:{attributes.status.value}",
+    ]
+    text = f"{outgoing.type}: {escape(event.title or attributes.service)}"
+    duration = parse_duration(event.to_wire()["metadata"]["duration"])
+    if outgoing.type == "deployment.finished" and duration is not None:
+        times = {"time": _millis(end - duration), "timeEnd": _millis(end)}
+        text += f" ({escape(attributes.status.value)} in {format_duration(duration)})"
+    link = outgoing.event_link(event)
+    if link:
+        text += f' <a href="{escape(link)}">event</a>'
+    return times, tags, text
 
-    moment = EventMetadata.model_validate({"created_at": outgoing.body["occurredAt"]}).created_at
-    return moment or outgoing.now
+
+def _of_details(outgoing: Outgoing) -> tuple[list[str], str]:
+    """Tags and text of a lock, queue, freeze or alert notification."""
+    lock = outgoing.body.get("lock") or {}
+    details = outgoing.body.get("details") or {}
+    service = str(lock.get("service") or details.get("service") or "")
+    environment = str(lock.get("environment") or details.get("environment") or "")
+    rule = str(details.get("rule") or "")
+    tags = [f"service:{service}"] if service else []
+    tags += [f"environment:{environment}"] if environment else []
+    tags += [f"rule:{rule}"] if rule else []
+    what = " ".join(part for part in (rule, service) if part)
+    text = outgoing.type + (f" {escape(what)}" if what else "")
+    message = str(details.get("message") or "")
+    who = str(lock.get("who") or "")
+    if message:
+        text += f": {escape(message)}"
+    elif who:
+        text += f" by {escape(who)}"
+    return tags, text
 
 
 def annotation(outgoing: Outgoing) -> dict[str, Any]:
     """The annotation of a notification."""
     event: Event | None = outgoing.event
-    lock = outgoing.body.get("lock") or {}
-    end = _occurred_at(outgoing)
-    tags = ["tracker", outgoing.type]
-    text = outgoing.type
-    body: dict[str, Any] = {"time": _millis(end)}
-    if event is not None:
-        attributes = event.attributes
-        tags += [
-            f"service:{attributes.service}",
-            f"environment:{attributes.environment.value}",
-            f"status:{attributes.status.value}",
-        ]
-        text = f"{outgoing.type}: {event.title or attributes.service}"
-        duration = parse_duration(event.to_wire()["metadata"]["duration"])
-        if outgoing.type == "deployment.finished" and duration is not None:
-            body = {"time": _millis(end - duration), "timeEnd": _millis(end)}
-        link = outgoing.event_link(event)
-        if link:
-            text += f' <a href="{link}">event</a>'
-    elif lock:
-        tags += [f"service:{lock.get('service', '')}", f"environment:{lock.get('environment', '')}"]
-        text = f"{outgoing.type}: {lock.get('service', '')} by {lock.get('who', '')}"
-    return {**body, "tags": tags, "text": text}
+    options = outgoing.options
+    body: dict[str, Any] = {}
+    if options.dashboard_uid:
+        body["dashboardUID"] = options.dashboard_uid
+    if options.panel_id is not None:
+        body["panelId"] = options.panel_id
+    if event is not None and outgoing.type.startswith("deployment."):
+        times, tags, text = _of_event(outgoing, event)
+    else:
+        times = {"time": _millis(outgoing.occurred_at)}
+        tags, text = _of_details(outgoing)
+    return {**body, **times, "tags": ["tracker", outgoing.type, *tags], "text": text}
 
 
 class GrafanaSink:

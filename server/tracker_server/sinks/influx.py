@@ -1,18 +1,33 @@
 """InfluxDB v2 line protocol (``/api/v2/write``): one point per finished deployment,
-``tracker_deployment,service=..,environment=..,status=.. duration_seconds=..``."""
+``tracker_deployment,environment=..,service=..,status=.. duration_seconds=.. <seconds>``.
+
+Tag values follow the line protocol's grammar: commas, equals signs and spaces are
+escaped with a backslash. The grammar has no escape for a newline (a raw one ends the
+point and starts a bogus one) nor for other control characters, and parsers read a
+backslash next to an escape differently (InfluxDB takes ``\\\\`` as one backslash, others
+as two; a trailing one would escape the separator after it), so before escaping, every
+run of control characters becomes one space and a backslash becomes ``/``. Tags are
+written sorted by key, as InfluxDB recommends; an empty value leaves its tag out.
+"""
 
 from __future__ import annotations
+
+import re
 
 import httpx
 
 from tracker_ci.models import parse_duration
 from tracker_server.sinks.base import USER_AGENT, Answer, Outgoing, skip
-from tracker_server.sinks.grafana import _occurred_at
+
+MEASUREMENT = "tracker_deployment"
+#: C0 and C1 control characters, DEL, and Unicode's line and paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_TAG_ESCAPES = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
 
 
-def _tag(value: str) -> str:
-    # Line protocol: commas, equals signs and spaces in tag values are escaped.
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+def tag_value(value: str) -> str:
+    """A tag value as the line protocol writes it (controls and backslashes replaced)."""
+    return _CONTROL.sub(" ", value).replace("\\", "/").translate(_TAG_ESCAPES)
 
 
 def line(outgoing: Outgoing) -> str | None:
@@ -23,17 +38,14 @@ def line(outgoing: Outgoing) -> str | None:
     duration = parse_duration(event.to_wire()["metadata"]["duration"])
     seconds = duration.total_seconds() if duration is not None else 0.0
     attributes = event.attributes
-    tags = ",".join(
-        f"{name}={_tag(value)}"
-        for name, value in (
-            ("service", attributes.service),
-            ("environment", attributes.environment.value),
-            ("status", attributes.status.value),
-        )
-        if value
-    )
-    moment = int(_occurred_at(outgoing).timestamp())
-    return f"tracker_deployment,{tags} duration_seconds={seconds!r} {moment}"
+    tags = {
+        "environment": attributes.environment.value,
+        "service": attributes.service,
+        "status": attributes.status.value,
+    }
+    tag_set = "".join(f",{key}={tag_value(value)}" for key, value in sorted(tags.items()) if value)
+    moment = int(outgoing.occurred_at.timestamp())
+    return f"{MEASUREMENT}{tag_set} duration_seconds={seconds!r} {moment}"
 
 
 class InfluxSink:

@@ -21,8 +21,6 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, literal, sel
 from tracker_ci.models import (
     CLOSING_STATUSES,
     DURATION_STATUSES,
-    LOCKING_TYPES,
-    OPENING_STATUSES,
     ChangelogEntry,
     ChangeType,
     CreateEventRequest,
@@ -33,6 +31,7 @@ from tracker_ci.models import (
     Priority,
     Status,
     UpdateEventRequest,
+    takes_lock,
 )
 from tracker_server import statistics
 from tracker_server.domain import EventNotFound, InvalidInput, LockConflict
@@ -429,9 +428,15 @@ def _author(owner: str) -> str:
 
 
 def create_event(
-    conn: Connection, *, request: CreateEventRequest, now: datetime, journal: Journal
+    conn: Connection,
+    *,
+    request: CreateEventRequest,
+    now: datetime,
+    journal: Journal,
+    token_id: str = "",
 ) -> Event:
-    """Insert an event: its duration when linked, its changelog, its automatic lock."""
+    """Insert an event: its duration when linked, its changelog, its automatic lock (which
+    belongs to ``token_id``, the caller's token)."""
     attributes = request.attributes
     event_id = str(uuid.uuid4())
     duration: timedelta | None = None
@@ -447,7 +452,7 @@ def create_event(
         duration = now - related_created
 
     auto_lock = None
-    if attributes.type in LOCKING_TYPES and attributes.status in OPENING_STATUSES:
+    if takes_lock(attributes.type, attributes.status):
         try:
             auto_lock = lock_store.acquire_lock(
                 conn,
@@ -462,6 +467,7 @@ def create_event(
                 reason=request.lock_reason,
                 job_url=request.job_url,
                 ticket=request.queue_ticket,
+                token_id=token_id,
             )
         except LockConflict as held:
             # Upstream's message for a refused event; the holder stays on the error.
@@ -538,6 +544,7 @@ def update_event(
         log(ChangeType.updated, "priority", old.priority.value, new.priority.value)
     if request.title != before.title:
         log(ChangeType.updated, "title", before.title, request.title)
+    entries += _approved_or_updated(entries, old.owner, new.owner, now=now, user=user)
     after = Event(
         title=request.title,
         attributes=new,
@@ -563,6 +570,31 @@ def update_event(
     updated = require_event(conn, event_id=event_id)
     journal.record(EventUpdated(before=before, after=updated))
     return updated
+
+
+def _approved_or_updated(
+    entries: list[ChangelogEntry], old_owner: str, new_owner: str, *, now: datetime, user: str
+) -> list[ChangelogEntry]:
+    """Upstream's entries when status, ticket, priority and title did not change: a new
+    owner alone is an approval by that owner (upstream's Approve button; the status, even
+    ``waiting_approval``, stays), anything else one ``updated`` entry. Clearing the
+    owner approves nothing: it is an update."""
+    if entries:
+        return []
+    if new_owner and new_owner != old_owner:
+        return [
+            ChangelogEntry(
+                timestamp=now,
+                user=new_owner,
+                change_type=ChangeType.approved,
+                comment=f"Event approved by {new_owner}",
+            )
+        ]
+    return [
+        ChangelogEntry(
+            timestamp=now, user=user, change_type=ChangeType.updated, comment="Event updated"
+        )
+    ]
 
 
 def delete_event(conn: Connection, *, event_id: str, now: datetime, journal: Journal) -> Event:

@@ -91,6 +91,12 @@ def list_locks(conn: Connection, *, now: datetime) -> list[Lock]:
     return [row_to_lock(row) for row in rows]
 
 
+def event_locks(conn: Connection, *, event_id: str, now: datetime) -> list[Lock]:
+    """The live locks an event holds (by the ``event_id`` index)."""
+    rows = conn.execute(select(locks).where(locks.c.event_id == event_id, _live(now)))
+    return [row_to_lock(row) for row in rows]
+
+
 def acquire_lock(
     conn: Connection,
     *,
@@ -105,9 +111,11 @@ def acquire_lock(
     reason: str = "",
     job_url: str = "",
     ticket: str = "",
+    token_id: str = "",
 ) -> Lock:
     """Take the key or raise :class:`LockConflict` naming the holder. A free key with
-    waiters goes only to the first of them (``ticket``); the grant gets the next fence."""
+    waiters goes only to the first of them (``ticket``); the grant gets the next fence.
+    The lock belongs to ``token_id`` (the caller's token; release and renew check it)."""
     key = queue_store.LockKey(service, environment, resource)
     queue_store.lock_key(conn, key)  # first: see lock_key
     lock = Lock(
@@ -134,7 +142,7 @@ def acquire_lock(
         try:
             # A savepoint: on PostgreSQL a failed INSERT would poison the whole transaction.
             with conn.begin_nested():
-                conn.execute(insert(locks), _lock_values(lock))
+                conn.execute(insert(locks), {**_lock_values(lock), "token_id": token_id})
         except IntegrityError:
             holder = find_lock_by_key(
                 conn, service=service, environment=environment, resource=resource, now=now
@@ -402,16 +410,6 @@ def update_lock(
 
 
 # ------------------------------------------------------------------- ownership
-def record_lock_token(
-    conn: Connection, *, token_id: str, lock_id: str = "", event_id: str = ""
-) -> None:
-    """Record the token that took a lock (by id, or the locks of a new event)."""
-    if not token_id or not (lock_id or event_id):
-        return
-    where = locks.c.id == lock_id if lock_id else locks.c.event_id == event_id
-    conn.execute(update(locks).where(where).values(token_id=token_id))
-
-
 def lock_token(conn: Connection, *, lock_id: str) -> str:
     """The id of the token that took the lock ("" when none was recorded)."""
     found = conn.execute(select(locks.c.token_id).where(locks.c.id == lock_id)).scalar()

@@ -50,6 +50,16 @@ class Timeouts:
 
     heartbeat: float = 15.0
     claim: float = 10.0
+    #: When this server process started (None: not known). A waiter cannot heartbeat
+    #: a server that is down: its silence counts from the start at the earliest, so
+    #: tickets survive a crash and restart (deadline = max(last heartbeat, start) + timeout).
+    started: datetime | None = None
+
+    def expired(self, since: datetime, seconds: float, now: datetime) -> bool:
+        """Whether a silence since ``since`` has lasted past ``seconds`` by ``now``."""
+        if self.started is not None:
+            since = max(since, self.started)
+        return since < now - timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)
@@ -119,13 +129,11 @@ def tidy(
     """Drop silent waiters and unclaimed turns, grant the head if the key is free; the
     remaining rows in order (read FOR UPDATE)."""
     rows = _rows(conn, key, lock=True)
-    silent = now - timedelta(seconds=timeouts.heartbeat)
-    unclaimed = now - timedelta(seconds=timeouts.claim)
     kept = []
     for row in rows:
-        if row.granted_at is not None and row.granted_at < unclaimed:
+        if row.granted_at is not None and timeouts.expired(row.granted_at, timeouts.claim, now):
             reason = "unclaimed"
-        elif row.heartbeat_at < silent:
+        elif timeouts.expired(row.heartbeat_at, timeouts.heartbeat, now):
             reason = "dropped"
         else:
             kept.append(row)

@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from tracker_ci.models import Webhook, WebhookDelivery
-from tracker_server.domain import NotFound
+from tracker_ci.wire.webhooks import WebhookOptions
+from tracker_server.domain import InvalidInput, NotFound
 from tracker_server.outbox import DEAD, DELIVERED, PENDING, TEST_EVENT, Notification, enqueue
 from tracker_server.tables import webhook_deliveries, webhooks
 
@@ -28,6 +29,9 @@ def row_to_webhook(row: Any, failing: int = 0) -> Webhook:
         has_secret=bool(row.secret),
         created_at=row.created_at,
         failing=failing,
+        options=WebhookOptions.model_validate(row.options or {}),
+        disabled_at=row.disabled_at,
+        disabled_reason=row.disabled_reason,
     )
 
 
@@ -58,8 +62,9 @@ def create_webhook(
     environment: str,
     secret: str,
     now: datetime,
+    options: WebhookOptions | None = None,
 ) -> Webhook:
-    """Store a subscription."""
+    """Store a subscription (its options as their wire JSON, empty ones left out)."""
     values = {
         "id": str(uuid.uuid4()),
         "url": url,
@@ -69,6 +74,9 @@ def create_webhook(
         "environment": environment,
         "secret": secret,
         "created_at": now,
+        "options": (options or WebhookOptions()).model_dump(by_alias=True, exclude_defaults=True),
+        "disabled_at": None,
+        "disabled_reason": "",
     }
     conn.execute(insert(webhooks).values(values))
     return row_to_webhook(conn.execute(select(webhooks).where(webhooks.c.id == values["id"])).one())
@@ -102,6 +110,23 @@ def require_webhook_row(conn: Connection, *, webhook_id: str) -> Any:
     return row
 
 
+def disable_webhook(conn: Connection, *, webhook_id: str, now: datetime, reason: str) -> None:
+    """Stop sending to a webhook whose receiver is gone (410): its pending deliveries die."""
+    conn.execute(
+        update(webhooks)
+        .where(webhooks.c.id == webhook_id, webhooks.c.disabled_at.is_(None))
+        .values(disabled_at=now, disabled_reason=reason)
+    )
+    conn.execute(
+        update(webhook_deliveries)
+        .where(
+            webhook_deliveries.c.webhook_id == webhook_id,
+            webhook_deliveries.c.state == PENDING,
+        )
+        .values(state=DEAD, lease_until=None, error=f"not sent: {reason}")
+    )
+
+
 def delete_webhook(conn: Connection, *, webhook_id: str) -> Webhook:
     """Remove a subscription and its deliveries; the removed subscription."""
     row = require_webhook_row(conn, webhook_id=webhook_id)
@@ -113,6 +138,11 @@ def delete_webhook(conn: Connection, *, webhook_id: str) -> Webhook:
 def enqueue_test(conn: Connection, *, webhook_id: str, now: datetime) -> WebhookDelivery:
     """A ``webhook.test`` delivery to one webhook, sent by the dispatcher like any other."""
     hook = require_webhook_row(conn, webhook_id=webhook_id)
+    if hook.disabled_at is not None:
+        raise InvalidInput(
+            f"invalid request: webhook {webhook_id} is disabled ({hook.disabled_reason}); "
+            "remove it and add it again once the receiver is back"
+        )
     notification = Notification(TEST_EVENT, details={"webhookId": webhook_id})
     delivery_id = enqueue(conn, hook=hook, notification=notification, journal_id=0, occurred_at=now)
     row = conn.execute(

@@ -1,8 +1,10 @@
 """The pages: board, timeline, event, locks, freezes, insights, and the live stream.
 
 Reads go through ``require_reader`` like the API (``public_reads`` is respected). The few
-forms (release a lock, add or remove a freeze) carry a token field and go through the
-same write dependency and stores as the API, then redirect back (303) with a message.
+forms (release a lock, add or remove a freeze) carry the session's CSRF token and, with
+auth on, a token field; they build their write as the API does and call the same
+operation (``operations.py``), then redirect back (303) with a message. Releasing and
+removing ask first (a confirmation page whose form carries ``confirm=yes``).
 """
 
 from __future__ import annotations
@@ -16,18 +18,26 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.concurrency import run_in_threadpool
 
-from tracker_ci.models import Environment, EventType, Status
-from tracker_server import dora
+from tracker_ci.models import Environment, EventType, FreezeWindow, Status
+from tracker_server import dora, operations
 from tracker_server.auth import identify
 from tracker_server.deps import DatabaseDep, Now, get_write, require_reader
-from tracker_server.domain import DomainError, EventNotFound, InvalidInput
-from tracker_server.routes.common import parse_query_time
-from tracker_server.routes.insights import dora_window
+from tracker_server.domain import (
+    DomainError,
+    EventNotFound,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
+from tracker_server.periods import dora_window, parse_query_time
+from tracker_server.store import freezes as freeze_store
 from tracker_server.store import locks as lock_store
 from tracker_server.store import webhooks as webhook_store
 from tracker_server.validation import parse_enum
-from tracker_server.web import live, queries
+from tracker_server.web import csrf, live, queries, render
 from tracker_server.web.render import page
+from tracker_server.writes import Write
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_reader)])
 #: The live stream is read by pages that already passed the read check.
@@ -46,15 +56,18 @@ def _choices() -> dict[str, Any]:
 
 @router.get("/")
 def board(request: Request, database: DatabaseDep, now: Now) -> Response:
-    """The board: latest deployment per service x environment, running, locks, freezes."""
+    """The board: what needs a human first, then running deployments, the latest
+    deployment per service x environment, locks and freezes."""
     with database.read() as conn:
         data = queries.board(conn, now)
+        problems = queries.problems(conn, now, data)
         failing = webhook_store.failing_webhooks(conn)
     return page(
         request,
         "board.html",
         current="board",
         board=data,
+        problems=problems,
         failing_webhooks=failing,
         now=now,
         journal_id=live.newest_journal_id(database),
@@ -86,11 +99,13 @@ def timeline(
     with database.read() as conn:
         found_page = queries.timeline(conn, query)
         services = queries.services(conn)
+        environments = queries.environments(conn, selected=query.environment)
     days: dict[str, list[Any]] = {}
     found, total = found_page.events, found_page.total
     for event in found:
         created = event.metadata.created_at
-        days.setdefault(created.strftime("%A %d %B %Y") if created else "—", []).append(event)
+        day = render.utc(created).strftime("%A %d %B %Y (UTC)") if created else "—"
+        days.setdefault(day, []).append(event)
     filters = {
         "service": service,
         "environment": environment,
@@ -115,7 +130,7 @@ def timeline(
         services=services,
         pages=max((total + query.per_page - 1) // query.per_page, 1),
         journal_id=live.newest_journal_id(database),
-        **_choices(),
+        **(_choices() | {"environments": environments}),
     )
 
 
@@ -197,6 +212,7 @@ def insights(
     start, end = dora_window(start_date, end_date, now)
     with database.read() as conn:
         services = queries.services(conn)
+        environments = queries.environments(conn, selected=env)
         service = service or (services[0] if services else "")
         found = None
         if service:
@@ -213,7 +229,7 @@ def insights(
         start_date=start_date,
         end_date=end_date,
         journal_id=live.newest_journal_id(database),
-        **_choices(),
+        **(_choices() | {"environments": environments}),
     )
 
 
@@ -230,12 +246,12 @@ def _charts(found: dora.Insights) -> list[tuple[str, list[tuple[str, float | Non
     weeks = found.weekly
     return [
         (
-            "Deployments per day",
-            [(label(r), float(r.deployments)) for r in found.daily],
+            "Successful deployments per day",
+            [(label(r), float(r.successful_deployments)) for r in found.daily],
             "",
         ),
         (
-            "Deployment frequency per week (deployments per day)",
+            "Deployment frequency per week (successful deployments per day)",
             [(label(r), r.deployments_per_day) for r in weeks],
             "/day",
         ),
@@ -278,20 +294,27 @@ async def live_changes(
 
 
 # ----------------------------------------------------------------------- forms
+# Every form, in this order: its CSRF token (web/csrf.py), a confirmation for what cannot
+# be undone (confirm=yes), the write built as the API builds it (the token field plays
+# the Authorization header, the reason field X-Tracker-Reason), then THE operation of
+# operations.py that the API route calls too. A refusal comes back as a message.
 async def _form(request: Request) -> dict[str, str]:
     body = (await request.body()).decode("utf-8", errors="replace")
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
-async def _form_write(request: Request, token: str, now: datetime) -> Any:
-    """The write of a form: the token field plays the Authorization header."""
+async def _form_write(request: Request, form: dict[str, str], now: datetime) -> Write:
+    """The write of a form, built as ``WriteDep`` builds the API's."""
+    token = form.get("token", "").strip()
     credentials = (
-        HTTPAuthorizationCredentials(scheme="Bearer", credentials=token.strip())
-        if token.strip()
-        else None
+        HTTPAuthorizationCredentials(scheme="Bearer", credentials=token) if token else None
     )
-    caller = await run_in_threadpool(identify, request, credentials)
-    return await get_write(request, caller, now)
+    caller = await identify(request, credentials, now)
+    if caller is None:  # what get_write refuses, in the words of a form
+        raise Unauthenticated("this server requires a token to write: fill in the Token field")
+    write = await get_write(request, caller, now)
+    write.reason = form.get("reason", "").strip() or write.reason
+    return write
 
 
 def _back(request: Request, where: str, message: str) -> RedirectResponse:
@@ -299,45 +322,116 @@ def _back(request: Request, where: str, message: str) -> RedirectResponse:
     return RedirectResponse(f"{root}{where}?message={quote(message)}", status_code=303)
 
 
+async def _checked_form(request: Request) -> dict[str, str]:
+    """The posted form, once its CSRF token matches the browser's (Forbidden otherwise)."""
+    form = await _form(request)
+    csrf.check(request, form)
+    return form
+
+
+def _refused(request: Request, back: str, refusal: DomainError) -> Response:
+    return page(request, "refused.html", status_code=403, message=str(refusal), back=back)
+
+
+def _confirm_release(request: Request, lock_id: str, now: datetime) -> Response:
+    with request.app.state.database.read() as conn:
+        lock = lock_store.find_lock(conn, lock_id=lock_id, now=now)
+    if lock is None:
+        return _back(request, "/locks", "no such lock (already free)")
+    return page(
+        request,
+        "confirm.html",
+        current="locks",
+        heading=f"Release the lock of {lock.service} in {lock.environment}?",
+        details=[
+            ("Resource", lock.resource),
+            ("Holder", lock.who),
+            ("Reason", lock.reason),
+            ("Taken", render.moment(lock.created_at)),
+            ("Event", lock.event_id),
+        ],
+        warning="The holder's deployment may still be running: release only a lock you "
+        "know is stale. The next in the queue gets it.",
+        action=f"/locks/{lock_id}/release",
+        button="Release the lock",
+        back="/locks",
+    )
+
+
+@router.get("/locks/{lock_id}/release")
+def confirm_release_lock(
+    request: Request, lock_id: Annotated[str, Path(max_length=64)], now: Now
+) -> Response:
+    """Ask before releasing a lock: the form on this page releases it."""
+    return _confirm_release(request, lock_id, now)
+
+
 @router.post("/locks/{lock_id}/release")
 async def release_lock(
     request: Request, lock_id: Annotated[str, Path(max_length=64)], now: Now
 ) -> Response:
-    """Release a lock from the locks page (token field when auth is on)."""
-    form = await _form(request)
+    """Release a lock from the locks page (``operations.release_lock``, as the API)."""
     try:
-        write = await _form_write(request, form.get("token", ""), now)
-
-        def work() -> int:
-            with write.transaction() as conn:
-                write.owned_lock_if_any(conn, lock_id)
-                return lock_store.release_lock(
-                    conn, lock_id=lock_id, now=write.now, journal=write.journal
-                )
-
-        count = await run_in_threadpool(work)
+        form = await _checked_form(request)
+    except Forbidden as refused:
+        return _refused(request, "/locks", refused)
+    if form.get("confirm") != "yes":
+        return await run_in_threadpool(_confirm_release, request, lock_id, now)
+    try:
+        write = await _form_write(request, form, now)
+        count = await run_in_threadpool(operations.release_lock, write, lock_id)
     except DomainError as refused:
         return _back(request, "/locks", f"not released: {refused}")
     return _back(request, "/locks", "lock released" if count else "no such lock (already free)")
+
+
+def _confirm_remove(request: Request, window_id: str) -> Response:
+    try:
+        with request.app.state.database.read() as conn:
+            window = freeze_store.require_window(conn, window_id=window_id)
+    except NotFound:
+        return _back(request, "/freezes", "no such freeze window (already removed)")
+    return page(
+        request,
+        "confirm.html",
+        current="freezes",
+        heading=f'Remove the freeze window "{window.title}"?',
+        details=[
+            ("Type", window.type.value.replace("FREEZE_TYPE_", "").lower()),
+            ("Scope", window.scope_type.value.replace("FREEZE_SCOPE_", "").lower()),
+            ("Covers", ", ".join(window.scope_ids)),
+            ("Starts", render.moment(window.starts_at)),
+            ("Ends", render.moment(window.ends_at)),
+        ],
+        warning="Deployments it holds back can start as soon as it is removed.",
+        action=f"/freezes/{window_id}/delete",
+        button="Remove the freeze window",
+        back="/freezes",
+    )
+
+
+@router.get("/freezes/{window_id}/delete")
+def confirm_delete_freeze(
+    request: Request, window_id: Annotated[str, Path(max_length=64)]
+) -> Response:
+    """Ask before removing a freeze window: the form on this page removes it."""
+    return _confirm_remove(request, window_id)
 
 
 @router.post("/freezes/{window_id}/delete")
 async def delete_freeze(
     request: Request, window_id: Annotated[str, Path(max_length=64)], now: Now
 ) -> Response:
-    """Remove a freeze window from the freezes page (token field when auth is on)."""
-    store = queries._freeze_store()
-    if store is None:
-        return _back(request, "/freezes", "this server has no freeze windows")
-    form = await _form(request)
+    """Remove a freeze window (``operations.remove_freeze``: admin only, as the API)."""
     try:
-        write = await _form_write(request, form.get("token", ""), now)
-
-        def work() -> Any:
-            with write.transaction() as conn:
-                return store.delete_window(conn, window_id=window_id, journal=write.journal)
-
-        removed = await run_in_threadpool(work)
+        form = await _checked_form(request)
+    except Forbidden as refused:
+        return _refused(request, "/freezes", refused)
+    if form.get("confirm") != "yes":
+        return await run_in_threadpool(_confirm_remove, request, window_id)
+    try:
+        write = await _form_write(request, form, now)
+        removed = await run_in_threadpool(operations.remove_freeze, write, window_id)
     except DomainError as refused:
         return _back(request, "/freezes", f"not removed: {refused}")
     return _back(request, "/freezes", f'freeze "{removed.title}" removed')
@@ -345,39 +439,26 @@ async def delete_freeze(
 
 @router.post("/freezes")
 async def add_freeze(request: Request, now: Now) -> Response:
-    """Add a freeze window from the freezes page (token field when auth is on)."""
-    from tracker_ci.models import FreezeWindow
-
-    store = queries._freeze_store()
-    if store is None:
-        return _back(request, "/freezes", "this server has no freeze windows")
-    form = await _form(request)
+    """Add a freeze window (``operations.add_freeze``: admin only, as the API)."""
     try:
-        write = await _form_write(request, form.get("token", ""), now)
-        window = _window_from_form(FreezeWindow, form)
-
-        def work() -> Any:
-            with write.transaction() as conn:
-                return store.create_window(
-                    conn,
-                    window=window,
-                    created_by=write.principal.name,
-                    now=write.now,
-                    journal=write.journal,
-                )
-
-        added = await run_in_threadpool(work)
+        form = await _checked_form(request)
+    except Forbidden as refused:
+        return _refused(request, "/freezes", refused)
+    try:
+        write = await _form_write(request, form, now)
+        window = _window_from_form(form)
+        added = await run_in_threadpool(operations.add_freeze, write, window)
     except DomainError as refused:
         return _back(request, "/freezes", f"not added: {refused}")
     return _back(request, "/freezes", f'freeze "{added.title}" added')
 
 
-def _window_from_form(model: Any, form: dict[str, str]) -> Any:
+def _window_from_form(form: dict[str, str]) -> FreezeWindow:
     from pydantic import ValidationError
 
     scope_ids = [s.strip() for s in form.get("scope_ids", "").split(",") if s.strip()]
     try:
-        return model.model_validate(
+        return FreezeWindow.model_validate(
             {
                 "title": form.get("title", "").strip(),
                 "description": form.get("description", ""),

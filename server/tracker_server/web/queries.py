@@ -1,24 +1,24 @@
 """What the pages show, read from the database (no HTTP here).
 
-Queue lengths and freeze windows come from the lock-queue and freeze tables when this
-server has them (``tables.metadata``); a page without them shows holders only.
+Queue lengths come from the lock-queue table when this server has one
+(``tables.metadata``); a page without it shows holders only.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from types import ModuleType
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select
 
-from tracker_ci.models import OPEN_STATUSES, Event, EventType, Lock, Status
+from tracker_ci.models import OPEN_STATUSES, Environment, Event, EventType, Lock, Status
 from tracker_server.dora import percentile
 from tracker_server.store import events as event_store
+from tracker_server.store import freezes as freeze_store
 from tracker_server.store import locks as lock_store
-from tracker_server.tables import events, metadata
+from tracker_server.store.gauges import queue_lengths
+from tracker_server.tables import changelog, events, lock_queue
 
 #: A running deployment is flagged once it runs longer than this percentile of its history.
 SLOW_PERCENTILE = 0.95
@@ -40,14 +40,6 @@ BOARD_COLUMNS = (
     "end_date",
     "pull_request_link",
 )
-
-
-def _freeze_store() -> ModuleType | None:
-    """The freeze store when this server has one."""
-    try:
-        return importlib.import_module("tracker_server.store.freezes")
-    except ImportError:
-        return None
 
 
 @dataclass
@@ -76,12 +68,14 @@ class HeldLock:
 
 @dataclass
 class Freeze:
-    """A freeze window active now or starting soon."""
+    """A freeze window active now or starting soon: the occurrence in force (``since`` ..
+    ``until``) or the next one (``starts`` .. ``until``), every moment in UTC."""
 
     window: Any
     active: bool
     until: datetime | None = None
     starts: datetime | None = None
+    since: datetime | None = None
 
 
 @dataclass
@@ -92,7 +86,6 @@ class Board:
     running: list[Running] = field(default_factory=list)
     locks: list[HeldLock] = field(default_factory=list)
     freezes: list[Freeze] = field(default_factory=list)
-    freezes_known: bool = False
     queues_known: bool = False
 
 
@@ -146,6 +139,7 @@ class LatestRow:
     environment: str
     status: str
     owner: str
+    created_at: datetime | None
     created_iso: str
     created_text: str
     duration_text: str
@@ -165,6 +159,7 @@ def _latest_row(row: Any) -> LatestRow:
         environment=row.environment,
         status=row.status,
         owner=row.owner or "—",
+        created_at=row.created_at,
         created_iso=iso(row.created_at),
         created_text=moment(row.created_at),
         duration_text=human_seconds(duration),
@@ -221,27 +216,14 @@ def running_deployments(conn: Connection, now: datetime, limit: int = 20) -> lis
     return running
 
 
-def queue_lengths(conn: Connection) -> dict[tuple[str, str, str], int] | None:
-    """Waiters per lock key (None: this server has no lock queue)."""
-    queue = metadata.tables.get("lock_queue")
-    if queue is None:
-        return None
-    query = select(queue.c.service, queue.c.environment, queue.c.resource, func.count()).group_by(
-        queue.c.service, queue.c.environment, queue.c.resource
-    )
-    if "granted_at" in queue.c:
-        query = query.where(queue.c.granted_at.is_(None))
-    return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)}
-
-
 def waiters(conn: Connection, limit: int = 500) -> dict[tuple[str, str, str], list[Any]]:
     """Who waits for each lock key, in queue order (rows: who, reason, joined_at)."""
-    queue = metadata.tables.get("lock_queue")
-    if queue is None:
-        return {}
-    query = select(queue).order_by(queue.c.seq).limit(limit)
-    if "granted_at" in queue.c:
-        query = query.where(queue.c.granted_at.is_(None))
+    query = (
+        select(lock_queue)
+        .where(lock_queue.c.granted_at.is_(None))
+        .order_by(lock_queue.c.seq)
+        .limit(limit)
+    )
     found: dict[tuple[str, str, str], list[Any]] = {}
     for row in conn.execute(query):
         found.setdefault((row.service, row.environment, row.resource), []).append(row)
@@ -269,44 +251,80 @@ def held_locks(
     return held, lengths is not None
 
 
-def _next_start(store: ModuleType, window: Any, now: datetime) -> datetime | None:
+def occurrence(window: Any, now: datetime) -> tuple[datetime, datetime] | None:
+    """A recurring window's occurrence covering ``now``, else its next one: (start, end)
+    in UTC, read in the window's own zone (None: not recurring, or no valid schedule)."""
+    from zoneinfo import ZoneInfo
+
+    from cronsim import CronSim, CronSimError
+
+    if not window.cron_start or not window.cron_end:
+        return None
+    try:
+        zone = ZoneInfo(window.timezone or "UTC")
+        local = now.astimezone(zone).replace(tzinfo=None)
+        # The latest start at or before now (as the store's in_force finds it), its end.
+        began = next(CronSim(window.cron_start, local + timedelta(minutes=1), reverse=True))
+        ends = next(CronSim(window.cron_end, began))
+        if ends <= local:  # that occurrence is over: the next one
+            began = next(CronSim(window.cron_start, local))
+            ends = next(CronSim(window.cron_end, began))
+    except (CronSimError, StopIteration, KeyError, ValueError):
+        return None
+    start = began.replace(tzinfo=zone).astimezone(UTC)
+    end = ends.replace(tzinfo=zone).astimezone(UTC)
+    if window.ends_at is not None:
+        end = min(end, window.ends_at)
+    return start, end
+
+
+def _next_start(window: Any, now: datetime) -> datetime | None:
     """When a window not in force now starts within the next 24 h (15-minute steps)."""
     if window.starts_at is not None and not window.cron_start:
         return window.starts_at if now < window.starts_at <= now + UPCOMING else None
     step = timedelta(minutes=15)
     moment = now + step
     while moment <= now + UPCOMING:
-        if store.in_force(window, moment) is not None:
+        if freeze_store.in_force(window, moment) is not None:
             return moment
         moment += step
     return None
 
 
-def freeze_windows(
-    conn: Connection, now: datetime, *, upcoming: bool = True
-) -> list[Freeze] | None:
-    """Windows in force now (and, with ``upcoming``, starting within 24 h); None: unknown."""
-    store = _freeze_store()
-    if store is None or "freeze_windows" not in metadata.tables:
+def _in_force(window: Any, now: datetime, until: datetime | None) -> Freeze:
+    found = occurrence(window, now)
+    since = found[0] if found else window.starts_at
+    return Freeze(window=window, active=True, until=until, since=since)
+
+
+def _upcoming(window: Any, now: datetime) -> Freeze | None:
+    found = occurrence(window, now)
+    if found is not None and now < found[0] <= now + UPCOMING:
+        if window.starts_at is None or found[0] >= window.starts_at:
+            return Freeze(window=window, active=False, starts=found[0], until=found[1])
+    starts = _next_start(window, now)
+    if starts is None:
         return None
+    return Freeze(window=window, active=False, starts=starts, until=window.ends_at)
+
+
+def freeze_windows(conn: Connection, now: datetime, *, upcoming: bool = True) -> list[Freeze]:
+    """Windows in force now (and, with ``upcoming``, starting within 24 h)."""
     found = []
-    for window in store.list_windows(conn):
-        stretch = store.in_force(window, now)
+    for window in freeze_store.list_windows(conn):
+        stretch = freeze_store.in_force(window, now)
         if stretch is not None:
-            found.append(Freeze(window=window, active=True, until=stretch.until))
+            found.append(_in_force(window, now, stretch.until))
         elif upcoming and window.active:
-            starts = _next_start(store, window, now)
-            if starts is not None:
-                found.append(Freeze(window=window, active=False, starts=starts))
+            next_one = _upcoming(window, now)
+            if next_one is not None:
+                found.append(next_one)
     return found
 
 
-def all_freezes(conn: Connection) -> list[Any] | None:
-    """Every freeze window (None: this server has none)."""
-    store = _freeze_store()
-    if store is None or "freeze_windows" not in metadata.tables:
-        return None
-    return list(store.list_windows(conn))
+def all_freezes(conn: Connection) -> list[Any]:
+    """Every freeze window."""
+    return list(freeze_store.list_windows(conn))
 
 
 def board(conn: Connection, now: datetime) -> Board:
@@ -317,10 +335,158 @@ def board(conn: Connection, now: datetime) -> Board:
         latest=latest_deployments(conn),
         running=running_deployments(conn, now),
         locks=locks,
-        freezes=freezes or [],
-        freezes_known=freezes is not None,
+        freezes=freezes,
         queues_known=queues_known,
     )
+
+
+#: A held lock whose lease ends within this is "near expiry" on the board.
+NEAR_EXPIRY = timedelta(minutes=5)
+#: Incidents of these priorities, still open, are at the top of the board.
+URGENT_PRIORITIES = ("P1", "P2")
+INCIDENT_OPEN_STATUSES = ("open", "start", "in_progress")
+FAILED = ("failure", "error")
+
+
+@dataclass(frozen=True)
+class Waiter:
+    """Someone in a lock's queue: position, who, why, since when, and the expected wait
+    (seconds; None without a usual duration): what the holder has left of its usual p95,
+    plus a usual p95 per deployment ahead."""
+
+    position: int
+    who: str
+    reason: str
+    joined_at: datetime | None
+    expected_wait: float | None
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A held lock others wait for."""
+
+    held: HeldLock
+    waiters: list[Waiter]
+
+
+@dataclass(frozen=True)
+class BrokenFreeze:
+    """A hard freeze in force, and the deployments that broke glass through it."""
+
+    freeze: Freeze
+    broke_glass: list[Any]
+
+
+@dataclass
+class Problems:
+    """What needs a human, first on the board."""
+
+    failed: list[LatestRow] = field(default_factory=list)
+    slow: list[Running] = field(default_factory=list)
+    incidents: list[Event] = field(default_factory=list)
+    freezes: list[BrokenFreeze] = field(default_factory=list)
+    queues: list[Queue] = field(default_factory=list)
+    expiring: list[HeldLock] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(
+            len(found)
+            for found in (
+                self.failed,
+                self.slow,
+                self.incidents,
+                self.freezes,
+                self.queues,
+                self.expiring,
+            )
+        )
+
+
+def open_incidents(conn: Connection, limit: int = 20) -> list[Event]:
+    """Open P1 and P2 incidents, newest first."""
+    rows = conn.execute(
+        select(events)
+        .where(
+            events.c.type == EventType.incident.value,
+            events.c.status.in_(INCIDENT_OPEN_STATUSES),
+            events.c.priority.in_(URGENT_PRIORITIES),
+        )
+        .order_by(events.c.created_at.desc(), events.c.id.desc())
+        .limit(limit)
+    ).all()
+    return [event_store.row_to_event(row) for row in rows]
+
+
+def broke_glass(
+    conn: Connection, window_id: str, since: datetime | None, limit: int = 20
+) -> list[Any]:
+    """Deployments that broke glass through a freeze window (its changelog lines), newest
+    first: event id, title, service, environment, who, when, comment."""
+    query = (
+        select(
+            events.c.id,
+            events.c.title,
+            events.c.service,
+            events.c.environment,
+            changelog.c.user,
+            changelog.c.timestamp,
+            changelog.c.comment,
+        )
+        .join(events, events.c.id == changelog.c.event_id)
+        .where(
+            changelog.c.field == "freeze",
+            changelog.c.new_value == "break-glass",
+            changelog.c.old_value == window_id,
+        )
+        .order_by(changelog.c.timestamp.desc())
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(changelog.c.timestamp >= since)
+    return list(conn.execute(query).all())
+
+
+def _queue(conn: Connection, held: HeldLock, waiting: list[Any]) -> Queue:
+    lock = held.lock
+    usual = usual_p95(conn, service=lock.service, environment=lock.environment)
+    left = None if usual is None else max(usual - held.age, 0.0)
+    waiters = [
+        Waiter(
+            position=index + 1,
+            who=row.who or "someone",
+            reason=row.reason or "",
+            joined_at=row.joined_at,
+            expected_wait=None if left is None or usual is None else left + index * usual,
+        )
+        for index, row in enumerate(waiting)
+    ]
+    return Queue(held=held, waiters=waiters)
+
+
+def problems(conn: Connection, now: datetime, board: Board) -> Problems:
+    """What needs a human: failed latest deploys, deploys past their usual p95, open P1/P2
+    incidents, hard freezes in force with who broke glass, queues, locks near expiry."""
+    found = Problems(
+        failed=[row for row in board.latest if row.status in FAILED],
+        slow=[run for run in board.running if run.slow],
+        incidents=open_incidents(conn),
+    )
+    for freeze in board.freezes:
+        if freeze.active and freeze.window.type.value != "FREEZE_TYPE_SOFT":
+            since = freeze.since or freeze.window.starts_at
+            glass = broke_glass(conn, freeze.window.id, since)
+            found.freezes.append(BrokenFreeze(freeze=freeze, broke_glass=glass))
+    queued = waiters(conn) if board.queues_known else {}
+    for held in board.locks:
+        lock = held.lock
+        waiting = queued.get((lock.service, lock.environment, lock.resource), [])
+        if waiting:
+            found.queues.append(_queue(conn, held, waiting))
+        expires = held.lock.expires_at
+        if expires is not None and now <= expires <= now + NEAR_EXPIRY:
+            found.expiring.append(held)
+    return found
 
 
 @dataclass(frozen=True)
@@ -360,6 +526,19 @@ def timeline(conn: Connection, query: TimelineQuery) -> event_store.EventPage:
     return event_store.find_page(
         conn, where=query.clauses(), page=query.page, per_page=query.per_page
     )
+
+
+def environments(conn: Connection, *, selected: str = "") -> list[str]:
+    """Upstream's eight environments in their order, then every other name events carry
+    (``staging``, ``eu-west-1``), sorted, and ``selected`` when it is neither: a select
+    always holds the environment it shows."""
+    upstream = [e.value for e in Environment if e.value != "ENVIRONMENT_UNSPECIFIED"]
+    used = conn.execute(select(events.c.environment).group_by(events.c.environment)).scalars()
+    known = set(upstream)
+    others = sorted({e for e in used if e and e not in known and e != "ENVIRONMENT_UNSPECIFIED"})
+    if selected and selected not in known and selected not in others:
+        others = sorted([*others, selected])
+    return upstream + others
 
 
 def services(conn: Connection) -> list[str]:

@@ -1,32 +1,14 @@
-"""The journal: a typed record of every change, kept in the change's own transaction.
-
-Stores record :class:`JournalEntry` objects on the request's :class:`Journal`. Before the
-write transaction commits, :meth:`Journal.persist` inserts them into the ``journal`` table
-on the same connection, so an entry exists exactly when its change does (a rolled-back
-request leaves none). After the commit, :meth:`Journal.flush` announces them: audit log
-lines and metric observations, as before. The table is the seam a notification outbox
-hangs on: :func:`read_journal` gives entries in ``id`` order.
-
-Ids are handed out at insert, not at commit: on PostgreSQL a transaction can commit an
-entry with a smaller id after a larger one is visible. A reader that must see every entry
-claims rows (``FOR UPDATE SKIP LOCKED``) rather than keeping only the highest id it read.
-
-Log lines are one JSON object each on stdout, with upstream's field names, so that Loki
-or OpenSearch can ingest them like upstream's.
+"""The journal's entries: one typed record per kind of change (``KIND`` names it in the
+``journal`` table; the other fields are its payload), each saying its audit line and its
+metric observations. A new kind of change is one class here.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, insert, select
 
 from tracker_ci.models import (
     DURATION_STATUSES,
@@ -40,75 +22,55 @@ from tracker_ci.models import (
     Status,
     TokenInfo,
     format_timestamp,
-    utcnow,
 )
 from tracker_server.db import JsonText
-from tracker_server.metrics import Metrics
-from tracker_server.tables import journal as journal_table
+from tracker_server.journal.audit import AuditLine, event_log_fields, lock_log_fields
 
-audit_logger = logging.getLogger("tracker_server.audit")
-
-AuditLine = tuple[str, dict[str, Any]]
-
-
-class JsonLineFormatter(logging.Formatter):
-    """``{"time", "level", "msg", ...fields}`` on one line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        # The time the line is written (a process-wide logger has no app, hence no clock).
-        line = {
-            "time": format_timestamp(utcnow()),
-            "level": record.levelname,
-            "msg": record.getMessage(),
-            **getattr(record, "fields", {}),
-        }
-        return json.dumps(line, ensure_ascii=False)
-
-
-def configure_audit_log(level: str) -> None:
-    """Send audit lines to stdout as JSON (once per process)."""
-    audit_logger.setLevel(level.upper())
-    audit_logger.propagate = False
-    if not any(getattr(h, "tracker_audit", False) for h in audit_logger.handlers):
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(JsonLineFormatter())
-        handler.tracker_audit = True  # type: ignore[attr-defined]
-        audit_logger.addHandler(handler)
+__all__ = [
+    "ChangelogAdded",
+    "EventCreated",
+    "EventDeleted",
+    "EventUpdated",
+    "EventsImported",
+    "FreezeCreated",
+    "FreezeDeleted",
+    "FreezeUpdated",
+    "GlassBroken",
+    "JournalEntry",
+    "LockAcquired",
+    "LockEvicted",
+    "LockOverridden",
+    "LockReleased",
+    "LockRenewed",
+    "LockUpdated",
+    "MetricsSink",
+    "QueueGranted",
+    "QueueJoined",
+    "QueueLeft",
+    "QueuePolicySet",
+    "QueueWaiterSuperseded",
+    "SlackIdSet",
+    "TokenCreated",
+    "TokenRevoked",
+]
 
 
-def event_log_fields(event: Event) -> dict[str, Any]:
-    """The fields upstream logs for a created event."""
-    attributes = event.attributes
-    created_at = event.metadata.created_at
-    return {
-        "title": event.title,
-        "message": attributes.message,
-        "priority": attributes.priority.value,
-        "environment": attributes.environment.value,
-        "owner": attributes.owner,
-        "impact": attributes.impact,
-        "service": attributes.service,
-        "status": attributes.status.value,
-        "type": attributes.type.value,
-        "pull_request": event.links.pull_request_link,
-        "id": event.metadata.id,
-        "created_at": format_timestamp(created_at) if created_at else "",
-    }
+class MetricsSink(Protocol):
+    """What the entries observe on (``tracker_server.metrics.Metrics``, handed in by the app:
+    the metrics read the stores, which write here, so the journal never imports them)."""
+
+    def count_status(self, *, service: str, status: str, environment: str) -> None: ...
+
+    def count_deployment(self, *, service: str, environment: str, status: str) -> None: ...
+
+    def observe_duration(self, seconds: float) -> None: ...
+
+    def observe_deployment_duration(self, seconds: float) -> None: ...
+
+    def observe_lead_time(self, seconds: float) -> None: ...
 
 
-def lock_log_fields(lock: Lock) -> dict[str, Any]:
-    """The fields of a lock's audit lines."""
-    return {
-        "service": lock.service,
-        "environment": lock.environment,
-        "resource": lock.resource,
-        "who": lock.who,
-        "id": lock.id,
-        "event_id": lock.event_id,
-    }
-
-
-def _count_status(metrics: Metrics, event: Event) -> None:
+def _count_status(metrics: MetricsSink, event: Event) -> None:
     attributes = event.attributes
     metrics.count_status(
         service=attributes.service,
@@ -117,7 +79,7 @@ def _count_status(metrics: Metrics, event: Event) -> None:
     )
 
 
-def _observe_deployment(metrics: Metrics, event: Event) -> None:
+def _observe_deployment(metrics: MetricsSink, event: Event) -> None:
     """A deployment reached a status: count it; once ended, its duration and lead times."""
     from tracker_server.dora import event_ended_at, lead_times
 
@@ -141,7 +103,6 @@ def _observe_deployment(metrics: Metrics, event: Event) -> None:
         metrics.observe_lead_time(seconds)
 
 
-# ------------------------------------------------------------------- entries
 class JournalEntry(BaseModel):
     """One change. ``KIND`` names it in the table; the other fields are its payload."""
 
@@ -186,7 +147,7 @@ class JournalEntry(BaseModel):
         """How many stored records this change wrote (the statistics upkeep counts them)."""
         return 1
 
-    def observe(self, metrics: Metrics) -> None:
+    def observe(self, metrics: MetricsSink) -> None:
         """The metric observations of this change, if any."""
 
 
@@ -200,7 +161,7 @@ class EventCreated(JournalEntry):
     def audit_line(self) -> AuditLine:
         return "event created", event_log_fields(self.event)
 
-    def observe(self, metrics: Metrics) -> None:
+    def observe(self, metrics: MetricsSink) -> None:
         _count_status(metrics, self.event)
         _observe_deployment(metrics, self.event)
 
@@ -233,7 +194,7 @@ class EventUpdated(JournalEntry):
     before: Event
     after: Event
 
-    def observe(self, metrics: Metrics) -> None:
+    def observe(self, metrics: MetricsSink) -> None:
         if self.after.attributes.status == self.before.attributes.status:
             return
         _count_status(metrics, self.after)
@@ -445,98 +406,3 @@ class LockEvicted(JournalEntry):
     lock: Lock
     by: str
     why: str
-
-
-# ------------------------------------------------------------------- the journal
-@dataclass(frozen=True)
-class JournalRecord:
-    """A stored entry: its place in the journal and when it happened."""
-
-    id: int
-    occurred_at: datetime
-    entry: JournalEntry
-
-
-_INSERT_RETURNING_ID = insert(journal_table).returning(
-    journal_table.c.id, sort_by_parameter_order=True
-)
-
-
-@dataclass
-class Journal:
-    """The entries of one request: persisted with its transaction, announced after.
-
-    ``now`` is the request's moment (from the app's clock): the ``occurred_at`` of its
-    entries, the same instant the changes themselves carry (createdAt, timestamps).
-    """
-
-    metrics: Metrics
-    now: datetime
-    pending: list[JournalEntry] = field(default_factory=list)
-    committed: list[JournalEntry] = field(default_factory=list)
-    #: Called with the stored records inside the transaction (the webhook outbox).
-    outbox: Callable[[Connection, list[JournalRecord]], None] | None = None
-
-    def record(self, entry: JournalEntry) -> None:
-        """Note a change made in the current transaction."""
-        self.pending.append(entry)
-
-    def persist(self, conn: Connection) -> None:
-        """Insert the pending entries on ``conn``: call it inside the write transaction.
-
-        The ``outbox`` (if any) is handed the stored records on the same connection, so
-        the notifications of a change commit (or roll back) with it.
-        """
-        if not self.pending:
-            return
-        rows = [
-            {"occurred_at": self.now, "kind": entry.KIND, "payload": entry.payload_json()}
-            for entry in self.pending
-        ]
-        # One statement for every entry of the transaction (a batch of events is one
-        # round trip, not one per event), its ids in the order of the rows.
-        ids = conn.execute(_INSERT_RETURNING_ID, rows).scalars().all()
-        records = [
-            JournalRecord(id=key, occurred_at=self.now, entry=entry)
-            for key, entry in zip(ids, self.pending, strict=True)
-        ]
-        if records and self.outbox is not None:
-            self.outbox(conn, records)
-        self.committed.extend(self.pending)
-        self.pending.clear()
-
-    def wakes_waiters(self) -> bool:
-        """True when a pending change can move a lock queue."""
-        return any(entry.WAKES_WAITERS for entry in self.pending)
-
-    def discard(self) -> None:
-        """Forget the pending entries (their transaction rolled back)."""
-        self.pending.clear()
-
-    def flush(self) -> None:
-        """Write the audit lines and record the metrics of what was committed."""
-        for entry in self.committed:
-            line = entry.audit_line()
-            if line is not None:
-                message, fields = line
-                audit_logger.info(message, extra={"fields": fields})
-            entry.observe(self.metrics)
-        self.committed.clear()
-
-
-def read_journal(conn: Connection, *, after: int = 0, limit: int = 100) -> list[JournalRecord]:
-    """Up to ``limit`` stored entries with an id above ``after``, in id order."""
-    rows: Sequence[Any] = conn.execute(
-        select(journal_table)
-        .where(journal_table.c.id > after)
-        .order_by(journal_table.c.id)
-        .limit(limit)
-    ).all()
-    return [
-        JournalRecord(
-            id=row.id,
-            occurred_at=row.occurred_at,
-            entry=JournalEntry.from_row(row.kind, row.payload),
-        )
-        for row in rows
-    ]

@@ -1,47 +1,15 @@
-"""Errors raised by the tracker-ci client, one tree for both kinds of Tracker server.
+"""The TrackerError tree: one class per way a request can fail, each with its exit code.
 
-```
-TrackerError                       base; .message
-├── ServerUnreachable              connection refused, DNS, timeout, dropped connection
-├── ConfigError                    a bad config file or option value
-└── APIError                       .status_code, .code (gRPC), .message, .details
-    ├── InvalidRequest             400 / code 3
-    │   └── PayloadTooLarge        413 / code 8
-    ├── AuthenticationFailed       401 / code 16
-    ├── PermissionDenied           403 / code 7
-    ├── NotFound                   404 / code 5, or upstream's 500 "not found" / "no event found"
-    ├── LockHeld                   409 / code 6, or upstream's 500 "already locked";
-    │   │                          .service .environment .resource .holder .lock_id .event_id
-    │   └── LockWaitTimeout        the lock was still held when ``--wait`` ran out; .waited
-    ├── FreezeRefused              400 / code 9 "Blocked by hard freeze: ..."; .window_title
-    │                              .until .ends_at
-    ├── Superseded                 409 / code 10 "... superseded by ..."; .superseded_by
-    ├── LockLost                   the lease is gone (410, or code 10 "lease"/"lock lost");
-    │                              .service .environment .resource .lock_id
-    ├── ServerError                5xx
-    └── UnexpectedResponse         a 2xx answer that is not the JSON we expect
-```
-
-Every class carries its CLI exit code (``exit_code``, meanings in ``tracker_ci.exit_codes``)
-and whether the open fail policy lets a deploy go on untracked through it (``outage``):
-``exit_code_for`` and ``is_outage`` read them.
-
-``ERROR_RULES`` maps an error answer to its class: rows of (HTTP status, gRPC code, message
-pattern), evaluated in order, the first row whose every given field matches wins. A new
-refusal is one row, placed above the broad rows (409, code 6, 400) it must not fall into.
-Our bundled server answers with proper statuses. The upstream Go Tracker answers every
-handler error as HTTP 500 with gRPC code 2, so rows also read its messages: a held lock is
-recognised by "already locked", a missing record by "not found", "no event found" or
-"no document", a refused search by "no filter" or "are inversed". Messages name the server
-and say what to do next.
+The tree is drawn in ``tracker_ci.exceptions``' docstring, the package that re-exports every
+name here; ``tracker_ci.exceptions.rules`` maps a server's error answer to one of these
+classes. ``GrpcCode`` names the codes of the wire's error body ``{"code", "message",
+"details"}``: the bundled server answers with the same codes.
 """
 
 from __future__ import annotations
 
 import enum
-import json
 import re
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -49,16 +17,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from tracker_ci.exit_codes import ExitCode
 
 if TYPE_CHECKING:  # keep ``import tracker_ci.exceptions`` free of httpx and pydantic
-    import httpx
-
     from tracker_ci.models import Lock
 
 __all__ = [
-    "ERROR_RULES",
     "APIError",
     "AuthenticationFailed",
     "ConfigError",
-    "ErrorRule",
     "FreezeRefused",
     "GrpcCode",
     "InvalidRequest",
@@ -73,11 +37,7 @@ __all__ = [
     "Superseded",
     "TrackerError",
     "UnexpectedResponse",
-    "error_class_for",
-    "error_from_response",
-    "error_from_transport",
     "exit_code_for",
-    "is_lock_conflict",
     "is_outage",
 ]
 
@@ -104,16 +64,36 @@ class GrpcCode(enum.IntEnum):
     UNAUTHENTICATED = 16
 
 
-# The names before GrpcCode, kept so that code importing them goes on working.
-GRPC_UNKNOWN = GrpcCode.UNKNOWN
-GRPC_INVALID_ARGUMENT = GrpcCode.INVALID_ARGUMENT
-GRPC_NOT_FOUND = GrpcCode.NOT_FOUND
-GRPC_ALREADY_EXISTS = GrpcCode.ALREADY_EXISTS
-GRPC_PERMISSION_DENIED = GrpcCode.PERMISSION_DENIED
-GRPC_RESOURCE_EXHAUSTED = GrpcCode.RESOURCE_EXHAUSTED
-GRPC_UNIMPLEMENTED = GrpcCode.UNIMPLEMENTED
-GRPC_UNAVAILABLE = GrpcCode.UNAVAILABLE
-GRPC_UNAUTHENTICATED = GrpcCode.UNAUTHENTICATED
+@dataclass(frozen=True)
+class _Answer:
+    """What an error answer said, as the rows and the classes read it."""
+
+    status: int
+    code: int | None
+    message: str
+    details: list[Any]
+    origin: str
+    where: str
+    sent_token: bool
+
+    def words(self) -> dict[str, Any]:
+        """The fields an explanation may name."""
+        return {
+            "origin": self.origin,
+            "where": self.where,
+            "status": self.status,
+            "said": self.message or "(no message)",
+        }
+
+    def fields(self) -> dict[str, Any]:
+        """The APIError keyword arguments of this answer."""
+        return {
+            "status_code": self.status,
+            "code": self.code,
+            "details": self.details,
+            "server_message": self.message,
+            "url": self.origin,
+        }
 
 
 class TrackerError(Exception):
@@ -499,8 +479,8 @@ def _lock_name(service: str, environment: str, resource: str) -> str:
     return text
 
 
-# The patterns below are compiled the first time an answer is matched against them (re
-# caches them): most commands never see an error.
+# The messages the classes read their fields from (``re`` compiles each the first time
+# an answer is matched against it: most commands never see an error).
 
 # Upstream's two lock-conflict messages (CONTRACT.md), searched anywhere in the message
 # because grpc-gateway may prefix it ("rpc error: ...", "cannot create lock: ...").
@@ -511,92 +491,11 @@ _LOCK_LOCKED = (
     r"service (?P<service>\S+) is already locked for (?P<resource>\S+) in (?P<environment>\S+)"
     r" by (?P<holder>.*?) \(lock_id: (?P<lock_id>[^,)]*), event_id: (?P<event_id>[^)]*)\)"
 )
-_ALREADY_LOCKED = r"already locked"
-# Upstream's handlers say "no event found in tracker for id ..." (events and locks alike).
-_NOT_FOUND = r"(?i)not found|no \w+ found\b|no documents?\b|no rows"
-# Upstream's words for a search it refuses (no filter at all, or end before start).
-_BAD_SEARCH = r"(?i)no filter for search events|are inversed"
 # Our server's refusals of the deploy queue and of freeze windows.
 _FREEZE = (
     r'Blocked by hard freeze:\s*(?:"(?P<title>[^"]*)"|(?P<bare>.*?))(?:\s+until\s+(?P<until>.+))?$'
 )
 _SUPERSEDED = r"superseded by (?P<who>.+?)(?:'s deploy\b.*)?\.?$"
-_LEASE_LOST = r"(?i)\blease\b|lock lost"
-
-
-@dataclass(frozen=True)
-class ErrorRule:
-    """One row of ERROR_RULES: an answer that matches every given field becomes ``error``.
-
-    ``status`` and ``code`` match when the answer's is among them, ``message`` when the
-    pattern is found in the server's message; a field left empty matches anything.
-    ``explanation`` replaces the class's own for this row.
-    """
-
-    error: type[APIError]
-    status: Collection[int] = ()
-    code: Collection[int] = ()
-    message: str | None = None
-    explanation: str = ""
-
-    def matches(self, status_code: int, code: int | None, message: str) -> bool:
-        """Whether an answer with this status, gRPC code and message falls under the row."""
-        return (
-            (not self.status or status_code in self.status)
-            and (not self.code or code in self.code)
-            and (self.message is None or re.search(self.message, message) is not None)
-        )
-
-
-_NOT_IMPLEMENTED = (
-    "Tracker at {origin} does not implement {where} ({status}); an upstream Tracker lacks "
-    "some operations of the bundled server. Server said: {said}"
-)
-
-#: (HTTP status, gRPC code, message) -> error class, first matching row wins. The rows of a
-#: refusal that shares a status or code with a broader one (a freeze's 400, a superseded
-#: waiter's 409) come first. An answer no row matches is a plain APIError.
-ERROR_RULES: tuple[ErrorRule, ...] = (
-    ErrorRule(FreezeRefused, code=[GrpcCode.FAILED_PRECONDITION], message=_FREEZE),
-    ErrorRule(Superseded, code=[GrpcCode.ABORTED], message=_SUPERSEDED),
-    ErrorRule(LockLost, code=[GrpcCode.ABORTED], message=_LEASE_LOST),
-    ErrorRule(LockLost, status=[410]),
-    ErrorRule(LockHeld, status=[409]),
-    ErrorRule(LockHeld, code=[GrpcCode.ALREADY_EXISTS]),
-    ErrorRule(LockHeld, message=_ALREADY_LOCKED),  # upstream: any status (500)
-    ErrorRule(AuthenticationFailed, status=[401]),
-    ErrorRule(AuthenticationFailed, code=[GrpcCode.UNAUTHENTICATED]),
-    ErrorRule(PermissionDenied, status=[403]),
-    ErrorRule(PermissionDenied, code=[GrpcCode.PERMISSION_DENIED]),
-    ErrorRule(NotFound, status=[404]),
-    ErrorRule(NotFound, code=[GrpcCode.NOT_FOUND]),
-    ErrorRule(NotFound, status=[500], message=_NOT_FOUND),  # upstream
-    ErrorRule(PayloadTooLarge, status=[413]),
-    ErrorRule(PayloadTooLarge, code=[GrpcCode.RESOURCE_EXHAUSTED]),
-    ErrorRule(InvalidRequest, status=[400, 422]),
-    ErrorRule(InvalidRequest, code=[GrpcCode.INVALID_ARGUMENT]),
-    ErrorRule(InvalidRequest, status=[500], message=_BAD_SEARCH),  # upstream
-    ErrorRule(ServerError, status=[501], explanation=_NOT_IMPLEMENTED),
-    ErrorRule(ServerError, code=[GrpcCode.UNIMPLEMENTED], explanation=_NOT_IMPLEMENTED),
-    ErrorRule(ServerError, status=range(500, 1000)),
-)
-_FALLBACK = ErrorRule(APIError)
-
-
-def _rule_for(status_code: int, code: int | None, message: str) -> ErrorRule:
-    return next(
-        (rule for rule in ERROR_RULES if rule.matches(status_code, code, message)), _FALLBACK
-    )
-
-
-def error_class_for(status_code: int, code: int | None, message: str) -> type[APIError]:
-    """The class ERROR_RULES gives an error answer with this status, gRPC code and message."""
-    return _rule_for(status_code, code, message).error
-
-
-def is_lock_conflict(status_code: int, code: int | None, message: str) -> bool:
-    """Whether an error answer means "lock held", from our server or from upstream."""
-    return issubclass(error_class_for(status_code, code, message), LockHeld)
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -621,67 +520,6 @@ def _parse_time(text: str) -> datetime | None:
         return None
 
 
-@dataclass(frozen=True)
-class _Answer:
-    """What an error answer said, as the rows and the classes read it."""
-
-    status: int
-    code: int | None
-    message: str
-    details: list[Any]
-    origin: str
-    where: str
-    sent_token: bool
-
-    def words(self) -> dict[str, Any]:
-        """The fields an explanation may name."""
-        return {
-            "origin": self.origin,
-            "where": self.where,
-            "status": self.status,
-            "said": self.message or "(no message)",
-        }
-
-    def fields(self) -> dict[str, Any]:
-        """The APIError keyword arguments of this answer."""
-        return {
-            "status_code": self.status,
-            "code": self.code,
-            "details": self.details,
-            "server_message": self.message,
-            "url": self.origin,
-        }
-
-
-def _origin(response: httpx.Response) -> str:
-    url = response.request.url
-    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
-
-
-def _where(response: httpx.Response) -> str:
-    request = response.request
-    return f"{request.method} {request.url.path}"
-
-
-def _read_body(response: httpx.Response) -> tuple[int | None, str, list[Any], bool]:
-    """(code, message, details, is_json) of an error body; tolerant of anything."""
-    try:
-        body = json.loads(response.content or b"")
-    except (ValueError, UnicodeDecodeError):
-        return None, "", [], False
-    if not isinstance(body, dict):
-        return None, "", [], False
-    code = body.get("code")
-    message = body.get("message") or body.get("error") or ""
-    details = body.get("details") or []
-    return (
-        code if isinstance(code, int) and not isinstance(code, bool) else None,
-        str(message),
-        details if isinstance(details, list) else [details],
-        True,
-    )
-
-
 def _lock_from_details(details: list[Any]) -> dict[str, Any]:
     """Our server may put the holder's lock in the details; take what is there."""
     for item in details:
@@ -700,67 +538,3 @@ def _lock_from_details(details: list[Any]) -> dict[str, Any]:
                 continue
             return _fields_from_lock(lock)
     return {}
-
-
-def _not_json(response: httpx.Response, answer: _Answer) -> APIError:
-    """The error for an answer whose body is not JSON: a proxy's page, an empty body."""
-    status = answer.status
-    snippet = " ".join(response.text.split())[:200] if response.content else "(empty)"
-    hint = (
-        "a proxy or load balancer may be answering instead of Tracker"
-        if status >= 500
-        else "check that TRACKER_URL points at a Tracker server"
-    )
-    message = (
-        f"Tracker at {answer.origin} answered {answer.where} with HTTP {status} and a body "
-        f"that is not JSON ({hint}): {snippet}"
-    )
-    cls = ServerError if status >= 500 else APIError
-    return cls(message, **answer.fields())
-
-
-def error_from_response(response: httpx.Response) -> APIError:
-    """The APIError for an error answer of our server or of upstream's Go Tracker."""
-    code, message, details, is_json = _read_body(response)
-    answer = _Answer(
-        status=response.status_code,
-        code=code,
-        message=message,
-        details=details,
-        origin=_origin(response),
-        where=_where(response),
-        sent_token="authorization" in response.request.headers,
-    )
-    if not is_json:
-        return _not_json(response, answer)
-    rule = _rule_for(answer.status, code, message)
-    return rule.error._from_answer(answer, rule.explanation)
-
-
-def error_from_transport(
-    exc: Exception, *, method: str, url: str, timeout: float, attempts: int = 1
-) -> ServerUnreachable:
-    """A ServerUnreachable for an httpx transport error, saying what most likely went wrong."""
-    import httpx  # already imported by whoever made the request
-
-    where = f"{method} {httpx.URL(url).path}"
-    origin = httpx.URL(url).copy_with(path="/", query=None, fragment=None)
-    base = str(origin).rstrip("/")
-    if isinstance(exc, httpx.ConnectTimeout):
-        text = f"cannot connect to Tracker at {base}: no answer within {timeout:g}s"
-    elif isinstance(exc, httpx.TimeoutException):
-        text = f"Tracker at {base} did not answer {where} within {timeout:g}s"
-    elif isinstance(exc, httpx.ConnectError):
-        text = f"cannot connect to Tracker at {base}: {exc or 'connection failed'}"
-    elif isinstance(exc, httpx.RemoteProtocolError):
-        text = (
-            f"Tracker at {base} dropped the connection during {where} without answering "
-            f"(an upstream Tracker does this when its handler crashes): {exc}"
-        )
-    else:
-        text = f"Tracker at {base} could not be reached for {where}: {exc or type(exc).__name__}"
-    if attempts > 1:
-        text += f" ({attempts} attempts)"
-    return ServerUnreachable(
-        f"{text}. Check TRACKER_URL (or --url) and that the server is running.", url=base
-    )

@@ -1,0 +1,193 @@
+"""The journal: a typed record of every change, kept in the change's own transaction.
+
+Stores record :class:`JournalEntry` objects on the request's :class:`Journal`. Before the
+write transaction commits, :meth:`Journal.persist` inserts them into the ``journal`` table
+on the same connection, so an entry exists exactly when its change does (a rolled-back
+request leaves none). After the commit, :meth:`Journal.flush` announces them: audit log
+lines and metric observations, as before. The table is the seam a notification outbox
+hangs on: :func:`read_journal` gives entries in ``id`` order.
+
+Ids are handed out at insert, not at commit: on PostgreSQL a transaction can commit an
+entry with a smaller id after a larger one is visible. A reader that must see every entry
+claims rows (``FOR UPDATE SKIP LOCKED``) rather than keeping only the highest id it read.
+
+The entries are in ``journal/entries.py``, the audit log lines in ``journal/audit.py``;
+every name is importable from ``tracker_server.journal``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from tracker_server.journal.audit import (
+    AuditLine,
+    JsonLineFormatter,
+    audit_logger,
+    configure_audit_log,
+    event_log_fields,
+    lock_log_fields,
+)
+from tracker_server.journal.entries import (
+    ChangelogAdded,
+    EventCreated,
+    EventDeleted,
+    EventsImported,
+    EventUpdated,
+    FreezeCreated,
+    FreezeDeleted,
+    FreezeUpdated,
+    GlassBroken,
+    JournalEntry,
+    LockAcquired,
+    LockEvicted,
+    LockOverridden,
+    LockReleased,
+    LockRenewed,
+    LockUpdated,
+    MetricsSink,
+    QueueGranted,
+    QueueJoined,
+    QueueLeft,
+    QueuePolicySet,
+    QueueWaiterSuperseded,
+    SlackIdSet,
+    TokenCreated,
+    TokenRevoked,
+)
+from tracker_server.tables import journal as journal_table
+
+__all__ = [
+    "AuditLine",
+    "ChangelogAdded",
+    "EventCreated",
+    "EventDeleted",
+    "EventUpdated",
+    "EventsImported",
+    "FreezeCreated",
+    "FreezeDeleted",
+    "FreezeUpdated",
+    "GlassBroken",
+    "Journal",
+    "JournalEntry",
+    "JournalRecord",
+    "JsonLineFormatter",
+    "LockAcquired",
+    "LockEvicted",
+    "LockOverridden",
+    "LockReleased",
+    "LockRenewed",
+    "LockUpdated",
+    "MetricsSink",
+    "QueueGranted",
+    "QueueJoined",
+    "QueueLeft",
+    "QueuePolicySet",
+    "QueueWaiterSuperseded",
+    "SlackIdSet",
+    "TokenCreated",
+    "TokenRevoked",
+    "audit_logger",
+    "configure_audit_log",
+    "event_log_fields",
+    "lock_log_fields",
+    "read_journal",
+]
+
+
+@dataclass(frozen=True)
+class JournalRecord:
+    """A stored entry: its place in the journal and when it happened."""
+
+    id: int
+    occurred_at: datetime
+    entry: JournalEntry
+
+
+_INSERT_RETURNING_ID = insert(journal_table).returning(
+    journal_table.c.id, sort_by_parameter_order=True
+)
+
+
+@dataclass
+class Journal:
+    """The entries of one request: persisted with its transaction, announced after.
+
+    ``now`` is the request's moment (from the app's clock): the ``occurred_at`` of its
+    entries, the same instant the changes themselves carry (createdAt, timestamps).
+    """
+
+    metrics: MetricsSink
+    now: datetime
+    pending: list[JournalEntry] = field(default_factory=list)
+    committed: list[JournalEntry] = field(default_factory=list)
+    #: Called with the stored records inside the transaction (the webhook outbox).
+    outbox: Callable[[Connection, list[JournalRecord]], None] | None = None
+
+    def record(self, entry: JournalEntry) -> None:
+        """Note a change made in the current transaction."""
+        self.pending.append(entry)
+
+    def persist(self, conn: Connection) -> None:
+        """Insert the pending entries on ``conn``: call it inside the write transaction.
+
+        The ``outbox`` (if any) is handed the stored records on the same connection, so
+        the notifications of a change commit (or roll back) with it.
+        """
+        if not self.pending:
+            return
+        rows = [
+            {"occurred_at": self.now, "kind": entry.KIND, "payload": entry.payload_json()}
+            for entry in self.pending
+        ]
+        # One statement for every entry of the transaction (a batch of events is one
+        # round trip, not one per event), its ids in the order of the rows.
+        ids = conn.execute(_INSERT_RETURNING_ID, rows).scalars().all()
+        records = [
+            JournalRecord(id=key, occurred_at=self.now, entry=entry)
+            for key, entry in zip(ids, self.pending, strict=True)
+        ]
+        if records and self.outbox is not None:
+            self.outbox(conn, records)
+        self.committed.extend(self.pending)
+        self.pending.clear()
+
+    def wakes_waiters(self) -> bool:
+        """True when a pending change can move a lock queue."""
+        return any(entry.WAKES_WAITERS for entry in self.pending)
+
+    def discard(self) -> None:
+        """Forget the pending entries (their transaction rolled back)."""
+        self.pending.clear()
+
+    def flush(self) -> None:
+        """Write the audit lines and record the metrics of what was committed."""
+        for entry in self.committed:
+            line = entry.audit_line()
+            if line is not None:
+                message, fields = line
+                audit_logger.info(message, extra={"fields": fields})
+            entry.observe(self.metrics)
+        self.committed.clear()
+
+
+def read_journal(conn: Connection, *, after: int = 0, limit: int = 100) -> list[JournalRecord]:
+    """Up to ``limit`` stored entries with an id above ``after``, in id order."""
+    rows: Sequence[Any] = conn.execute(
+        select(journal_table)
+        .where(journal_table.c.id > after)
+        .order_by(journal_table.c.id)
+        .limit(limit)
+    ).all()
+    return [
+        JournalRecord(
+            id=row.id,
+            occurred_at=row.occurred_at,
+            entry=JournalEntry.from_row(row.kind, row.payload),
+        )
+        for row in rows
+    ]

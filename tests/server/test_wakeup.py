@@ -1,0 +1,135 @@
+"""Wake-ups in one process: a stopping server wakes every long poll at once; the queue's
+timeouts count from the server's start at the earliest (tickets survive a restart)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from tracker_server import wakeup
+from tracker_server.store.queue import Timeouts
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def stopping_server() -> Iterator[None]:
+    yield
+    wakeup.resume()
+
+
+def test_begin_shutdown_wakes_a_sleeping_waiter_at_once(stopping_server: None) -> None:
+    seen = wakeup.version()
+    woke: list[float] = []
+
+    def sleeper() -> None:
+        wakeup.wait_for_change(seen, timeout=30)
+        woke.append(time.monotonic())
+
+    thread = threading.Thread(target=sleeper)
+    thread.start()
+    assert not wakeup.stopping()
+    began = time.monotonic()
+    wakeup.begin_shutdown()
+    thread.join(timeout=5)
+    assert woke and woke[0] - began < 1.0
+    assert wakeup.stopping()
+    assert wakeup.wait_for_change(seen, timeout=30)  # no sleep at all once stopping
+
+
+def test_resume_forgets_the_shutdown(stopping_server: None) -> None:
+    wakeup.begin_shutdown()
+    wakeup.resume()
+    assert not wakeup.stopping()
+    assert not wakeup.wait_for_change(wakeup.version(), timeout=0.01)
+
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("heard_ago", "started_ago", "expired"),
+    [
+        (20, None, True),  # no start known: as before
+        (10, None, False),
+        (20, 5, False),  # heard before a crash, the server restarted 5 s ago: kept
+        (60, 14, False),
+        (60, 16, True),  # the new process has waited the whole timeout: dropped
+        (20, 30, True),  # started long ago: the heartbeat decides
+        (3, 30, False),
+    ],
+)
+def test_a_silence_counts_from_the_later_of_the_heartbeat_and_the_start(
+    heard_ago: int, started_ago: int | None, expired: bool
+) -> None:
+    started = None if started_ago is None else NOW - timedelta(seconds=started_ago)
+    timeouts = Timeouts(heartbeat=15, claim=10, started=started)
+    assert timeouts.expired(NOW - timedelta(seconds=heard_ago), 15, NOW) is expired
+
+
+# ------------------------------------------------------------------ the listener (PostgreSQL)
+def _listener_mode(listener: wakeup.PostgresListener, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while not listener.mode:
+        assert time.monotonic() < deadline, "the listener never decided"
+        time.sleep(0.02)
+    return listener.mode
+
+
+def _wait_for_version_past(seen: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while wakeup.version() == seen:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _join_a_queue(engine: object) -> None:
+    from sqlalchemy import insert
+    from tracker_server.tables import lock_queue
+
+    now = datetime.now(UTC)
+    with engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(
+            insert(lock_queue),
+            {
+                "id": str(uuid.uuid4()),
+                "service": "wakeup",
+                "environment": "production",
+                "resource": "deployment",
+                "joined_at": now,
+                "heartbeat_at": now,
+            },
+        )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("hears", [True, False], ids=["listen", "polling"])
+def test_the_listener_listens_when_it_hears_itself_else_polls(
+    postgres_database_url: str, hears: bool
+) -> None:
+    from tracker_server.db import create_database_engine, upgrade_schema
+
+    engine = create_database_engine(postgres_database_url)
+    upgrade_schema(engine)
+    # A direct URL to another database never hears this one's NOTIFY: like a LISTEN
+    # through a pooler in transaction mode.
+    direct = postgres_database_url if hears else "postgresql://postgres@127.0.0.1:5432/test"
+    listener = wakeup.PostgresListener(engine, direct_database_url=direct)
+    listener.start()
+    try:
+        assert _listener_mode(listener) == ("listen" if hears else "poll")
+        seen = wakeup.version()
+        _join_a_queue(engine)
+        if hears:  # the write's own NOTIFY is what a replica hears
+            with engine.begin() as conn:
+                wakeup.announce(conn)
+        assert _wait_for_version_past(seen, timeout=2.0)
+    finally:
+        listener.stop()
+        engine.dispose()
