@@ -973,6 +973,19 @@ class TrackerClient:
         response = self._request("DELETE", f"{API_PREFIX}/webhooks/{_segment(webhook_id)}")
         return self._parse(response, models.WebhookResponse).webhook
 
+    def rotate_webhook_secret(
+        self, webhook_id: str, secret: str, *, previous_valid_seconds: int = 86400
+    ) -> Webhook:
+        """Replace a webhook's secret; the replaced one still signs for
+        ``previous_valid_seconds`` (extension, admin only; a repeat changes nothing)."""
+        body = models.WebhookSecretRequest(
+            secret=secret, previous_valid_seconds=previous_valid_seconds
+        )
+        response = self._request(
+            "POST", f"{API_PREFIX}/webhooks/{_segment(webhook_id)}/secret", json=body.to_wire()
+        )
+        return self._parse(response, models.WebhookResponse).webhook
+
     def test_webhook(self, webhook_id: str) -> WebhookDelivery:
         """Queue a ``webhook.test`` delivery to this webhook; the queued delivery."""
         response = self._request(

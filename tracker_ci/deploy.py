@@ -661,8 +661,9 @@ class Deployment:
                 return 128 + (supervisor.interrupted or signal.SIGTERM)
             if supervisor.interrupted is not None:
                 return self._cancelled(state, None)
-            with self._renewing(state, heartbeat), trace.span("command", command=argv):
+            with self._renewing(state, heartbeat), trace.span("command", command=argv) as span:
                 code = supervisor.run(argv, self._command_env(state))
+                span.exit_code(code)
             if supervisor.interrupted is not None:
                 return self._cancelled(state, code)
             if self.lock_lost and self.options.on_lock_lost == "stop":

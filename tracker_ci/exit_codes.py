@@ -39,7 +39,7 @@ EXIT_CODES: dict[int, str] = {
         "a `--pr-url` that is no PR/MR, the server said 400"
     ),
     ExitCode.LOCKED: "lock held: by another deployment (or still held when `--wait` ran out)",
-    ExitCode.UNREACHABLE: "unreachable: the server could not be reached",
+    ExitCode.UNREACHABLE: "unreachable: the server could not be reached, or is not a Tracker",
     ExitCode.AUTH: "auth refused: a missing, bad, revoked or out-of-scope token (401/403)",
     ExitCode.NOT_FOUND: (
         "not found: the event, lock or token; `deploy finish` with no open deployment"

@@ -196,6 +196,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports o
         TokenResponse,
     )
     from tracker_ci.wire.webhooks import (
+        SLACK_MENTION,
         WEBHOOK_EVENTS,
         WEBHOOK_KINDS,
         Webhook,
@@ -203,7 +204,9 @@ if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports o
         WebhookDelivery,
         WebhookDeliveryListResponse,
         WebhookListResponse,
+        WebhookOptions,
         WebhookResponse,
+        WebhookSecretRequest,
     )
 
 __all__ = [
@@ -304,6 +307,7 @@ __all__ = [
     "FreezeWindowListResponse",
     "UpdateEventRequest",
     "UpdateLockRequest",
+    "SLACK_MENTION",
     "WEBHOOK_EVENTS",
     "WEBHOOK_KINDS",
     "Webhook",
@@ -311,7 +315,9 @@ __all__ = [
     "WebhookDelivery",
     "WebhookDeliveryListResponse",
     "WebhookListResponse",
+    "WebhookOptions",
     "WebhookResponse",
+    "WebhookSecretRequest",
     "format_duration",
     "format_timestamp",
     "parse_duration",
@@ -407,6 +413,7 @@ _HOMES: dict[str, str] = {
     "TokenInfo": "tokens",
     "TokenListResponse": "tokens",
     "TokenResponse": "tokens",
+    "SLACK_MENTION": "webhooks",
     "WEBHOOK_EVENTS": "webhooks",
     "WEBHOOK_KINDS": "webhooks",
     "Webhook": "webhooks",
@@ -414,6 +421,8 @@ _HOMES: dict[str, str] = {
     "WebhookDelivery": "webhooks",
     "WebhookDeliveryListResponse": "webhooks",
     "WebhookListResponse": "webhooks",
+    "WebhookOptions": "webhooks",
+    "WebhookSecretRequest": "webhooks",
     "WebhookResponse": "webhooks",
     "ErrorBody": "ops",
     "HealthResponse": "ops",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,11 +18,13 @@ import click
 
 __all__ = [
     "emit_error",
+    "end_live_line",
     "emit_json",
     "error_document",
     "format_time",
     "format_seconds",
     "jsonable",
+    "live_line_shown",
     "render_summary",
     "render_table",
     "wants_json",
@@ -63,6 +65,7 @@ def error_document(message: str, exit_code: int) -> dict[str, Any]:
 
 def emit_error(message: str, exit_code: int, *, as_json: bool) -> None:
     """A failed command's one line on stderr: ``error: ...``, or the JSON document."""
+    end_live_line()
     if as_json:
         text = json.dumps(error_document(message, exit_code), ensure_ascii=False)
         click.echo(text, err=True)
@@ -153,8 +156,24 @@ def render_summary(pairs: Sequence[tuple[str, Any]]) -> str:
     return "\n".join(f"{(label + ':').ljust(width + 1)} {value}" for label, value in shown)
 
 
+#: How to clear the live line shown on the terminal now (a lock wait's), if any.
+_live_line: list[Callable[[], None]] = []
+
+
+def live_line_shown(clear: Callable[[], None]) -> None:
+    """A live line (rewritten in place, no newline) is on the terminal; ``clear`` erases it."""
+    _live_line[:] = [clear]
+
+
+def end_live_line() -> None:
+    """Erase the live line, if one is shown, before another message is printed."""
+    while _live_line:
+        _live_line.pop()()
+
+
 def warn(message: str) -> None:
     """One ``warning: ...`` line on stderr (and a warning annotation in GitHub Actions)."""
+    end_live_line()
     click.echo(f"warning: {message}", err=True)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         from tracker_ci.ci.github_report import StepReport

@@ -65,7 +65,8 @@ def create_app(
         statistics.refresh(engine)
     database = Database(engine)
     # Replicas on PostgreSQL wake each other's lock waiters (wakeup.py).
-    queue_listener = PostgresListener(engine)
+    # LISTEN on a direct connection when the main URL goes through a pooler.
+    queue_listener = PostgresListener(engine, settings.direct_database_url or None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,6 +94,9 @@ def create_app(
     app.state.database = database
     app.state.metrics = Metrics()
     app.state.clock = clock or SystemClock()
+    # The queue's silent-waiter and claim timeouts count from here at the earliest
+    # (store/queue.py Timeouts): waiters could not reach this server before it ran.
+    app.state.started_at = app.state.clock.now()
     app.state.upkeep = StatisticsUpkeep(database)
     # Webhooks: deliveries written with each change, sent by this replica's dispatcher.
     app.state.outbox = Outbox()

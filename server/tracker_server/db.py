@@ -26,10 +26,11 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Sized for a small machine (2 cores): the memory of the process is the pool times the
 # page cache, plus the map. 40 connections of 32 MB pages each grew a loaded server from
-# 75 MB to 2 GB; every write waits its turn anyway (one writer), and a request beyond
-# the pool waits for a connection (SQLITE_POOL_TIMEOUT) instead of opening one more.
+# 75 MB to 2 GB; now at most 16 x 8 MB + 64 MiB. Every write waits its turn anyway (one
+# writer), two cores run no more than a few reads at once, and a request beyond the pool
+# waits for a connection (SQLITE_POOL_TIMEOUT, then 503 busy) instead of opening one more.
 SQLITE_POOL_SIZE = 8
-SQLITE_MAX_OVERFLOW = 4
+SQLITE_MAX_OVERFLOW = 8
 SQLITE_POOL_TIMEOUT = 10
 SQLITE_CACHE_KIB = 8_000
 SQLITE_MMAP_BYTES = 64 * 1024 * 1024

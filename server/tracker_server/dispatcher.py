@@ -79,6 +79,14 @@ def retry_delay(
     return timedelta(seconds=ceiling / 2 + jitter)
 
 
+def _still_signing(row: Any, now: datetime) -> tuple[str, ...]:
+    """The replaced secret while it still signs (after a rotation), else nothing."""
+    until = row.previous_secret_until
+    if row.previous_secret and until is not None and now < until:
+        return (row.previous_secret,)
+    return ()
+
+
 @dataclass(frozen=True)
 class Claim:
     """A delivery reserved for one attempt until ``lease_until``."""
@@ -155,6 +163,8 @@ class Dispatcher:
                 webhooks.c.kind,
                 webhooks.c.secret,
                 webhooks.c.options,
+                webhooks.c.previous_secret,
+                webhooks.c.previous_secret_until,
             )
             .select_from(deliveries.join(webhooks, deliveries.c.webhook_id == webhooks.c.id))
             .where(*self._due(now), webhooks.c.disabled_at.is_(None))
@@ -188,6 +198,7 @@ class Dispatcher:
             now=now,
             public_url=self.settings.public_url,
             options=WebhookOptions.model_validate(row.options or {}),
+            previous_secrets=_still_signing(row, now),
         )
         return Claim(outgoing, row.webhook_id, row.kind, row.created_at, lease_until)
 

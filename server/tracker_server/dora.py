@@ -24,6 +24,9 @@ counted as DORA, fourkeys and GitLab count them (docs/dora.md says it for people
 - Ratings: each key by the 2023 Accelerate State of DevOps report's clusters
   (``THRESHOLDS``); ``level`` is the lowest rating among the keys that have a value.
 - ``keys.*.previous``: the same key over the period of the same length just before.
+- Incident-based recovery, a second figure (not rated): incidents of the service and
+  environment resolved (close, done) in the window, from opened (startDate, else
+  createdAt) to resolved (endDate, else createdAt + duration).
 """
 
 from __future__ import annotations
@@ -364,6 +367,58 @@ def load_deployments(
     ]
 
 
+#: The statuses of a resolved incident.
+RESOLVED = (Status.close.value, Status.done.value)
+
+
+def incident_recoveries(
+    conn: Connection, *, service: str, environment: str, start: datetime, end: datetime
+) -> list[float]:
+    """Seconds from opened to resolved of each incident resolved within ``[start, end]``."""
+    query = select(
+        events.c.start_date,
+        events.c.end_date,
+        events.c.created_at,
+        events.c.duration_seconds,
+        events.c.related_id,
+    ).where(
+        events.c.service == service,
+        events.c.environment == environment,
+        events.c.type == EventType.incident.value,
+        events.c.status.in_(RESOLVED),
+        or_(
+            events.c.end_date >= start,
+            and_(
+                events.c.end_date.is_(None),
+                events.c.created_at >= shifted(start, -LONGEST_DEPLOYMENT),
+            ),
+        ),
+    )
+    found = []
+    for row in conn.execute(query):
+        resolved = _ended_at(row)
+        opened = row.start_date or row.created_at
+        if start <= resolved <= end and resolved >= opened:
+            found.append((resolved - opened).total_seconds())
+    return found
+
+
+def _with_incidents(
+    report: DoraReport, conn: Connection, *, service: str, environment: str
+) -> DoraReport:
+    assert report.start_date is not None and report.end_date is not None
+    recoveries = incident_recoveries(
+        conn,
+        service=service,
+        environment=environment,
+        start=report.start_date,
+        end=report.end_date,
+    )
+    report.incidents_resolved = len(recoveries)
+    report.incident_recovery_seconds = _percentiles(recoveries)
+    return report
+
+
 def _load_history(
     conn: Connection, *, service: str, environment: str, start: datetime, end: datetime
 ) -> History:
@@ -377,7 +432,8 @@ def dora_report(
 ) -> DoraReport:
     """The DORA report of a service and environment for ``[start, end]``."""
     found = _load_history(conn, service=service, environment=environment, start=start, end=end)
-    return compute(found, service=service, environment=environment, start=start, end=end)
+    report = compute(found, service=service, environment=environment, start=start, end=end)
+    return _with_incidents(report, conn, service=service, environment=environment)
 
 
 def slices(
@@ -428,8 +484,9 @@ def insights(
 ) -> Insights:
     """The report of ``[start, end]`` with its days and weeks, from one read."""
     found = _load_history(conn, service=service, environment=environment, start=start, end=end)
+    report = compute(found, service=service, environment=environment, start=start, end=end)
     return Insights(
-        report=compute(found, service=service, environment=environment, start=start, end=end),
+        report=_with_incidents(report, conn, service=service, environment=environment),
         daily=slices(
             found,
             service=service,

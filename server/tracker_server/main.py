@@ -26,11 +26,7 @@ def serve(settings: ServerSettings) -> None:
     from tracker_server.app import create_app
     from tracker_server.protocol import JsonErrorH11Protocol
 
-    wakeup.configure(direct_database_url=settings.direct_database_url)
     app = create_app(settings)
-    # The queue's silent-waiter and claim timeouts count from here at the earliest
-    # (store/queue.py Timeouts): waiters could not reach this server before it ran.
-    app.state.started_at = app.state.clock.now()
 
     class AnnouncingServer(uvicorn.Server):
         """A uvicorn server that prints where it listens once it accepts connections."""
@@ -158,8 +154,56 @@ def serve_command(**options: Any) -> None:
             for err in exc.errors()
         )
         raise click.UsageError(problems) from None
+    _check_database_urls(settings)
+    busy = _port_taken(settings.host, settings.port)
+    if busy:
+        click.echo(f"tracker-ci server: {busy}", err=True)
+        sys.exit(1)
     try:
         serve(settings)
     except Exception as exc:  # the one catch-all: a clean line instead of a traceback
-        click.echo(f"tracker-server: cannot start: {exc.__class__.__name__}: {exc}", err=True)
+        click.echo(f"tracker-ci server: cannot start: {exc}", err=True)
         sys.exit(1)
+
+
+def _check_database_urls(settings: ServerSettings) -> None:
+    """A database URL of a kind we do not run on is a usage error (exit 2), said once."""
+    from tracker_server.db import normalize_database_url
+
+    for option, url in (
+        ("--database-url", settings.database_url),
+        ("--direct-database-url", settings.direct_database_url),
+    ):
+        if not url:
+            continue
+        try:
+            normalize_database_url(url)
+        except Exception as exc:  # ValueError, or SQLAlchemy's ArgumentError for a non-URL
+            raise click.BadParameter(str(exc), param_hint=f"'{option}'") from None
+
+
+def _port_taken(host: str, port: int) -> str:
+    """Why ``host:port`` cannot be listened on ("" when it can), before uvicorn tries: its
+    own failure comes after four lines of its log."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host"
+    family, kind, proto, _, address = infos[0]
+    probe = socket.socket(family, kind, proto)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return (
+                f"cannot listen on {host}:{port}: the address is already in use (another "
+                "server runs there?); choose another --port, or stop what listens on it"
+            )
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host/--port"
+    finally:
+        probe.close()
+    return ""

@@ -1,4 +1,4 @@
-"""Prometheus metrics in the text exposition format, with no extra dependency.
+"""Prometheus metrics, exposed through ``prometheus-client`` (its text format 0.0.4).
 
 Upstream's: ``tracker_event_status_total{service,status,environment}`` counts events by
 status (on creation and on every status change); ``tracker_event_duration_seconds`` is a
@@ -9,6 +9,12 @@ deployment ends); these are per server process. The gauges ``tracker_locks_held`
 ``tracker_lock_queue_length`` and ``tracker_freezes_active`` are read from the database at
 each scrape (:func:`database_gauges`, counted by ``store/gauges.py``), so every replica
 answers the same.
+
+The counts are kept here (under one lock) and handed to ``prometheus-client`` as metric
+families at each scrape, so the names, the label names and the buckets' ``le`` values stay
+exactly what dashboards query. The ``service`` label is bounded: after
+``MAX_SERVICES`` distinct services, new ones are counted as ``other`` (a label value per
+typo'd service name would grow the series without end).
 """
 
 from __future__ import annotations
@@ -16,25 +22,32 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import Any
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from sqlalchemy import Connection
 
 from tracker_server.store import gauges
 
 DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
 #: Lead time for changes: an hour to a month (DORA's thresholds are among the bounds).
 LEAD_TIME_BUCKETS = (3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400)
+#: Distinct ``service`` label values a process keeps; later ones count as ``OTHER``.
+MAX_SERVICES = 500
+OTHER = "other"
 
 
 class Histogram:
-    """One Prometheus histogram (cumulative buckets, sum, count); not thread-safe alone."""
+    """One Prometheus histogram's counts (cumulative buckets, sum, count); not thread-safe
+    alone."""
 
     def __init__(self, name: str, help_text: str, buckets: tuple[int, ...]) -> None:
         self.name = name
@@ -54,15 +67,23 @@ class Histogram:
         self.sum += value
         self.count += 1
 
-    def lines(self) -> list[str]:
-        """Its text exposition."""
-        lines = [f"# HELP {self.name} {self.help_text}", f"# TYPE {self.name} histogram"]
-        for bound, count in zip(self.buckets, self.counts, strict=True):
-            lines.append(f'{self.name}_bucket{{le="{bound}"}} {count}')
-        lines.append(f'{self.name}_bucket{{le="+Inf"}} {self.count}')
-        lines.append(f"{self.name}_sum {self.sum}")
-        lines.append(f"{self.name}_count {self.count}")
-        return lines
+    def family(self) -> HistogramMetricFamily:
+        """Its metric family (``le`` as the bounds are written: ``le="3600"``)."""
+        family = HistogramMetricFamily(self.name, self.help_text)
+        buckets = [
+            (str(bound), count) for bound, count in zip(self.buckets, self.counts, strict=True)
+        ]
+        family.add_metric([], [*buckets, ("+Inf", self.count)], sum_value=self.sum)
+        return family
+
+
+def _counter(
+    name: str, help_text: str, labels: list[str], counts: Iterable[tuple[Any, int]]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, help_text, labels=labels)
+    for values, count in sorted(counts):
+        family.add_metric(list(values), count)
+    return family
 
 
 #: The names of every metric this server exposes (examples/grafana uses exactly these).
@@ -78,11 +99,31 @@ METRIC_NAMES = (
 )
 
 
+class _Families:
+    """A prometheus-client collector of metric families made beforehand."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        """The families."""
+        yield from self.families
+
+
+def exposition(families: list[Metric]) -> str:
+    """The Prometheus text format (version 0.0.4) of these families."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry).decode()
+
+
 class Metrics:
     """Thread-safe counters of one server process."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_services: int = MAX_SERVICES) -> None:
         self._lock = threading.Lock()
+        self._max_services = max_services
+        self._services: set[str] = set()
         self._statuses: Counter[tuple[str, str, str]] = Counter()
         self._duration = Histogram(
             "tracker_event_duration_seconds", "Duration of events that ended.", DURATION_BUCKETS
@@ -99,10 +140,19 @@ class Metrics:
             LEAD_TIME_BUCKETS,
         )
 
+    def _service(self, service: str) -> str:
+        """The label value of a service: itself, or ``other`` once the cap is reached."""
+        if service in self._services:
+            return service
+        if len(self._services) >= self._max_services:
+            return OTHER
+        self._services.add(service)
+        return service
+
     def count_deployment(self, *, service: str, environment: str, status: str) -> None:
         """Count a deployment reaching this status."""
         with self._lock:
-            self._deployments[(service, environment, status)] += 1
+            self._deployments[(self._service(service), environment, status)] += 1
 
     def observe_deployment_duration(self, seconds: float) -> None:
         """Record the duration of a deployment that ended."""
@@ -117,57 +167,58 @@ class Metrics:
     def count_status(self, *, service: str, status: str, environment: str) -> None:
         """Count one event with this status."""
         with self._lock:
-            self._statuses[(service, status, environment)] += 1
+            self._statuses[(self._service(service), status, environment)] += 1
 
     def observe_duration(self, seconds: float) -> None:
         """Record one event duration."""
         with self._lock:
             self._duration.observe(seconds)
 
+    def families(self) -> list[Metric]:
+        """This process's metric families, as they stand now."""
+        with self._lock:
+            return [
+                _counter(
+                    "tracker_event_status_total",
+                    "Events by status.",
+                    ["service", "status", "environment"],
+                    self._statuses.items(),
+                ),
+                self._duration.family(),
+                _counter(
+                    "tracker_deployments_total",
+                    "Deployments by the status they reached.",
+                    ["service", "environment", "status"],
+                    self._deployments.items(),
+                ),
+                self._deployment_duration.family(),
+                self._lead_time.family(),
+            ]
+
     def render(self) -> str:
         """The Prometheus text format (version 0.0.4)."""
-        with self._lock:
-            lines = [
-                "# HELP tracker_event_status_total Events by status.",
-                "# TYPE tracker_event_status_total counter",
-            ]
-            for (service, status, environment), count in sorted(self._statuses.items()):
-                lines.append(
-                    f'tracker_event_status_total{{service="{_label(service)}",'
-                    f'status="{_label(status)}",environment="{_label(environment)}"}} {count}'
-                )
-            lines += self._duration.lines()
-            lines += [
-                "# HELP tracker_deployments_total Deployments by the status they reached.",
-                "# TYPE tracker_deployments_total counter",
-            ]
-            for (service, environment, status), count in sorted(self._deployments.items()):
-                lines.append(
-                    f'tracker_deployments_total{{service="{_label(service)}",'
-                    f'environment="{_label(environment)}",status="{_label(status)}"}} {count}'
-                )
-            lines += self._deployment_duration.lines()
-            lines += self._lead_time.lines()
-        return "\n".join(lines) + "\n"
+        return exposition(self.families())
 
 
 def database_gauges(conn: Connection, now: datetime) -> str:
     """Locks held, waiters per key and freezes in force, read from the database now."""
-    lines = [
-        "# HELP tracker_locks_held Locks held now.",
-        "# TYPE tracker_locks_held gauge",
-        f"tracker_locks_held {gauges.locks_held(conn, now)}",
-        "# HELP tracker_lock_queue_length Deployments waiting for a lock, by key.",
-        "# TYPE tracker_lock_queue_length gauge",
-    ]
-    for (service, environment, resource), waiting in sorted(gauges.queue_lengths(conn).items()):
-        lines.append(
-            f'tracker_lock_queue_length{{service="{_label(service)}",'
-            f'environment="{_label(environment)}",resource="{_label(resource)}"}} {waiting}'
-        )
-    lines += [
-        "# HELP tracker_freezes_active Freeze windows in force now.",
-        "# TYPE tracker_freezes_active gauge",
-        f"tracker_freezes_active {gauges.freezes_active(conn, now)}",
-    ]
-    return "\n".join(lines) + "\n"
+    queues = GaugeMetricFamily(
+        "tracker_lock_queue_length",
+        "Deployments waiting for a lock, by key.",
+        labels=["service", "environment", "resource"],
+    )
+    for key, waiting in sorted(gauges.queue_lengths(conn).items()):
+        queues.add_metric(list(key), waiting)
+    return exposition(
+        [
+            GaugeMetricFamily(
+                "tracker_locks_held", "Locks held now.", value=gauges.locks_held(conn, now)
+            ),
+            queues,
+            GaugeMetricFamily(
+                "tracker_freezes_active",
+                "Freeze windows in force now.",
+                value=gauges.freezes_active(conn, now),
+            ),
+        ]
+    )

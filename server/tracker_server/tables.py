@@ -210,10 +210,13 @@ webhooks = Table(
     Column("environment", String(100), nullable=False, default=""),
     Column("secret", Text, nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
-    # Revision 0012: the sink's options (WebhookOptions), and a receiver's 410 (gone).
+    # Revision 0012: the sink's options (WebhookOptions), a receiver's 410 (gone), and the
+    # secret a rotation replaced (it still signs, beside the new one, until its time ends).
     Column("options", JSON, nullable=False, default=dict),
     Column("disabled_at", UTCDateTime, nullable=True),
     Column("disabled_reason", Text, nullable=False, default=""),
+    Column("previous_secret", Text, nullable=False, default=""),
+    Column("previous_secret_until", UTCDateTime, nullable=True),
 )
 
 # The outbox: one row per (journal entry, matching webhook), written in the entry's

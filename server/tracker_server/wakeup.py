@@ -43,8 +43,6 @@ _QUEUE_STATE = "SELECT count(*), coalesce(max(seq), 0), max(granted_at) FROM loc
 _condition = threading.Condition()
 _version = 0
 _stopping = False
-#: The direct (unpooled) PostgreSQL URL the listener uses (``configure``); "" = the main one.
-_direct_database_url = ""
 
 
 def version() -> int:
@@ -86,13 +84,6 @@ def resume() -> None:
     global _stopping
     with _condition:
         _stopping = False
-
-
-def configure(*, direct_database_url: str = "") -> None:
-    """Process-wide, before the app starts: the URL the listener LISTENs on (a direct
-    connection when the main URL goes through a pooler; "" = the main URL)."""
-    global _direct_database_url
-    _direct_database_url = direct_database_url
 
 
 def announce(conn: Connection) -> None:
@@ -140,8 +131,6 @@ class PostgresListener:
         from tracker_server.db import normalize_database_url
 
         direct = self.direct_database_url
-        if direct is None:
-            direct = _direct_database_url
         url = normalize_database_url(direct) if direct else self.engine.url
         return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -182,7 +171,7 @@ class PostgresListener:
         return False
 
     def _cannot_hear(self, why: str) -> None:
-        direct = self.direct_database_url or _direct_database_url
+        direct = self.direct_database_url
         logger.warning(
             "%s on %s: polling the queue every %.1f s instead; set --direct-database-url "
             "(TRACKER_DIRECT_DATABASE_URL) to a direct connection for instant wake-ups",

@@ -29,6 +29,8 @@ from tracker_ci.ci.action_inputs import OUR_DEFAULTS, UPSTREAM_DEFAULTS
 
 EXAMPLES = sorted((ROOT / "examples" / "github").glob("*.yml"))
 README = ROOT / "README.md"
+#: The action's page: what the README's short section leaves out (the inputs table...).
+ACTION_DOC = ROOT / "docs" / "github-action.md"
 
 
 def _tool(name: str) -> str:
@@ -239,10 +241,10 @@ def test_dockerignore_sends_only_what_the_image_needs() -> None:
 
 
 @pytest.mark.unit
-def test_readme_inputs_table_is_generated_from_action_yml() -> None:
+def test_docs_inputs_table_is_generated_from_action_yml() -> None:
     table = action_files.inputs_table(ACTION_YML)
-    assert table in readme_section(), (
-        "README's inputs table is stale: paste the output of "
+    assert table in ACTION_DOC.read_text(encoding="utf-8"), (
+        "docs/github-action.md's inputs table is stale: paste the output of "
         "`python -m tracker_ci.ci.github_action --print-inputs-table`"
     )
     # And every input and output is in it.
@@ -277,7 +279,7 @@ def test_examples_use_the_action_with_pinned_actions_permissions_and_timeouts() 
                 if uses:
                     assert re.search(r"@v\d+$", uses), f"{path.name}: unpinned {uses}"
                     assert "checkout@v4" not in uses
-                if uses.startswith("tracker-ci/tracker-action@"):
+                if uses.startswith("tracker-ci/tracker-ci@"):
                     uses_action = True
                     unknown = set(step.get("with", {})) - inputs
                     assert not unknown, f"{path.name}: unknown inputs {unknown}"
@@ -390,3 +392,28 @@ def test_the_image_release_builds_both_targets_and_pins_action_yml_to_its_image(
     publish = pypi["jobs"]["publish"]
     assert publish["permissions"] == {"id-token": "write"}, "trusted publishing, no token"
     assert publish["steps"][-1]["uses"].startswith("pypa/gh-action-pypi-publish@")
+
+
+@pytest.mark.unit
+def test_the_service_container_recipe_builds_the_server_target() -> None:
+    """The last target (`action`) has no server: a recipe building it served `--help`."""
+    from tests.action.emulator import dockerfile_stages
+
+    stages = dockerfile_stages()
+    assert "server" in stages and list(stages)[-1] == "action"
+    server_cmd = [rest for keyword, rest in stages["server"] if keyword == "CMD"]
+    assert server_cmd and '"server"' in server_cmd[-1]
+    text = ACTION_DOC.read_text(encoding="utf-8")
+    recipe = text[text.index("## The bundled server as a service container") :]
+    builds = re.findall(r"^docker build .*$", recipe, re.M)
+    assert builds and all("--target server" in line for line in builds), builds
+
+
+@pytest.mark.unit
+def test_the_readme_names_one_home_for_every_reference() -> None:
+    """One naming scheme (tracker-ci/tracker-ci), stated once; no placeholders left."""
+    for path in [README, *sorted((ROOT / "docs").glob("*.md")), *EXAMPLES]:
+        text = path.read_text(encoding="utf-8")
+        for stale in ("tracker-ci/tracker-action", "YOUR-ORG", "ghcr.io/OWNER"):
+            assert stale not in text, f"{path.name}: {stale}"
+    assert "**Names.**" in README.read_text(encoding="utf-8")

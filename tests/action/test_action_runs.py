@@ -675,3 +675,30 @@ def test_a_post_step_that_finds_the_deployment_closed_says_so(
     assert post.exit_code == 0, post.log
     assert "was already closed" in post.summary and "closed by the post step" not in post.summary
     assert "nothing changed" in post.summary
+
+
+def test_upstreams_one_step_workflow_has_the_run_s_duration_when_github_says(
+    tmp_path: Path, sqlite_server: RunningServer, fake_api: FakeAPI
+) -> None:
+    """The recorded deployment starts when the workflow run (attempt) started."""
+    job = Job(
+        tmp_path,
+        "push",
+        event_payloads()["push"],
+        extra_env={"GITHUB_API_URL": fake_api.url},
+    )
+    service = unique("shop")
+    fake_api.route(
+        "GET",
+        "/repos/acme/shop/actions/runs/4242/attempts/1",
+        {"id": 4242, "run_attempt": 1, "run_started_at": "2026-01-31T12:00:00Z"},
+    )
+    step = job.run_main(
+        {"tracker_host": sqlite_server.url, "service": service, "status": "success"}
+    )
+    assert step.exit_code == 0, step.log
+    [event] = _events_of(sqlite_server.url, service)
+    assert event["attributes"]["startDate"].startswith("2026-01-31T12:00:00"), event
+    assert float(step.outputs["duration"]) > 3600, step.outputs
+    [asked] = [r for r in fake_api.requests if r.path.startswith("/repos/acme/shop/actions/")]
+    assert asked.headers["Authorization"] == f"Bearer {job.github_token}"

@@ -43,7 +43,7 @@ def render_reference() -> str:
         parts += [f"### `{title}`", "", "```text", result.output.rstrip(), "```", ""]
     parts += [
         "`tracker-ci server` takes the options of `python -m tracker_server` (see the "
-        "README's server section).",
+        "server page, docs/server.md).",
         "",
         END,
     ]

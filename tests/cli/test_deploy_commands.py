@@ -331,7 +331,7 @@ def test_deploy_run_passes_the_exit_code_through(invoke: Invoke) -> None:
         (["deploy", "start", "-s", "x", "-e", "UAT", "--priority", "P9"], "'P9' is not one of"),
         (["deploy", "finish", "--event-id", "e", "--status", "great"], "'great' is not one of"),
         (["deploy", "start", "-e", "UAT"], "missing --service"),
-        (["deploy", "start", "-s", "x", "--wait", "-1"], "is not in the range"),
+        (["deploy", "start", "-s", "x", "--wait", "-1"], "is not a number of seconds"),
         (
             ["deploy", "start", "-s", "x", "-e", "UAT", "--pr-url", "https://example.com/x"],
             "is neither a GitHub pull request",
@@ -439,3 +439,24 @@ def test_the_cli_defaults_are_the_action_s_and_the_gitlab_component_s(tmp_path: 
     assert component["lock-wait"]["default"] == 300
     assert settings["lock_ttl"]["value"] == int(action["lock-ttl"]["default"]) == 3600
     assert {settings[key]["source"] for key in ("environment", "wait", "lock_ttl")} == {"default"}
+
+
+def test_a_url_that_is_not_a_tracker_stops_the_deploy_with_exit_4(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    from tests.support.receivers import run_receiver
+
+    marker = tmp_path / "ran"
+    # Another web service answers at TRACKER_URL (a typo in the port, a dashboard's URL).
+    with run_receiver(lambda _request: (404, "<html><h1>Not Found</h1></html>")) as other:
+        refused = invoke(
+            "deploy", "run", "-s", "api", "-e", "UAT", "--", "touch", str(marker),
+            env={"TRACKER_URL": other.url},
+        )  # fmt: skip
+        sent = [f"{r.method} {r.path}" for r in other.requests]
+    assert refused.exit_code == 4, refused.output
+    assert not marker.exists()
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith(f"error: {other.url} is not answering as a Tracker: ")
+    assert "Check TRACKER_URL (or --url)" in line
+    assert sent == ["POST /api/v1alpha1/event"]  # a refusal is not retried

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,60 +39,88 @@ def _spans(requests: list[Received]) -> tuple[dict, list]:
 
 
 def _attributes(span) -> dict:
-    return {a.key: a.value.string_value for a in span.attributes}
+    found: dict = {}
+    for a in span.attributes:
+        kind = a.value.WhichOneof("value")
+        if kind == "array_value":
+            found[a.key] = [v.string_value for v in a.value.array_value.values]
+        else:
+            found[a.key] = getattr(a.value, kind)
+    return found
+
+
+def _deploy_run(invoke: Invoke, service: str, exit_code: int, **env: str) -> tuple[dict, dict]:
+    with run_receiver(lambda _r: (200, None)) as collector:
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "GITHUB_SHA": "0123abc", **env}
+        result = invoke(
+            "deploy", "run", "--service", service, "--environment", "UAT", "--",
+            sys.executable, "-c", f"raise SystemExit({exit_code})", "--token=s3cr3t",
+            env=env,
+        )  # fmt: skip
+        assert result.exit_code == exit_code, result.output
+        resource, spans = _spans(collector.wait_for(1))
+    return resource, {span.name: span for span in spans}
 
 
 @pytest.mark.parametrize("exit_code", [0, 3])
 def test_deploy_run_exports_one_trace(invoke: Invoke, exit_code: int) -> None:
+    from opentelemetry.semconv._incubating.attributes import (
+        cicd_attributes,
+        deployment_attributes,
+        process_attributes,
+        vcs_attributes,
+    )
+    from opentelemetry.semconv.attributes import service_attributes
+
     service = unique("traced")
-    with run_receiver(lambda _r: (200, None)) as collector:
-        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "GITHUB_SHA": "0123abc"}
-        result = invoke(
-            "deploy",
-            "run",
-            "--service",
-            service,
-            "--environment",
-            "UAT",
-            "--",
-            sys.executable,
-            "-c",
-            f"raise SystemExit({exit_code})",
-            env=env,
-        )
-        assert result.exit_code == exit_code, result.output
-        resource, spans = _spans(collector.wait_for(1))
-    assert resource["service.name"] == service
-    assert resource["deployment.environment"] == "UAT"
-    assert resource["vcs.revision"] == "0123abc"
-    by_name = {span.name: span for span in spans}
+    resource, by_name = _deploy_run(
+        invoke, service, exit_code, GITHUB_RUN_ID="42", GITHUB_WORKFLOW="deploy"
+    )
+    # The resource, once, with the conventions' names (their constants).
+    sdk = ("telemetry.sdk.", "service.instance.id")  # what the SDK adds itself
+    assert {k: v for k, v in resource.items() if not k.startswith(sdk)} == {
+        service_attributes.SERVICE_NAME: service,
+        deployment_attributes.DEPLOYMENT_ENVIRONMENT_NAME: "UAT",
+        vcs_attributes.VCS_REF_HEAD_REVISION: "0123abc",
+        cicd_attributes.CICD_PIPELINE_NAME: "deploy",
+        cicd_attributes.CICD_PIPELINE_RUN_ID: "42",
+    }
     assert set(by_name) == {f"deploy {service} to UAT", "lock wait", "command"}
     root = by_name[f"deploy {service} to UAT"]
     assert root.parent_span_id == b""
-    assert len({span.trace_id for span in spans}) == 1
+    assert len({span.trace_id for span in by_name.values()}) == 1
     for child in ("lock wait", "command"):
         assert by_name[child].parent_span_id == root.span_id
         assert root.start_time_unix_nano <= by_name[child].start_time_unix_nano
         assert by_name[child].end_time_unix_nano <= root.end_time_unix_nano
     assert by_name["lock wait"].end_time_unix_nano <= by_name["command"].start_time_unix_nano
     root_attributes = _attributes(root)
-    assert len(root_attributes["tracker.event.id"]) == 36
-    assert root_attributes["service.name"] == service
-    assert root_attributes["deployment.environment"] == "UAT"
-    assert root_attributes["vcs.revision"] == "0123abc"
-    command = [
-        v.string_value
-        for a in by_name["command"].attributes
-        if a.key == "tracker.command"
-        for v in a.value.array_value.values
-    ]
-    assert command == [sys.executable, "-c", f"raise SystemExit({exit_code})"]
+    assert len(root_attributes[deployment_attributes.DEPLOYMENT_ID]) == 36
+    assert root_attributes["tracker.event.id"] == root_attributes["deployment.id"]
+    assert service_attributes.SERVICE_NAME not in root_attributes  # the resource's, once
+    # Only the executable: the arguments may hold secrets ("--token=s3cr3t").
+    command = _attributes(by_name["command"])
+    assert command == {
+        process_attributes.PROCESS_EXECUTABLE_NAME: Path(sys.executable).name,
+        process_attributes.PROCESS_EXIT_CODE: exit_code,
+    }
+    assert by_name["lock wait"].status.code == 0  # unset
     if exit_code == 0:
         assert root_attributes["tracker.deployment.status"] == "success"
-        assert root.status.code == 0  # unset
+        assert root_attributes[deployment_attributes.DEPLOYMENT_STATUS] == "succeeded"
+        assert root.status.code == by_name["command"].status.code == 0  # unset
     else:
         assert root_attributes["tracker.deployment.status"] == "failure"
-        assert root.status.code == 2  # error
+        assert root_attributes[deployment_attributes.DEPLOYMENT_STATUS] == "failed"
+        assert root.status.code == by_name["command"].status.code == 2  # error
+        assert by_name["command"].status.message == "exited with code 3"
+
+
+def test_the_command_arguments_are_exported_only_when_opted_in(invoke: Invoke) -> None:
+    _resource, by_name = _deploy_run(invoke, unique("traced"), 0, TRACKER_TRACE_COMMAND_ARGS="true")
+    assert _attributes(by_name["command"])["process.command_args"] == [
+        sys.executable, "-c", "raise SystemExit(0)", "--token=s3cr3t",
+    ]  # fmt: skip
 
 
 def test_tracing_is_off_without_an_endpoint_and_loads_no_sdk() -> None:

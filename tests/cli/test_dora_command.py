@@ -81,7 +81,8 @@ def test_dora_json_is_the_api_answer(invoke, service):
 @pytest.fixture
 def january(invoke) -> str:
     """2026-01: 05 10:00 success (commits 09:00, and 12:00: after the deploy), 10 18:00
-    failure, 10 18:30 success, 11 09:00 success; 2025-12-27 success (the previous period)."""
+    failure, 10 18:30 success, 11 09:00 success; 2025-12-27 success (the previous period);
+    an incident opened 07 10:00, closed 07 11:30."""
     name = unique("dora-jan")
 
     def at(text: str) -> datetime:
@@ -103,6 +104,19 @@ def january(invoke) -> str:
                 end=at(end),
                 commits=tuple(at(c) for c in commits),
             )
+        incident = {
+            "title": "checkout errors",
+            "attributes": {
+                "type": "incident",
+                "status": "close",
+                "priority": "P1",
+                "service": name,
+                "environment": "production",
+                "startDate": "2026-01-07T10:00:00Z",
+                "endDate": "2026-01-07T11:30:00Z",
+            },
+        }
+        http.post("/api/v1alpha1/event", json=incident).raise_for_status()
     return name
 
 
@@ -151,6 +165,9 @@ def test_a_change_committed_after_its_deploy_is_a_data_problem_in_the_text(invok
         "0.2 successful per day (high; previous period 0.1, change +0.1)"
     )
     assert "-" not in lines["lead time for changes"]
+    assert lines["incident recovery time"].strip() == (
+        "median 1h30m00s, p90 1h30m00s over 1 resolved incident (not rated)"
+    )
 
 
 def test_a_bad_since_is_a_usage_error(invoke):

@@ -76,7 +76,12 @@ def test_every_command_prints_one_json_document(
     run("event search", "--service", service)
     run("event changelog", event_id)
     lines = tmp_path / "events.jsonl"
-    lines.write_text(json.dumps({"title": "imported", "attributes": {"service": service}}) + "\n")
+    imported = {
+        "title": "imported",
+        "attributes": {"service": service, "type": "deployment", "status": "success"},
+        "metadata": {"createdAt": "2026-01-02T03:04:05Z"},
+    }
+    lines.write_text(json.dumps(imported) + "\n")
     run("event import", str(lines))
     run("event delete", event_id)
 
@@ -116,7 +121,7 @@ def test_every_command_prints_one_json_document(
     admin = {"on": Invoke(auth_server.url, tmp_path), "env": {"TRACKER_TOKEN": ADMIN_TOKEN}}
     made = run("token create", "--name", unique("json-token"), **admin)
     run("token list", **admin)
-    run("token revoke", made["id"], **admin)
+    run("token revoke", made.get("id") or made["token"]["id"], **admin)
 
     missing = sorted(set(leaf_commands()) - set(seen))
     assert missing == [], f"commands whose -o json this test never parsed: {missing}"
@@ -133,16 +138,27 @@ def test_every_command_prints_one_json_document(
     ],
 )
 def test_errors_under_json_are_one_json_object_on_stderr(
-    invoke: Invoke, args: list[str], code: int
+    invoke: Invoke,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    code: int,
 ) -> None:
-    """A tracking error, a usage error and an unknown command alike."""
-    result = invoke(*args, "-o", "json")
-    assert result.exit_code == code, result.output
-    assert result.stdout == ""
-    document = json.loads(result.stderr)
+    """A tracking error, a usage error and an unknown command alike, through the program's
+    own entry point (click's test runner handles usage errors itself)."""
+    from tracker_ci.__main__ import main
+
+    for name, value in {"TRACKER_URL": invoke.url, "TRACKER_RETRIES": "0"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as done:
+        main([*args, "-o", "json"])
+    out = capsys.readouterr()
+    assert done.value.code == code, out
+    assert out.out == ""
+    document = json.loads(out.err)
     assert document["exitCode"] == code
     assert document["error"] == EXIT_CODES[code].split(":", 1)[0]
-    assert document["message"] and "\n" not in result.stderr.strip()
+    assert document["message"] and "\n" not in out.err.strip()
 
 
 def test_a_held_lock_under_json_names_the_holder(invoke: Invoke) -> None:

@@ -180,7 +180,7 @@ def test_lock_lost_raised_by_the_lifecycle_names_the_lock() -> None:
 
 
 # ------------------------------------------------------------ exit codes and outages
-OUTAGES = {"ServerUnreachable", "ServerError", "UnexpectedResponse"}
+OUTAGES = {"ServerUnreachable", "ServerError", "NotATracker", "UnexpectedResponse"}
 
 
 def _error_classes() -> list[type[e.TrackerError]]:

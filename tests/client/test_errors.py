@@ -15,6 +15,7 @@ from tracker_ci.exceptions import (
     InvalidRequest,
     LockHeld,
     LockWaitTimeout,
+    NotATracker,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
@@ -190,17 +191,19 @@ def test_non_json_body_gives_a_clear_message(status: int) -> None:
     error = answer_to(response)
 
     assert error.code is None
-    assert f"answered GET {EVENT_PATH} with HTTP {status} and a body that is not JSON" in (
-        error.message
-    )
+    assert error.message.startswith("http://tracker.test:8080 is not answering as a Tracker: ")
+    assert f"GET {EVENT_PATH} got HTTP {status} and a body that is not JSON" in error.message
     assert "<html><body>Bad Gateway</body></html>" in error.message
-    assert isinstance(error, ServerError) == (status >= 500)
+    assert error.message.endswith("Check TRACKER_URL (or --url): it must be the Tracker server's"
+                                  " address, e.g. http://tracker.internal:8080")  # fmt: skip
+    # Another service, or a proxy for a Tracker that is down: no Tracker checked the lock.
+    assert isinstance(error, NotATracker) and error.exit_code == 4
 
 
 def test_empty_body_is_said_to_be_empty() -> None:
     error = answer_to(httpx.Response(502))
 
-    assert error.message.endswith(": (empty)")
+    assert ": (empty))." in error.message
 
 
 def test_lock_wait_timeout_is_a_lock_held_naming_the_holder() -> None:

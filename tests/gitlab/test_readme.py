@@ -1,4 +1,5 @@
-"""The README's GitLab section is tested against the files it describes.
+"""The GitLab docs (docs/gitlab.md, and the README's short section) are tested against the
+files they describe.
 
 Its inputs table must match the component's `spec:` header (names, defaults, variables), its
 YAML snippets must pass GitLab's schema, and each snippet runs in gitlab-ci-local against the
@@ -28,16 +29,18 @@ from tests.support.api import deployments, locks_of
 from tests.support.servers import RunningServer
 
 README = ROOT / "README.md"
+#: The GitLab page: the README keeps a short section whose snippets are this page's.
+GITLAB_DOC = ROOT / "docs" / "gitlab.md"
 REMOTE_BASE = "https://gitlab.com/tracker-ci/tracker-ci/-/raw/0.1.0/"
 
 
 def gitlab_section() -> str:
-    """The README between its gitlab section markers."""
-    text = README.read_text()
+    """docs/gitlab.md between its gitlab section markers."""
+    text = GITLAB_DOC.read_text()
     match = re.search(
         r"<!-- section: gitlab -->(.*?)<!-- /section: gitlab -->", text, flags=re.DOTALL
     )
-    assert match, "README.md has no gitlab section"
+    assert match, "docs/gitlab.md has no gitlab section"
     return match.group(1)
 
 
@@ -182,3 +185,17 @@ def test_snippet_runs_a_tracked_deploy(
     [event] = deployments(sqlite_server.url, service)
     assert event["attributes"]["status"] == "success", run.output
     assert locks_of(sqlite_server.url, service) == [], run.output
+
+
+def test_the_readme_s_short_section_shows_snippets_of_the_tested_page() -> None:
+    """The README's GitLab snippet is one of docs/gitlab.md's (each runs in gitlab-ci-local)."""
+    text = README.read_text()
+    match = re.search(
+        r"<!-- section: gitlab-quick -->(.*?)<!-- /section: gitlab-quick -->", text, re.S
+    )
+    assert match, "README.md has no gitlab-quick section"
+    quick = re.findall(r"```yaml\n(.*?)```", match.group(1), flags=re.DOTALL)
+    assert quick, "the README's GitLab section has no snippet"
+    for snippet in quick:
+        assert snippet in yaml_snippets(), snippet
+    assert "TRACKER_FENCE" in match.group(1)

@@ -37,7 +37,7 @@ def test_a_deployment_is_counted_timed_and_its_lead_time_observed(make_client):
         changes=[{"kind": "commit", "id": "abc", "committedAt": committed}],
     )
     text = client.get("/metrics").text
-    labels = 'service="api",environment="production"'
+    labels = 'environment="production",service="api"'  # prometheus-client: in name order
     assert _value(text, f'tracker_deployments_total{{{labels},status="start"}}') == 1
     assert _value(text, "tracker_locks_held") == 1
     clock.advance(timedelta(seconds=120))

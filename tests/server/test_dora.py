@@ -17,8 +17,12 @@ E = error, which is a failed deployment too; a change is named by its id):
     03-10 20:00 F                                                  episode 3 starts
     03-11 02:00 S                            episode 3 ends: 6 h (after the 03-01..03-10 window)
 
+and incidents of api in production (the second, incident-based recovery figure): opened
+03-04 09:00, closed 03-04 12:00 (3 h); opened 03-09 10:00, done 03-09 10:30 (30 min); one
+still open.
+
 plus noise that must not count: another service, another environment, an operation, a
-deployment still running.
+deployment still running, an incident of another service.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from datetime import UTC, datetime
 
 import pytest
 from tracker_server.clock import ManualClock
-from tracker_server.dora import percentile
+from tracker_server.dora import lead_times, percentile
 
 from tests.server.helpers import API, assert_error, create_event, update_body
+from tracker_ci.models import Event
 
 pytestmark = pytest.mark.server
 
@@ -96,6 +101,22 @@ def history(make_client):
     _deploy(client, "03-02 11:00", "failure", environment="UAT")
     _deploy(client, "03-02 11:00", "success", "W", type="operation")
     _deploy(client, "03-09 11:00", "start", service="web")
+    for opened, resolved, status, service in [
+        ("03-04 09:00", "03-04 12:00", "close", "api"),
+        ("03-09 10:00", "03-09 10:30", "done", "api"),
+        ("03-09 10:00", None, "open", "api"),
+        ("03-05 10:00", "03-05 11:00", "close", "web"),
+    ]:
+        create_event(
+            client,
+            f"incident {opened}",
+            type="incident",
+            status=status,
+            priority="P2",
+            service=service,
+            startDate=_at(opened),
+            endDate=_at(resolved) if resolved else None,
+        )
     return client
 
 
@@ -140,6 +161,9 @@ def test_the_whole_window(history):
     assert report["failureEpisodes"] == 3
     assert report["recoveryTimeSeconds"] == {"p50": 6 * H, "p90": pytest.approx(39.6 * H)}
     assert report["level"] == "low"  # a change failure rate above 15 %
+    # Incidents 3 h and 30 min: p50 1 h 45 min, p90 = 30 min + 0.9 x 2 h 30 min.
+    assert report["incidentsResolved"] == 2
+    assert report["incidentRecoverySeconds"] == {"p50": 1.75 * H, "p90": pytest.approx(2.75 * H)}
     assert report["ratedBy"] == "DORA, 2023 Accelerate State of DevOps report"
     # The previous 10 days (02-19..02-28) hold 02-28 S: 0.1 a day, lead time 24 h (A).
     assert report["previousStartDate"] == "2026-02-19T00:00:00Z"
@@ -161,6 +185,8 @@ def test_a_window_keeps_only_deployments_that_ended_in_it(history):
     assert report["changeFailureRate"] == pytest.approx(0.3333)
     assert report["recoveryTimeSeconds"] == {"p50": 2 * H, "p90": 2 * H}
     assert report["keys"]["deploymentFrequency"]["rating"] == "high"
+    assert report["incidentsResolved"] == 0
+    assert report["incidentRecoverySeconds"] == {"p50": None, "p90": None}
 
 
 def test_a_change_committed_after_its_deploy_is_a_data_problem_not_a_lead_time(history):
@@ -263,6 +289,8 @@ def test_the_insights_page_shows_the_api_answer(history):
     ]:
         assert _shown(html, name) == api["keys"][key]["rating"]
     assert "2023 Accelerate State of DevOps report" in html
+    assert float(_shown(html, "incidentRecoveryP50")) == api["incidentRecoverySeconds"]["p50"]
+    assert int(_shown(html, "incidentsResolved")) == 2
     assert "-2 d" not in html  # no negative duration is printed
 
 
@@ -296,3 +324,21 @@ def test_percentiles_interpolate_between_ranks():
     assert percentile([5.0], 0.9) == 5.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
     assert percentile([10.0, 0.0], 0.9) == 9.0
+
+
+def test_the_lead_time_metric_leaves_out_a_change_committed_after_its_deploy():
+    event = Event.model_validate(
+        {
+            "title": "deploy",
+            "attributes": {
+                "type": "deployment",
+                "status": "success",
+                "endDate": "2026-03-02T10:00:00Z",
+                "changes": [
+                    {"id": "a", "committedAt": "2026-03-02T08:00:00Z"},
+                    {"id": "b", "committedAt": "2026-03-02T12:00:00Z"},
+                ],
+            },
+        }
+    )
+    assert lead_times(event) == [2 * H]

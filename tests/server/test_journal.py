@@ -244,8 +244,15 @@ def test_committed_entries_are_still_announced_as_metrics(client):
     event = create_event(client, service="metered", status="start")
     client.put(f"{API}/event", json=update_body(event, status="success"))
     metrics = client.get("/metrics").text
-    assert 'tracker_event_status_total{service="metered",status="start"' in metrics
-    assert 'tracker_event_status_total{service="metered",status="success"' in metrics
+    # prometheus-client writes labels in name order.
+    assert (
+        'tracker_event_status_total{environment="production",service="metered",status="start"}'
+        in metrics
+    )
+    assert (
+        'tracker_event_status_total{environment="production",service="metered",status="success"}'
+        in metrics
+    )
     assert "tracker_event_duration_seconds_count 1" in metrics
 
 

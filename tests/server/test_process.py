@@ -51,8 +51,8 @@ def test_a_deployment_through_the_real_process(served_url, tmp_path):
             assert finished["metadata"]["duration"].endswith("s")
             metrics = http.get("/metrics").text
             assert (
-                f'tracker_event_status_total{{service="{service}",status="success",'
-                f'environment="production"}} 1'
+                f'tracker_event_status_total{{environment="production",service="{service}",'
+                f'status="success"}} 1'
             ) in metrics
             assert "tracker_event_duration_seconds_count 1" in metrics
             assert http.get("/openapi.json").json()["info"]["version"] == "0.1.0"
@@ -121,7 +121,7 @@ def test_the_database_url_comes_from_the_environment(tmp_path):
         (["--auth"], 2, "no admin token"),
         (["--log-level", "loud"], 2, "--log-level"),
         (["--port", "http"], 2, "--port"),
-        (["--database-url", "mysql://h/db", "--port", "0"], 1, "unsupported database"),
+        (["--database-url", "mysql://h/db", "--port", "0"], 2, "unsupported database"),
     ],
 )
 def test_bad_options_exit_with_a_clear_message(args, status, message):

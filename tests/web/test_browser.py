@@ -147,6 +147,7 @@ def test_every_page_fits_a_phone(web_server, open_page, scheme):
     for path in _pages(web_server):
         page.goto(web_server.url + path)
         page.screenshot(path=str(SHOTS / f"{_name(path)}-{scheme}-390.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"{_name(path)}-{scheme}-390-first-screen.png"))
         width = page.evaluate("() => document.scrollingElement.scrollWidth")
         if width > PHONE["width"]:
             wide[path] = width

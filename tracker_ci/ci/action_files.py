@@ -2,7 +2,7 @@
 
 * ``install_entrypoints``: the executables action.yml's entrypoint and post-entrypoint
   name (the Dockerfile runs ``python -m tracker_ci.ci.github_action --install-entrypoints``);
-* ``inputs_table``: the README's inputs and outputs tables;
+* ``inputs_table``: the inputs and outputs tables of docs/github-action.md;
 * ``composite_action``: composite/action.yml, the variant for any runner.
 
 A test keeps each generated file equal to what these functions write.
@@ -32,7 +32,7 @@ ENTRYPOINT_NAMES = {"main": "tracker-action", "post": "tracker-action-post"}
 
 
 def inputs_table(action_yml: str | Path = "action.yml") -> str:
-    """The README's inputs and outputs tables, generated from action.yml."""
+    """docs/github-action.md's inputs and outputs tables, generated from action.yml."""
     import yaml
 
     meta = yaml.safe_load(Path(action_yml).read_text(encoding="utf-8"))

@@ -166,6 +166,30 @@ def find_pull_request_url(
     return pulls[0].html_url
 
 
+def run_started_at(
+    context: GitHubContext, *, token: str | None = None, timeout: float = 5.0
+) -> str | None:
+    """When this workflow run (its attempt) started, from the Actions API; None when it
+    cannot be known (no token, no run, an API error): a lookup, never a failure."""
+    if not (token and context.repository and context.run_id):
+        return None
+    import httpx
+
+    path = f"/repos/{context.repository}/actions/runs/{context.run_id}"
+    if context.run_attempt:
+        path += f"/attempts/{context.run_attempt}"
+    try:
+        answer = httpx.get(
+            context.api_url + path,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"},
+            timeout=timeout,
+        )
+        started = answer.json().get("run_started_at") if answer.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return started if isinstance(started, str) and started else None
+
+
 def comment_marker(service: str, environment: str) -> str:
     """The hidden line that tells our comment for (service, environment) apart."""
     return f"<!-- tracker-ci:{service}/{environment} -->"

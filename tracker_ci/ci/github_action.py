@@ -529,7 +529,17 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
             "right for a server in this container. Set `server-url:`.",
         )
     report.save_state(mode=inputs.mode)
-    return invoke_cli(build_cli_argv(inputs), inputs, env)
+    return invoke_cli(build_cli_argv(inputs) + _run_start(inputs, env), inputs, env)
+
+
+def _run_start(inputs: ActionInputs, environ: Mapping[str, str]) -> list[str]:
+    """``--started-at`` for a deployment an upstream finish step may record: the workflow
+    run's start (the Actions API), so that it has the run's duration when known."""
+    if not (inputs.upstream and inputs.mode == "finish" and not inputs.event_id):
+        return []
+    context = github.detect(environ)
+    started = context and github.run_started_at(context, token=inputs.github_token)
+    return ["--started-at", started] if started else []
 
 
 # --------------------------------------------------------------------------- post

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tracker_ci.output import format_seconds, format_time, is_interactive
+from tracker_ci.output import (
+    end_live_line,
+    format_seconds,
+    format_time,
+    is_interactive,
+    live_line_shown,
+)
 
 if TYPE_CHECKING:
     from tracker_ci.client import TrackerClient
@@ -92,6 +98,41 @@ def require(value: Any, state: AppState, key: str, option: str) -> Any:
     raise click.UsageError(
         f"missing {option}: give it, or set TRACKER_{key.upper()} or `{key}` in .tracker-ci.toml"
     )
+
+
+class Seconds(click.ParamType):
+    """A number of seconds (``300``, ``2.5``; ``whole``: an integer), 0 or more. A bad
+    value says what is wanted, not click's "not a valid float range"."""
+
+    name = "seconds"
+
+    def __init__(self, *, whole: bool = False, zero: str = "0: none") -> None:
+        self.whole = whole
+        self.zero = zero  # what 0 means for this option, for the error message
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number: float = value
+        else:
+            try:
+                number = float(str(value).strip())
+            except ValueError:
+                number = float("nan")
+        kind = "a whole number of seconds" if self.whole else "a number of seconds"
+        if number != number or number < 0 or (self.whole and number != int(number)):
+            self.fail(f"{value!r} is not {kind}: give one like 300 ({self.zero})", param, ctx)
+        return int(number) if self.whole else float(number)
+
+
+def describe_eta(seconds: float | None, state: str = "waiting") -> str:
+    """An expected wait for people: ``~1m05s``, ``now`` (granted), or ``unknown`` when
+    there is no history or the holder already took longer than the usual duration (the
+    server's estimate is then 0, which would read "any moment now")."""
+    if state == "granted":
+        return "now"
+    if seconds is None or seconds <= 0:
+        return "unknown"
+    return f"~{format_seconds(seconds)}"
 
 
 #: What upstream's action sent as the environment (none): accepted when named in full.
@@ -245,8 +286,7 @@ class LiveWaitLine:
         if position:
             text += f"; position {position} of {getattr(holder, 'waiting', position)}"
             eta = getattr(holder, "expected_wait_seconds", None)
-            if eta is not None:
-                text += f", ETA ~{format_seconds(eta) or '0s'}"
+            text += f", ETA {describe_eta(eta, getattr(holder, 'state', 'waiting'))}"
         frozen_by = getattr(holder, "frozen_by", "")
         if frozen_by:
             text += f"; your turn came but waits: {frozen_by}"
@@ -258,6 +298,7 @@ class LiveWaitLine:
             sys.stderr.write("\r\033[K" + self.text(holder))
             sys.stderr.flush()
             self._shown = True
+            live_line_shown(self.clear)
             return
         # In a CI log: a plain line when the place changes, else at most every `every` s.
         place = self.place(holder)
@@ -266,9 +307,14 @@ class LiveWaitLine:
             self._last_printed = now
             self._last_place = place
 
-    def done(self) -> None:
-        """End the rewritten line so what follows starts on a fresh one."""
+    def clear(self) -> None:
+        """Erase the rewritten line (on a terminal), so the next message starts clean."""
         if self._shown:
-            sys.stderr.write("\n")
+            sys.stderr.write("\r\033[K")
             sys.stderr.flush()
             self._shown = False
+
+    def done(self) -> None:
+        """The wait is over: erase the rewritten line, so what follows starts clean."""
+        end_live_line()
+        self.clear()

@@ -19,13 +19,14 @@ import click
 from tracker_ci.commands.common import (
     AppState,
     LiveWaitLine,
+    Seconds,
     WireChoice,
     environment_option,
     pass_state,
     require,
     service_option,
 )
-from tracker_ci.output import emit_json, format_seconds, render_summary, warn
+from tracker_ci.output import emit_json, end_live_line, format_seconds, render_summary, warn
 
 if TYPE_CHECKING:
     from tracker_ci.commands.context import RunContext
@@ -93,7 +94,7 @@ def start_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--wait",
-            type=click.FloatRange(min=0),
+            type=Seconds(zero="0 fails at once"),
             envvar="TRACKER_WAIT",
             metavar="SECONDS",
             help="How long to wait for a held lock, with a live line saying who "
@@ -124,7 +125,7 @@ def start_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--lock-ttl",
-            type=click.IntRange(min=0),
+            type=Seconds(whole=True, zero="0: the lock never expires"),
             envvar="TRACKER_LOCK_TTL",
             metavar="SECONDS",
             help="Lock expiry, renewed while `deploy run` runs (0: never expires). "
@@ -189,8 +190,12 @@ class CliReporter:
         self.opts = opts
         self.running = running
         self.step = StepReport()
+        #: The state when the event opened (its fence: the closed state has none).
+        self.opened_state: DeploymentState | None = None
 
     def opened(self, deployment: Deployment, result: DeploymentState) -> None:
+        end_live_line()  # the wait's live line, if the lock was waited for
+        self.opened_state = result
         if result.tracked:
             lock = f" (lock {result.lock_id})" if result.lock_id else ""
             click.echo(f"tracker-ci: deployment event {result.event_id} opened{lock}", err=True)
@@ -205,6 +210,7 @@ class CliReporter:
             self._comment(deployment, result)
 
     def closed(self, deployment: Deployment, result: DeploymentState) -> None:
+        end_live_line()
         if result.closed_before:
             click.echo(
                 f"tracker-ci: deployment event {result.event_id} was already closed as "
@@ -412,7 +418,8 @@ def _run_document(deployment: Deployment, what: str, code: int) -> dict[str, Any
         }
     else:
         document = last.to_dict()
-    document["fence"] = last.fence if last is not None else 0
+    opened = getattr(deployment.reporter, "opened_state", None)
+    document["fence"] = opened.fence if opened is not None else 0
     document["exitCode"] = code
     return document
 

@@ -39,10 +39,37 @@ class Check:
         return {"check": self.name, "verdict": self.verdict, "found": self.found, "fix": self.fix}
 
 
-def _failed(name: str, error: Exception, fix: str) -> Check:
+#: The fix of a refused token, wherever doctor meets it.
+TOKEN_FIX = (
+    "set TRACKER_TOKEN (or --token) to a valid token: an admin makes one with "
+    "`tracker-ci token create`"
+)
+
+
+def _failed(name: str, error: Exception, fix: str = "") -> Check:
+    """A failed check; without ``fix``, the fix of the error's cause (not always the log)."""
     from tracker_ci.exceptions import exit_code_for
 
-    return Check(name, "fail", str(error), fix, exit_code_for(error))
+    return Check(name, "fail", str(error), fix or _fix_for(error), exit_code_for(error))
+
+
+def _fix_for(error: Exception) -> str:
+    from tracker_ci.exceptions import (
+        AuthenticationFailed,
+        PermissionDenied,
+        ServerError,
+        ServerUnreachable,
+    )
+
+    if isinstance(error, AuthenticationFailed):
+        return TOKEN_FIX
+    if isinstance(error, PermissionDenied):
+        return "use a token that may read and write this service (or an admin token)"
+    if isinstance(error, ServerUnreachable):
+        return "check TRACKER_URL (or --url) and that the server runs"
+    if isinstance(error, ServerError):
+        return "the server failed: see the server's log"
+    return "see the message above; `tracker-ci --debug doctor` shows more"
 
 
 def _server(client: Any) -> Check:
@@ -79,10 +106,9 @@ def _token(client: Any, token: str | None) -> Check:
     except PermissionDenied:
         return Check("token", "ok", "accepted; not an admin token (it writes its services)")
     except AuthenticationFailed as error:
-        fix = "set TRACKER_TOKEN to a valid token (tracker-ci token create, by an admin)"
-        return _failed("token", error, fix)
+        return _failed("token", error, TOKEN_FIX)
     except TrackerError as error:
-        return _failed("token", error, "see the server's log")
+        return _failed("token", error)
     if token:
         return Check("token", "ok", "accepted, with admin rights (or the server has auth off)")
     return Check("token", "ok", "none needed: the server has auth off")
@@ -98,7 +124,7 @@ def _lock(client: Any, service: str | None, environment: str | None) -> Check:
     try:
         held = client.find_lock(service=service, environment=env)
     except TrackerError as error:
-        return _failed("lock", error, "see the server's log")
+        return _failed("lock", error)
     if held is None:
         return Check("lock", "ok", f"{service}/{env} is free")
     since = f" since {held.created_at:%Y-%m-%d %H:%M:%SZ}" if held.created_at else ""
@@ -121,7 +147,7 @@ def _freezes(client: Any, service: str | None, environment: str | None) -> Check
     except NotFound:
         return Check("freezes", "ok", "this server has no freeze windows")
     except TrackerError as error:
-        return _failed("freezes", error, "see the server's log")
+        return _failed("freezes", error)
     scope = f" for {service}/{environment}" if service and environment else ""
     if not active:
         return Check("freezes", "ok", f"no freeze window in force{scope}")

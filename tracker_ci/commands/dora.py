@@ -113,6 +113,14 @@ def _lines(report: Any) -> list[tuple[str, str]]:
             _percentiles(report.recovery_time_seconds) + _rated(keys.recovery_time, None),
         ),
         ("failure episodes", str(report.failure_episodes)),
+        (
+            "incident recovery time",
+            f"{_percentiles(report.incident_recovery_seconds)} over "
+            f"{report.incidents_resolved} resolved incident"
+            f"{'' if report.incidents_resolved == 1 else 's'} (not rated)"
+            if report.incidents_resolved
+            else "",
+        ),
         ("changes", str(report.changes)),
         (
             "data problems",

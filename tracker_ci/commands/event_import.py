@@ -390,7 +390,7 @@ def _run(
     batch_size: int,
     limit: int | None,
 ) -> None:
-    from tracker_ci.exceptions import TrackerError
+    from tracker_ci.exceptions import ServerUnreachable, TrackerError
 
     with state.client() as target:
         sender = Sender(target, tally, batch_size=batch_size)
@@ -401,12 +401,29 @@ def _run(
             else:
                 assert source_url is not None
                 with _source_client(state, source_url, from_token) as source:
-                    import_server(source, sender, resume, limit)
+                    try:
+                        import_server(source, sender, resume, limit)
+                    except ServerUnreachable as error:
+                        raise _source_down(error, source) from None
         except TrackerError:
             click.echo(f"tracker-ci: stopped after {tally.line()}", err=True)
             if resume.path is not None:
                 click.echo(f"tracker-ci: run again with --resume {resume.path} to go on", err=True)
             raise
+
+
+def _source_down(error: Any, source: TrackerClient) -> Any:
+    """The source (--from) unreachable: say so, not "check TRACKER_URL" (the target's)."""
+    from tracker_ci.exceptions import ServerUnreachable
+
+    if error.url and not error.url.startswith(source.base_url):
+        return error  # the target went away
+    cause = str(error).split(". Check ", 1)[0]
+    return ServerUnreachable(
+        f"{cause} -- that is the source server given with --from: check --from (its "
+        "address) and that it runs; the target (TRACKER_URL) is not the one that failed",
+        url=error.url,
+    )
 
 
 def _source_client(state: AppState, url: str, token: str | None) -> TrackerClient:

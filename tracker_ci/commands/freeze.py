@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +23,26 @@ _SCOPES = {
     "service": "FREEZE_SCOPE_SERVICE",
     "domain": "FREEZE_SCOPE_DOMAIN",
 }
+
+
+@contextlib.contextmanager
+def _admin_only(what: str) -> Iterator[None]:
+    """A 403 here means the token is not an admin one: say that and how to get past it."""
+    from tracker_ci.exceptions import PermissionDenied
+
+    try:
+        yield
+    except PermissionDenied as error:
+        said = error.server_message or str(error)
+        raise PermissionDenied(
+            f"the server refused to {what}: freeze windows are managed with an admin token "
+            f"(the server said: {said}). Run this with the admin token (TRACKER_TOKEN or "
+            "--token), or ask an admin; `tracker-ci token create --admin` makes one",
+            status_code=error.status_code,
+            code=error.code,
+            server_message=error.server_message,
+            url=error.url,
+        ) from None
 
 
 def parse_for(value: str) -> timedelta:
@@ -141,7 +163,7 @@ def add(
         cron_start=cron_start,
         cron_end=cron_end,
     )
-    with state.client() as client:
+    with state.client() as client, _admin_only("add a freeze window"):
         created = client.create_freeze_window(window)
     _print_window(state, created)
 
@@ -182,7 +204,7 @@ def list_windows(state: AppState) -> None:
 @pass_state
 def remove(state: AppState, window_id: str) -> None:
     """Delete a freeze window. Exit 6 when there is none with this id."""
-    with state.client() as client:
+    with state.client() as client, _admin_only(f"remove freeze window {window_id}"):
         client.delete_freeze_window(window_id)
     if state.json:
         emit_json({"removed": True, "id": window_id})

@@ -9,6 +9,8 @@ import click
 from tracker_ci.commands.common import (
     AppState,
     LiveWaitLine,
+    Seconds,
+    describe_eta,
     environment_option,
     pass_state,
     require,
@@ -123,14 +125,14 @@ break_glass_option = click.option(
 @click.option("--event-id", default="", help="The event this lock belongs to.")
 @click.option(
     "--ttl",
-    type=click.IntRange(min=0),
+    type=Seconds(whole=True, zero="0: the lock never expires"),
     default=None,
     help="Seconds after which the lock expires unless renewed (0: never). "
     "[env: TRACKER_LOCK_TTL; config: lock_ttl; default: 3600]",
 )
 @click.option(
     "--wait",
-    type=click.FloatRange(min=0),
+    type=Seconds(zero="0 fails at once"),
     default=None,
     envvar="TRACKER_WAIT",
     help="Seconds to wait for a held lock before giving up (exit 3); waits in the "
@@ -347,15 +349,13 @@ def _queued(entry: Any) -> dict[str, Any]:
 def _print_queue(queue: list[Any]) -> None:
     if not queue:
         return
-    from tracker_ci.output import format_seconds
-
     rows = [
         (
             e.position,
             e.who,
             e.since,
             e.reason,
-            format_seconds(e.expected_wait_seconds) if e.expected_wait_seconds is not None else "?",
+            describe_eta(e.expected_wait_seconds, e.state),
             e.state,
         )
         for e in queue
@@ -465,7 +465,7 @@ def list_locks(state: AppState) -> None:
 @click.option(
     "--timeout",
     "wait",
-    type=click.FloatRange(min=0),
+    type=Seconds(zero="0 checks once"),
     default=None,
     envvar="TRACKER_WAIT",
     help="Seconds to wait before giving up (exit 3). "

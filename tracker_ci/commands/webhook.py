@@ -24,6 +24,7 @@ Examples:
   tracker-ci webhook list
   tracker-ci webhook test 3f2a...
   tracker-ci webhook deliveries 3f2a...
+  tracker-ci webhook secret rotate 3f2a... --secret "$NEW_HOOK_SECRET"
   tracker-ci webhook remove 3f2a...
 """
 )
@@ -55,8 +56,9 @@ def webhook() -> None:
     "--secret",
     envvar="TRACKER_WEBHOOK_SECRET",
     default="",
-    help="generic: the HMAC key of X-Tracker-Signature-256; github-deployments, grafana, "
-    "influx: the receiver's token. Never shown back. [env: TRACKER_WEBHOOK_SECRET]",
+    help="generic: the HMAC key of X-Tracker-Signature-256 and webhook-signature (a "
+    "whsec_<base64> secret is decoded, as Standard Webhooks does); github-deployments, "
+    "grafana, influx: the receiver's token. Never shown back. [env: TRACKER_WEBHOOK_SECRET]",
 )
 @click.option(
     "--mention",
@@ -181,6 +183,46 @@ def test(state: AppState, webhook_id: str) -> None:
         emit_json(queued)
     else:
         click.echo(render_summary([("queued", queued.id), ("type", queued.type)]))
+
+
+@webhook.group()
+def secret() -> None:
+    """A webhook's secret: rotate it without refusing a delivery."""
+
+
+@secret.command()
+@click.argument("webhook_id")
+@click.option(
+    "--secret",
+    "new_secret",
+    envvar="TRACKER_WEBHOOK_SECRET",
+    required=True,
+    help="The new secret. Never shown back. [env: TRACKER_WEBHOOK_SECRET]",
+)
+@click.option(
+    "--keep-previous",
+    type=click.IntRange(0, 7 * 86400),
+    default=86400,
+    show_default=True,
+    help="Seconds the replaced secret still signs, beside the new one (a second "
+    "webhook-signature), while receivers switch; 0: stop at once.",
+)
+@pass_state
+def rotate(state: AppState, webhook_id: str, new_secret: str, keep_previous: int) -> None:
+    """Replace WEBHOOK_ID's secret; the old one signs too until --keep-previous runs out."""
+    with state.client() as client:
+        rotated = client.rotate_webhook_secret(
+            webhook_id, new_secret, previous_valid_seconds=keep_previous
+        )
+    if state.json:
+        emit_json(rotated)
+        return
+    until = rotated.previous_secret_until
+    click.echo(
+        render_summary(
+            [("rotated", rotated.id), ("previous secret signs until", until or "no longer")]
+        )
+    )
 
 
 @webhook.command()

@@ -19,6 +19,8 @@ TrackerError                       base; .message
     ├── LockLost                   the lease is gone (410, or code 10 "lease"/"lock lost");
     │                              .service .environment .resource .lock_id
     ├── ServerError                5xx
+    │   └── NotATracker            an error answer that is not JSON: another service or a
+    │                              proxy answers at TRACKER_URL (exit 4)
     └── UnexpectedResponse         a 2xx answer that is not the JSON we expect
 ```
 
@@ -54,6 +56,7 @@ from tracker_ci.exceptions.tree import (
     LockHeld,
     LockLost,
     LockWaitTimeout,
+    NotATracker,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
@@ -81,6 +84,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "NotATracker",
     "ServerError",
     "ServerUnreachable",
     "Superseded",

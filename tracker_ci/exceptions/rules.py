@@ -30,6 +30,7 @@ from tracker_ci.exceptions.tree import (
     InvalidRequest,
     LockHeld,
     LockLost,
+    NotATracker,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
@@ -170,18 +171,18 @@ def _read_body(response: httpx.Response) -> tuple[int | None, str, list[Any], bo
 def _not_json(response: httpx.Response, answer: _Answer) -> APIError:
     """The error for an answer whose body is not JSON: a proxy's page, an empty body."""
     status = answer.status
-    snippet = " ".join(response.text.split())[:200] if response.content else "(empty)"
+    snippet = " ".join(response.text.split())[:80] if response.content else "(empty)"
     hint = (
-        "a proxy or load balancer may be answering instead of Tracker"
+        "a proxy or load balancer may be answering for a Tracker that is down"
         if status >= 500
-        else "check that TRACKER_URL points at a Tracker server"
+        else "another service answers there"
     )
     message = (
-        f"Tracker at {answer.origin} answered {answer.where} with HTTP {status} and a body "
-        f"that is not JSON ({hint}): {snippet}"
+        f"{answer.origin} is not answering as a Tracker: {answer.where} got HTTP {status} "
+        f"and a body that is not JSON ({hint}: {snippet}). Check TRACKER_URL (or --url): "
+        "it must be the Tracker server's address, e.g. http://tracker.internal:8080"
     )
-    cls = ServerError if status >= 500 else APIError
-    return cls(message, **answer.fields())
+    return NotATracker(message, **answer.fields())
 
 
 def error_from_response(response: httpx.Response) -> APIError:

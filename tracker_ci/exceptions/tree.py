@@ -32,6 +32,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "NotATracker",
     "ServerError",
     "ServerUnreachable",
     "Superseded",
@@ -215,6 +216,14 @@ class ServerError(APIError):
 
     outage = True
     explanation = "Tracker at {origin} failed on {where} ({status}): {said}"
+
+
+class NotATracker(ServerError):
+    """An error answer that is not a Tracker's JSON error body: TRACKER_URL names another
+    service, or a proxy answers for a server behind it that is down. Exit 4, as for a server
+    that cannot be reached: either way no Tracker checked the lock."""
+
+    exit_code = ExitCode.UNREACHABLE
 
 
 class UnexpectedResponse(APIError):

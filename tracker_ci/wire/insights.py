@@ -84,3 +84,8 @@ class DoraReport(WireModel):
     keys: DoraKeys = Field(default_factory=DoraKeys)
     #: Whose thresholds rate the keys.
     rated_by: Text = ""
+    #: A second, incident-based recovery figure: incidents of the service and environment
+    #: resolved (close or done) in the window, from opened (startDate, else createdAt) to
+    #: resolved (endDate, else createdAt + duration). Not rated.
+    incidents_resolved: int = 0
+    incident_recovery_seconds: Percentiles = Field(default_factory=Percentiles)

@@ -26,6 +26,7 @@ __all__ = [
     "WebhookListResponse",
     "WebhookOptions",
     "WebhookResponse",
+    "WebhookSecretRequest",
 ]
 
 
@@ -66,7 +67,7 @@ class WebhookOptions(WireModel):
     panel_id: int | None = None
 
 
-def new_options() -> WebhookOptions:
+def _new_options() -> WebhookOptions:
     """Empty options: the ``default_factory`` of the options fields."""
     return WebhookOptions()
 
@@ -81,7 +82,7 @@ class WebhookCreateRequest(WireModel):
     service: Text = ""
     environment: Text = ""
     secret: Text = ""
-    options: WebhookOptions = Field(default_factory=new_options)
+    options: WebhookOptions = Field(default_factory=_new_options)
 
 
 class Webhook(WireModel):
@@ -96,10 +97,20 @@ class Webhook(WireModel):
     has_secret: Flag = False
     created_at: Timestamp | None = None
     failing: int = 0
-    options: WebhookOptions = Field(default_factory=new_options)
+    options: WebhookOptions = Field(default_factory=_new_options)
     #: Set when the receiver answered 410 (gone): nothing is sent to it any more.
     disabled_at: Timestamp | None = None
     disabled_reason: Text = ""
+    #: After a secret rotation: until when the replaced secret still signs (beside the new).
+    previous_secret_until: Timestamp | None = None
+
+
+class WebhookSecretRequest(WireModel):
+    """Body of ``POST /webhooks/{id}/secret`` (extension): the new secret; the one it
+    replaces still signs, beside it, for ``previousValidSeconds`` (0: not at all)."""
+
+    secret: Text = ""
+    previous_valid_seconds: int = 86400
 
 
 class WebhookResponse(WireModel):

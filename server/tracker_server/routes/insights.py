@@ -50,7 +50,9 @@ def get_dora(
 
     ``keys`` rates each key by the 2023 Accelerate State of DevOps report (elite, high,
     medium, low) and gives its value over the previous period of the same length and the
-    change; ``level`` is the lowest rating."""
+    change; ``level`` is the lowest rating. ``incidentRecoverySeconds`` is a second,
+    incident-based figure (not rated): incidents resolved in the window, opened to resolved
+    (``incidentsResolved`` counts them)."""
     check_single_values(request, ("service", "environment", "start_date", "end_date"))
     if not service or not environment:
         raise InvalidInput(

@@ -48,7 +48,7 @@ def _timeouts(request: Request) -> Timeouts:
     return Timeouts(
         heartbeat=settings.queue_heartbeat_seconds,
         claim=settings.queue_claim_seconds,
-        started=getattr(request.app.state, "started_at", None),  # main.serve sets it
+        started=request.app.state.started_at,  # create_app sets it
     )
 
 

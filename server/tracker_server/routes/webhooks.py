@@ -4,6 +4,7 @@ what was delivered. Admin-only when auth is on; a secret is never shown back."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -18,6 +19,7 @@ from tracker_ci.models import (
     WebhookDeliveryListResponse,
     WebhookListResponse,
     WebhookResponse,
+    WebhookSecretRequest,
 )
 from tracker_ci.wire.webhooks import SLACK_MENTION
 from tracker_server import targets
@@ -173,6 +175,36 @@ def test_webhook(id: WebhookId, write: AdminWriteDep) -> Response:
     with write.transaction() as conn:
         delivery = webhook_store.enqueue_test(conn, webhook_id=str(id), now=write.now)
     return wire(WebhookDeliveryListResponse(deliveries=[delivery], total_count=1), 202)
+
+
+#: The longest a replaced secret may go on signing after a rotation: a week.
+MAX_PREVIOUS_VALID_SECONDS = 7 * 86400
+
+
+@router.post(
+    "/webhooks/{id}/secret",
+    response_model=WebhookResponse,
+    responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+)
+def rotate_secret(id: WebhookId, body: WebhookSecretRequest, write: AdminWriteDep) -> Response:
+    """Replace the webhook's secret. The one it replaces goes on signing beside it
+    (a second ``webhook-signature``) for ``previousValidSeconds`` (default a day, at most a
+    week), so that receivers can switch without refusing a delivery."""
+    check_text(body.secret, "secret", max_length=1000, required=True)
+    if not 0 <= body.previous_valid_seconds <= MAX_PREVIOUS_VALID_SECONDS:
+        raise InvalidInput(
+            "invalid request: previousValidSeconds must be between 0 and "
+            f"{MAX_PREVIOUS_VALID_SECONDS} (a week)"
+        )
+    with write.transaction() as conn:
+        webhook = webhook_store.rotate_secret(
+            conn,
+            webhook_id=str(id),
+            secret=body.secret,
+            now=write.now,
+            previous_valid=timedelta(seconds=body.previous_valid_seconds),
+        )
+    return wire(WebhookResponse(webhook=webhook))
 
 
 @router.get(

@@ -28,6 +28,8 @@ class Outgoing:
     public_url: str = ""
     #: The webhook's settings for its sink (Slack mention, Grafana dashboard...).
     options: WebhookOptions = field(default_factory=WebhookOptions)
+    #: Secrets a rotation replaced that still sign, beside ``secret`` (generic sink).
+    previous_secrets: tuple[str, ...] = ()
 
     @property
     def event(self) -> Event | None:

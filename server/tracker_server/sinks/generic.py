@@ -10,6 +10,9 @@ with a secret, ``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body
 the id and time are signed too and a captured request cannot be replayed under a new id.
 The key of that signature is the secret's bytes, or, for a ``whsec_<base64>`` secret (the
 specification's format), the decoded bytes, as the specification's libraries read it.
+After a secret rotation (``POST /webhooks/{id}/secret``) the replaced secret still signs
+for a while: ``webhook-signature`` then carries both signatures, space-separated, as the
+specification allows; ``X-Tracker-Signature-256`` is always the new secret's.
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ class GenericSink:
         }
         if outgoing.secret:
             headers["X-Tracker-Signature-256"] = signature(outgoing.secret, raw)
-            headers["webhook-signature"] = standard_signature(
-                outgoing.secret, outgoing.id, outgoing.now, raw
+            headers["webhook-signature"] = " ".join(
+                standard_signature(secret, outgoing.id, outgoing.now, raw)
+                for secret in (outgoing.secret, *outgoing.previous_secrets)
             )
         return Answer.of(http.post(outgoing.url, content=raw, headers=headers))

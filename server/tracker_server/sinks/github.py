@@ -59,9 +59,10 @@ class _Deployments:
             return event.attributes.revision
         return str(self.call("GET", f"/pulls/{number}")["head"]["sha"])
 
-    def find(self, ref: str, environment: str, ids: set[str]) -> dict[str, Any] | None:
-        """The deployment made for this Tracker event, if any."""
-        parameters = {"ref": ref, "environment": environment, "per_page": 100}
+    def find(self, environment: str, ids: set[str]) -> dict[str, Any] | None:
+        """The deployment made for this Tracker event, if any (among the environment's
+        latest 100: an event that closes another may not name the same revision)."""
+        parameters = {"environment": environment, "per_page": 100}
         for deployment in self.call("GET", "/deployments", parameters=parameters):
             if (deployment.get("payload") or {}).get("trackerEventId") in ids:
                 return dict(deployment)
@@ -132,11 +133,11 @@ class GitHubDeploymentsSink:
 
     @staticmethod
     def _send(api: _Deployments, outgoing: Outgoing, event: Event, number: int) -> None:
-        ref = api.ref(event, number)
         environment = event.attributes.environment.value
         ids = {event.id, event.attributes.related_id} - {""}
-        deployment = api.find(ref, environment, ids)
+        deployment = api.find(environment, ids)
         if deployment is None:
+            ref = api.ref(event, number)
             deployment = api.call("POST", "/deployments", input=_deployment_body(event, ref))
         api.call(
             "POST",

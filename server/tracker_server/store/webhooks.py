@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +32,7 @@ def row_to_webhook(row: Any, failing: int = 0) -> Webhook:
         options=WebhookOptions.model_validate(row.options or {}),
         disabled_at=row.disabled_at,
         disabled_reason=row.disabled_reason,
+        previous_secret_until=row.previous_secret_until if row.previous_secret else None,
     )
 
 
@@ -77,6 +78,8 @@ def create_webhook(
         "options": (options or WebhookOptions()).model_dump(by_alias=True, exclude_defaults=True),
         "disabled_at": None,
         "disabled_reason": "",
+        "previous_secret": "",
+        "previous_secret_until": None,
     }
     conn.execute(insert(webhooks).values(values))
     return row_to_webhook(conn.execute(select(webhooks).where(webhooks.c.id == values["id"])).one())
@@ -125,6 +128,28 @@ def disable_webhook(conn: Connection, *, webhook_id: str, now: datetime, reason:
         )
         .values(state=DEAD, lease_until=None, error=f"not sent: {reason}")
     )
+
+
+def rotate_secret(
+    conn: Connection, *, webhook_id: str, secret: str, now: datetime, previous_valid: timedelta
+) -> Webhook:
+    """Sign with ``secret`` from now on; the secret it replaces still signs, beside it,
+    for ``previous_valid`` (none when there was no secret or the time is zero). The same
+    secret again changes nothing, so a retried rotation keeps the replaced one."""
+    row = require_webhook_row(conn, webhook_id=webhook_id)
+    if secret == row.secret:  # a repeat (a retried request) changes nothing
+        return row_to_webhook(row)
+    keep = bool(row.secret) and previous_valid > timedelta(0)
+    conn.execute(
+        update(webhooks)
+        .where(webhooks.c.id == webhook_id)
+        .values(
+            secret=secret,
+            previous_secret=row.secret if keep else "",
+            previous_secret_until=now + previous_valid if keep else None,
+        )
+    )
+    return row_to_webhook(require_webhook_row(conn, webhook_id=webhook_id))
 
 
 def delete_webhook(conn: Connection, *, webhook_id: str) -> Webhook:

@@ -347,7 +347,7 @@ def _confirm_release(request: Request, lock_id: str, now: datetime) -> Response:
             ("Resource", lock.resource),
             ("Holder", lock.who),
             ("Reason", lock.reason),
-            ("Taken", render.moment(lock.created_at)),
+            ("Taken", render.moment_from_now(lock.created_at, now)),
             ("Event", lock.event_id),
         ],
         warning="The holder's deployment may still be running: release only a lock you "
@@ -386,6 +386,7 @@ async def release_lock(
 
 
 def _confirm_remove(request: Request, window_id: str) -> Response:
+    now = request.app.state.clock.now()
     try:
         with request.app.state.database.read() as conn:
             window = freeze_store.require_window(conn, window_id=window_id)
@@ -400,8 +401,8 @@ def _confirm_remove(request: Request, window_id: str) -> Response:
             ("Type", window.type.value.replace("FREEZE_TYPE_", "").lower()),
             ("Scope", window.scope_type.value.replace("FREEZE_SCOPE_", "").lower()),
             ("Covers", ", ".join(window.scope_ids)),
-            ("Starts", render.moment(window.starts_at)),
-            ("Ends", render.moment(window.ends_at)),
+            ("Starts", render.moment_from_now(window.starts_at, now)),
+            ("Ends", render.moment_from_now(window.ends_at, now)),
         ],
         warning="Deployments it holds back can start as soon as it is removed.",
         action=f"/freezes/{window_id}/delete",

@@ -70,6 +70,12 @@ def in_zone(value: datetime | None, zone: str) -> str:
     return local.strftime(f"%Y-%m-%d %H:%M {zone}")
 
 
+def moment_from_now(value: datetime | None, now: datetime) -> str:
+    """``2026-03-01 10:00:00 UTC (in 40 min)``: absolute, then relative."""
+    ago = relative(value, now)
+    return f"{moment(value)} ({ago})" if ago else moment(value)
+
+
 def _span(seconds: float) -> str:
     minutes = int(seconds // 60)
     if minutes < 60:
