@@ -44,6 +44,8 @@ _PRUNE_EVERY_SECONDS = 600.0
 #: enough to see why it refused, not a page of someone else's HTML.
 MAX_ERROR_CHARS = 300
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]+")
+#: The shortest wait a Retry-After gets (a receiver answering "0" is not hammered).
+MIN_RETRY_AFTER_SECONDS = 1.0
 
 
 def excerpt(text: str) -> str:
@@ -247,11 +249,14 @@ class Dispatcher:
                 logger.warning("webhook %s disabled: %s", claim.webhook_id, reason)
 
     def _wait(self, claim: Claim, answer: Answer, now: datetime) -> timedelta:
-        """Until the next attempt: the receiver's Retry-After when it gave one (at most
-        the max age), else the backoff."""
+        """Until the next attempt: the receiver's Retry-After when it gave one (at least
+        a second, so "0" cannot make a busy loop; at most the max age), else the backoff."""
         asked = retry_after_seconds(answer.retry_after, now)
         if asked is not None:
-            return timedelta(seconds=min(asked, self.settings.webhook_max_age_seconds))
+            seconds = min(
+                max(asked, MIN_RETRY_AFTER_SECONDS), self.settings.webhook_max_age_seconds
+            )
+            return timedelta(seconds=seconds)
         return retry_delay(
             claim.outgoing.attempt,
             base=self.settings.webhook_retry_base_seconds,

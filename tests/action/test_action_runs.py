@@ -622,6 +622,9 @@ def test_upstreams_two_step_workflow_in_both_spellings(
             (event_id, "ENVIRONMENT_UNSPECIFIED")
         ]
         assert start.outputs["status"] == "start" and start.outputs["lock-id"]
+        # Later steps see the event, the lock and its fencing token (GITHUB_ENV).
+        assert job.job_env["TRACKER_LOCK_ID"] == start.outputs["lock-id"]
+        assert job.job_env["TRACKER_FENCE"] == str(locks[0]["fence"])
     else:
         assert locks == [], "lock_enable: false takes no lock"
         assert start.outputs["status"] == "open" and start.outputs["lock-id"] == ""

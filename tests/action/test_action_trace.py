@@ -39,7 +39,8 @@ def test_the_action_exports_one_trace_per_deploy(
     (resource_spans,) = export.resource_spans
     resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
     assert resource["service.name"] == service
-    assert resource["vcs.revision"] == "0123456789abcdef0123456789abcdef01234567"
+    assert resource["vcs.ref.head.revision"] == "0123456789abcdef0123456789abcdef01234567"
+    assert resource["deployment.environment.name"] == "production"
     spans = [span for scope in resource_spans.scope_spans for span in scope.spans]
     names = sorted(span.name for span in spans)
     assert names == ["command", f"deploy {service} to production", "lock wait"]

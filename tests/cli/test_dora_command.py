@@ -176,8 +176,24 @@ def test_a_bad_since_is_a_usage_error(invoke):
     assert "neither a duration ago" in result.output
 
 
-def test_an_unknown_environment_is_a_usage_error_in_one_line(invoke):
-    result = invoke("dora", "-s", "api", "-e", "moon base")
-    assert result.exit_code == 2, result.output  # the server's 400: invalid input
-    assert len(result.output.strip().splitlines()) == 1
-    assert "not a valid environment" in result.output
+def test_an_unknown_environment_is_a_usage_error_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    # The real entry point (its one-line usage errors), like every command's -e.
+    result = subprocess.run(
+        [sys.executable, "-m", "tracker_ci", "dora", "-s", "api", "-e", "moon base"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "'moon base' is not one of: development" in line
+
+
+def test_the_environment_defaults_to_production(invoke):
+    result = invoke("dora", "-s", "api", "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["environment"] == "production"

@@ -101,6 +101,7 @@ def test_every_command_prints_one_json_document(
     hook = run("webhook add", "http://127.0.0.1:9/hook", "--event", "deployment.finished")
     run("webhook list")
     run("webhook test", hook["id"])
+    run("webhook secret rotate", hook["id"], "--secret", "new-secret", "--keep-previous", "0")
     run("webhook deliveries")
     run("webhook remove", hook["id"])
 

@@ -161,6 +161,7 @@ def test_an_eta_is_unknown_rather_than_zero() -> None:
     assert describe_eta(0.0) == "unknown"  # the holder already took longer than usual
     assert describe_eta(65.0) == "~1m05s"
     assert describe_eta(0.0, "granted") == "now"
+    assert describe_eta(90.0, overran=True) == "over 1m30s"  # behind a holder past its usual
     line = LiveWaitLine("api/production", 60)
     since = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
     holder = SimpleNamespace(

@@ -49,10 +49,10 @@ STEP = textwrap.dedent(
 class Server:
     """The bundled server on one port and one SQLite file, killed and started again."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, database_url: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.database_url = f"sqlite:///{tmp_path / 'tracker.db'}"
+        self.database_url = database_url
         self.log = tmp_path / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -89,9 +89,13 @@ class Server:
                 self.process.kill()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    running = Server(tmp_path)
+@pytest.fixture(params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    if request.param == "postgres":
+        database_url = request.getfixturevalue("postgres_database_url")
+    else:
+        database_url = f"sqlite:///{tmp_path / 'tracker.db'}"
+    running = Server(tmp_path, database_url)
     running.start()
     try:
         yield running

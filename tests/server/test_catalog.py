@@ -251,3 +251,23 @@ def test_writes_need_a_token_for_the_service_or_an_admin(make_client):
     assert secured.get(f"{API}/catalogs/list").json()["totalCount"] == 2
     deleted = secured.delete(f"{API}/catalog", params={"name": "api"}, headers=api_token)
     assert deleted.status_code == 200, deleted.text
+
+
+def test_puts_racing_to_create_one_name_all_succeed_and_leave_one_entry(client):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    racers = 8
+    barrier = threading.Barrier(racers)
+
+    def one(n: int) -> Any:
+        barrier.wait(timeout=30)
+        return client.put(f"{API}/catalog", json=entry("raced", owner=f"team-{n}"))
+
+    with ThreadPoolExecutor(racers) as pool:
+        answers = list(pool.map(one, range(racers)))
+    assert [a.status_code for a in answers] == [200] * racers, [a.text for a in answers]
+    listed = client.get(f"{API}/catalogs/list").json()
+    assert [c["name"] for c in listed["catalogs"]] == ["raced"]
+    created = {a.json()["catalog"]["createdAt"] for a in answers}
+    assert len(created) == 1  # one creation; the others replaced it

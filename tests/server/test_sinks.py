@@ -543,3 +543,24 @@ def test_grafana_gets_an_alert_with_its_rule_service_and_message(make_client: An
         "text": "alert.fired lock_held db: db in production (deployment) has been locked by "
         "&lt;bob&gt; for 61s",
     }
+
+
+def test_github_closes_the_same_deployment_from_an_upstream_style_closing_event(app: Any) -> None:
+    github = FakeGitHub()
+    with run_receiver(github) as receiver:
+        github.base = receiver.url
+        subscribe(app, receiver.url, "github-deployments", ["deployment.*"])
+        links = {"pullRequestLink": PR, "ticket": ""}
+        started = create_event(app, status="start", revision="f" * 40, links=links)
+        app.clock.advance(timedelta(seconds=30))
+        # Upstream closes with a new event naming the first: no revision on it.
+        create_event(app, status="success", relatedId=started["metadata"]["id"], links=links)
+        assert dispatch(app) == 2
+        requests = receiver.wait_for(5)
+    assert github_requests(requests)[-2:] == [
+        ("GET", "/repos/octo/app/deployments"),
+        ("POST", "/repos/octo/app/deployments/1/statuses"),
+    ]
+    (deployment,) = github.deployments
+    assert deployment["ref"] == "f" * 40
+    assert [s["state"] for _, s in github.statuses] == ["in_progress", "success"]

@@ -159,7 +159,9 @@ def test_the_connection_goes_to_the_checked_address(monkeypatch: pytest.MonkeyPa
                 if attempt == "first":
                     assert http.post(f"{url}/hook", json={}).status_code == 200
                     continue
-                with pytest.raises(targets.RefusedTarget, match="resolves to 169.254.169.254, a link-l"):
+                with pytest.raises(
+                    targets.RefusedTarget, match="resolves to 169.254.169.254, a link-l"
+                ):
                     http.post(f"{url}/again", json={})
         [received] = receiver.requests
         assert received.headers["host"] == url.removeprefix("http://")

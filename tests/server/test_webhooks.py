@@ -426,6 +426,7 @@ def test_a_410_disables_the_webhook_and_kills_its_pending_deliveries(rig: Rig) -
     [
         (429, "120", timedelta(seconds=120)),
         (503, "Tue, 01 Dec 2026 12:05:00 GMT", timedelta(minutes=5)),
+        (429, "0", timedelta(seconds=1)),  # at least a second: no busy loop
         (503, "soon", None),  # unreadable: the backoff
         (500, "120", None),  # only 429 and 503 say "later"
     ],

@@ -68,10 +68,17 @@ def _handler(root: Path, backend: str) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Quiet(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a browser leaving a page drops its requests: not the test's concern
+
+
 @contextmanager
 def serve_upstream_ui(backend: str, root: Path = ROOT) -> Iterator[str]:
     """The UI's origin (``http://127.0.0.1:PORT``) for as long as the block runs."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(root, backend))
+    httpd = _Quiet(("127.0.0.1", 0), _handler(root, backend))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

@@ -166,7 +166,14 @@ class StepReport:
             )
         if running:
             return
-        self.export({"TRACKER_EVENT_ID": state.event_id, "TRACKER_LOCK_ID": state.lock_id})
+        fence = str(state.fence) if state.fence else ""  # the fencing token, as deploy run's
+        self.export(
+            {
+                "TRACKER_EVENT_ID": state.event_id,
+                "TRACKER_LOCK_ID": state.lock_id,
+                "TRACKER_FENCE": fence,
+            }
+        )
         note = (
             "The event stays open for the next steps: `tracker-ci deploy finish` (the "
             "action's `mode: finish`), or the action's post step at the end of the job, "

@@ -124,15 +124,16 @@ class Seconds(click.ParamType):
         return int(number) if self.whole else float(number)
 
 
-def describe_eta(seconds: float | None, state: str = "waiting") -> str:
+def describe_eta(seconds: float | None, state: str = "waiting", *, overran: bool = False) -> str:
     """An expected wait for people: ``~1m05s``, ``now`` (granted), or ``unknown`` when
     there is no history or the holder already took longer than the usual duration (the
-    server's estimate is then 0, which would read "any moment now")."""
+    server's estimate is then 0, which would read "any moment now"). ``overran``: the
+    holder is past its usual duration, so a later place waits at least ``seconds``."""
     if state == "granted":
         return "now"
     if seconds is None or seconds <= 0:
         return "unknown"
-    return f"~{format_seconds(seconds)}"
+    return f"{'over ' if overran else '~'}{format_seconds(seconds)}"
 
 
 #: What upstream's action sent as the environment (none): accepted when named in full.

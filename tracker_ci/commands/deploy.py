@@ -470,8 +470,8 @@ Examples:
   tracker-ci -o json deploy start -s api -e UAT --pr-url https://github.com/o/r/pull/7
 \b
 In GitHub Actions it writes the step outputs event-id (and id), lock-id, status and
-event-url, and exports TRACKER_EVENT_ID/TRACKER_LOCK_ID to the later steps; --dotenv FILE
-writes TRACKER_EVENT_ID, TRACKER_LOCK_ID and TRACKER_FENCE (GitLab dotenv report).
+event-url, and exports TRACKER_EVENT_ID, TRACKER_LOCK_ID and TRACKER_FENCE to the later
+steps; --dotenv FILE writes the same three (GitLab dotenv report).
 """
 )
 @start_options
@@ -654,6 +654,8 @@ within the TTL) the command is stopped (SIGTERM, SIGKILL after 5 s), the event c
 failure and the exit code is 9 (--on-lock-lost continue: warn and go on).
 Exit code: the command's own; 130/143 when interrupted (SIGINT/SIGTERM: the event is
 closed as failure and the lock released first); 3 when the lock stays held; 9 lock lost.
+With -o json it prints one JSON document at the end (the deployment, its status, duration
+and fence, and the command's exitCode); the command's own stdout then goes to stderr.
 """,
 )
 @start_options

@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from tracker_ci.commands.common import AppState, pass_state
+from tracker_ci.commands.common import (
+    AppState,
+    environment_option,
+    pass_state,
+    require,
+    service_option,
+)
 from tracker_ci.output import emit_json, format_seconds, render_summary
 
 __all__ = ["dora"]
@@ -141,10 +147,8 @@ Examples:
   tracker-ci dora -s api -e production --since 2026-01-01 --until 2026-03-31 -o json
 """
 )
-@click.option("-s", "--service", required=True, envvar="TRACKER_SERVICE", help="The service.")
-@click.option(
-    "-e", "--environment", required=True, envvar="TRACKER_ENVIRONMENT", help="The environment."
-)
+@service_option
+@environment_option
 @click.option(
     "--since", type=When(), default="30d", show_default=True, help="Window start: 30d or a date."
 )
@@ -157,8 +161,8 @@ Examples:
 @pass_state
 def dora(
     state: AppState,
-    service: str,
-    environment: str,
+    service: str | None,
+    environment: Any,
     since: datetime,
     until: datetime | None,
 ) -> None:
@@ -169,8 +173,13 @@ def dora(
     Counted as DORA counts them (docs/dora.md): successful deployments per day; each
     change once, at its first successful deployment; error = failed; recovery per run of
     failures. Each key is rated and compared with the previous period."""
+    from tracker_ci.models import Environment
+
+    service = require(service, state, "service", "--service")
+    # The documented default (production), as every command: flag > env > config > default.
+    environment = Environment.parse(require(environment, state, "environment", "--environment"))
     with state.client() as client:
-        report = client.dora(service=service, environment=environment, start=since, end=until)
+        report = client.dora(service=service, environment=environment.value, start=since, end=until)
     if state.json:
         emit_json(report)
         return

@@ -349,13 +349,17 @@ def _queued(entry: Any) -> dict[str, Any]:
 def _print_queue(queue: list[Any]) -> None:
     if not queue:
         return
+    # The first waiter expected now while the holder still works: it overran its usual
+    # duration, and every later estimate is only a lower bound.
+    first = queue[0] if queue else None
+    overran = first is not None and first.state == "waiting" and first.expected_wait_seconds == 0
     rows = [
         (
             e.position,
             e.who,
             e.since,
             e.reason,
-            describe_eta(e.expected_wait_seconds, e.state),
+            describe_eta(e.expected_wait_seconds, e.state, overran=overran),
             e.state,
         )
         for e in queue
