@@ -26,32 +26,27 @@ What the CLI or the GitHub Action show of a deployment is theirs: they pass a
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
-
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from typing import Any, Literal
 
 from tracker_ci.changes import Shipped
 from tracker_ci.client import TrackerClient, idempotency_key_for
+from tracker_ci.deploy_state import DeploymentState, Reporter
 from tracker_ci.exceptions import (
     ConfigError,
     InvalidRequest,
-    LockHeld,
     LockLost,
     NotFound,
     TrackerError,
     is_outage,
 )
+from tracker_ci.lease import Lease
 from tracker_ci.models import (
-    API_PREFIX,
     CLOSED_STATUSES,
     CLOSING_STATUSES,
     CreateEventRequest,
@@ -63,7 +58,6 @@ from tracker_ci.models import (
     Lock,
     Priority,
     Status,
-    Timestamp,
     UpdateEventRequest,
     parse_finish_status,
     utcnow,
@@ -78,16 +72,10 @@ __all__ = [
     "DEFAULT_POLL_INTERVAL",
     "Deployment",
     "DeploymentOptions",
-    "DeploymentState",
     "FailPolicy",
-    "LEASE_CHECK_INTERVAL",
     "OnLockLost",
     "OnWait",
     "OnWarning",
-    "RENEW_RETRY_INTERVAL",
-    "Reporter",
-    "describe_wait",
-    "event_url",
     "find_deployment",
     "find_open_deployment",
 ]
@@ -98,11 +86,6 @@ OnLockLost = Literal["stop", "continue"]
 #: Called with a tracking error that the ``open`` fail policy turned into a warning.
 OnWarning = Callable[[TrackerError], None]
 
-#: How often the lease keeper looks at its local deadline between renewals: a runner
-#: paused past the lease notices within this long once it runs again.
-LEASE_CHECK_INTERVAL = 0.25
-#: After a failed renewal, try again this soon (never later than the normal interval).
-RENEW_RETRY_INTERVAL = 2.0
 #: A key refused as reused means an earlier deployment of the same job took it; give up
 #: after this many fresh keys.
 _MAX_KEY_GENERATIONS = 20
@@ -112,81 +95,6 @@ _KEY_REUSED = "Idempotency-Key reused"
 DEFAULT_CLOSE_WITHIN = 60.0
 #: ... and when the job is being cancelled (the runner's SIGKILL comes ~10 s after).
 _CANCELLED_CLOSE_WITHIN = 4.0
-
-
-def event_url(base_url: str, event_id: str, *, page: bool = False) -> str:
-    """Where a person sees an event: its dashboard page ``<base>/events/<id>`` on our server
-    (``page``), else its API address ``<base>/api/v1alpha1/event/<id>`` (upstream)."""
-    if page:
-        return f"{base_url.rstrip('/')}/events/{event_id}"
-    return f"{base_url.rstrip('/')}{API_PREFIX}/event/{event_id}"
-
-
-class DeploymentState(BaseModel):
-    """Where a deployment stands; ``to_dict()`` is what the CLI prints and outputs."""
-
-    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True)
-
-    event_id: str = ""
-    lock_id: str = ""
-    service: str = ""
-    environment: str = ""
-    #: ``start``, then the closing status; ``untracked`` when the open fail policy let
-    #: the deploy go on without an event.
-    status: str = ""
-    started_at: Timestamp | None = None
-    #: Seconds, once the event is closed.
-    duration: float | None = None
-    event_url: str = ""
-    #: The event had been closed before ``close`` was asked to close it (nothing changed).
-    closed_before: bool = Field(default=False, exclude=True)
-    #: Why it closed as it did, when there is more to say ("the deploy command exited
-    #: with code 2", "cancelled by SIGTERM"); the closing message added to the event.
-    detail: str = Field(default="", exclude=True)
-    #: ``finish`` could not close the event (the open fail policy let it go on): the event
-    #: is still open on the server and its lock held until ``lock_expires_at``.
-    left_open: bool = Field(default=False, exclude=True)
-    #: When the server frees the lock unless renewed (None: never, or unknown).
-    lock_expires_at: Timestamp | None = Field(default=None, exclude=True)
-    #: The grant's fencing token (0: unknown, or a server without fences).
-    fence: int = Field(default=0, exclude=True)
-
-    @property
-    def tracked(self) -> bool:
-        """Whether an event records this deployment."""
-        return bool(self.event_id)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready camelCase dict (eventId, lockId, ..., eventUrl)."""
-        return self.model_dump(mode="json", by_alias=True)
-
-    @classmethod
-    def of_event(
-        cls, event: Event, base_url: str, *, page: bool = False, **fields: Any
-    ) -> DeploymentState:
-        """The state an event records (its status, dates and duration); ``page``: link to
-        the event's dashboard page (our server) rather than its API address."""
-        duration = event.metadata.duration
-        values: dict[str, Any] = {
-            "event_id": event.id,
-            "service": event.attributes.service,
-            "environment": str(event.attributes.environment),
-            "status": event.attributes.status.value,
-            "started_at": event.attributes.start_date or event.metadata.created_at,
-            "duration": None if duration is None else duration.total_seconds(),
-            "event_url": event_url(base_url, event.id, page=page),
-        }
-        return cls(**{**values, **fields})
-
-
-class Reporter(Protocol):
-    """What a surface (CLI, GitHub Action) shows of a deployment; it decides nothing."""
-
-    def opened(self, deployment: Deployment, state: DeploymentState) -> None:
-        """The event is open (or the deploy goes on untracked); the command runs next."""
-
-    def closed(self, deployment: Deployment, state: DeploymentState) -> None:
-        """The event is closed (or was closed before: ``state.closed_before``)."""
 
 
 def find_deployment(
@@ -328,9 +236,8 @@ class Deployment:
         self.evict_dead_holder = evict_dead_holder
         #: Why the lease was lost while ``run`` ran its command ("" while held).
         self.lock_lost = ""
-        # When the request that took or last renewed the lease was sent (monotonic): the
-        # server's expiry is at least ``lock_ttl`` after it.
-        self._lease_sent = 0.0
+        #: The lock's lease: when it was taken, renewed while ``run`` runs its command.
+        self.lease = Lease(client, self.lock_ttl, on_lost=self._lose_lock, on_renewed=self._renewed)
         #: The last state this deployment reached (opened or closed).
         self.last_state: DeploymentState | None = None
         # The owner of signals and of the command while ``run`` runs; its ``wake`` cancels
@@ -473,7 +380,7 @@ class Deployment:
             while True:
                 # The same key while waiting: the server keeps only successful answers.
                 key = f"{base_key}.{generation}" if base_key else None
-                self._lease_sent = time.monotonic()
+                self.lease.sending()
                 try:
                     return self.client.create_event(
                         request,
@@ -536,8 +443,9 @@ class Deployment:
         (DEFAULT_CLOSE_WITHIN without a lease; at most ``close_within`` when set; a few
         seconds when the job is cancelled)."""
         budget = DEFAULT_CLOSE_WITHIN
-        if self.lock_ttl > 0 and self._lease_sent:
-            budget = max(0.0, self._lease_sent + self.lock_ttl - time.monotonic())
+        lease_left = self.lease.remaining()
+        if lease_left is not None:
+            budget = lease_left
         if self.options.close_within is not None:
             budget = min(budget, self.options.close_within)
         if self.supervisor.interrupted is not None:
@@ -661,7 +569,10 @@ class Deployment:
                 return 128 + (supervisor.interrupted or signal.SIGTERM)
             if supervisor.interrupted is not None:
                 return self._cancelled(state, None)
-            with self._renewing(state, heartbeat), trace.span("command", command=argv) as span:
+            with (
+                self.lease.kept(state.lock_id, heartbeat),
+                trace.span("command", command=argv) as span,
+            ):
                 code = supervisor.run(argv, self._command_env(state))
                 span.exit_code(code)
             if supervisor.interrupted is not None:
@@ -711,15 +622,9 @@ class Deployment:
         self.finish(state, Status.failure, detail)
         return 128 + signum
 
-    def _renewal_failed(self, error: TrackerError, held_until: float) -> None:
-        """Say that a renewal failed; the command goes on while the lease lasts, whatever
-        the fail policy (stopping it would leave a half-done deploy)."""
-        left = max(0.0, held_until - time.monotonic())
-        print(
-            f"tracker-ci: warning: could not renew the lock ({error}); the deploy goes on "
-            f"and renewal is retried: the lease lasts {left:.0f}s more",
-            file=sys.stderr,
-        )
+    def _renewed(self, lock: Lock) -> None:
+        if self.last_state is not None:
+            self.last_state.lock_expires_at = lock.expires_at
 
     def _lose_lock(self, reason: str) -> None:
         """The lease is gone: stop the command (policy ``stop``) or say so and go on."""
@@ -737,66 +642,3 @@ class Deployment:
             file=sys.stderr,
         )
         self.supervisor.stop_child()  # SIGTERM, SIGKILL after kill_after
-
-    def _keep_lease(self, lock_id: str, interval: float, stop: threading.Event) -> None:
-        """Renew every ``interval`` s; lose the lock on "gone" or a passed local deadline."""
-        ttl = self.lock_ttl
-        held_from = self._lease_sent or time.monotonic()
-        next_renewal = held_from + interval
-        while not stop.wait(max(0.0, min(LEASE_CHECK_INTERVAL, next_renewal - time.monotonic()))):
-            now = time.monotonic()
-            if now - held_from >= ttl:
-                self._lose_lock(f"no renewal succeeded within its {ttl}s lease")
-                return
-            if now < next_renewal:
-                continue
-            try:
-                renewed = self.client.renew_lock(lock_id, ttl)
-            except (NotFound, LockLost) as error:
-                if self.client.server_is_bundled:
-                    self._lose_lock(f"the server says it is gone: {error}")
-                return  # an upstream server has no renewal (its locks never expire)
-            except TrackerError as error:
-                if not self.client.server_is_bundled:
-                    return
-                self._renewal_failed(error, held_from + ttl)
-                next_renewal = time.monotonic() + min(interval, RENEW_RETRY_INTERVAL)
-                continue
-            held_from, next_renewal = now, now + interval
-            self._lease_sent = now  # closing is retried until this lease ends
-            if self.last_state is not None:
-                self.last_state.lock_expires_at = renewed.expires_at
-
-    @contextlib.contextmanager
-    def _renewing(self, state: DeploymentState, heartbeat: float | None) -> Iterator[None]:
-        """Keep the lease while the command runs (renewed at a third of its TTL)."""
-        if not (state.lock_id and self.lock_ttl > 0) or self.client.server_is_bundled is False:
-            yield
-            return
-        interval = heartbeat if heartbeat and heartbeat > 0 else self.lock_ttl / 3
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=self._keep_lease,
-            args=(state.lock_id, interval, stop),
-            name="tracker-ci-lock-renewal",
-            daemon=True,
-        )
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join(timeout=self.client.timeout + 1)
-
-
-def describe_wait(holder: Lock | LockHeld, waited: float) -> str:
-    """The live line of a wait: ``waiting for lock: held by W since T (event E)``."""
-    if isinstance(holder, Lock):
-        text = f"held by {holder.who or 'unknown'}"
-        if holder.created_at is not None:
-            text += f" since {holder.created_at.strftime('%Y-%m-%d %H:%M:%SZ')}"
-        if holder.event_id:
-            text += f" (event {holder.event_id})"
-    else:
-        text = holder.describe_holder()
-    return f"waiting for lock: {text}, waited {waited:.0f}s"

@@ -17,7 +17,8 @@ import pytest
 from tests.support.servers import RunningServer
 from tests.support.waiting import eventually
 from tracker_ci.client import TrackerClient
-from tracker_ci.deploy import Deployment, DeploymentOptions, DeploymentState, describe_wait
+from tracker_ci.deploy import Deployment, DeploymentOptions
+from tracker_ci.deploy_state import DeploymentState, describe_wait
 from tracker_ci.exceptions import LockHeld, LockLost, LockWaitTimeout
 from tracker_ci.models import ChangeType, Lock, Status
 

@@ -9,13 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from tracker_ci.client import TrackerClient
-from tracker_ci.deploy import (
-    Deployment,
-    DeploymentOptions,
-    DeploymentState,
-    describe_wait,
-    event_url,
-)
+from tracker_ci.deploy import Deployment, DeploymentOptions
+from tracker_ci.deploy_state import DeploymentState, describe_wait, event_url
 from tracker_ci.exceptions import ConfigError, LockHeld, ServerUnreachable, TrackerError
 
 pytestmark = pytest.mark.unit

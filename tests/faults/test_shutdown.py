@@ -14,7 +14,9 @@ import httpx
 import pytest
 
 from tests.faults.conftest import API, unique
+from tests.support.api import heartbeat
 from tests.support.servers import run_server
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.server
 
@@ -56,10 +58,7 @@ def test_sigterm_answers_in_flight_requests_with_json(tmp_path: Path) -> None:
         threads = [threading.Thread(target=writer) for _ in range(8)]
         for thread in threads:
             thread.start()
-        deadline = time.monotonic() + 30
-        while len(answers) < 40:  # the writers are running
-            assert time.monotonic() < deadline, "the writers got no answers"
-            time.sleep(0.02)
+        eventually(lambda: len(answers) >= 40, message="the writers are running")
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=20) == 0, server.log()
         stop.set()
@@ -92,20 +91,6 @@ def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-def _heartbeat(database_url: str, ticket: str) -> object:
-    """When the server last heard the ticket's waiter (its long poll looks, then sleeps)."""
-    from sqlalchemy import create_engine, text
-    from tracker_server.db import normalize_database_url
-
-    engine = create_engine(normalize_database_url(database_url))
-    try:
-        with engine.connect() as conn:
-            query = text("SELECT heartbeat_at FROM lock_queue WHERE id = :id")
-            return conn.execute(query, {"id": ticket}).scalar_one()
-    finally:
-        engine.dispose()
-
-
 def test_sigterm_answers_long_polls_at_once(any_database_url: str, tmp_path: Path) -> None:
     """A waiter long-polling (30 s) does not hold a clean stop: its poll answers at once
     ("come back": state waiting, its ticket kept) and the process is gone within 2 s."""
@@ -122,14 +107,14 @@ def test_sigterm_answers_long_polls_at_once(any_database_url: str, tmp_path: Pat
             answer = httpx.post(f"{url}{API}/lock/queue", json=body, timeout=60)
             answers.append((time.monotonic(), answer))
 
-        joined_at = _heartbeat(any_database_url, ticket)
+        joined_at = heartbeat(any_database_url, ticket)
 
         thread = threading.Thread(target=long_poll)
         thread.start()
-        deadline = time.monotonic() + 10
-        while _heartbeat(any_database_url, ticket) == joined_at:  # its look: then it sleeps
-            assert time.monotonic() < deadline, "the long poll never looked"
-            time.sleep(0.02)
+        eventually(  # its look: then it sleeps
+            lambda: heartbeat(any_database_url, ticket) != joined_at,
+            message="the long poll looked",
+        )
         stopped = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=20) == 0, server.log()

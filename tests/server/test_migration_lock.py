@@ -14,6 +14,7 @@ import pytest
 from tracker_server.db import _MIGRATION_LOCK_KEY, create_database_engine, upgrade_schema
 
 from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.timeout(120)]
 
@@ -55,15 +56,17 @@ def test_a_replica_waits_for_another_migration_longer_than_the_lock_timeout(fres
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             outcome.append(exc)
 
+    def waits_for_the_lock() -> bool:
+        if outcome:  # it finished or failed without waiting: no use waiting longer
+            pytest.fail(f"the migration did not wait for the lock: {outcome}")
+        return _advisory(fresh_database, granted=False) > 0
+
     try:
         with psycopg.connect(dsn) as other:  # "another replica", mid-migration
             other.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
             thread = threading.Thread(target=migrate)
             thread.start()
-            deadline = time.monotonic() + 20
-            while _advisory(fresh_database, granted=False) == 0:  # it waits for the lock
-                assert time.monotonic() < deadline and not outcome, outcome
-                time.sleep(0.05)
+            eventually(waits_for_the_lock)
             waiting = time.monotonic()
             while time.monotonic() - waiting < 4.0:  # past lock_timeout (3 s)
                 assert not outcome, outcome

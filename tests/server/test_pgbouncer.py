@@ -25,8 +25,10 @@ from sqlalchemy import text
 from tracker_server.db import Database, create_database_engine, upgrade_schema
 
 from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.support.api import heartbeat
 from tests.support.pgbouncer import POOL_MODES, RunningPgBouncer, pgbouncer_binary, run_pgbouncer
 from tests.support.servers import RunningServer, spawn_server
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.timeout(240)]
 
@@ -103,19 +105,27 @@ def _start_replicas(urls: list[str], tmp_path: Path, extra: list[str]) -> list[R
     for url in urls:
         address, process, log = spawn_server(url, log_dir=tmp_path, extra_args=extra)
         started.append(RunningServer(url=address, database_url=url, process=process, log_path=log))
-    deadline = time.monotonic() + 60
     for server in started:
-        while True:
-            if server.process.poll() is not None:
-                raise AssertionError(f"replica exited:\n{server.log()}")
-            try:
-                if httpx.get(server.url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, server.log()
-            time.sleep(0.05)
+        eventually(lambda server=server: _healthy(server), message=f"{server.url} is healthy")
     return started
+
+
+def _healthy(server: RunningServer) -> bool:
+    """/health answers 200; a replica that exited ends the wait at once."""
+    if server.process.poll() is not None:
+        pytest.fail(f"replica exited:\n{server.log()}")
+    try:
+        status: object = httpx.get(server.url + "/health", timeout=1).status_code
+    except httpx.TransportError as error:
+        status = error
+    assert status == 200, f"/health: {status!r}\n{server.log()}"
+    return True
+
+
+def _polling(server: RunningServer) -> bool:
+    """The replica found out LISTEN hears nothing and polls the queue."""
+    assert "polling the queue" in server.log(), server.log()
+    return True
 
 
 def _stop(servers: list[RunningServer]) -> None:
@@ -194,10 +204,7 @@ def test_a_lock_race_across_two_replicas_through_pgbouncer(fresh_database, bounc
         if bouncer.pool_mode == "transaction":
             # LISTEN through the pool hears nothing: each replica found out and polls.
             for server in replicas:
-                deadline = time.monotonic() + 10
-                while "polling the queue" not in server.log():
-                    assert time.monotonic() < deadline, server.log()
-                    time.sleep(0.1)
+                eventually(lambda server=server: _polling(server))
         else:  # session pooling keeps the LISTEN's server connection: it hears
             assert all("polling the queue" not in server.log() for server in replicas)
     finally:
@@ -206,25 +213,16 @@ def test_a_lock_race_across_two_replicas_through_pgbouncer(fresh_database, bounc
         assert "Traceback" not in server.log(), server.log()
 
 
-def _heartbeat(database: str, ticket: str) -> object:
-    """When the ticket's waiter was last heard (its long poll looks once, then sleeps)."""
-    dsn = POSTGRES_ADMIN_DSN.replace("dbname=test", f"dbname={database}")
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT heartbeat_at FROM lock_queue WHERE id = %s", (ticket,))
-        found = row.fetchone()
-    assert found is not None
-    return found[0]
-
-
 def measure_handoffs(a: str, b: str, database: str, rounds: int) -> list[float]:
-    """From a release through replica A to the answer of a waiter long-polling replica B."""
+    """From a release through replica A to the answer of a waiter long-polling replica B
+    (``database``: a direct URL to their database, past the pooler)."""
     handoffs = []
     for index in range(rounds):
         key = {"service": f"handoff-{index}", "environment": "production"}
         holder = httpx.post(f"{a}{API}/lock", json=key | {"who": "holder"}).json()["lock"]
         joined = httpx.post(f"{b}{API}/lock/queue", json=key | {"who": "waiter"}).json()
         ticket = joined["ticket"]["ticket"]
-        joined_at = _heartbeat(database, ticket)
+        joined_at = heartbeat(database, ticket)
         answered: list[float] = []
 
         def poll(
@@ -237,8 +235,9 @@ def measure_handoffs(a: str, b: str, database: str, rounds: int) -> list[float]:
 
         thread = threading.Thread(target=poll)
         thread.start()
+        # Not `eventually`: the timed release must land early in the waiter's 1 s sleep.
         deadline = time.monotonic() + 10
-        while _heartbeat(database, ticket) == joined_at:  # not yet asleep
+        while heartbeat(database, ticket) == joined_at:  # not yet asleep
             assert time.monotonic() < deadline, "the long poll never looked"
             time.sleep(0.01)
         released = time.monotonic()
@@ -254,18 +253,16 @@ def test_a_release_on_one_replica_wakes_a_waiter_on_the_other(
     fresh_database, transaction_bouncer, tmp_path, direct
 ):
     url = transaction_bouncer.url(fresh_database)
+    direct_url = f"postgresql://postgres@127.0.0.1:5432/{fresh_database}"  # past the pooler
     extra = []
     if direct:
-        extra = ["--direct-database-url", f"postgresql://postgres@127.0.0.1:5432/{fresh_database}"]
+        extra = ["--direct-database-url", direct_url]
     replicas = _start_replicas([url, url], tmp_path, extra)
     try:
         a, b = (server.url for server in replicas)
         if not direct:  # the fallback is in force once the probe went unheard
-            deadline = time.monotonic() + 10
-            while "polling the queue" not in replicas[1].log():
-                assert time.monotonic() < deadline, replicas[1].log()
-                time.sleep(0.05)
-        handoffs = measure_handoffs(a, b, fresh_database, rounds=7)
+            eventually(lambda: _polling(replicas[1]))
+        handoffs = measure_handoffs(a, b, direct_url, rounds=7)
     finally:
         _stop(replicas)
     median = statistics.median(handoffs)

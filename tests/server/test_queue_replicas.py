@@ -10,9 +10,8 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
-from tracker_server.db import normalize_database_url
 
+from tests.support.api import heartbeat
 from tests.support.servers import run_server
 
 pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.timeout(150)]
@@ -31,17 +30,6 @@ def replicas(postgres_database_url, tmp_path):
     with run_server(postgres_database_url, log_dir=tmp_path) as first:
         with run_server(postgres_database_url, log_dir=tmp_path) as second:
             yield first.url, second.url
-
-
-def _heartbeat(database_url: str, ticket: str) -> object:
-    """When the server last heard the ticket's waiter (a long poll looks, then sleeps)."""
-    engine = create_engine(normalize_database_url(database_url))
-    try:
-        with engine.connect() as conn:
-            query = text("SELECT heartbeat_at FROM lock_queue WHERE id = :id")
-            return conn.execute(query, {"id": ticket}).scalar_one()
-    finally:
-        engine.dispose()
 
 
 def test_two_replicas_serve_one_queue_in_order_and_wake_each_other(replicas, postgres_database_url):
@@ -67,11 +55,12 @@ def test_two_replicas_serve_one_queue_in_order_and_wake_each_other(replicas, pos
         assert answer["ticket"]["state"] == "granted"
         woken.append(time.monotonic())
 
-    joined_at = _heartbeat(postgres_database_url, tickets[0][1])
+    joined_at = heartbeat(postgres_database_url, tickets[0][1])
     thread = threading.Thread(target=poll)
     thread.start()
+    # Not `eventually`: the timed release must land early in the waiter's 1 s sleep (0.01 s looks).
     deadline = time.monotonic() + 10
-    while _heartbeat(postgres_database_url, tickets[0][1]) == joined_at:  # then it sleeps
+    while heartbeat(postgres_database_url, tickets[0][1]) == joined_at:  # then it sleeps
         assert time.monotonic() < deadline, "the long poll never looked"
         time.sleep(0.01)
     released = time.monotonic()

@@ -13,6 +13,8 @@ import pytest
 from tracker_server import wakeup
 from tracker_server.store.queue import Timeouts
 
+from tests.support.waiting import eventually
+
 pytestmark = pytest.mark.server
 
 
@@ -72,15 +74,12 @@ def test_a_silence_counts_from_the_later_of_the_heartbeat_and_the_start(
 
 
 # ------------------------------------------------------------------ the listener (PostgreSQL)
-def _listener_mode(listener: wakeup.PostgresListener, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while not listener.mode:
-        assert time.monotonic() < deadline, "the listener never decided"
-        time.sleep(0.02)
-    return listener.mode
+def _listener_mode(listener: wakeup.PostgresListener) -> str:
+    return eventually(lambda: listener.mode, message="the listener decided")
 
 
 def _wait_for_version_past(seen: int, timeout: float) -> bool:
+    # Not `eventually`: the timeout is the wake-up bound under test, not a give-up time.
     deadline = time.monotonic() + timeout
     while wakeup.version() == seen:
         if time.monotonic() > deadline:

@@ -4,7 +4,6 @@ PostgreSQL deliver each entry once."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +16,9 @@ from tests.server.conftest import _empty_postgres
 from tests.server.helpers import API, event_body
 from tests.support.receivers import Received, run_receiver
 from tests.support.servers import run_server
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.server
-
-
-def _wait_for(condition: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = condition()
-        if found:
-            return found
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)  # polling a condition, not a fixed wait
 
 
 def test_a_delivery_in_flight_when_the_server_is_killed_is_sent_again(tmp_path: Path) -> None:
@@ -63,7 +53,7 @@ def test_a_delivery_in_flight_when_the_server_is_killed_is_sent_again(tmp_path: 
                 found = httpx.get(url).json()["deliveries"]
                 return found if found and found[0]["state"] == "delivered" else []
 
-            (delivery,) = _wait_for(delivered)
+            (delivery,) = eventually(delivered)
     first_id, second_id = (r.headers["x-tracker-delivery"] for r in requests[:2])
     assert first_id == second_id == delivery["id"]
     assert requests[0].body == requests[1].body or (

@@ -10,7 +10,16 @@ from typing import Any
 
 import httpx
 
-__all__ = ["API", "changelog", "deployments", "event", "events_of", "locks_of", "queue_of"]
+__all__ = [
+    "API",
+    "changelog",
+    "deployments",
+    "event",
+    "events_of",
+    "heartbeat",
+    "locks_of",
+    "queue_of",
+]
 
 API = "/api/v1alpha1"
 #: Seconds per request: generous, for a loaded CI machine.
@@ -55,3 +64,20 @@ def queue_of(
     """The waiters in the queue of the service's lock."""
     key = {"service": service, "environment": environment, "resource": resource}
     return _get(url, "/locks/status", **key)["queue"]
+
+
+def heartbeat(database_url: str, ticket: str) -> object:
+    """When the server last heard the ticket's waiter (its long poll looks, then sleeps).
+
+    Read from the database, not over HTTP: the API does not show it.
+    """
+    from sqlalchemy import create_engine, text
+    from tracker_server.db import normalize_database_url
+
+    engine = create_engine(normalize_database_url(database_url))
+    try:
+        with engine.connect() as conn:
+            query = text("SELECT heartbeat_at FROM lock_queue WHERE id = :id")
+            return conn.execute(query, {"id": ticket}).scalar_one()
+    finally:
+        engine.dispose()

@@ -30,7 +30,8 @@ from tracker_ci.output import emit_json, end_live_line, format_seconds, render_s
 
 if TYPE_CHECKING:
     from tracker_ci.commands.context import RunContext
-    from tracker_ci.deploy import Deployment, DeploymentState
+    from tracker_ci.deploy import Deployment
+    from tracker_ci.deploy_state import DeploymentState
 
 __all__ = ["deploy"]
 
