@@ -134,6 +134,16 @@ def stderr_of(log: Path, name: str) -> str:
     return path.read_text() if path.exists() else ""
 
 
+def start_holder(
+    server: Server, service: str, log: Path, gate: Path, started: list[subprocess.Popen[str]]
+) -> subprocess.Popen[str]:
+    """The holder: a `deploy run` with a lease, running until ``gate`` exists."""
+    holder = deploy_run(server.url, service, log, "holder", str(gate), "--lock-ttl", "120")
+    started.append(holder)
+    eventually(lambda: "holder start" in " ".join(log_lines(log)), message="holder runs")
+    return holder
+
+
 def queued(url: str, service: str) -> int:
     answer = httpx.get(
         f"{url}{API}/locks/status",
@@ -160,13 +170,9 @@ def open_events(url: str, service: str) -> list[dict]:
 def test_an_outage_longer_than_the_retry_budget_never_lets_a_waiter_run_unlocked(
     server: Server, tmp_path: Path
 ) -> None:
-    service = unique("outage")
-    log = tmp_path / "deploys.log"
-    gate = tmp_path / "holder-may-finish"
+    service, log, gate = unique("outage"), tmp_path / "deploys.log", tmp_path / "holder-go"
     with deploys() as started:
-        holder = deploy_run(server.url, service, log, "holder", str(gate), "--lock-ttl", "120")
-        started.append(holder)
-        eventually(lambda: "holder start" in " ".join(log_lines(log)), message="holder runs")
+        start_holder(server, service, log, gate, started)
         # Three waiters, one after the other so that their order is known; the last one
         # even says --fail-policy open, which must not make it run unlocked.
         for number in (1, 2, 3):
@@ -209,13 +215,9 @@ def test_an_outage_longer_than_the_retry_budget_never_lets_a_waiter_run_unlocked
 def test_a_waiter_whose_wait_runs_out_during_the_outage_exits_4_without_running(
     server: Server, tmp_path: Path
 ) -> None:
-    service = unique("outage")
-    log = tmp_path / "deploys.log"
-    gate = tmp_path / "holder-may-finish"
+    service, log, gate = unique("outage"), tmp_path / "deploys.log", tmp_path / "holder-go"
     with deploys() as started:
-        holder = deploy_run(server.url, service, log, "holder", str(gate), "--lock-ttl", "120")
-        started.append(holder)
-        eventually(lambda: "holder start" in " ".join(log_lines(log)), message="holder runs")
+        holder = start_holder(server, service, log, gate, started)
         waiter = deploy_run(
             server.url, service, log, "w1", "-", "--wait", "6", "--fail-policy", "open"
         )
