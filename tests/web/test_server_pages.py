@@ -180,3 +180,33 @@ def test_the_timeline_says_about_when_its_count_is_an_estimate(client, monkeypat
     assert 'rel="next"' in estimated  # older events, whatever the estimate says
     last = html.unescape(client.get("/timeline?page=2").text)
     assert 'rel="next"' not in last and "drift" in last
+
+
+def test_the_locks_page_shows_the_holders_reason_fence_and_job() -> None:
+    """An SRE sees why a lock is held, its fence and the holder's CI job on the locks page."""
+    import tempfile
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+    from tracker_server.app import create_app
+    from tracker_server.settings import ServerSettings
+
+    with tempfile.TemporaryDirectory() as folder:
+        settings = ServerSettings(database_url=f"sqlite:///{Path(folder) / 't.db'}")
+        with TestClient(create_app(settings)) as client:
+            taken = client.post(
+                "/api/v1alpha1/lock",
+                json={
+                    "service": "api",
+                    "environment": "production",
+                    "who": "carol",
+                    "reason": "hotfix <b>42</b>",
+                    "jobUrl": "https://ci.example/jobs/7",
+                },
+            )
+            assert taken.status_code == 200, taken.text
+            fence = taken.json()["lock"]["fence"]
+            page = client.get("/locks").text
+    assert "hotfix &lt;b&gt;42&lt;/b&gt;" in page  # the reason, escaped
+    assert f"fence {fence}" in page
+    assert '<a href="https://ci.example/jobs/7" rel="noreferrer">CI job</a>' in page
