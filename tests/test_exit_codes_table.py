@@ -36,8 +36,8 @@ def _readme_cli_section() -> str:
     return text[text.index("<!-- section: cli -->") : text.index("<!-- /section: cli -->")]
 
 
-def test_the_codes_are_zero_to_nine() -> None:
-    assert list(EXIT_CODES) == list(range(10)) == [int(code) for code in ExitCode]
+def test_the_codes_are_zero_to_ten() -> None:
+    assert list(EXIT_CODES) == list(range(11)) == [int(code) for code in ExitCode]
 
 
 def test_readme_table_is_exit_codes() -> None:

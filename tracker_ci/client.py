@@ -493,6 +493,16 @@ class TrackerClient:
             return self._event(response)
         return self.get_event(event_id)
 
+    def decide_approval(self, event_id: str, *, approved: bool, comment: str = "") -> Event:
+        """Approve or reject a deployment waiting for approval (our server's
+        ``POST /event/{id}/approve`` or ``/reject``); the event after the change."""
+        action = "approve" if approved else "reject"
+        body = models.ApprovalRequest(comment=comment).to_wire()
+        response = self._request(
+            "POST", f"{API_PREFIX}/event/{_segment(event_id)}/{action}", json=body
+        )
+        return self._event(response)
+
     def _stats_params(
         self,
         *,

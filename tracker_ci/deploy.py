@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tracker_ci.approval import DEFAULT_APPROVAL_TIMEOUT, wait_for_approval
 from tracker_ci.changes import Shipped
 from tracker_ci.client import TrackerClient, idempotency_key_for
 from tracker_ci.deploy_state import DeploymentState, Reporter
@@ -41,6 +42,7 @@ from tracker_ci.exceptions import (
     ConfigError,
     InvalidRequest,
     LockLost,
+    NotApproved,
     NotFound,
     TrackerError,
     is_outage,
@@ -67,6 +69,7 @@ from tracker_ci.tracing import deploy_trace
 from tracker_ci.waiter import DEFAULT_POLL_INTERVAL, LockWaiter, OnWait, WaitCancelled
 
 __all__ = [
+    "DEFAULT_APPROVAL_TIMEOUT",
     "DEFAULT_CLOSE_WITHIN",
     "DEFAULT_KILL_AFTER",
     "DEFAULT_POLL_INTERVAL",
@@ -181,6 +184,11 @@ class DeploymentOptions:
     #: False: open the event with status ``open``, which takes no lock on either server
     #: (the action's ``lock_enable: false``); nothing keeps another deploy out.
     lock: bool = True
+    #: Open the event as ``waiting_approval`` (no lock) and go on only once another token
+    #: approved it (tracker_ci.approval); rejected or not approved in time: NotApproved.
+    require_approval: bool = False
+    #: How long to wait for the approval, in seconds.
+    approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT
 
     def __post_init__(self) -> None:
         if not self.service or not self.service.strip():
@@ -193,6 +201,10 @@ class DeploymentOptions:
             )
         if self.lock_ttl < 0:
             raise ConfigError(f"the lock TTL must be 0 (none) or more seconds, not {self.lock_ttl}")
+        if self.approval_timeout <= 0:
+            raise ConfigError(
+                f"the approval timeout must be more than 0 seconds, not {self.approval_timeout}"
+            )
         try:
             environment = Environment.parse(self.environment)
             priority = Priority.parse(self.priority)
@@ -210,6 +222,9 @@ class Deployment:
     #: raises (tracker_ci.changes.find_shipped); the event records it on our server.
     ship_lookup: Callable[[], Shipped] | None = None
     shipped: Shipped | None = None
+    #: Told once the event waits for its approval (``require_approval``): the surface
+    #: prints where to approve it.
+    announce_approval: Callable[[DeploymentState], None] | None = None
 
     def __init__(
         self,
@@ -271,7 +286,9 @@ class Deployment:
         return DeploymentState.of_event(event, self.client.base_url, page=page, **fields)
 
     # -------------------------------------------------------------------- start
-    def _create_request(self) -> CreateEventRequest:
+    def _create_request(self, status: Status | None = None) -> CreateEventRequest:
+        if status is None:
+            status = Status.start if self.options.lock else Status.open
         return CreateEventRequest(
             title=self.title,
             attributes=EventAttributes(
@@ -280,7 +297,7 @@ class Deployment:
                 type=EventType.deployment,
                 priority=self.priority,
                 service=self.service,
-                status=Status.start if self.options.lock else Status.open,
+                status=status,
                 environment=self.environment,
                 start_date=utcnow(),
                 owner=self.owner,
@@ -315,9 +332,14 @@ class Deployment:
         if self.ship_lookup is not None and self.shipped is None:
             self.shipped = self.ship_lookup()
         try:
-            event = self.waiter(wait, on_wait).run(self._creator())
+            if self.options.require_approval:
+                event = self._approved(wait, on_wait)
+            else:
+                event = self.waiter(wait, on_wait).run(self._creator())
             lock = self._lock_of(event) if self.options.lock else None
         except TrackerError as error:
+            if self.options.require_approval:
+                raise  # never deploy unapproved, whatever the fail policy
             self._tolerate(error)
             state = self._untracked()
         else:
@@ -367,9 +389,9 @@ class Deployment:
         self._report("closed", result)
         return result
 
-    def _creator(self) -> Callable[[str], Event]:
+    def _creator(self, status: Status | None = None) -> Callable[[str], Event]:
         """The attempt the waiter repeats: create the event (one body, one key per try)."""
-        request = self._create_request()  # built once: a repeat must send the same body
+        request = self._create_request(status)  # built once: a repeat must send the same body
         base_key = self.options.idempotency_key or idempotency_key_for(
             self.service, self.environment.value, "deploy-start"
         )
@@ -397,6 +419,74 @@ class Deployment:
                     generation += 1
 
         return create
+
+    # ------------------------------------------------------------------ approval
+    def _approved(self, wait: float, on_wait: OnWait | None) -> Event:
+        """Open the event as ``waiting_approval`` (no lock), wait for its approval, then
+        queue for the lock like any deploy and mark the event started. Rejected or not
+        approved in time: the event is closed as failure and NotApproved raised."""
+        event = self._creator(Status.waiting_approval)("")
+        if self.announce_approval is not None:
+            self.announce_approval(self._state_of(event))
+        try:
+            approved = wait_for_approval(
+                self.client,
+                event.id,
+                timeout=self.options.approval_timeout,
+                poll_interval=self.options.poll_interval,
+                cancel=self.supervisor.wake,
+            )
+        except NotApproved as refused:
+            self._close_unrun(event.id, f"not approved: {refused.reason}")
+            raise
+        except WaitCancelled:
+            self._close_unrun(event.id, "cancelled while waiting for approval")
+            raise
+        if self.options.lock:
+            try:
+                self.waiter(wait, on_wait).run(lambda ticket: self._lock_for(event.id, ticket))
+            except (TrackerError, WaitCancelled) as error:
+                self._close_unrun(
+                    event.id, f"approved, but the lock was not taken: {error or 'cancelled'}"
+                )
+                raise
+        status = Status.start if self.options.lock else Status.open
+        if approved.attributes.status == status:
+            return approved
+        attributes = approved.attributes.model_copy(update={"status": status})
+        return self.client.update_event(
+            UpdateEventRequest(
+                id=event.id,
+                title=approved.title,
+                attributes=attributes,
+                links=approved.links,
+                slack_id=approved.metadata.slack_id,
+            )
+        )
+
+    def _lock_for(self, event_id: str, ticket: str) -> Lock:
+        """Take the deployment lock for an approved event (its turn, with a ticket)."""
+        self.lease.sending()
+        return self.client.acquire_lock(
+            service=self.service,
+            environment=self.environment,
+            who=self.owner,
+            event_id=event_id,
+            ttl_seconds=self.lock_ttl,
+            reason=self.options.reason,
+            job_url=self.options.job_url,
+            break_glass=self.options.break_glass,
+            queue_ticket=ticket,
+        )
+
+    def _close_unrun(self, event_id: str, why: str) -> None:
+        """Close a deployment that never ran as failure (a rejected one is closed already)."""
+        try:
+            event = self.client.get_event(event_id)
+            if event.attributes.status.value not in CLOSED_STATUSES:
+                self._close(event, Status.failure, why)
+        except TrackerError as error:
+            print(f"tracker-ci: could not close event {event_id}: {error}", file=sys.stderr)
 
     def _lock_of(self, event: Event) -> Lock | None:
         try:

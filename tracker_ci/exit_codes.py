@@ -25,6 +25,7 @@ class ExitCode(enum.IntEnum):
     FROZEN = 7
     SUPERSEDED = 8
     LOCK_LOST = 9
+    NOT_APPROVED = 10
 
 
 #: What each exit code means. The words before a colon are the short name the root
@@ -49,6 +50,10 @@ EXIT_CODES: dict[int, str] = {
         "superseded by a newer deploy: a newer deploy of the same lock goes instead"
     ),
     ExitCode.LOCK_LOST: "lock lost: the lease expired or was released while the deploy ran",
+    ExitCode.NOT_APPROVED: (
+        "not approved: `--require-approval` and the deployment was rejected, or "
+        "`--approval-timeout` ran out"
+    ),
 }
 
 
@@ -75,6 +80,10 @@ EXIT_FIXES: dict[int, str] = {
     ExitCode.LOCK_LOST: "The deployment lock expired or was released while the deploy ran, so "
     "another deploy may have started. Check what ran, and raise `--lock-ttl` if the deploy "
     "stalled.",
+    ExitCode.NOT_APPROVED: "The deployment needed an approval and was rejected or not approved "
+    "in time; the command did not run. See the event's changelog for who rejected it and "
+    "why, or ask a reviewer to approve sooner (`tracker-ci event approve ID`, raise "
+    "`--approval-timeout`).",
 }
 
 

@@ -127,6 +127,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports o
     )
     from tracker_ci.wire.events import (
         MAX_CHANGES,
+        ApprovalRequest,
         ChangeKind,
         ChangelogEntry,
         ChangelogListResponse,
@@ -258,6 +259,7 @@ __all__ = [
     "OPEN_STATUSES",
     "STATUS_ALIASES",
     "takes_lock",
+    "ApprovalRequest",
     "ChangeType",
     "ChangelogEntry",
     "ChangelogListResponse",
@@ -367,6 +369,7 @@ _HOMES: dict[str, str] = {
     "VulnerabilitySource": "catalog",
     "VulnerabilitySummary": "catalog",
     "MAX_CHANGES": "events",
+    "ApprovalRequest": "events",
     "ChangeKind": "events",
     "ChangelogEntry": "events",
     "ChangelogListResponse": "events",

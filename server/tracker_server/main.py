@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from tracker_server.backup import backup_command, restore_command
+
 if TYPE_CHECKING:
     from tracker_server.settings import ServerSettings
 
@@ -75,7 +77,11 @@ def serve(settings: ServerSettings) -> None:
         raise
 
 
-@click.command(name="server", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    name="server",
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option("--host", envvar="TRACKER_HOST", default=None, help="Address to bind. [127.0.0.1]")
 @click.option("--port", envvar="TRACKER_PORT", type=int, default=None, help="Port. [8080]")
 @click.option(
@@ -136,8 +142,14 @@ def serve(settings: ServerSettings) -> None:
     default=None,
     help="Log level. [info]",
 )
-def serve_command(**options: Any) -> None:
-    """Run the bundled Tracker server (creates or upgrades its database schema first)."""
+@click.pass_context
+def serve_command(ctx: click.Context, **options: Any) -> None:
+    """Run the bundled Tracker server (creates or upgrades its database schema first).
+
+    Without a subcommand it serves; `backup PATH` / `restore PATH` copy its SQLite database.
+    """
+    if ctx.invoked_subcommand is not None:
+        return  # backup / restore: they take their own options
     from pydantic import ValidationError
 
     from tracker_server.settings import ServerSettings
@@ -207,3 +219,7 @@ def _port_taken(host: str, port: int) -> str:
     finally:
         probe.close()
     return ""
+
+
+serve_command.add_command(backup_command)
+serve_command.add_command(restore_command)

@@ -19,14 +19,18 @@ from sqlalchemy import Connection
 
 from tracker_ci.models import (
     Catalog,
+    ChangelogEntry,
+    ChangeType,
     CreateEventRequest,
     Event,
     FreezeWindow,
     Lock,
+    Status,
     UpdateEventRequest,
     takes_lock,
 )
 from tracker_server.auth import authorize
+from tracker_server.domain import Forbidden, InvalidInput
 from tracker_server.store import catalog as catalog_store
 from tracker_server.store import events as event_store
 from tracker_server.store import freezes as freeze_store
@@ -198,6 +202,8 @@ def open_event(conn: Connection, body: CreateEventRequest, write: Write) -> tupl
         token_id=write.principal.token_id,
     )
     warnings = _enforce_event_freezes(conn, body, event.metadata.id, write)
+    if body.attributes.status == Status.waiting_approval and write.principal.token_id:
+        event = _request_approval(conn, write, event.metadata.id)
     if body.break_glass and warnings:  # the glass entry joined its changelog
         event = event_store.require_event(conn, event_id=event.metadata.id)
     return event, warnings
@@ -249,3 +255,56 @@ def _check_event_locks(conn: Connection, write: Write, event_id: str, action: st
     """The ownership rule of every live lock the event holds (``Write.check_holder``)."""
     for lock in lock_store.event_locks(conn, event_id=event_id, now=write.now):
         write.check_holder(conn, lock, action)
+
+
+# ------------------------------------------------------------------- approvals
+#: The changelog field naming the token that asked for an approval (its id, not a secret).
+APPROVAL_REQUESTED_BY = "approvalRequestedBy"
+
+
+def _request_approval(conn: Connection, write: Write, event_id: str) -> Event:
+    """Record which token opened an event waiting for approval: it may not approve it."""
+    entry = ChangelogEntry(
+        timestamp=write.now,
+        user=write.principal.name,
+        change_type=ChangeType.commented,
+        field=APPROVAL_REQUESTED_BY,
+        new_value=write.principal.token_id,
+        comment=f"Approval requested by {write.principal.name}",
+    )
+    return event_store.add_changelog_entry(
+        conn, event_id=event_id, entry=entry, now=write.now, journal=write.journal
+    )
+
+
+def decide_approval(write: Write, event_id: str, *, approved: bool, comment: str = "") -> Event:
+    """Approve or reject an event waiting for approval; the event after. With auth on, the
+    token that opened it may not decide (no self-approval) unless it is an admin; the
+    caller must be allowed to write the event's service."""
+    action = "approve" if approved else "reject"
+    with write.transaction() as conn:
+        event = write.owned_event(conn, event_id)
+        status = event.attributes.status
+        if status != Status.waiting_approval:
+            raise InvalidInput(
+                f"event {event_id} is {status.value}, not waiting_approval: only an event "
+                f"waiting for approval can be {action}d"
+            )
+        caller = write.principal
+        requester = {
+            entry.new_value for entry in event.changelog if entry.field == APPROVAL_REQUESTED_BY
+        }
+        if caller.token_id and caller.token_id in requester and not caller.admin:
+            raise Forbidden(
+                f"the token that opened event {event_id} may not {action} it: "
+                "another token (or an admin) must"
+            )
+        return event_store.decide_approval(
+            conn,
+            event_id=event_id,
+            approved=approved,
+            by=caller.name,
+            comment=comment,
+            now=write.now,
+            journal=write.journal,
+        )

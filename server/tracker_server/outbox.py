@@ -129,6 +129,11 @@ NOTIFICATIONS: dict[str, Callable[[Any], Notification | None]] = {
     "freeze_window_started": _details("freeze.started"),
     "freeze_window_ended": _details("freeze.ended"),
     "alert_fired": _details("alert.fired"),
+    "approval_decided": lambda entry: Notification(
+        "deployment.approved" if entry.approved else "deployment.rejected",
+        event=entry.event,
+        details={"by": entry.by, "comment": entry.comment},
+    ),
 }
 
 

@@ -37,6 +37,7 @@ def _api(cls: type[e.APIError], status: int) -> e.APIError:
         (e.FreezeRefused("x"), 7),
         (e.Superseded("x"), 8),
         (e.LockLost(), 9),
+        (e.NotApproved("x"), 10),
         (RuntimeError("x"), 1),
     ],
 )
@@ -64,6 +65,7 @@ def test_every_tracker_error_class_has_a_deliberate_code() -> None:
         "FreezeRefused",
         "Superseded",
         "LockLost",
+        "NotApproved",
     }
     found = {
         name

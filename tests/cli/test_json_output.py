@@ -75,6 +75,10 @@ def test_every_command_prints_one_json_document(
     run("event today")
     run("event search", "--service", service)
     run("event changelog", event_id)
+    for decision, status in (("approve", "open"), ("reject", "failure")):
+        waiting = run("event create", "--title", "gate", *key, "--status", "waiting_approval")
+        decided = run(f"event {decision}", waiting["metadata"]["id"], "--comment", "json")
+        assert decided["attributes"]["status"] == status
     lines = tmp_path / "events.jsonl"
     imported = {
         "title": "imported",

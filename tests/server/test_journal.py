@@ -59,6 +59,10 @@ def _started_deployment(client: Any) -> Any:
     return create_event(client, status="start")
 
 
+def _waiting_approval(client: Any) -> str:
+    return str(create_event(client, status="waiting_approval")["metadata"]["id"])
+
+
 def _lock(client: Any) -> str:
     return str(client.post(f"{API}/lock", json=LOCK).json()["lock"]["id"])
 
@@ -92,6 +96,16 @@ WRITES: dict[tuple[str, str], tuple[Setup, Act, list[str]]] = {
         _open_incident,
         lambda c, id: c.post(f"{API}/event/{id}/changelog", json={"entry": {"comment": "ok"}}),
         ["changelog_added"],
+    ),
+    ("POST", "/event/{id}/approve"): (
+        _waiting_approval,
+        lambda c, id: c.post(f"{API}/event/{id}/approve", json={"comment": "ok"}),
+        ["approval_decided"],
+    ),
+    ("POST", "/event/{id}/reject"): (
+        _waiting_approval,
+        lambda c, id: c.post(f"{API}/event/{id}/reject", json={}),
+        ["approval_decided"],
     ),
     ("POST", "/event/{id}/slack"): (
         _open_incident,

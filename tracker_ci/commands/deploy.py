@@ -148,6 +148,23 @@ def start_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "keeps another deploy of the service out (the action's lock_enable: false). "
             "[default: --lock]",
         ),
+        click.option(
+            "--require-approval",
+            is_flag=True,
+            envvar="TRACKER_REQUIRE_APPROVAL",
+            help="Open the event as waiting_approval (no lock yet), print where to approve, "
+            "and go on (queue for the lock, deploy) only once another token approved it "
+            "(`tracker-ci event approve ID`); rejected or timed out: exit 10, the command "
+            "never runs (bundled server). [env: TRACKER_REQUIRE_APPROVAL]",
+        ),
+        click.option(
+            "--approval-timeout",
+            type=Seconds(zero="more than 0"),
+            envvar="TRACKER_APPROVAL_TIMEOUT",
+            metavar="SECONDS",
+            help="How long --require-approval waits for a decision. "
+            "[env: TRACKER_APPROVAL_TIMEOUT; default: 3600]",
+        ),
         *comment_options,
     ]
     for option in reversed(options):
@@ -274,6 +291,7 @@ def _make_deployment(
     running: bool = False,
     pr_url: str | None = None,
 ) -> Deployment:
+    from tracker_ci.approval import DEFAULT_APPROVAL_TIMEOUT
     from tracker_ci.commands.context import check_pr_url, default_title, find_pr_url
     from tracker_ci.deploy import Deployment, DeploymentOptions
 
@@ -288,6 +306,7 @@ def _make_deployment(
             )
     policy = (opts.get("fail_policy") or state.config["fail_policy"]).lower()
     lock_ttl = opts.get("lock_ttl")
+    approval_timeout = opts.get("approval_timeout")
     options = DeploymentOptions(
         service=service,
         environment=environment,
@@ -306,6 +325,10 @@ def _make_deployment(
         job_url=run.run_url,
         close_within=state.config["close_retry"],
         lock=opts.get("lock", True) is not False,
+        require_approval=bool(opts.get("require_approval")),
+        approval_timeout=(
+            DEFAULT_APPROVAL_TIMEOUT if approval_timeout is None else approval_timeout
+        ),
     )
     deployment = Deployment(
         client,
@@ -317,7 +340,18 @@ def _make_deployment(
     )
     if run.github is not None or run.gitlab is not None:
         deployment.ship_lookup = _ship_lookup(state, client, run, opts, service, environment)
+    deployment.announce_approval = _announce_approval
     return deployment
+
+
+def _announce_approval(state: DeploymentState) -> None:
+    """Where a deployment waiting for approval is approved (stderr: stdout stays the id)."""
+    click.echo(
+        f"tracker-ci: deployment {state.event_id} waits for approval: {state.event_url}\n"
+        f"  approve: tracker-ci event approve {state.event_id} [--comment TEXT]\n"
+        f"  reject:  tracker-ci event reject {state.event_id} [--comment TEXT]",
+        err=True,
+    )
 
 
 def _ship_lookup(

@@ -392,6 +392,28 @@ def changelog(
     )
 
 
+@event.command()
+@click.argument("event_id")
+@click.option("--comment", default="", help="Why, recorded in the changelog.")
+@pass_state
+def approve(state: AppState, event_id: str, comment: str) -> None:
+    """Approve a deployment waiting for approval (bundled server): it may start.
+    Not with the token that opened it (an admin may). Exit 2 when it is not waiting."""
+    with state.client() as client:
+        print_event(state, client.decide_approval(event_id, approved=True, comment=comment))
+
+
+@event.command()
+@click.argument("event_id")
+@click.option("--comment", default="", help="Why, recorded in the changelog.")
+@pass_state
+def reject(state: AppState, event_id: str, comment: str) -> None:
+    """Reject a deployment waiting for approval (bundled server): it is closed as a
+    failure and its deploy exits 10. Not with the token that opened it (an admin may)."""
+    with state.client() as client:
+        print_event(state, client.decide_approval(event_id, approved=False, comment=comment))
+
+
 # Its own module: the importer is long, and `event --help` needs only its name.
 from tracker_ci.commands.event_import import import_events  # noqa: E402
 

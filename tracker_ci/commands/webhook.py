@@ -39,7 +39,8 @@ def webhook() -> None:
     "events",
     multiple=True,
     required=True,
-    help="deployment.started, deployment.finished, lock.acquired, lock.released, "
+    help="deployment.started, deployment.finished, deployment.approved, "
+    "deployment.rejected, lock.acquired, lock.released, "
     "lock.expired, lock.evicted, queue.joined, queue.superseded, freeze.started, "
     "freeze.ended, freeze.broken, alert.fired; '*' patterns allowed (repeatable).",
 )

@@ -4,6 +4,7 @@
 TrackerError                       base; .message
 ├── ServerUnreachable              connection refused, DNS, timeout, dropped connection
 ├── ConfigError                    a bad config file or option value
+├── NotApproved                    --require-approval: rejected, or not approved in time (exit 10)
 └── APIError                       .status_code, .code (gRPC), .message, .details
     ├── InvalidRequest             400 / code 3
     │   └── PayloadTooLarge        413 / code 8
@@ -56,6 +57,7 @@ from tracker_ci.exceptions.tree import (
     LockHeld,
     LockLost,
     LockWaitTimeout,
+    NotApproved,
     NotATracker,
     NotFound,
     PayloadTooLarge,
@@ -85,6 +87,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "NotATracker",
+    "NotApproved",
     "ServerError",
     "ServerUnreachable",
     "Superseded",

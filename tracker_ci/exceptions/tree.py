@@ -33,6 +33,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "NotATracker",
+    "NotApproved",
     "ServerError",
     "ServerUnreachable",
     "Superseded",
@@ -129,6 +130,18 @@ class ConfigError(TrackerError):
     """A bad config file or option value, found before anything is sent."""
 
     exit_code = ExitCode.USAGE
+
+
+class NotApproved(TrackerError):
+    """A deployment that required an approval was rejected, or not approved before
+    ``--approval-timeout`` ran out: its command never ran. Raised by the lifecycle."""
+
+    exit_code = ExitCode.NOT_APPROVED
+
+    def __init__(self, message: str, *, event_id: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.event_id = event_id
+        self.reason = reason
 
 
 class APIError(TrackerError):

@@ -26,6 +26,7 @@ from tracker_ci.wire.vocabulary import ChangeType, Environment, EventType, Prior
 
 __all__ = [
     "MAX_CHANGES",
+    "ApprovalRequest",
     "ChangeKind",
     "ChangelogEntry",
     "ChangelogListResponse",
@@ -156,6 +157,12 @@ class ChangelogRequest(WireModel):
     """Body of ``POST /event/{id}/changelog``."""
 
     entry: ChangelogEntry
+
+
+class ApprovalRequest(WireModel):
+    """Body of ``POST /event/{id}/approve`` and ``/reject`` (our server): why, optionally."""
+
+    comment: Text = ""
 
 
 class SlackIdRequest(WireModel):

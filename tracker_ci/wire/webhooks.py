@@ -34,6 +34,8 @@ __all__ = [
 WEBHOOK_EVENTS: tuple[str, ...] = (
     "deployment.started",
     "deployment.finished",
+    "deployment.approved",
+    "deployment.rejected",
     "lock.acquired",
     "lock.released",
     "lock.expired",

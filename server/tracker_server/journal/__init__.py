@@ -33,6 +33,7 @@ from tracker_server.journal.audit import (
     lock_log_fields,
 )
 from tracker_server.journal.entries import (
+    ApprovalDecided,
     ChangelogAdded,
     EventCreated,
     EventDeleted,
@@ -63,6 +64,7 @@ from tracker_server.tables import journal as journal_table
 
 __all__ = [
     "AuditLine",
+    "ApprovalDecided",
     "ChangelogAdded",
     "EventCreated",
     "EventDeleted",

@@ -406,3 +406,18 @@ class LockEvicted(JournalEntry):
     lock: Lock
     by: str
     why: str
+
+
+class ApprovalDecided(JournalEntry):
+    """A deployment waiting for approval was approved or rejected (operations.decide_approval)."""
+
+    KIND = "approval_decided"
+    WAKES_WAITERS = False
+    event: Event
+    approved: bool
+    by: str
+    comment: str
+
+    def audit_line(self) -> AuditLine:
+        action = "deployment approved" if self.approved else "deployment rejected"
+        return action, {**event_log_fields(self.event), "by": self.by}

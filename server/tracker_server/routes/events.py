@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 
 from tracker_ci.models import (
     API_PREFIX,
+    ApprovalRequest,
     ChangelogListResponse,
     ChangelogRequest,
     CreateEventRequest,
@@ -50,6 +51,7 @@ from tracker_server.store.events import EventFilter, Order
 from tracker_server.tables import events as events_table
 from tracker_server.validation import (
     MAX_NAME,
+    MAX_TITLE,
     check_changelog_entry,
     check_event,
     check_text,
@@ -391,6 +393,34 @@ def get_changelog(
             conn, event_id=str(id), page=page, per_page=per_page
         )
     return wire(ChangelogListResponse(changelog=entries, total_count=total))
+
+
+@router.post(
+    "/event/{id}/approve",
+    response_model=EventResponse,
+    responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+)
+def approve_event(id: EventId, write: WriteDep, body: ApprovalRequest | None = None) -> Response:
+    """Approve a deployment waiting for approval (status ``open`` after: it may start);
+    not by the token that opened it, unless an admin. The event after."""
+    comment = body.comment if body is not None else ""
+    check_text(comment, "comment", max_length=MAX_TITLE)
+    event = operations.decide_approval(write, str(id), approved=True, comment=comment)
+    return wire(EventResponse(event=event))
+
+
+@router.post(
+    "/event/{id}/reject",
+    response_model=EventResponse,
+    responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+)
+def reject_event(id: EventId, write: WriteDep, body: ApprovalRequest | None = None) -> Response:
+    """Reject a deployment waiting for approval (closed as ``failure``); not by the token
+    that opened it, unless an admin. The event after."""
+    comment = body.comment if body is not None else ""
+    check_text(comment, "comment", max_length=MAX_TITLE)
+    event = operations.decide_approval(write, str(id), approved=False, comment=comment)
+    return wire(EventResponse(event=event))
 
 
 @router.post(

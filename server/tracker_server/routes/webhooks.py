@@ -52,7 +52,8 @@ def check_webhook(body: WebhookCreateRequest) -> None:
         if not is_known_pattern(pattern):
             raise InvalidInput(
                 f"invalid request: events: {pattern!r} matches no event "
-                "(deployment.started, deployment.finished, lock.*, queue.*, freeze.*, "
+                "(deployment.started, deployment.finished, deployment.approved, "
+                "deployment.rejected, lock.*, queue.*, freeze.*, "
                 "alert.fired)"
             )
     check_text(body.service, "service", max_length=MAX_NAME)

@@ -36,6 +36,7 @@ from tracker_ci.models import (
 from tracker_server import statistics
 from tracker_server.domain import EventNotFound, InvalidInput, LockConflict
 from tracker_server.journal import (
+    ApprovalDecided,
     ChangelogAdded,
     EventCreated,
     EventDeleted,
@@ -595,6 +596,41 @@ def _approved_or_updated(
             timestamp=now, user=user, change_type=ChangeType.updated, comment="Event updated"
         )
     ]
+
+
+def decide_approval(
+    conn: Connection,
+    *,
+    event_id: str,
+    approved: bool,
+    by: str,
+    comment: str,
+    now: datetime,
+    journal: Journal,
+) -> Event:
+    """Approve (status ``open``: approved, not started, no lock yet) or reject (status
+    ``failure``, closed, duration set) an event the caller checked is waiting for approval;
+    one ``approved``/``rejected`` changelog entry carries who and why."""
+    before = require_event(conn, event_id=event_id, for_update=True)
+    status = Status.open if approved else Status.failure
+    values: dict[str, Any] = {"status": status.value}
+    if not approved and before.metadata.created_at is not None:
+        values["duration_seconds"] = (now - before.metadata.created_at).total_seconds()
+    conn.execute(update(events).where(events.c.id == event_id).values(**values))
+    verb = "approved" if approved else "rejected"
+    entry = ChangelogEntry(
+        timestamp=now,
+        user=by,
+        change_type=ChangeType.approved if approved else ChangeType.rejected,
+        field="status",
+        old_value=before.attributes.status.value,
+        new_value=status.value,
+        comment=f"Deployment {verb} by {by}" + (f": {comment}" if comment else ""),
+    )
+    conn.execute(insert(changelog), changelog_values(event_id, entry))
+    after = require_event(conn, event_id=event_id)
+    journal.record(ApprovalDecided(event=after, approved=approved, by=by, comment=comment))
+    return after
 
 
 def delete_event(conn: Connection, *, event_id: str, now: datetime, journal: Journal) -> Event:
