@@ -81,6 +81,7 @@ __all__ = [
     "OnWarning",
     "find_deployment",
     "find_open_deployment",
+    "tolerate",
 ]
 
 FailPolicy = Literal["open", "closed"]
@@ -144,11 +145,17 @@ def find_open_deployment(
     try:
         return find_deployment(client, event_id=event_id, service=service, environment=environment)
     except TrackerError as error:
-        if fail_policy != "open" or not is_outage(error):
-            raise
-        if on_warning is not None:
-            on_warning(error)
+        tolerate(fail_policy, error, on_warning)
         return None
+
+
+def tolerate(fail_policy: FailPolicy, error: TrackerError, on_warning: OnWarning | None) -> None:
+    """THE fail policy: raise a tracking error, or (``open`` and an outage) tell
+    ``on_warning`` and let the caller go on untracked."""
+    if fail_policy != "open" or not is_outage(error):
+        raise error
+    if on_warning is not None:
+        on_warning(error)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -262,10 +269,7 @@ class Deployment:
     # ------------------------------------------------------------------- policy
     def _tolerate(self, error: TrackerError) -> None:
         """Apply the fail policy to a tracking error: raise it, or warn and go on."""
-        if self.options.fail_policy == "closed" or not is_outage(error):
-            raise error
-        if self.on_warning is not None:
-            self.on_warning(error)
+        tolerate(self.options.fail_policy, error, self.on_warning)
 
     def _untracked(self) -> DeploymentState:
         return DeploymentState(
