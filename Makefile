@@ -1,5 +1,5 @@
 # The same targets for people and CI. `make demo` and `make test` are the README's quick start.
-.PHONY: bootstrap demo test test-fast lint lint-only bench bench-quick screenshots clean
+.PHONY: bootstrap demo test test-fast lint lint-only bench bench-quick quickstart-times screenshots clean
 
 bootstrap:
 	bash scripts/bootstrap.sh
@@ -25,9 +25,17 @@ lint-only:
 	.venv/bin/lint-imports
 
 # The benchmark: 1,000,000 events, SQLite and PostgreSQL side by side, the CLI; a table
-# of figures against same-run baselines, written to bench/results.json (under 10 min).
+# of figures against same-run baselines, written to bench/results.json (under 10 min),
+# then published into README.md and docs/performance.md (bench/publish.py).
 bench: bootstrap
 	.venv/bin/python bench/run.py --json bench/results.json
+	.venv/bin/python bench/publish.py
+
+# The quick start timed from fresh clones (make demo, cold and warm; QUICKSTART_ARGS=--test
+# adds make test), recorded in bench/quickstart.json and published into README.md.
+quickstart-times: bootstrap
+	.venv/bin/python bench/quickstart.py $(QUICKSTART_ARGS)
+	.venv/bin/python bench/publish.py
 
 # The same at 100,000 events with shorter windows (about a minute once the fill is cached),
 # to check a change; it leaves bench/results.json alone.
