@@ -1,16 +1,20 @@
 """How much the `tracker-ci` command costs beyond the libraries it needs (not a test).
 
-Two ratios, each measured in N rounds of fresh processes (round-robin, after one warm-up
-round, so that a change of machine load hits the baselines and the commands alike):
+Three ratios, each measured in N rounds of fresh processes (round-robin, after one
+warm-up round, so that a change of machine load hits the baselines and the commands alike):
 
 1. ``tracker-ci --version`` against ``python -c "import click"`` (goal <= 1.5);
 2. ``tracker-ci deploy start`` followed by ``tracker-ci deploy finish`` (two fresh
    processes, against a bundled server on loopback) against TWO ``python -c "import
    httpx, pydantic, click"`` processes (goal <= 1.3): the pair does the work of two
-   processes, so it is compared with two baseline processes.
+   processes, so it is compared with two baseline processes;
+3. ``tracker-ci lock release ID`` against ONE such process (goal <= 1.2); the lock is
+   taken before each round by a plain HTTP request of this script (not timed).
 
 A ratio is taken within each round (the commands against that round's baselines), and
-min / median / max are over the rounds.
+min / median / max are over the rounds. The figures are wall times; beside them the
+same ratios of the processes' own CPU time (user + system, from ``getrusage``), which a
+loaded machine disturbs far less (the server's work is not in them).
 
 What is measured is the package as users run it: by default the working tree's
 ``tracker_ci`` is installed into a fresh virtualenv in a temporary directory the way pip
@@ -26,14 +30,16 @@ the script also times the baseline with ``pydantic.BaseModel`` touched.
 
 Usage: ``python bench/cli_bench.py [--runs N] [--json PATH] [--editable]``. ``--json``
 writes ``{"cli": {"version_ratio": {"min", "median", "max"}, "pair_ratio": {...},
-"baseline_ms": {...}, "command_ms": {...}, ...}}``.
+"release_ratio": {...}, "baseline_ms": {...}, "command_ms": {...}, ...}}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -43,6 +49,7 @@ import time
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -52,6 +59,7 @@ from tests.support.servers import run_server  # noqa: E402 - needs the repo root
 PYTHON = sys.executable
 VERSION_GOAL = 1.5
 PAIR_GOAL = 1.3
+RELEASE_GOAL = 1.2
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -64,11 +72,22 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+#: The CPU time (user + system) of the last process ``timed`` ran.
+_last_cpu = [0.0]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(argv: Sequence[str], env: dict[str, str], cwd: Path) -> float:
-    """Wall time of one process, which must succeed."""
+    """Wall time of one process, which must succeed (its CPU time in ``_last_cpu``)."""
+    cpu = _children_cpu()
     began = time.perf_counter()
     done = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - began
+    _last_cpu[0] = _children_cpu() - cpu
     if done.returncode:
         raise SystemExit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode()}")
     return elapsed
@@ -124,6 +143,24 @@ if __name__ == '__main__':
 """
 
 
+def take_lock(url: str, service: str) -> str:
+    """Take a lock with one plain HTTP request (the release's set-up, not timed); its id."""
+    where = urlsplit(url)
+    connection = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port or 80)
+    body = {"service": service, "environment": "production", "who": "bench"}
+    try:
+        connection.request(
+            "POST", "/api/v1alpha1/lock", json.dumps(body), {"Content-Type": "application/json"}
+        )
+        answer = connection.getresponse()
+        data = json.loads(answer.read())
+    finally:
+        connection.close()
+    if answer.status != 200:
+        raise SystemExit(f"POST /lock answered {answer.status}: {data}")
+    return str(data["lock"]["id"])
+
+
 def spread(values: Sequence[float], scale: float = 1.0) -> dict[str, float]:
     """min / median / max, rounded."""
     digits = 1 if scale != 1.0 else 3
@@ -135,12 +172,15 @@ def spread(values: Sequence[float], scale: float = 1.0) -> dict[str, float]:
 
 
 def measure(python: Path, runs: int, cwd: Path) -> dict[str, list[float]]:
-    """N rounds of every figure (after one warm-up round) against a fresh server."""
+    """N rounds of every figure (after one warm-up round) against a fresh server; the
+    CPU times under ``<name>_cpu``."""
     script = python.parent / "tracker-ci"
     tracker_ci = [str(script)] if script.exists() else [str(python), "-m", "tracker_ci"]
     env = clean_env()
     samples: dict[str, list[float]] = {
-        name: [] for name in ("click", "version", "libraries", "loaded", "start", "finish")
+        name: []
+        for name in ("click", "version", "libraries", "loaded", "start", "finish", "release")
+        for name in (name, f"{name}_cpu")
     }
     with run_server(f"sqlite:///{cwd / 'bench.db'}", log_dir=cwd) as server:
         server_env = clean_env(TRACKER_URL=server.url, TRACKER_RETRIES="0")
@@ -161,12 +201,18 @@ def measure(python: Path, runs: int, cwd: Path) -> dict[str, list[float]]:
             "finish": lambda: timed(
                 [*tracker_ci, "deploy", "finish", *key, "--status", "success"], server_env, cwd
             ),
+            "release": lambda: timed(
+                [*tracker_ci, "lock", "release", take_lock(server.url, "bench-release")],
+                server_env,
+                cwd,
+            ),
         }
         for round_number in range(runs + 1):
             for name, run in measures.items():
                 elapsed = run()
                 if round_number:
                     samples[name].append(elapsed)
+                    samples[f"{name}_cpu"].append(_last_cpu[0])
     return samples
 
 
@@ -177,6 +223,9 @@ def figures(samples: dict[str, list[float]], form: str) -> dict[str, object]:
     version_ratios = [samples["version"][i] / samples["click"][i] for i in rounds]
     pair_ratios = [pairs[i] / (2 * samples["libraries"][i]) for i in rounds]
     loaded_ratios = [pairs[i] / (2 * samples["loaded"][i]) for i in rounds]
+    release_ratios = [samples["release"][i] / samples["libraries"][i] for i in rounds]
+    cpu = {name[:-4]: values for name, values in samples.items() if name.endswith("_cpu")}
+    cpu_pairs = [s + f for s, f in zip(cpu["start"], cpu["finish"], strict=True)]
     return {
         "runs": len(pairs),
         "python": sys.version.split()[0],
@@ -184,7 +233,23 @@ def figures(samples: dict[str, list[float]], form: str) -> dict[str, object]:
         "version_ratio": spread(version_ratios),
         "pair_ratio": spread(pair_ratios),
         "pair_ratio_vs_basemodel": spread(loaded_ratios),
-        "goal": {"version_ratio": VERSION_GOAL, "pair_ratio": PAIR_GOAL},
+        "release_ratio": spread(release_ratios),
+        "cpu_ratio": {
+            "version": spread([cpu["version"][i] / cpu["click"][i] for i in rounds]),
+            "pair": spread([cpu_pairs[i] / (2 * cpu["libraries"][i]) for i in rounds]),
+            "release": spread([cpu["release"][i] / cpu["libraries"][i] for i in rounds]),
+        },
+        "cpu_ms": {
+            "import_httpx_pydantic_click": spread(cpu["libraries"], 1000),
+            "deploy_start": spread(cpu["start"], 1000),
+            "deploy_finish": spread(cpu["finish"], 1000),
+            "lock_release": spread(cpu["release"], 1000),
+        },
+        "goal": {
+            "version_ratio": VERSION_GOAL,
+            "pair_ratio": PAIR_GOAL,
+            "release_ratio": RELEASE_GOAL,
+        },
         "baseline_ms": {
             "import_click": spread(samples["click"], 1000),
             "import_httpx_pydantic_click": spread(samples["libraries"], 1000),
@@ -195,6 +260,7 @@ def figures(samples: dict[str, list[float]], form: str) -> dict[str, object]:
             "deploy_start": spread(samples["start"], 1000),
             "deploy_finish": spread(samples["finish"], 1000),
             "pair": spread(pairs, 1000),
+            "lock_release": spread(samples["release"], 1000),
         },
     }
 
@@ -219,6 +285,18 @@ def report(cli: dict[str, object]) -> None:
     row("tracker-ci deploy finish (ms)", cmd["deploy_finish"])
     row("start + finish (ms)", cmd["pair"])
     row("  ratio: pair / two baseline processes", cli["pair_ratio"], PAIR_GOAL)
+    row("tracker-ci lock release (ms)", cmd["lock_release"])
+    row("  ratio: release / one baseline process", cli["release_ratio"], RELEASE_GOAL)
+    cpu, cpu_ms = cli["cpu_ratio"], cli["cpu_ms"]
+    assert isinstance(cpu, dict) and isinstance(cpu_ms, dict)
+    print("the same in CPU time (user + system) of the processes:")
+    row("python -c 'import httpx, pydantic, click' (ms)", cpu_ms["import_httpx_pydantic_click"])
+    row("tracker-ci deploy start (ms)", cpu_ms["deploy_start"])
+    row("tracker-ci deploy finish (ms)", cpu_ms["deploy_finish"])
+    row("tracker-ci lock release (ms)", cpu_ms["lock_release"])
+    row("  ratio: --version / import click", cpu["version"])
+    row("  ratio: pair / two baseline processes", cpu["pair"])
+    row("  ratio: release / one baseline process", cpu["release"])
     print("for reference (pydantic's lazy import made eager):")
     row("python -c '... pydantic.BaseModel' (ms)", base["with_basemodel"])
     row("  ratio: pair / two of those", cli["pair_ratio_vs_basemodel"])

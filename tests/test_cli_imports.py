@@ -1,8 +1,10 @@
-"""What a `tracker-ci deploy start` / `deploy finish` process imports and builds.
+"""What a `tracker-ci deploy start` / `deploy finish` / `lock release` process imports and
+builds.
 
 Each command runs as a fresh process (``python -m tracker_ci``) against the real bundled
-server; at exit the process writes which modules it imported and which wire models it
-built. No timings here: bench/cli_bench.py measures them.
+server; at exit the process writes which modules it imported (and which it had when the
+last answer arrived) and which wire models it built. No timings here:
+bench/cli_bench.py measures them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 
 from tests.support.servers import RunningServer
 from tracker_ci import models
+from tracker_ci.client import TrackerClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,26 +30,40 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = """
 import atexit, json, sys
 
+at_answer = []
+
 def _record():
-    from pydantic import BaseModel
-    built = sorted(
-        name
-        for module_name, module in list(sys.modules.items())
-        if module_name.startswith("tracker_ci.wire.")
-        for name, value in vars(module).items()
-        if isinstance(value, type) and issubclass(value, BaseModel)
-        and value.__module__ == module_name and value.__pydantic_complete__
-    )
+    modules = sorted(sys.modules)
+    built = []
+    if "pydantic.main" in sys.modules:  # else no model was ever made
+        from pydantic import BaseModel
+        built = sorted(
+            name
+            for module_name, module in list(sys.modules.items())
+            if module_name.startswith("tracker_ci.wire.")
+            for name, value in vars(module).items()
+            if isinstance(value, type) and issubclass(value, BaseModel)
+            and value.__module__ == module_name and value.__pydantic_complete__
+        )
     with open(sys.argv[1], "w") as out:
-        json.dump({"modules": sorted(sys.modules), "built": built}, out)
+        json.dump({"modules": modules, "at_answer": at_answer, "built": built}, out)
 
 atexit.register(_record)
+import httpx
+_send = httpx.Client.send
+
+def _send_and_note(self, *args, **kwargs):
+    response = _send(self, *args, **kwargs)
+    at_answer[:] = sorted(sys.modules)  # what was imported when this answer arrived
+    return response
+
+httpx.Client.send = _send_and_note
 from tracker_ci.__main__ import main
 main(sys.argv[2:])
 """
 
 #: Never imported by a deploy start or finish: the server's stack, tracing, the forges'
-#: libraries and our GitHub/GitLab modules (no CI here), the other commands and the other
+#: libraries and our GitHub/GitLab modules (no CI here), the other commands and the
 #: resources' wire models.
 NEVER = [
     "fastapi",
@@ -73,14 +90,6 @@ NEVER = [
     "tracker_ci.wire.stats",
     "tracker_ci.wire.queue",
     "tracker_ci.wire.batch",
-]
-
-#: Answers of events and locks a deploy start or finish never reads: defined in modules
-#: it imports, but never built.
-NEVER_BUILT = [
-    "ChangelogListResponse",
-    "DeleteEventResponse",
-    "LockResponse",
 ]
 
 
@@ -119,8 +128,40 @@ def _loaded(modules: list[str], name: str) -> list[str]:
     return [m for m in modules if m == name or m.startswith(name + ".")]
 
 
+def _after_answer(record: dict[str, Any]) -> list[str]:
+    """The modules a command imported after its last answer arrived."""
+    assert record["at_answer"], "no answer arrived"
+    return sorted(set(record["modules"]) - set(record["at_answer"]))
+
+
 @pytest.mark.server
-def test_deploy_start_and_finish_import_and_build_only_what_they_use(
+@pytest.mark.parametrize("by", ["id", "key"])
+def test_lock_release_imports_no_pydantic_and_nothing_after_its_answer(
+    tmp_path: Path, sqlite_server: RunningServer, service: str, by: str
+) -> None:
+    with TrackerClient(base_url=sqlite_server.url, retries=0) as client:
+        lock = client.acquire_lock(service=service, environment="production", who="me")
+    if by == "id":
+        args, what = [lock.id], f"lock {lock.id}"
+    else:  # as a pipeline does: its key and the lock it took
+        args = ["-s", service, "-e", "production", "--who", "me", "--held-lock-id", lock.id]
+        what = f"the deployment lock of {service} in production"
+    released = _probe(tmp_path, sqlite_server, "lock", "release", *args)
+    assert released["stdout"].strip() == f"released {what}"
+    modules = released["modules"]
+    assert "tracker_ci.client" in modules and "tracker_ci.wire.light" in modules
+    # Body and answer are plain records: no model, so neither pydantic nor its models.
+    assert _loaded(modules, "pydantic") == [] and _loaded(modules, "pydantic_core") == []
+    assert [m for m in modules if m.startswith("tracker_ci.wire.")] == [
+        "tracker_ci.wire.light",
+        "tracker_ci.wire.vocabulary",
+    ]
+    assert released["built"] == []
+    assert _after_answer(released) == []
+
+
+@pytest.mark.server
+def test_uncontended_deploy_start_and_finish_load_no_pydantic_and_nothing_after_answers(
     tmp_path: Path, sqlite_server: RunningServer
 ) -> None:
     service = f"imports-{tmp_path.name[-8:]}".replace("_", "-")
@@ -130,20 +171,30 @@ def test_deploy_start_and_finish_import_and_build_only_what_they_use(
     assert event_id, start
     finish = _probe(tmp_path, sqlite_server, "deploy", "finish", *key, "--status", "success")
     assert "status:   success" in finish["stdout"], finish["stdout"]
+    with TrackerClient(base_url=sqlite_server.url, retries=0) as client:
+        event = client.get_event(event_id)
+        assert event.attributes.status.value == "success"  # the finish found and closed it
+        assert client.locks_for_event(event_id) == []
 
     for name, record in (("start", start), ("finish", finish)):
         modules = record["modules"]
         # What the deploy path needs is there (the test would pass vacuously otherwise).
-        for needed in ("tracker_ci.deploy", "tracker_ci.wire.events", "tracker_ci.wire.locks"):
+        for needed in ("tracker_ci.deploy", "tracker_ci.client", "tracker_ci.wire.light"):
             assert needed in modules, (name, needed)
         unexpected = {never: _loaded(modules, never) for never in NEVER}
         assert not any(unexpected.values()), (name, unexpected)
-        built = set(record["built"])
-        assert "EventResponse" in built and "Event" in built, (name, sorted(built))
-        assert not built & set(NEVER_BUILT), (name, sorted(built & set(NEVER_BUILT)))
-    # An answer is built by the command that reads it: finish searches, start does not.
-    assert "EventListResponse" not in start["built"]
-    assert "EventListResponse" in finish["built"]
+        # Bodies are plain dicts and answers plain records: no pydantic, no model, and no
+        # waiter (it is imported only when the lock is held).
+        assert _loaded(modules, "pydantic") == [], name
+        assert _loaded(modules, "pydantic_core") == [], name
+        assert "tracker_ci.waiter" not in modules, name
+        assert [m for m in modules if m.startswith("tracker_ci.wire.")] == [
+            "tracker_ci.wire.light",
+            "tracker_ci.wire.vocabulary",
+        ], name
+        assert record["built"] == [], name
+        # Everything the command needs is imported before its last answer arrives.
+        assert _after_answer(record) == [], (name, _after_answer(record))
 
 
 @pytest.mark.unit
@@ -167,8 +218,8 @@ def test_the_models_face_imports_no_pydantic_until_a_model_is_used(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     before, after = done.stdout.strip().split("] [")
     assert before == "['tracker_ci.wire', 'tracker_ci.wire.vocabulary'"
-    assert after == "'tracker_ci.wire', 'tracker_ci.wire.base', 'tracker_ci.wire.locks', " + (
-        "'tracker_ci.wire.vocabulary']"
+    assert after == "'tracker_ci.wire', 'tracker_ci.wire.base', 'tracker_ci.wire.light', " + (
+        "'tracker_ci.wire.locks', 'tracker_ci.wire.vocabulary']"
     )
 
 
@@ -204,14 +255,17 @@ def test_client_and_server_share_the_very_same_model_classes() -> None:
             if inspect.isclass(value) and value.__module__.startswith("tracker_ci.wire."):
                 assert getattr(models, name) is value, (module_name, name)
                 seen.setdefault(name, set()).add(module_name)
-    # The same classes on both sides: the client's and the server's modules name them.
-    both = {
-        name
-        for name, where in seen.items()
-        if any(w.startswith("tracker_ci.") for w in where)
-        and any(w.startswith("tracker_server.") for w in where)
+    # The same classes on both sides: the server's modules name them, and the client's
+    # reach them through tracker_ci.models (the deploy path reads plain records,
+    # tracker_ci.wire.light, whose table tests/client/test_light_answers.py derives from
+    # these very classes).
+    on_server = {
+        name for name, where in seen.items() if any(w.startswith("tracker_server.") for w in where)
     }
-    assert {"Event", "Lock"} <= both, seen
+    assert {"Event", "Lock"} <= on_server, seen
+    client_module = importlib.import_module("tracker_ci.client")
+    assert client_module.models is models
+    assert client_module.models.EventResponse is models.EventResponse
 
 
 @pytest.mark.unit

@@ -176,7 +176,8 @@ COMMANDS = {
     ),
     "doctor": (
         "tracker_ci.commands.doctor:doctor",
-        "Check the server, token, lock, freezes, PR and changes lookups, and fail policy.",
+        "Check the server, token, lock, freezes, PR and changes lookups, the catalog, and "
+        "fail policy.",
     ),
     "dora": (
         "tracker_ci.commands.dora:dora",

@@ -11,6 +11,13 @@ The client hides the differences between the bundled server and the upstream Go 
   crashes without them);
 * transient failures are retried with exponential backoff; creates only when an
   idempotency key makes the repeat harmless.
+
+Importing the client imports no pydantic: the methods that answer a model build it on
+first use, and the short answers read as plain values (a release's count, health) are
+decoded by ``tracker_ci.wire.light``, so ``tracker-ci lock release`` never loads pydantic.
+The event and lock methods the lifecycle calls take ``light=True`` (and dict bodies) to
+answer the same records: an uncontended ``deploy start`` / ``deploy finish`` loads no
+pydantic either. Without it, library users get the wire models.
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
 from tracker_ci import __version__, models
 from tracker_ci.exceptions import (
@@ -49,8 +55,11 @@ from tracker_ci.models import (
     WireEnum,
     format_timestamp,
 )
+from tracker_ci.wire import light
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     # For annotations only: at run time the client names models.X, whose resource
     # module (tracker_ci.wire.events, .locks...) is imported the first time it is used.
     from tracker_ci.models import (
@@ -83,6 +92,7 @@ __all__ = [
     "DEFAULT_BACKOFF",
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT",
+    "NEW_ENVIRONMENT_HEADER",
     "REASON_HEADER",
     "SERVER_HEADER",
     "TrackerClient",
@@ -100,10 +110,13 @@ SERVER_HEADER = "X-Tracker-Server"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: Why an admin releases a lock another token took (break glass; the server audits it).
 REASON_HEADER = "X-Tracker-Reason"
+#: Says a write means to create a new environment name (our server refuses a name that
+#: looks like a misspelling of one the service used, unless told it is new).
+NEW_ENVIRONMENT_HEADER = "X-Tracker-New-Environment"
 #: Answers that say "try again later": a busy or restarting server, a proxy, a rate limit.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
-_Model = TypeVar("_Model", bound=BaseModel)
+_Model = TypeVar("_Model", bound="BaseModel")
 QueryValue = str | int | float | bool | date | datetime | WireEnum | None
 DateLike = date | datetime | str
 
@@ -252,11 +265,14 @@ class TrackerClient:
         idempotent: bool = True,
         idempotency_key: str | None = None,
         reason: str = "",
+        new_environment: bool = False,
     ) -> httpx.Response:
         """Send one request, retrying what is safe to retry; raise the mapped error."""
         headers = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else {}
         if reason:
             headers[REASON_HEADER] = reason
+        if new_environment:
+            headers[NEW_ENVIRONMENT_HEADER] = "1"
         # Upstream ignores the key: a repeat there would write twice.
         repeatable = idempotent or bool(idempotency_key and self.server_is_bundled is not False)
         attempt = 0
@@ -314,20 +330,44 @@ class TrackerClient:
 
     @staticmethod
     def _parse(response: httpx.Response, model: type[_Model]) -> _Model:
-        request = response.request
+        from pydantic import ValidationError  # loaded with the model already
+
         try:
             return model.model_validate_json(response.content)
         except ValidationError as exc:
-            snippet = " ".join(response.text.split())[:200]
-            raise UnexpectedResponse(
-                f"Tracker at {request.url.scheme}://{request.url.netloc.decode()} answered "
-                f"{request.method} {request.url.path} with HTTP {response.status_code} but not "
-                f"the expected JSON ({exc.error_count()} problem(s), first: "
-                f"{exc.errors()[0]['msg']}): {snippet}",
-                status_code=response.status_code,
-            ) from None
+            problems = f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}"
+            raise TrackerClient._not_expected(response, problems) from None
 
-    def _event(self, response: httpx.Response) -> Event:
+    @staticmethod
+    def _record(response: httpx.Response, name: str) -> Any:
+        """A hot answer as the plain record of the wire model ``name`` (no pydantic: see
+        ``tracker_ci.wire.light``), for what a pipeline's short commands read."""
+        try:
+            return light.decode(name, response.content)
+        except light.RecordError as exc:
+            raise TrackerClient._not_expected(response, f"first problem: {exc}") from None
+
+    def _count(self, response: httpx.Response) -> int:
+        """The ``count`` of an UnlockResponse (releases, evictions, deletions)."""
+        return int(self._record(response, "UnlockResponse").count)
+
+    @staticmethod
+    def _not_expected(response: httpx.Response, problems: str) -> UnexpectedResponse:
+        request = response.request
+        snippet = " ".join(response.text.split())[:200]
+        return UnexpectedResponse(
+            f"Tracker at {request.url.scheme}://{request.url.netloc.decode()} answered "
+            f"{request.method} {request.url.path} with HTTP {response.status_code} but not "
+            f"the expected JSON ({problems}): {snippet}",
+            status_code=response.status_code,
+        )
+
+    def _event(self, response: httpx.Response, light: bool = False) -> Event:
+        if light:  # the plain record (tracker_ci.wire.light): no pydantic
+            record = self._record(response, "EventResponse").event
+            if record is None:
+                raise self._missing(response, "event")
+            return record  # type: ignore[no-any-return]
         event = self._parse(response, models.EventResponse).event
         if event is None:
             raise self._missing(response, "event")
@@ -356,17 +396,22 @@ class TrackerClient:
     # ---------------------------------------------------------------------- events
     def create_event(
         self,
-        request: CreateEventRequest,
+        request: CreateEventRequest | Mapping[str, Any],
         *,
         idempotency_key: str | None = None,
         lock_ttl_seconds: int = 0,
         queue_ticket: str = "",
+        new_environment: bool = False,
+        light: bool = False,
     ) -> Event:
         """Create an event (a deployment event also takes the lock); raises LockHeld.
 
-        ``queue_ticket``: the lock queue's ticket whose turn this claims (our server)."""
-        self.check_environment(request.attributes.environment)
-        body = request.to_wire()  # every field, so attributes and links are always there
+        ``request``: the model, or its body as ``to_wire()`` writes it (a camelCase dict);
+        ``queue_ticket``: the lock queue's ticket whose turn this claims (our server);
+        ``new_environment``: its environment is a new name, not a misspelling (our server);
+        ``light``: answer the event's plain record (``tracker_ci.wire.light``), no model."""
+        body = _event_body(request)  # every field, so attributes and links are always there
+        self.check_environment(body["attributes"].get("environment"))
         if lock_ttl_seconds:
             body["lockTtlSeconds"] = lock_ttl_seconds
         if queue_ticket:
@@ -379,23 +424,28 @@ class TrackerClient:
             json=body,
             idempotent=False,
             idempotency_key=idempotency_key or random_idempotency_key(),
+            new_environment=new_environment,
         )
         self._tell_warnings(response)
-        return self._event(response)
+        return self._event(response, light)
 
-    def get_event(self, event_id: str) -> Event:
-        """The event with this id (a UUID) or this Slack id."""
-        return self._event(self._request("GET", f"{API_PREFIX}/event/{_segment(event_id)}"))
+    def get_event(self, event_id: str, *, light: bool = False) -> Event:
+        """The event with this id (a UUID) or this Slack id (``light``: its plain record)."""
+        path = f"{API_PREFIX}/event/{_segment(event_id)}"
+        return self._event(self._request("GET", path), light)
 
-    def update_event(self, request: UpdateEventRequest) -> Event:
-        """Replace an event's title, attributes and links; the event after the change."""
-        self.check_environment(request.attributes.environment)
-        body = request.to_wire()
+    def update_event(
+        self, request: UpdateEventRequest | Mapping[str, Any], *, light: bool = False
+    ) -> Event:
+        """Replace an event's title, attributes and links; the event after the change.
+        ``request`` and ``light`` as for ``create_event``."""
+        body = _event_body(request)
+        self.check_environment(body["attributes"].get("environment"))
         self._attribute_extensions(body)
         response = self._request("PUT", f"{API_PREFIX}/event", json=body)
         if self._answers_after_change():
-            return self._event(response)
-        return self.get_event(request.id or self._event(response).id)
+            return self._event(response, light)
+        return self.get_event(body.get("id") or self._event(response, light).id, light=light)
 
     def _attribute_extensions(self, body: dict[str, Any]) -> None:
         """``attributes.revision`` / ``.changes`` go to our server only, and only when set."""
@@ -435,11 +485,12 @@ class TrackerClient:
         slack_id: str | None = None,
         per_page: int | None = 50,
         page: int | None = None,
+        light: bool = False,
     ) -> EventListResponse:
         """Events matching every given filter exactly (at least one filter is needed), one
         page of ``per_page`` (our server; upstream answers every match). ``per_page=None``
         and no ``page``: every match, as upstream (our server: up to 10,000, then
-        ``nextCursor``)."""
+        ``nextCursor``). ``light``: the answer's plain record (``tracker_ci.wire.light``)."""
         params = _query(
             [
                 ("source", source),
@@ -457,6 +508,8 @@ class TrackerClient:
             ]
         )
         response = self._request("GET", f"{API_PREFIX}/events/search", params=params)
+        if light:
+            return self._record(response, "EventListResponse")  # type: ignore[no-any-return]
         return self._parse(response, models.EventListResponse)
 
     def add_changelog_entry(self, event_id: str, entry: ChangelogEntry) -> Event:
@@ -604,10 +657,12 @@ class TrackerClient:
         job_url: str = "",
         break_glass: str = "",
         queue_ticket: str = "",
+        new_environment: bool = False,
     ) -> Lock:
         """Take the lock on (service, environment, resource); raises LockHeld if taken.
 
-        ``queue_ticket``: the lock queue's ticket whose turn this claims (our server)."""
+        ``queue_ticket``: the lock queue's ticket whose turn this claims (our server);
+        ``new_environment``: the environment is a new name, not a misspelling (our server)."""
         self.check_environment(environment)
         body = models.CreateLockRequest(
             service=service,
@@ -629,6 +684,7 @@ class TrackerClient:
             json=body,
             idempotent=False,
             idempotency_key=idempotency_key or random_idempotency_key(),
+            new_environment=new_environment,
         )
         self._tell_warnings(response)
         return self._lock(response)
@@ -646,9 +702,16 @@ class TrackerClient:
         ticket: str = "",
         wait_seconds: float = 0.0,
         break_glass: str = "",
+        new_environment: bool = False,
+        grant: bool = False,
+        ttl_seconds: int = 0,
+        event_id: str = "",
     ) -> QueueResponse:
         """Join the lock's queue (no ticket) or keep ``ticket`` alive, waiting up to
-        ``wait_seconds`` for its turn (a long poll). Raises Superseded, NotFound (dropped)."""
+        ``wait_seconds`` for its turn (a long poll). With ``grant`` the server takes the
+        lock (``ttl_seconds``, ``event_id``) when the turn comes and answers it as
+        ``granted``; asking again with the ticket claims it. Raises Superseded, NotFound
+        (dropped), and what taking the lock raises."""
         body = models.QueueRequest(
             service=service,
             environment=str(environment),
@@ -659,22 +722,32 @@ class TrackerClient:
             ticket=ticket,
             wait_seconds=wait_seconds,
             break_glass=break_glass,
+            grant=grant,
+            ttl_seconds=ttl_seconds,
+            event_id=event_id,
         ).to_wire()
+        _drop_empty(body, ("grant", "ttlSeconds", "eventId"))  # the body older servers know
         response = self._request(
-            "POST", f"{API_PREFIX}/lock/queue", json=body, idempotent=bool(ticket)
+            "POST",
+            f"{API_PREFIX}/lock/queue",
+            json=body,
+            idempotent=bool(ticket),
+            new_environment=new_environment,
         )
+        if grant:
+            self._tell_warnings(response)
         return self._parse(response, models.QueueResponse)
 
     def evict_lock(self, lock_id: str, *, by: str, why: str) -> int:
         """Evict a dead holder's lock (its CI job ended; extension); how many were removed."""
         body = models.EvictLockRequest(by=by, why=why).to_wire()
         path = f"{API_PREFIX}/lock/{_segment(lock_id)}/evict"
-        return self._parse(self._request("POST", path, json=body), models.UnlockResponse).count
+        return self._count(self._request("POST", path, json=body))
 
     def leave_queue(self, ticket: str) -> int:
         """Leave a lock's queue; 0 when the ticket was already gone."""
         response = self._request("DELETE", f"{API_PREFIX}/lock/queue/{_segment(ticket)}")
-        return self._parse(response, models.UnlockResponse).count
+        return self._count(response)
 
     def lock_status(
         self, *, service: str, environment: Environment | str, resource: str = "deployment"
@@ -700,10 +773,17 @@ class TrackerClient:
         return self._parse(response, models.QueuePolicyListResponse).policies
 
     # ---------------------------------------------------- freeze windows (extension)
-    def create_freeze_window(self, window: FreezeWindow) -> FreezeWindow:
-        """Create a freeze window; InvalidRequest for a bad schedule or time zone."""
+    def create_freeze_window(
+        self, window: FreezeWindow, *, new_environment: bool = False
+    ) -> FreezeWindow:
+        """Create a freeze window; InvalidRequest for a bad schedule or time zone (or, our
+        server, an environment name like a misspelled one: ``new_environment`` says new)."""
         response = self._request(
-            "POST", f"{API_PREFIX}/freeze-window", json=window.to_wire(), idempotent=False
+            "POST",
+            f"{API_PREFIX}/freeze-window",
+            json=window.to_wire(),
+            idempotent=False,
+            new_environment=new_environment,
         )
         return self._freeze_window(response)
 
@@ -736,7 +816,7 @@ class TrackerClient:
     def delete_freeze_window(self, window_id: str) -> int:
         """Delete a freeze window; how many were deleted."""
         path = f"{API_PREFIX}/freeze-window/{_segment(window_id)}"
-        return self._parse(self._request("DELETE", path), models.UnlockResponse).count
+        return self._count(self._request("DELETE", path))
 
     def _freeze_window(self, response: httpx.Response) -> FreezeWindow:
         window = self._parse(response, models.FreezeWindowResponse).freeze_window
@@ -852,7 +932,7 @@ class TrackerClient:
             # Our server answers a lock that is gone with count "0"; upstream with a 500
             # "no event found in tracker for id ...": the same fact, so the same answer.
             return 1 if self.last_attempts > 1 else 0
-        count = self._parse(response, models.UnlockResponse).count
+        count = self._count(response)
         # Sent again after a lost answer and found gone: the first try released it.
         return 1 if not count and self.last_attempts > 1 else count
 
@@ -869,7 +949,8 @@ class TrackerClient:
     ) -> int:
         """Release the lock on (service, environment, resource) that this job took, named by
         its ``lock_id`` or ``event_id`` and ``who`` (extension)."""
-        body = models.ReleaseLockRequest(
+        body = light.build(  # the wire model's body, written without pydantic
+            "ReleaseLockRequest",
             service=service,
             environment=str(environment),
             resource=resource,
@@ -884,7 +965,7 @@ class TrackerClient:
                 # Sent again after a lost answer: the first try released it.
                 return 1
             raise
-        return self._parse(response, models.UnlockResponse).count
+        return self._count(response)
 
     def renew_lock(self, lock_id: str, ttl_seconds: int) -> Lock:
         """Push a lock's expiry to ``ttl_seconds`` from now (extension); NotFound if gone."""
@@ -892,9 +973,11 @@ class TrackerClient:
         response = self._request("POST", f"{API_PREFIX}/lock/{_segment(lock_id)}/renew", json=body)
         return self._lock(response)
 
-    def list_locks(self) -> list[Lock]:
-        """Every lock currently held."""
+    def list_locks(self, *, light: bool = False) -> list[Lock]:
+        """Every lock currently held (``light``: as plain records, ``wire.light``)."""
         response = self._request("GET", f"{API_PREFIX}/locks/list")
+        if light:
+            return self._record(response, "LockListResponse").locks  # type: ignore[no-any-return]
         return self._parse(response, models.LockListResponse).locks
 
     def find_lock(
@@ -907,9 +990,10 @@ class TrackerClient:
                 return lock
         return None
 
-    def locks_for_event(self, event_id: str) -> list[Lock]:
+    def locks_for_event(self, event_id: str, *, light: bool = False) -> list[Lock]:
         """The locks taken for this event (normally none or one)."""
-        return [lock for lock in self.list_locks() if event_id and lock.event_id == event_id]
+        locks = self.list_locks(light=light)
+        return [lock for lock in locks if event_id and lock.event_id == event_id]
 
     # ---------------------------------------------------------------------- tokens
     def create_token(
@@ -1053,6 +1137,7 @@ class TrackerClient:
             body = None
         if not isinstance(body, Mapping):
             raise self._missing(response, "health status")
+        self._record(response, "HealthResponse")  # its fields are what they should be
         return dict(body)
 
     # --------------------------------------------------- batches and copies (extension)
@@ -1060,6 +1145,8 @@ class TrackerClient:
         """``POST /events/batch`` (our server): up to 1,000 events in one transaction, one
         result per item (created, replayed or refused). Repeated after a lost answer only
         when every item carries its ``idempotencyKey`` (a repeat then replays)."""
+        from pydantic import BaseModel
+
         from tracker_ci.wire.batch import BatchResponse
 
         events = [
@@ -1098,6 +1185,14 @@ _EVENT_EXTENSIONS = ("lockReason", "jobUrl", "breakGlass", "queueTicket")
 _LOCK_EXTENSIONS = ("reason", "jobUrl", "breakGlass", "queueTicket")
 #: What a deployment shipped (extensions inside ``attributes``).
 _ATTRIBUTE_EXTENSIONS = ("revision", "changes")
+
+
+def _event_body(request: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    """An event request's body: the model's ``to_wire()``, or a copy of the body given as
+    a dict (its attributes copied too: the extensions are dropped from them)."""
+    if isinstance(request, Mapping):
+        return {**request, "attributes": dict(request.get("attributes") or {})}
+    return request.to_wire()  # type: ignore[attr-defined,no-any-return]
 
 
 def _drop_empty(body: dict[str, Any], names: Sequence[str]) -> None:

@@ -17,10 +17,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from tracker_ci.client import TrackerClient
 from tracker_ci.exceptions import LockLost, NotFound, TrackerError
-from tracker_ci.models import Lock
+
+if TYPE_CHECKING:  # renew_lock answers the model: pydantic loads when a lease is renewed
+    from tracker_ci.models import Lock
 
 __all__ = ["LEASE_CHECK_INTERVAL", "RENEW_RETRY_INTERVAL", "Lease"]
 

@@ -7,7 +7,11 @@ take the lock, or just look at it). While the attempt answers :class:`LockHeld`:
 * against our bundled server the waiter joins the key's **queue** and long-polls it
   (``POST /lock/queue``, which is also its heartbeat): the server answers the moment the
   turn comes, in arrival order (or the ``newest`` policy's), and the waiter repeats the
-  attempt naming its ticket (the attempt's one argument). Leaving for any reason (the
+  attempt naming its ticket (the attempt's one argument). A caller that can use the lock
+  itself (``run(attempt, granted=...)``) asks the server to take it when the turn comes:
+  the long poll's answer carries the lock, which the waiter claims (asking again with the
+  ticket; an answer lost on the way is answered again the same) and hands to ``granted``
+  instead of repeating the attempt. Leaving for any reason (the
   wait ran out, Ctrl-C, SIGTERM, an error) removes the ticket; a killed waiter's ticket is
   dropped by the server when its heartbeat stops.
 * against upstream's Go server, which has no queue, it polls: it reads the holder, sleeps
@@ -169,6 +173,8 @@ class LockWaiter:
         break_glass: str = "",
         queue: bool = True,
         evict_dead_holder: Callable[[Lock], str | None] | None = None,
+        ttl_seconds: int = 0,
+        event_id: str = "",
     ) -> None:
         self.client = client
         self.service = service
@@ -185,6 +191,9 @@ class LockWaiter:
         self.reason = reason
         self.job_url = job_url
         self.break_glass = break_glass
+        #: The lease and event of a lock the queue takes for us (``run(..., granted=)``).
+        self.ttl_seconds = ttl_seconds
+        self.event_id = event_id
         #: Wait in the server's queue when it has one (False: always poll).
         self.queue = queue
         #: Given the holder's lock, why its CI job has ended (None: it runs, or unknown):
@@ -192,8 +201,10 @@ class LockWaiter:
         self.evict_dead_holder = evict_dead_holder
         self._checked: dict[str, float] = {}
 
-    def run(self, attempt: Attempt[T]) -> T:
-        """Call ``attempt`` until it stops raising LockHeld; raise when the wait runs out."""
+    def run(self, attempt: Attempt[T], granted: Callable[[Lock], T] | None = None) -> T:
+        """Call ``attempt`` until it stops raising LockHeld; raise when the wait runs out.
+        With ``granted``, a lock the server's queue takes for us (our who, reason, job,
+        glass, ``ttl_seconds`` and ``event_id``) becomes the result without the attempt."""
         began = time.monotonic()
         if self.cancel.is_set():
             raise WaitCancelled
@@ -203,13 +214,21 @@ class LockWaiter:
             held = error
         if self.wait > 0 and self.queue and self.client.server_is_bundled:
             with contextlib.suppress(_NoQueue):
-                return self._in_queue(attempt, held, began)
+                return self._in_queue(attempt, held, began, granted)
         return self._poll(attempt, held, began)
 
     # ------------------------------------------------------------------ the queue
-    def _in_queue(self, attempt: Attempt[T], held: LockHeld, began: float) -> T:
+    def _in_queue(
+        self,
+        attempt: Attempt[T],
+        held: LockHeld,
+        began: float,
+        granted: Callable[[Lock], T] | None = None,
+    ) -> T:
         ticket = ""
         claimed = False
+        grant = granted is not None
+        taken: Lock | None = None  # taken for us by the queue, not claimed yet
         outage = _Outage()
         try:
             with exit_on_sigterm():
@@ -221,8 +240,16 @@ class LockWaiter:
                     if remaining <= 0:
                         raise self._ran_out(held, waited, outage) from None
                     try:
-                        ticket, held, granted = self._turn(ticket, held, remaining, began)
-                        if granted:
+                        ticket, held, turn = self._turn(ticket, held, remaining, began, grant)
+                        if isinstance(turn, Lock) and granted is not None:
+                            taken = turn
+                            lock = turn if self._whole(turn) else self._claim(ticket)
+                            if lock is None:  # the grant ran out before our claim
+                                ticket, taken = "", None
+                                continue
+                            claimed = True
+                            return granted(lock)
+                        if turn:  # (an older server takes no lock for us)
                             result = attempt(ticket)
                             claimed = True
                             return result
@@ -234,20 +261,31 @@ class LockWaiter:
                         continue
                     outage.over()
         finally:
-            if ticket and not claimed:
-                with contextlib.suppress(TrackerError):
-                    self.client.leave_queue(ticket)
+            if not claimed:
+                self._leave(ticket, taken)
+
+    def _leave(self, ticket: str, taken: Lock | None) -> None:
+        """Leave the queue unserved: the ticket goes, and a lock the queue took for us (not
+        ours to keep) is released, so the next waiter's turn comes now."""
+        if ticket:
+            with contextlib.suppress(TrackerError):
+                self.client.leave_queue(ticket)
+        if taken is not None:
+            with contextlib.suppress(TrackerError):
+                self.client.release_lock(taken.id)
 
     def _turn(
-        self, ticket: str, held: LockHeld, remaining: float, began: float
-    ) -> tuple[str, LockHeld, bool]:
+        self, ticket: str, held: LockHeld, remaining: float, began: float, grant: bool = False
+    ) -> tuple[str, LockHeld, bool | Lock]:
         """One visit to the queue (join, or heartbeat and long poll): our ticket, the
-        holder, and whether our turn came."""
-        answer = self._visit(ticket, min(remaining, LONG_POLL) if ticket else 0.0)
+        holder, and whether our turn came (the lock when the server took it for us)."""
+        answer = self._visit(ticket, min(remaining, LONG_POLL) if ticket else 0.0, grant)
         if answer is None:  # our ticket was dropped (a long pause): join again
             return "", held, False
         assert answer.ticket is not None
         ticket = answer.ticket.ticket
+        if answer.granted is not None:
+            return ticket, held, answer.granted
         if answer.lock is not None:
             held = held.with_lock(answer.lock)
             if self._evicted(answer.lock):
@@ -271,7 +309,21 @@ class LockWaiter:
             return OutageWhileWaiting.after(outage.error, waited, self.option)
         return self._timed_out(held, waited)
 
-    def _visit(self, ticket: str, wait_seconds: float) -> QueueResponse | None:
+    def _whole(self, lock: Lock) -> bool:
+        """Whether a granted lock already has the lease we asked for (a TTL no longer than
+        the server's claim window): then there is nothing to claim."""
+        if not (self.ttl_seconds and lock.expires_at and lock.created_at):
+            return False
+        return (lock.expires_at - lock.created_at).total_seconds() >= self.ttl_seconds
+
+    def _claim(self, ticket: str) -> Lock | None:
+        """Claim the lock the queue took for our ticket (until then it expires after the
+        server's claim window, as an unclaimed turn passes): the lock with our TTL, or
+        None when it is gone (then we queue again)."""
+        answer = self._visit(ticket, 0.0, grant=True)
+        return answer.granted if answer is not None else None
+
+    def _visit(self, ticket: str, wait_seconds: float, grant: bool = False) -> QueueResponse | None:
         try:
             return self.client.wait_in_queue(
                 service=self.service,
@@ -283,6 +335,9 @@ class LockWaiter:
                 ticket=ticket,
                 wait_seconds=wait_seconds,
                 break_glass=self.break_glass,
+                grant=grant,
+                ttl_seconds=self.ttl_seconds if grant else 0,
+                event_id=self.event_id if grant else "",
             )
         except NotFound:
             if not ticket:

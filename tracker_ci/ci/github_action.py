@@ -69,6 +69,9 @@ INPUT_NAMES = (
     "break-glass",
     "fail-policy",
     "lock-ttl",
+    "require-approval",
+    "approval-timeout",
+    "new-environment",
     "status",
     "event-id",
     "lock-id",
@@ -243,6 +246,12 @@ class ActionInputs:
     break_glass: str = ""
     fail_policy: str = "closed"
     lock_ttl: int = 0
+    #: Wait for another token's approval before taking the lock (exit 10 when refused);
+    #: how long, in seconds (0: the CLI's default).
+    require_approval: bool = False
+    approval_timeout: int = 0
+    #: The environment is a new name, not a misspelling of one the service used.
+    new_environment: bool = False
     status: str = ""
     event_id: str = ""
     lock_id: str = ""
@@ -309,6 +318,9 @@ def parse_inputs(raw: Mapping[str, str], *, check_mode: bool = True) -> ActionIn
         break_glass=raw["break-glass"],
         fail_policy=_choice("fail-policy", raw["fail-policy"] or "closed", FAIL_POLICIES, doubts),
         lock_ttl=_seconds("lock-ttl", raw["lock-ttl"] or "0"),
+        require_approval=parse_bool("require-approval", raw["require-approval"] or "false"),
+        approval_timeout=_seconds("approval-timeout", raw["approval-timeout"] or "0"),
+        new_environment=parse_bool("new-environment", raw["new-environment"] or "false"),
         status=_choice(
             "status", _finish_word(mode, raw["status"]), statuses, doubts, empty_ok=True
         ),
@@ -361,6 +373,12 @@ def _doubts(inputs: ActionInputs) -> list[str]:
         doubts.append(f"Input `command` is ignored in mode {inputs.mode} (it is for mode run).")
     if not inputs.lock_enable and inputs.mode == "lock":
         doubts.append("Input `lock-enable` is false, but mode lock is for taking the lock.")
+    if inputs.approval_timeout and not inputs.require_approval:
+        doubts.append("Input `approval-timeout` is ignored without `require-approval: true`.")
+    if inputs.require_approval and inputs.mode not in ("run", "start"):
+        doubts.append(
+            f"Input `require-approval` is ignored in mode {inputs.mode} (it is for run and start)."
+        )
     if inputs.job_status and inputs.job_status not in JOB_STATUSES:
         expected = ", ".join(JOB_STATUSES)
         doubts.append(f"Input `job-status` is {inputs.job_status!r}; expected {expected}.")
@@ -413,6 +431,10 @@ def build_cli_argv(inputs: ActionInputs) -> list[str]:
             ]
         )
         argv += policy + comment + ([] if inputs.lock_enable else ["--no-lock"])
+        if inputs.require_approval:
+            argv += ["--require-approval"]
+            argv += _options([("--approval-timeout", inputs.approval_timeout or "")])
+        argv += ["--new-environment"] if inputs.new_environment else []
         if inputs.mode == "start":
             return argv
         # bash with the options of a `run:` step's shell, in a process group of its own.
@@ -428,14 +450,18 @@ def build_cli_argv(inputs: ActionInputs) -> list[str]:
         return argv + _key(inputs) + policy + comment
     if inputs.mode == "lock":
         argv = [*_global(inputs), "lock", "acquire", *_key(inputs)]
-        return argv + _options(
-            [
-                ("--who", inputs.owner),
-                ("--wait", inputs.wait),
-                ("--ttl", inputs.lock_ttl),
-                ("--reason", inputs.reason),
-                ("--break-glass", inputs.break_glass),
-            ]
+        return (
+            argv
+            + _options(
+                [
+                    ("--who", inputs.owner),
+                    ("--wait", inputs.wait),
+                    ("--ttl", inputs.lock_ttl),
+                    ("--reason", inputs.reason),
+                    ("--break-glass", inputs.break_glass),
+                ]
+            )
+            + (["--new-environment"] if inputs.new_environment else [])
         )
     # unlock: by id, or by key naming the holder (the server checks it is the holder)
     if inputs.lock_id:

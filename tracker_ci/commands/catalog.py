@@ -174,6 +174,13 @@ def compliance(state: AppState, types: tuple[Any, ...]) -> None:
     "--used-by", "used_by", multiple=True, help="A service that depends on it (repeatable)."
 )
 @click.option(
+    "--environment",
+    "environments",
+    multiple=True,
+    help="An environment it deploys to (repeatable; a listed name is never taken for a "
+    "misspelling).",
+)
+@click.option(
     "--available-version", "available", multiple=True, help="A published version (repeatable)."
 )
 @click.option("--latest-version", help="Its newest version (a deliverable).")
@@ -215,6 +222,7 @@ _SET_FIELDS = {
     "repository": "repository",
     "depends_on": "dependencies_in",
     "used_by": "dependencies_out",
+    "environments": "environments",
 }
 
 

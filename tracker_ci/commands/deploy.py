@@ -165,12 +165,23 @@ def start_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="How long --require-approval waits for a decision. "
             "[env: TRACKER_APPROVAL_TIMEOUT; default: 3600]",
         ),
+        new_environment_option,
         *comment_options,
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
+
+#: ``--new-environment`` (deploy start|run; event create and lock acquire have their own).
+new_environment_option = click.option(
+    "--new-environment",
+    is_flag=True,
+    envvar="TRACKER_NEW_ENVIRONMENT",
+    help="The environment is a new name, not a misspelling: our server refuses a name "
+    "close to one the service used (e.g. prodution beside production) unless told. "
+    "[env: TRACKER_NEW_ENVIRONMENT]",
+)
 
 comment_options = [
     click.option(
@@ -220,10 +231,11 @@ class CliReporter:
         self.step.deployment_opened(
             result, owner=deployment.owner, pr_url=deployment.pr_url, running=self.running
         )
-        from tracker_ci.changes import changes_markdown
+        if result.tracked and deployment.shipped is not None:
+            from tracker_ci.changes import changes_markdown  # (its models: pydantic)
 
-        if result.tracked and (shipped := changes_markdown(deployment.shipped)):
-            self.step.summary(shipped)
+            if shipped := changes_markdown(deployment.shipped):
+                self.step.summary(shipped)
         if result.tracked:
             self._comment(deployment, result)
 
@@ -255,11 +267,11 @@ class CliReporter:
             self._comment(deployment, result)
 
     def _comment(self, deployment: Deployment, result: DeploymentState) -> None:
+        if not (self.opts.get("comment") and deployment.pr_url):
+            return
         from tracker_ci.changes import changes_line
         from tracker_ci.commands.context import comment_body, post_comment
 
-        if not (self.opts.get("comment") and deployment.pr_url):
-            return
         run = self.run
         details = [
             f"event `{result.event_id}`" + (f" ({result.event_url})" if result.event_url else ""),
@@ -326,6 +338,7 @@ def _make_deployment(
         close_within=state.config["close_retry"],
         lock=opts.get("lock", True) is not False,
         require_approval=bool(opts.get("require_approval")),
+        new_environment=bool(opts.get("new_environment")),
         approval_timeout=(
             DEFAULT_APPROVAL_TIMEOUT if approval_timeout is None else approval_timeout
         ),

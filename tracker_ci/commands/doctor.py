@@ -167,6 +167,60 @@ def _freezes(client: Any, service: str | None, environment: str | None) -> Check
     return Check("freezes", "warn", f"in force{scope}: {'; '.join(names)}", fix)
 
 
+#: Services that deployed within this many days should have a catalog entry.
+CATALOG_DAYS = 30
+#: How many services without an entry the report names (then "and N more").
+CATALOG_NAMED = 10
+CATALOG_FIX = (
+    "record who owns each: `tracker-ci catalog set NAME --owner TEAM --version VERSION`, "
+    "or `tracker-ci catalog import catalog-info.yaml` from Backstage"
+)
+
+
+def _catalog(client: Any) -> Check:
+    """Services with deployments in the last 30 days and no catalog entry (nobody to page,
+    no blast radius): a warning. A server without a catalog (404) is not checked."""
+    from datetime import timedelta
+
+    from tracker_ci.exceptions import NotFound, TrackerError
+    from tracker_ci.models import EventType, utcnow
+
+    try:
+        entries = client.list_catalogs()
+    except NotFound:
+        return Check("catalog", "ok", "this server has no service catalog: not checked")
+    except TrackerError as error:
+        return Check("catalog", "warn", f"not checked: {error}", _fix_for(error))
+    now = utcnow()
+    try:
+        stats = client.monthly_stats(
+            start_date=now - timedelta(days=CATALOG_DAYS),
+            end_date=now,
+            types=[EventType.deployment],
+            group_by_service=True,
+        )
+    except TrackerError as error:
+        return Check("catalog", "warn", f"not checked: {error}", _fix_for(error))
+    deploying = {stat.service for stat in stats.stats if stat.service and stat.count}
+    missing = sorted(deploying - {entry.name for entry in entries})
+    window = f"in the last {CATALOG_DAYS} days"
+    if not missing:
+        return Check(
+            "catalog",
+            "ok",
+            f"{len(entries)} entries; every service that deployed {window} has one",
+        )
+    named = ", ".join(missing[:CATALOG_NAMED])
+    if len(missing) > CATALOG_NAMED:
+        named += f" and {len(missing) - CATALOG_NAMED} more"
+    return Check(
+        "catalog",
+        "warn",
+        f"{len(missing)} service(s) deployed {window} without a catalog entry: {named}",
+        CATALOG_FIX,
+    )
+
+
 def _pull_request(state: AppState) -> Check:
     from tracker_ci.commands.context import detect_run, find_pr_url
 
@@ -254,7 +308,8 @@ Examples:
 @environment_option
 @pass_state
 def doctor(state: AppState, service: str | None, environment: Any) -> None:
-    """Check the server, token, lock, freezes, PR and changes lookups, and fail policy."""
+    """Check the server, token, lock, freezes, PR and changes lookups, the catalog, and
+    fail policy."""
     service = service or state.config.get("service")
     environment = environment or state.config.get("environment")
     checks: list[Check] = []
@@ -266,6 +321,7 @@ def doctor(state: AppState, service: str | None, environment: Any) -> None:
                 lambda: _lock(client, service, getattr(environment, "value", environment)),
                 lambda: _freezes(client, service, getattr(environment, "value", environment)),
                 lambda: _changes(state, client, service, environment),
+                lambda: _catalog(client),
             ]
             checks += [step() for step in steps]
     checks += [_pull_request(state), _policy(state)]

@@ -127,6 +127,13 @@ def print_events(state: AppState, answer: Any) -> None:
     help="TTL of the automatic lock of an opening deployment, in seconds (0: never "
     "expires). [env: TRACKER_LOCK_TTL; config: lock_ttl; default: 3600]",
 )
+@click.option(
+    "--new-environment",
+    is_flag=True,
+    envvar="TRACKER_NEW_ENVIRONMENT",
+    help="The environment is a new name, not a misspelling (our server refuses a name "
+    "close to one the service used unless told). [env: TRACKER_NEW_ENVIRONMENT]",
+)
 @pass_state
 def create(
     state: AppState,
@@ -145,6 +152,7 @@ def create(
     impact: bool,
     start_date: datetime | None,
     lock_ttl: int | None,
+    new_environment: bool,
 ) -> None:
     """Create an event; prints its id."""
     from tracker_ci.commands.common import require
@@ -178,7 +186,9 @@ def create(
     )
     with state.client() as client:
         ttl = state.config["lock_ttl"] if lock_ttl is None else lock_ttl
-        created = client.create_event(request, lock_ttl_seconds=ttl)
+        created = client.create_event(
+            request, lock_ttl_seconds=ttl, new_environment=new_environment
+        )
     from tracker_ci.models import takes_lock
 
     if takes_lock(created.attributes.type, created.attributes.status):

@@ -122,6 +122,13 @@ def freeze() -> None:
 @click.option("--cron-start", default="", help='Recurring: starts at each "M H DoM Mon DoW".')
 @click.option("--cron-end", default="", help="Recurring: ends at the next such occurrence.")
 @click.option("--timezone", default="UTC", show_default=True, help="IANA zone of the cron times.")
+@click.option(
+    "--new-environment",
+    is_flag=True,
+    envvar="TRACKER_NEW_ENVIRONMENT",
+    help="The environments named are new names, not misspellings (our server refuses a name "
+    "close to one in use unless told). [env: TRACKER_NEW_ENVIRONMENT]",
+)
 @pass_state
 def add(
     state: AppState,
@@ -136,6 +143,7 @@ def add(
     cron_start: str,
     cron_end: str,
     timezone: str,
+    new_environment: bool,
 ) -> None:
     """Create a freeze window over environments, services, or everything (neither given)."""
     from tracker_ci.models import FreezeScope, FreezeType, FreezeWindow
@@ -164,7 +172,7 @@ def add(
         cron_end=cron_end,
     )
     with state.client() as client, _admin_only("add a freeze window"):
-        created = client.create_freeze_window(window)
+        created = client.create_freeze_window(window, new_environment=new_environment)
     _print_window(state, created)
 
 

@@ -147,6 +147,13 @@ break_glass_option = click.option(
     help="While waiting, ask the CI API (GITHUB_TOKEN, GITLAB_TOKEN or CI_JOB_TOKEN) whether "
     "the holder's job still runs; evict it (audited) once it has ended.",
 )
+@click.option(
+    "--new-environment",
+    is_flag=True,
+    envvar="TRACKER_NEW_ENVIRONMENT",
+    help="The environment is a new name, not a misspelling (our server refuses a name "
+    "close to one the service used unless told). [env: TRACKER_NEW_ENVIRONMENT]",
+)
 @pass_state
 def acquire(
     state: AppState,
@@ -160,12 +167,12 @@ def acquire(
     reason: str,
     break_glass: str,
     evict_dead_holder: bool,
+    new_environment: bool,
 ) -> None:
     """Take a lock; prints its id. Exit 3 when it is held (after --wait), 7 when a hard
     freeze window refuses it."""
     from tracker_ci.ci.github_report import StepReport
     from tracker_ci.commands.context import detect_run
-    from tracker_ci.commands.deploy import dead_holder_check
     from tracker_ci.output import warn
 
     service, env = _key(state, service, environment)
@@ -173,6 +180,11 @@ def acquire(
     who = who or run.owner or "tracker-ci"
     ttl = state.config["lock_ttl"] if ttl is None else ttl
     wait = state.config["wait"] if wait is None else wait
+    check_holder = None
+    if evict_dead_holder:  # the deploy commands' module, only when asked for
+        from tracker_ci.commands.deploy import dead_holder_check
+
+        check_holder = dead_holder_check({})
     with state.client(on_warning=warn) as client:
         waiter, line = _waiter(
             client,
@@ -185,9 +197,12 @@ def acquire(
             reason=reason,
             job_url=run.run_url,
             break_glass=break_glass,
-            evict_dead_holder=dead_holder_check({}) if evict_dead_holder else None,
+            evict_dead_holder=check_holder,
+            ttl_seconds=ttl,
+            event_id=event_id,
         )
         try:
+            # The queue's answer carries the lock when our turn comes (our server).
             taken = waiter.run(
                 lambda ticket: client.acquire_lock(
                     service=service,
@@ -200,7 +215,9 @@ def acquire(
                     job_url=run.run_url,
                     break_glass=break_glass,
                     queue_ticket=ticket,
-                )
+                    new_environment=new_environment,
+                ),
+                granted=lambda lock: lock,
             )
         finally:
             line.done()

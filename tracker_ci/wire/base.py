@@ -5,8 +5,7 @@ encoding rules of ``tracker_ci.models`` (timestamps, durations, 64-bit strings, 
 name or number, strict booleans, valid Unicode).
 """
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
@@ -19,6 +18,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from tracker_ci.wire.light import parse_timestamp
 from tracker_ci.wire.vocabulary import (
     ENVIRONMENT_NAME,
     ChangeType,
@@ -88,40 +88,9 @@ else:
     ChangeTypeField = wire_enum_field(ChangeType)
 
 
-_FRACTION = re.compile(r"(\.\d{6})\d+")
-
-
-def _parse_timestamp(value: Any) -> Any:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        # Python keeps microseconds: cut nanoseconds ("...123456789Z") before parsing.
-        value = _FRACTION.sub(r"\1", value.strip())
-        if value.endswith(("z", "Z")):
-            value = value[:-1] + "+00:00"
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(
-                f"{value!r} is not an RFC 3339 timestamp (e.g. 2026-01-31T12:00:00Z)"
-            ) from None
-        value = parsed
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError(
-                f"{value.isoformat()} is out of range once converted to UTC "
-                "(years 1 to 9999 in UTC)"
-            ) from None
-    return value
-
-
 Timestamp = Annotated[
     datetime,
-    BeforeValidator(_parse_timestamp),
+    BeforeValidator(parse_timestamp),
     PlainSerializer(format_timestamp, return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]

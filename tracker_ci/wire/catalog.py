@@ -378,6 +378,9 @@ class Catalog(WireModel):
     #: Extension (Backstage's ``spec.lifecycle``: experimental, production, deprecated...);
     #: an upstream client ignores it.
     lifecycle: Text = ""
+    #: Extension: the service's environment names, which its writes may use from the first
+    #: one on (docs/environments.md: a new name close to a used one is otherwise refused).
+    environments: TextList = Field(default_factory=new_list)
 
 
 class CatalogResponse(WireModel):

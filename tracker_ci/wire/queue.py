@@ -4,7 +4,15 @@ from typing import Annotated
 
 from pydantic import Field
 
-from tracker_ci.wire.base import BUILT_ON_FIRST_USE, Flag, Text, Timestamp, WireModel, new_list
+from tracker_ci.wire.base import (
+    BUILT_ON_FIRST_USE,
+    Flag,
+    Text,
+    Timestamp,
+    WholeNumber,
+    WireModel,
+    new_list,
+)
 from tracker_ci.wire.locks import Lock
 
 __all__ = [
@@ -50,10 +58,17 @@ class QueueRequest(WireModel):
     wait_seconds: Annotated[float, Field(ge=0, le=60)] = 0
     #: A waiter that will break glass is not held back by a hard freeze.
     break_glass: Text = ""
+    #: Take the lock for the caller when its turn comes, in the same transaction, and
+    #: answer it as ``granted`` (one round trip); with the lock's TTL and event. Asking
+    #: again with the same ticket answers the same grant and claims it (see docs/queue.md).
+    grant: Flag = False
+    ttl_seconds: Annotated[WholeNumber, Field(ge=0, le=7 * 24 * 3600)] = 0
+    event_id: Text = ""
 
 
 class QueueResponse(WireModel):
-    """The caller's ticket (``state`` waiting or granted), the holder and the queue."""
+    """The caller's ticket (``state`` waiting or granted), the holder and the queue;
+    ``granted``: the lock taken for the caller (it asked with ``grant``)."""
 
     model_config = BUILT_ON_FIRST_USE
 
@@ -61,6 +76,7 @@ class QueueResponse(WireModel):
     lock: Lock | None = None
     queue: list[QueueEntry] = Field(default_factory=new_list)
     frozen_by: Text = ""
+    granted: Lock | None = None
 
 
 class LockStatusResponse(WireModel):
