@@ -9,6 +9,7 @@ harness/fill.py) and copied fresh for the run; then, against real server process
 
 a) every search kind and the lifecycle's own lookups: p50 / p95, baseline GET /health's
    p50 from the same round-robin (targets: searches p95 < 20 ms, lookups p95 < 5 ms);
+   then every page of the dashboard the same way (web_bench.py; target p95 < 50 ms);
 b) ingest: POST /event's rate against GET /health's, same client and concurrency
    (target >= 0.7), and the creates' p95 / p50 under 8 concurrent writers (<= 3);
 c) PostgreSQL: creates/s through 1, 2 and 4 processes on one database, against 1;
@@ -43,6 +44,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import web_bench  # noqa: E402
 from harness import cli, fill, measures, memory, report, servers  # noqa: E402
 from harness.report import Figure, not_available  # noqa: E402
 
@@ -138,6 +140,19 @@ class Run:
                 ),
             )
 
+            self.guarded(
+                "page",
+                "pages",
+                backend,
+                lambda: web_bench.measure_pages(
+                    server.url,
+                    prepared.data,
+                    backend,
+                    samples=settings.samples,
+                    budget=settings.search_budget,
+                ),
+            )
+
             def ingest() -> list[Figure]:
                 found, single_rate[0] = measures.measure_ingest(server.url, settings, backend)
                 return found
@@ -150,6 +165,13 @@ class Run:
                     backend,
                     lambda: measures.measure_batch(server.url, settings, backend, single_rate[0]),
                 )
+
+            def queue() -> list[Figure]:
+                import queue_bench  # bench/queue_bench.py: the lock queue's handoff, in RTTs
+
+                return queue_bench.figures(server.url, backend, repeats=settings.repeats)
+
+            self.guarded("queue", "lock queue handoff", backend, queue)
         if backend == "postgresql":
             self.guarded(
                 "replicas",

@@ -2,9 +2,10 @@
 runs ``bench/run.py`` (same arguments; see its docstring), which measures SQLite and
 PostgreSQL side by side on a bulk-loaded data set.
 
-What other benchmarks take from here (bench/web_bench.py): ``populate`` (a database
-brought to N events by bulk load, harness/fill.py), ``start_server`` (the real process,
-once it answers /health), ``API`` and ``SERVICES`` (the fill's service names).
+For scripts that manage their own database: ``populate`` (a database brought to N
+events by bulk load, harness/fill.py), ``start_server`` (the real process, once it answers
+/health), ``API`` and ``SERVICES`` (the fill's service names). The pages are measured by
+bench/web_bench.py (within ``make bench``, or alone).
 """
 
 from __future__ import annotations

@@ -161,6 +161,23 @@ def schema_key(backend: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+def list_cursor(data: DataSet, depth: int) -> str:
+    """The list's ``nextCursor`` after its ``depth`` newest events in this data set (its
+    events are spread evenly over SPAN_DAYS, so the key at a depth is known to within one
+    event; a cursor needs a key, not an existing event)."""
+    from types import SimpleNamespace
+
+    from tracker_server.store.events import Order, encode_cursor
+
+    step = SPAN_DAYS * 86_400 / data.events
+    oldest = data.anchor_time - timedelta(days=SPAN_DAYS)
+    key = SimpleNamespace(
+        created_at=oldest + timedelta(seconds=(data.events - depth) * step),
+        id="ffffffff-ffff-4fff-afff-ffffffffffff",
+    )
+    return encode_cursor(Order.CREATED, key, depth)
+
+
 # ---- the rows ----------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from harness.fill import (
     STATUSES,
     TYPES,
     DataSet,
+    list_cursor,
 )
 from harness.report import Figure, Target, not_available, spread
 
@@ -107,11 +108,40 @@ def search_kinds(data: DataSet) -> dict[str, Callable[[random.Random], str]]:
             environment=r.choice(ENVIRONMENTS), impact="true"
         ),
         "search service 30 days": lambda r: window(30, service=r.choice(SERVICES))(r),
+        "search type+priority": lambda r: _search(
+            type=r.choice(TYPES), priority=r.choice(PRIORITIES)
+        ),
         "GET /events/list": lambda r: f"{API}/events/list",
+        **deep_pages(data),
         "GET /events/today": lambda r: f"{API}/events/today",
         "GET /events/stats 30 days": stats(),
         "GET /events/stats 30 days+types": stats(types="deployment"),
     }
+
+
+#: Page-number paging to page 10,000 of the list, with 10 and with 50 a page.
+DEEP_PAGE = 10_000
+
+
+def deep_pages(data: DataSet) -> dict[str, Callable[[random.Random], str]]:
+    """Page 10,000 of the list by number (10 a page: 100,000 events deep; 50: 500,000,
+    when the data set is that large) and by cursor at the same depth (the cursor of the
+    data set's key at that depth, as a previous page's nextCursor would carry it)."""
+    kinds: dict[str, Callable[[random.Random], str]] = {}
+    for per_page in (10, 50):
+        depth = DEEP_PAGE * per_page
+        if depth >= data.events:
+            continue
+        by_number = f"{API}/events/list?page={DEEP_PAGE}&per_page={per_page}"
+        by_cursor = f"{API}/events/list?per_page={per_page}&cursor="
+        by_cursor += list_cursor(data, depth - per_page)
+        kinds[f"GET /events/list page={DEEP_PAGE:,} x{per_page}"] = _fixed(by_number)
+        kinds[f"GET /events/list cursor {depth:,} deep x{per_page}"] = _fixed(by_cursor)
+    return kinds
+
+
+def _fixed(path: str) -> Callable[[random.Random], str]:
+    return lambda r: path
 
 
 def lookup_kinds(data: DataSet, lock_ids: list[str]) -> dict[str, Callable[[random.Random], str]]:

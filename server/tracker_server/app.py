@@ -93,6 +93,7 @@ def create_app(
     app.state.settings = settings
     app.state.database = database
     app.state.metrics = Metrics()
+    database.groups.observe = app.state.metrics.observe_write_group
     app.state.clock = clock or SystemClock()
     # The queue's silent-waiter and claim timeouts count from here at the earliest
     # (store/queue.py Timeouts): waiters could not reach this server before it ran.

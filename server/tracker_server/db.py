@@ -10,17 +10,20 @@ PostgreSQL (psycopg 3) is for several server replicas sharing one database.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+logger = logging.getLogger("tracker_server.db")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -194,6 +197,182 @@ class FairLock:
                 self._held = False
 
 
+class GroupedWrite(Protocol):
+    """One write that may share its transaction with others (:class:`GroupCommit`)."""
+
+    def apply(self, conn: Connection) -> None:
+        """Make the change on ``conn`` (inside a savepoint of the shared transaction);
+        raise to refuse it. May run again, alone, when its group could not commit."""
+
+    def settle(self, error: BaseException | None) -> Callable[[], None] | None:
+        """Told once, after the commit (``None``: the change is durable) or the refusal.
+        May answer a callable to call once the whole group is settled (called once
+        however many writes answer the same one): waking the requests' event loop once
+        per group, not once per write."""
+
+
+#: The most writes one transaction carries. PostgreSQL keeps the first 64 subtransactions
+#: (savepoints that wrote) of a transaction in shared memory, and looks beyond them on
+#: disk: 24 writes with their savepoints, and one more each (an idempotency key), stay
+#: under that.
+MAX_GROUP = 24
+#: Committer threads on PostgreSQL (each holds one pooled connection while it commits).
+PG_COMMITTERS = 3
+#: Every write of a group opens the savepoint of this name; a rollback to it undoes the
+#: latest one only (the write that failed).
+_SAVEPOINT = "SAVEPOINT tracker_grouped_write"
+_ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT tracker_grouped_write"
+
+
+class GroupCommit:
+    """Concurrent writes of this process share one transaction, one commit, one fsync.
+
+    A write is queued (:meth:`submit`); a committer thread takes every write waiting
+    (up to ``MAX_GROUP``), opens one write transaction (the SQLite writer's turn first,
+    as every write), runs each in its own savepoint and commits once, then settles each:
+    its answer leaves only after the commit. A write that refuses (its own error) rolls
+    back its savepoint only; one that fails with a database error, and every write of a
+    group whose commit failed, runs again alone, so its outcome is the one it would have
+    had without company. While a group commits, the next one gathers.
+    """
+
+    def __init__(self, database: Database, committers: int = 1) -> None:
+        self._database = database
+        #: Committer threads: one on SQLite (one writer anyway); on PostgreSQL a few, so
+        #: that a group's round trips overlap the next group's.
+        self.committers = committers
+        self._queue: deque[GroupedWrite] = deque()
+        self._ready = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+        #: Called with the size of each committed group (``tracker_write_group_size``).
+        self.observe: Callable[[int], None] | None = None
+
+    def submit(self, write: GroupedWrite) -> None:
+        """Queue a write; its ``settle`` is called from a committer thread."""
+        with self._ready:
+            if not self._threads:
+                self._stopping = False
+                self._threads = [
+                    threading.Thread(target=self._run, name=f"group-commit-{n}", daemon=True)
+                    for n in range(self.committers)
+                ]
+                for thread in self._threads:
+                    thread.start()
+            self._queue.append(write)
+            self._ready.notify()
+
+    @property
+    def waiting(self) -> int:
+        """How many writes wait for the next group."""
+        with self._ready:
+            return len(self._queue)
+
+    def stop(self) -> None:
+        """Commit what is queued, then end the committer threads."""
+        with self._ready:
+            threads, self._threads = self._threads, []
+            self._stopping = True
+            self._ready.notify_all()
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._stopping:
+                    self._ready.wait()
+                if not self._queue:
+                    return
+                group = [self._queue.popleft() for _ in range(min(MAX_GROUP, len(self._queue)))]
+            try:
+                self._commit(group)
+            except Exception:  # noqa: BLE001 - the committer must go on for the next writes
+                logger.exception("a group of writes failed to commit")
+
+    def _commit(self, group: list[GroupedWrite]) -> None:
+        refused: dict[int, BaseException] = {}
+        alone: list[int] = []
+        began = False
+        try:
+            with self._database.write() as conn:
+                began = True
+                alone = _apply_each(conn, group, refused)
+        except BaseException as error:  # noqa: BLE001 - nothing of the group committed
+            if not began:  # no turn to write, no connection: the same answer for each
+                _wake([_settle(write, error) for write in group])
+                return
+            # A refusal too may owe something to the writes before it: each decides alone.
+            refused, alone = {}, list(range(len(group)))
+        self._observe(len(group) - len(refused) - len(alone))
+        _wake(
+            [
+                _settle(write, refused.get(index))
+                for index, write in enumerate(group)
+                if index not in alone
+            ]
+        )
+        for index in alone:
+            self._commit_alone(group[index])
+
+    def _commit_alone(self, write: GroupedWrite) -> None:
+        try:
+            with self._database.write() as conn:
+                write.apply(conn)
+        except BaseException as error:  # noqa: BLE001 - its answer
+            _wake([_settle(write, error)])
+            return
+        self._observe(1)
+        _wake([_settle(write, None)])
+
+    def _observe(self, committed: int) -> None:
+        if committed and self.observe is not None:
+            try:
+                self.observe(committed)
+            except Exception:  # noqa: BLE001 - a metric must not keep an answer back
+                logger.exception("the size of a group of writes could not be observed")
+
+
+def _apply_each(
+    conn: Connection, group: list[GroupedWrite], refused: dict[int, BaseException]
+) -> list[int]:
+    """Apply each write in its savepoint; note the refused; answer those to run alone."""
+    alone = []
+    for index, write in enumerate(group):
+        # Never released (the commit ends them all): one statement per write, and
+        # SQLAlchemy compiles none (a nested transaction compiles two).
+        conn.exec_driver_sql(_SAVEPOINT)
+        try:
+            write.apply(conn)
+        except SQLAlchemyError:
+            conn.exec_driver_sql(_ROLLBACK_TO_SAVEPOINT)
+            # Maybe its company's doing (a deadlock with another replica's group):
+            # decided alone, after the group.
+            alone.append(index)
+        except BaseException as error:  # noqa: BLE001 - the write's own answer
+            conn.exec_driver_sql(_ROLLBACK_TO_SAVEPOINT)
+            refused[index] = error
+    return alone
+
+
+def _settle(write: GroupedWrite, error: BaseException | None) -> Callable[[], None] | None:
+    try:
+        return write.settle(error)
+    except Exception:  # noqa: BLE001 - one write's answer must not stop the committer
+        logger.exception("a grouped write failed to settle")
+        return None
+
+
+def _wake(wakes: list[Callable[[], None] | None]) -> None:
+    """Call each distinct wake-up once, after every write of the group was settled."""
+    for wake in dict.fromkeys(wake for wake in wakes if wake is not None):
+        try:
+            wake()
+        except Exception:  # noqa: BLE001 - e.g. an event loop already closed
+            logger.exception("grouped writes could not be answered")
+
+
 class Database:
     """The engine plus the two kinds of transaction a request uses."""
 
@@ -201,6 +380,8 @@ class Database:
         self.engine = engine
         #: SQLite's one writer in this process (None for PostgreSQL).
         self._writer = FairLock() if engine.dialect.name == "sqlite" else None
+        #: Single-row writes sharing transactions (``Write.grouped``).
+        self.groups = GroupCommit(self, 1 if self._writer is not None else PG_COMMITTERS)
 
     @property
     def backend(self) -> str:
@@ -242,7 +423,8 @@ class Database:
             connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Commit the writes queued, then close every pooled connection."""
+        self.groups.stop()
         self.engine.dispose()
 
 

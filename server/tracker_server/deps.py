@@ -22,6 +22,7 @@ from tracker_server.clock import Clock
 from tracker_server.db import Database
 from tracker_server.journal import Journal
 from tracker_server.settings import ServerSettings
+from tracker_server.validation import NEW_ENVIRONMENT_HEADER
 from tracker_server.writes import REASON_HEADER, Write
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
@@ -78,6 +79,8 @@ def _write(request: Request, principal: Principal, now: datetime) -> Write:
         # An admin acting on a lock another token took must say why (audited).
         reason=request.headers.get(REASON_HEADER, "").strip(),
         upkeep=getattr(state, "upkeep", None),
+        new_environment=request.headers.get(NEW_ENVIRONMENT_HEADER, "").strip() in ("1", "true"),
+        approvers=state.settings.approvers,
     )
 
 

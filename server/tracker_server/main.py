@@ -116,6 +116,15 @@ def serve(settings: ServerSettings) -> None:
     help="With --auth, let reads through without a token. [on]",
 )
 @click.option(
+    "--approvers",
+    envvar="TRACKER_APPROVERS",
+    type=click.Choice(["any", "catalog-owner"]),
+    default=None,
+    help="With --auth, who may approve a deploy waiting for approval: any token but the "
+    "requester's, or only the service's catalog owner (a token named as the owner, or "
+    "OWNER/...) and admins. [any]",
+)
+@click.option(
     "--max-body-bytes",
     envvar="TRACKER_MAX_BODY_BYTES",
     type=int,

@@ -96,7 +96,10 @@ METRIC_NAMES = (
     "tracker_locks_held",
     "tracker_lock_queue_length",
     "tracker_freezes_active",
+    "tracker_write_group_size",
 )
+#: Writes per commit (``db.GroupCommit``): concurrent creates sharing one transaction.
+WRITE_GROUP_BUCKETS = (1, 2, 4, 8, 16, 24)
 
 
 class _Families:
@@ -139,6 +142,16 @@ class Metrics:
             "Lead time for changes: a successful deployment's end minus each change's commit.",
             LEAD_TIME_BUCKETS,
         )
+        self._write_groups = Histogram(
+            "tracker_write_group_size",
+            "Writes per commit: concurrent requests of this process sharing one transaction.",
+            WRITE_GROUP_BUCKETS,
+        )
+
+    def observe_write_group(self, size: int) -> None:
+        """Record one commit of ``size`` grouped writes."""
+        with self._lock:
+            self._write_groups.observe(size)
 
     def _service(self, service: str) -> str:
         """The label value of a service: itself, or ``other`` once the cap is reached."""
@@ -193,6 +206,7 @@ class Metrics:
                 ),
                 self._deployment_duration.family(),
                 self._lead_time.family(),
+                self._write_groups.family(),
             ]
 
     def render(self) -> str:

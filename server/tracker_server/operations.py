@@ -15,7 +15,7 @@ routes never import each other.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from tracker_ci.models import (
     Catalog,
@@ -23,6 +23,7 @@ from tracker_ci.models import (
     ChangeType,
     CreateEventRequest,
     Event,
+    FreezeScope,
     FreezeWindow,
     Lock,
     Status,
@@ -35,12 +36,71 @@ from tracker_server.store import catalog as catalog_store
 from tracker_server.store import events as event_store
 from tracker_server.store import freezes as freeze_store
 from tracker_server.store import locks as lock_store
+from tracker_server.validation import UPSTREAM_ENVIRONMENTS, check_environment_name
 from tracker_server.writes import Write
 
 #: The lock resources a freeze window covers (deployments and operations).
 FROZEN_RESOURCES = ("deployment", "operation")
 #: What managing freeze windows is called in a refusal.
 MANAGE_FREEZES = "manage freeze windows"
+
+
+# ---------------------------------------------------------------- environments
+def check_environment(conn: Connection, write: Write, *, service: str, environment: str) -> None:
+    """Refuse a misspelled environment name (``validation.check_environment_name``) in a
+    write that names one: an event, a lock, a queue ticket, a freeze window (``service``
+    "": every service's names). Unless the caller says the name is new
+    (``X-Tracker-New-Environment``) or the service's catalog entry lists it."""
+    if write.new_environment or environment in UPSTREAM_ENVIRONMENTS:
+        return
+    known = set(_known_environments(conn, service))
+    if environment in known:
+        return
+    if service:
+        entry = catalog_store.get_entry(conn, name=service)
+        if entry is not None:
+            known.update(entry.environments)
+    subject = f"for service {service}" if service else "on this server"
+    check_environment_name(environment, known=known, subject=subject)
+
+
+# Distinct names by index seeks (a loose index scan), one per name: cheap at any number of
+# events. Events are read through ix_events_service_environment_created_at (or
+# ix_events_environment_created_at for every service); lock_fences keeps one row per key
+# ever locked, and the queue's rows are few.
+_ENVIRONMENTS_OF_SERVICE = text(
+    """
+    WITH RECURSIVE names(name) AS (
+        SELECT MIN(environment) FROM events WHERE service = :service
+        UNION ALL
+        SELECT (SELECT MIN(environment) FROM events
+                WHERE service = :service AND environment > names.name)
+        FROM names WHERE names.name IS NOT NULL
+    )
+    SELECT name FROM names WHERE name IS NOT NULL
+    UNION SELECT environment FROM lock_fences WHERE service = :service
+    UNION SELECT environment FROM lock_queue WHERE service = :service
+    """
+)
+_ENVIRONMENTS = text(
+    """
+    WITH RECURSIVE names(name) AS (
+        SELECT MIN(environment) FROM events
+        UNION ALL
+        SELECT (SELECT MIN(environment) FROM events WHERE environment > names.name)
+        FROM names WHERE names.name IS NOT NULL
+    )
+    SELECT name FROM names WHERE name IS NOT NULL
+    UNION SELECT environment FROM lock_fences
+    """
+)
+
+
+def _known_environments(conn: Connection, service: str) -> list[str]:
+    """Every environment name the service (or any service, ``""``) has used."""
+    if service:
+        return list(conn.execute(_ENVIRONMENTS_OF_SERVICE, {"service": service}).scalars())
+    return list(conn.execute(_ENVIRONMENTS).scalars())
 
 
 # ----------------------------------------------------------------------- locks
@@ -92,14 +152,14 @@ def put_catalog(write: Write, entry: Catalog) -> Catalog:
     """Create or replace the entry of ``entry.name`` (keeping its createdAt and versions)."""
     write.allow(entry.name)
     with write.transaction() as conn:
-        return catalog_store.put_entry(conn, entry=entry, now=write.now)
+        return catalog_store.put_entry(conn, entry=entry, now=write.now, journal=write.journal)
 
 
 def delete_catalog(write: Write, name: str) -> Catalog:
     """Delete a service's catalog entry; the entry as it was."""
     write.allow(name)
     with write.transaction() as conn:
-        return catalog_store.delete_entry(conn, name=name)
+        return catalog_store.delete_entry(conn, name=name, journal=write.journal)
 
 
 def set_catalog_versions(
@@ -115,6 +175,7 @@ def set_catalog_versions(
             latest_version=latest,
             reference_version=reference,
             now=write.now,
+            journal=write.journal,
         )
 
 
@@ -130,6 +191,7 @@ def set_catalog_dependencies(
             dependencies_in=dependencies_in,
             dependencies_out=dependencies_out,
             now=write.now,
+            journal=write.journal,
         )
 
 
@@ -138,6 +200,9 @@ def add_freeze(write: Write, window: FreezeWindow) -> FreezeWindow:
     """Create a freeze window (admin only when auth is on)."""
     authorize(write.principal, MANAGE_FREEZES, admin=True)
     with write.transaction() as conn:
+        if window.scope_type == FreezeScope.FREEZE_SCOPE_ENVIRONMENT:
+            for name in window.scope_ids:
+                check_environment(conn, write, service="", environment=name)
         return freeze_store.create_window(
             conn,
             window=window,
@@ -193,6 +258,9 @@ def open_event(conn: Connection, body: CreateEventRequest, write: Write) -> tupl
     """Create an event as ``POST /event`` does (the batch too), inside the caller's
     transaction: its automatic lock belongs to the caller's token, the freeze windows are
     enforced, a broken glass joins its changelog. Answers the event and the warnings."""
+    check_environment(
+        conn, write, service=body.attributes.service, environment=body.attributes.environment.value
+    )
     # The automatic lock belongs to the token that opened the event.
     event = event_store.create_event(
         conn,
@@ -235,6 +303,13 @@ def update_event(write: Write, event_id: str, body: UpdateEventRequest) -> Event
     with write.transaction() as conn:
         write.owned_event(conn, event_id)
         _check_event_locks(conn, write, event_id, "update the event holding")
+        # Unchanged names pass (the event itself uses them); a new one is checked.
+        check_environment(
+            conn,
+            write,
+            service=body.attributes.service,
+            environment=body.attributes.environment.value,
+        )
         return event_store.update_event(
             conn, request=body, event_id=event_id, now=write.now, journal=write.journal
         )
@@ -299,6 +374,8 @@ def decide_approval(write: Write, event_id: str, *, approved: bool, comment: str
                 f"the token that opened event {event_id} may not {action} it: "
                 "another token (or an admin) must"
             )
+        if write.approvers == "catalog-owner" and not caller.admin:
+            _check_owner(conn, caller.name, event.attributes.service, action)
         return event_store.decide_approval(
             conn,
             event_id=event_id,
@@ -307,4 +384,28 @@ def decide_approval(write: Write, event_id: str, *, approved: bool, comment: str
             comment=comment,
             now=write.now,
             journal=write.journal,
+        )
+
+
+def is_owner_token(token_name: str, owner: str) -> bool:
+    """Whether a token speaks for a catalog owner: named as the owner (``team-payments``)
+    or as one of its members (``team-payments/alice``), in any case."""
+    name, owner = token_name.casefold(), owner.casefold()
+    return bool(owner) and (name == owner or name.startswith(owner + "/"))
+
+
+def _check_owner(conn: Connection, token_name: str, service: str, action: str) -> None:
+    """With ``--approvers catalog-owner``: only the service's catalog owner decides."""
+    entry = catalog_store.get_entry(conn, name=service)
+    owner = entry.owner if entry is not None else ""
+    if not owner:
+        raise Forbidden(
+            f"only the catalog owner of {service} may {action} its deployments, and "
+            f"{service} has no catalog entry: an admin must (or: tracker-ci catalog set "
+            f"{service} --owner ...)"
+        )
+    if not is_owner_token(token_name, owner):
+        raise Forbidden(
+            f"only the catalog owner of {service} ({owner}) may {action} its deployments: "
+            f"token {token_name!r} is not {owner!r} nor {owner}/..., and not an admin"
         )

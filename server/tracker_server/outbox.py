@@ -7,14 +7,15 @@ names a notification, it writes one ``webhook_deliveries`` row per matching webh
 same connection, so a delivery exists exactly when its change does and a crash between
 the commit and the send loses nothing (the dispatcher finds the row). No high-water mark
 is kept, so an entry whose transaction commits late (PostgreSQL hands out ids at insert)
-is never skipped.
+is never skipped. A notification about a service with a catalog entry carries its owner
+and channel (``service``), as the catalog says in that same transaction.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
@@ -32,6 +33,7 @@ from tracker_ci.models import (
     format_timestamp,
 )
 from tracker_server.journal import JournalEntry, JournalRecord
+from tracker_server.store import catalog as catalog_store
 from tracker_server.store import events as event_store
 from tracker_server.tables import webhook_deliveries, webhooks
 
@@ -49,6 +51,8 @@ class Notification:
     event: Event | None = None
     lock: Lock | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: The catalog's word on the service (name, owner, channel), when it has an entry.
+    service: dict[str, Any] | None = None
 
     def body(self, occurred_at: datetime) -> dict[str, Any]:
         """The JSON document every sink starts from (the generic sink sends it as is)."""
@@ -60,6 +64,8 @@ class Notification:
             document["lock"] = self.lock.to_wire()
         if self.details:
             document["details"] = self.details
+        if self.service:
+            document["service"] = self.service
         document["occurredAt"] = format_timestamp(occurred_at)
         return document
 
@@ -246,12 +252,15 @@ class Outbox:
         if not hooks:
             return
         known = _events_of(records)
+        services = {_service_of(n) for _, n in notified} - {""}
+        contacts = catalog_store.service_contacts(conn, services) if services else {}
         rows = []
         for record, notification in notified:
             wanted = [hook for hook in hooks if subscribed(hook, notification)]
             if not wanted:
                 continue
             notification = _with_event(conn, notification, known)
+            notification = replace(notification, service=contacts.get(_service_of(notification)))
             rows += [
                 delivery_row(
                     hook=hook,

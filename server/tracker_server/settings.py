@@ -25,6 +25,10 @@ class ServerSettings(BaseSettings):
     auth: bool = False
     admin_token: str = ""
     public_reads: bool = True
+    #: Who may approve a deployment waiting for approval (with auth on): ``any`` token that
+    #: may write its service but the requester's, or only the ``catalog-owner``'s (a token
+    #: named as the service's catalog owner, or ``<owner>/<anything>``) and admins.
+    approvers: Literal["any", "catalog-owner"] = "any"
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     log_level: LogLevel = "info"
     #: The address users reach this server at: links in notifications (Slack, GitHub).

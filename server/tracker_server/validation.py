@@ -208,3 +208,61 @@ def check_urls(body: BaseModel, prefix: str = "") -> None:
             check_web_url(value, where)
         elif isinstance(value, str) and name in TICKET_FIELDS:
             check_ticket(value, where)
+
+
+# ---------------------------------------------------------------- environment names
+#: The header that says a write means to create a new environment name (``--new-environment``).
+NEW_ENVIRONMENT_HEADER = "X-Tracker-New-Environment"
+_DIGITS = re.compile(r"\d+")
+#: Upstream's eight names: always accepted (upstream's clients must keep working).
+UPSTREAM_ENVIRONMENTS = frozenset(e.value for e in Environment)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Damerau-Levenshtein distance (optimal string alignment: a swap of two neighbours
+    counts once): ``prodution`` -> ``production`` is 1, ``porduction`` is 1."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def looks_like_typo(name: str, known: str) -> bool:
+    """Whether a new environment name is most likely a misspelling of a known one: the
+    same name in another case, or a small edit (1 for names up to 5 characters, 2 above).
+    Numbered siblings (``eu-west-1`` beside ``eu-west-2``) are not typos."""
+    if name == known:
+        return False
+    if name.casefold() == known.casefold():
+        return True
+    if _DIGITS.sub("#", name) == _DIGITS.sub("#", known):
+        return False
+    allowed = 1 if min(len(name), len(known)) <= 5 else 2
+    if abs(len(name) - len(known)) > allowed:
+        return False
+    return edit_distance(name.casefold(), known.casefold()) <= allowed
+
+
+def check_environment_name(name: str, *, known: set[str], subject: str) -> None:
+    """THE rule against misspelled environments: a custom name (not one of upstream's
+    eight, which always pass) that ``subject`` never used and that is close to one it did
+    is refused (400) with the name it most likely meant. ``known`` is what was used;
+    ``subject`` says whose (``for service api``)."""
+    if name in known or name in UPSTREAM_ENVIRONMENTS:
+        return
+    close = sorted(
+        (edit_distance(name.casefold(), k.casefold()), k) for k in known if looks_like_typo(name, k)
+    )
+    if close:
+        meant = close[0][1]
+        raise InvalidInput(
+            f"unknown environment {name!r} {subject}: did you mean {meant!r}? "
+            "(pass --new-environment to create it)"
+        )

@@ -10,6 +10,9 @@ check and the change.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +49,11 @@ class Write:
     reason: str = ""
     #: Told how many changes each transaction committed (the planner's statistics).
     upkeep: StatisticsUpkeep | None = None
+    #: ``X-Tracker-New-Environment: 1``: the caller means to create a new environment name
+    #: (``operations.check_environment``).
+    new_environment: bool = False
+    #: Who may approve a deployment (the ``approvers`` setting): ``any`` or ``catalog-owner``.
+    approvers: str = "any"
 
     def allow(self, service: str) -> None:
         """Refuse unless the caller may write this service."""
@@ -54,18 +62,39 @@ class Write:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One write transaction; the journal is persisted in it and announced after."""
-        changed = False
         try:
             with self.database.write() as conn:
                 yield conn
-                # A change may move a lock queue: wake the waiters (other replicas too).
-                changed = self.journal.wakes_waiters()
-                if changed:
-                    wakeup.announce(conn)
-                self.journal.persist(conn)
+                changed = self._persist(conn)
         except BaseException:
             self.journal.discard()
             raise
+        self._announce(changed)
+
+    async def grouped(self, work: Callable[[Connection], Response]) -> Response:
+        """``work``'s answer, once it committed in a transaction it may share with other
+        requests of this process (``db.GroupCommit``: one commit, one fsync for all).
+
+        ``work`` runs in the committer's thread, in a savepoint of its own: its error
+        refuses this request only, and it may run twice (again alone, if its group could
+        not commit), so it changes nothing but the database and the journal.
+        """
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Response] = loop.create_future()
+        self.database.groups.submit(_Grouped(self, work, _answers_of(loop), answer))
+        return await answer
+
+    def _persist(self, conn: Connection) -> bool:
+        """Persist the journal on ``conn``; True when the change may move a lock queue."""
+        # A change may move a lock queue: wake the waiters (other replicas too).
+        changed = self.journal.wakes_waiters()
+        if changed:
+            wakeup.announce(conn)
+        self.journal.persist(conn)
+        return changed
+
+    def _announce(self, changed: bool) -> None:
+        """After the commit: the statistics' count, the audit lines and metrics, waiters."""
         if self.upkeep is not None:
             self.upkeep.wrote(sum(entry.rows() for entry in self.journal.committed))
         self.journal.flush()
@@ -132,18 +161,44 @@ class Write:
         if key is not None:
             idempotency.check_key(key)
         with self.transaction() as conn:
-            stored = self._claim(conn, scope=scope, key=key, body=body)
-            if stored is not None:
-                return stored
-            response = work(conn)
-            if key is not None:
-                idempotency.remember(
-                    conn,
-                    scope=scope,
-                    key=key,
-                    status_code=response.status_code,
-                    body=bytes(response.body).decode(),
-                )
+            return self._once(conn, scope=scope, key=key, body=body, work=work)
+
+    async def grouped_once(
+        self,
+        *,
+        scope: str,
+        key: str | None,
+        body: BaseModel,
+        work: Callable[[Connection], Response],
+    ) -> Response:
+        """:meth:`once` in a shared transaction (:meth:`grouped`)."""
+        if key is not None:
+            idempotency.check_key(key)
+        return await self.grouped(
+            lambda conn: self._once(conn, scope=scope, key=key, body=body, work=work)
+        )
+
+    def _once(
+        self,
+        conn: Connection,
+        *,
+        scope: str,
+        key: str | None,
+        body: BaseModel,
+        work: Callable[[Connection], Response],
+    ) -> Response:
+        stored = self._claim(conn, scope=scope, key=key, body=body)
+        if stored is not None:
+            return stored
+        response = work(conn)
+        if key is not None:
+            idempotency.remember(
+                conn,
+                scope=scope,
+                key=key,
+                status_code=response.status_code,
+                body=bytes(response.body).decode(),
+            )
         return response
 
     def _claim(
@@ -165,3 +220,90 @@ class Write:
         )
         response.headers["Idempotent-Replayed"] = "true"
         return response
+
+
+class _Grouped:
+    """A request's write in a group (``db.GroupedWrite``): answered on its event loop."""
+
+    def __init__(
+        self,
+        write: Write,
+        work: Callable[[Connection], Response],
+        answers: _LoopAnswers,
+        answer: asyncio.Future[Response],
+    ) -> None:
+        self.write, self.work, self.answers, self.answer = write, work, answers, answer
+        self.response: Response | None = None
+        self.changed = False
+
+    def apply(self, conn: Connection) -> None:
+        """The work and its journal, in the group's transaction."""
+        journal = self.write.journal
+        journal.committed.clear()  # a second run (alone): the first one never committed
+        try:
+            self.response = self.work(conn)
+            self.changed = self.write._persist(conn)
+        except BaseException:
+            journal.discard()
+            raise
+
+    def settle(self, error: BaseException | None) -> Callable[[], None]:
+        """Announce what committed (as :meth:`Write.transaction` does); the answer is
+        handed to the event loop with the group's others."""
+        if error is None:
+            self.write._announce(self.changed)
+        else:
+            self.write.journal.discard()
+            self.write.journal.committed.clear()
+        self.answers.add(self.answer, self.response, error)
+        return self.answers.hand_over
+
+
+class _LoopAnswers:
+    """The answers of grouped writes for one event loop, handed over in one wake-up per
+    group: a wake-up per write would give the GIL to the loop between two answers, and
+    the committer would wait for it back (up to the interpreter's switch interval)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._ready: list[tuple[asyncio.Future[Response], Response | None, BaseException | None]]
+        self._ready = []
+
+    def add(
+        self,
+        answer: asyncio.Future[Response],
+        response: Response | None,
+        error: BaseException | None,
+    ) -> None:
+        """Note one answer (from the committer thread)."""
+        with self._lock:
+            self._ready.append((answer, response, error))
+
+    def hand_over(self) -> None:
+        """Wake the loop to deliver the answers noted so far."""
+        self.loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for answer, response, error in ready:
+            if answer.done():  # the request was cancelled (its client went away)
+                continue
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                assert response is not None
+                answer.set_result(response)
+
+
+#: Each event loop's answers (a server has one loop; tests may start several apps).
+_answers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopAnswers]
+_answers = weakref.WeakKeyDictionary()
+
+
+def _answers_of(loop: asyncio.AbstractEventLoop) -> _LoopAnswers:
+    answers = _answers.get(loop)
+    if answers is None:
+        answers = _answers[loop] = _LoopAnswers(loop)
+    return answers

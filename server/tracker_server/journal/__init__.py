@@ -34,6 +34,8 @@ from tracker_server.journal.audit import (
 )
 from tracker_server.journal.entries import (
     ApprovalDecided,
+    CatalogEntryDeleted,
+    CatalogEntrySet,
     ChangelogAdded,
     EventCreated,
     EventDeleted,
@@ -65,6 +67,8 @@ from tracker_server.tables import journal as journal_table
 __all__ = [
     "AuditLine",
     "ApprovalDecided",
+    "CatalogEntryDeleted",
+    "CatalogEntrySet",
     "ChangelogAdded",
     "EventCreated",
     "EventDeleted",

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tracker_ci.models import (
     DURATION_STATUSES,
+    Catalog,
     ChangelogEntry,
     Event,
     EventType,
@@ -27,6 +28,8 @@ from tracker_server.db import JsonText
 from tracker_server.journal.audit import AuditLine, event_log_fields, lock_log_fields
 
 __all__ = [
+    "CatalogEntryDeleted",
+    "CatalogEntrySet",
     "ChangelogAdded",
     "EventCreated",
     "EventDeleted",
@@ -421,3 +424,33 @@ class ApprovalDecided(JournalEntry):
     def audit_line(self) -> AuditLine:
         action = "deployment approved" if self.approved else "deployment rejected"
         return action, {**event_log_fields(self.event), "by": self.by}
+
+
+# ------------------------------------------------------------------ the catalog
+def _catalog_log_fields(entry: Catalog) -> dict[str, Any]:
+    return {"name": entry.name, "owner": entry.owner, "version": entry.version}
+
+
+class CatalogEntrySet(JournalEntry):
+    """A service's catalog entry was created or replaced, or its versions or dependencies
+    were set: as it was (None: created) and as it is."""
+
+    KIND = "catalog_set"
+    WAKES_WAITERS = False
+    before: Catalog | None
+    after: Catalog
+
+    def audit_line(self) -> AuditLine:
+        action = "catalog entry created" if self.before is None else "catalog entry changed"
+        return action, _catalog_log_fields(self.after)
+
+
+class CatalogEntryDeleted(JournalEntry):
+    """A service's catalog entry was deleted (as it was)."""
+
+    KIND = "catalog_deleted"
+    WAKES_WAITERS = False
+    entry: Catalog
+
+    def audit_line(self) -> AuditLine:
+        return "catalog entry deleted", _catalog_log_fields(self.entry)

@@ -3,8 +3,9 @@ replace, read, delete, list, version compliance, versions and dependencies.
 
 Reads need what every read needs. A write changes one service's entry, so with auth on it
 needs a token that may write that service, or an admin (the rule lives in
-``operations.py``). Entries are validated here: name, owner and version are required, links
-are http(s) URLs, enums are read by name or number.
+``operations.py``), and is journalled in its transaction like every other write
+(``catalog_set``, ``catalog_deleted``). Entries are validated here: name, owner and version
+are required, links are http(s) URLs, enums are read by name or number.
 """
 
 from __future__ import annotations

@@ -74,11 +74,13 @@ EnumQuery = Annotated[
     response_model=EventResponse,
     responses={**ERROR_RESPONSES, **CONFLICT_RESPONSE},
 )
-def create_event(
+async def create_event(
     body: CreateEventRequest, write: WriteDep, idempotency_key: IdempotencyKey = None
 ) -> Response:
     """Create an event. A deployment or operation that starts takes its lock first (409 if
     held, and then nothing is created); a ``relatedId`` sets the duration since that event."""
+    # Checked on the event loop (pure computation); written in a transaction shared with
+    # the other creates arriving meanwhile (``Write.grouped``), answered once committed.
     check_event(body.title, body.attributes, body.links, body.slack_id)
     check_urls(body)  # jobUrl (links and attributes are in check_event)
     write.allow(body.attributes.service)
@@ -87,7 +89,7 @@ def create_event(
         event, warnings = open_event(conn, body, write)
         return wire_with_warnings(EventResponse(event=event), warnings)
 
-    return write.once(
+    return await write.grouped_once(
         scope=f"POST /event {write.principal.token_id}",
         key=idempotency_key,
         body=body,

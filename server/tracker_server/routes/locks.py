@@ -60,6 +60,9 @@ def acquire_lock(
 
     def work(conn: Connection) -> Response:
         event_store.check_event_exists(conn, event_id=event_id, field="eventId")
+        operations.check_environment(
+            conn, write, service=body.service, environment=body.environment
+        )
         lock = lock_store.acquire_lock(
             conn,
             service=body.service,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 from tracker_ci.models import (
     API_PREFIX,
     EvictLockRequest,
+    Lock,
     LockStatusResponse,
     QueueEntry,
     QueuePolicy,
@@ -23,12 +24,13 @@ from tracker_ci.models import (
     QueueResponse,
     UnlockResponse,
 )
-from tracker_server import wakeup
+from tracker_server import operations, wakeup
 from tracker_server.auth import authorize
 from tracker_server.deps import DatabaseDep, Now, WriteDep, require_reader
 from tracker_server.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
-from tracker_server.operations import FROZEN_RESOURCES
-from tracker_server.routes.common import wire
+from tracker_server.operations import FROZEN_RESOURCES, check_environment
+from tracker_server.routes.common import wire, wire_with_warnings
+from tracker_server.store import events as event_store
 from tracker_server.store import freezes as freeze_store
 from tracker_server.store import locks as lock_store
 from tracker_server.store import queue as queue_store
@@ -59,7 +61,7 @@ def _visit(
     ticket: str,
     write: Write,
     timeouts: Timeouts,
-) -> QueueResponse:
+) -> tuple[QueueResponse, list[str]]:
     now = write.now
     queue_store.lock_key(conn, key)  # first: see lock_key
     lock_store.expire_key(
@@ -71,8 +73,16 @@ def _visit(
         journal=write.journal,
     )
     if ticket:
-        queue_store.heartbeat(conn, key, ticket=ticket, now=now, journal=write.journal)
+        try:
+            queue_store.heartbeat(conn, key, ticket=ticket, now=now, journal=write.journal)
+        except TicketNotFound:
+            # Its turn may have come as a grant: asking again answers it (and claims it).
+            claimed = _claim(conn, key, body, ticket, write) if body.grant else None
+            if claimed is None:
+                raise
+            return claimed, []
     else:
+        check_environment(conn, write, service=key.service, environment=key.environment)
         ticket = queue_store.join(
             conn,
             key,
@@ -99,11 +109,96 @@ def _visit(
             queue_store.hold_turn(conn, key, ticket=ticket, now=now)
             mine = mine.model_copy(update={"state": "frozen"})
             frozen = freeze_store.blocked_message(stretch)
+    if mine.state == "granted" and body.grant:
+        lock, warnings = _grant(conn, key, body, ticket, write, timeouts)
+        # The head left the line: the others move up, their expected waits unchanged (the
+        # new holder's expected rest is the head's place it took).
+        rest = [
+            entry.model_copy(update={"position": entry.position - 1})
+            for entry in entries
+            if entry.ticket != ticket
+        ]
+        return _granted(ticket, lock, rest), warnings
     holder = lock_store.find_lock_by_key(
         conn, service=key.service, environment=key.environment, resource=key.resource, now=now
     )
     # A ticket is its waiter's to use: the others see only its place.
-    return QueueResponse(ticket=mine, lock=holder, queue=_anonymous(entries), frozen_by=frozen)
+    answer = QueueResponse(ticket=mine, lock=holder, queue=_anonymous(entries), frozen_by=frozen)
+    return answer, []
+
+
+def _grant(
+    conn: Connection,
+    key: LockKey,
+    body: QueueRequest,
+    ticket: str,
+    write: Write,
+    timeouts: Timeouts,
+) -> tuple[Lock, list[str]]:
+    """Take the lock for the waiter whose turn came, as ``POST /lock`` naming its ticket
+    would (the gate, the fence, the freezes and their glass); it expires after the claim
+    window until claimed (:func:`_claim`). The lock and the freeze warnings."""
+    event_store.check_event_exists(conn, event_id=body.event_id, field="eventId")
+    lock = lock_store.acquire_lock(
+        conn,
+        service=key.service,
+        environment=key.environment,
+        resource=key.resource,
+        who=body.who,
+        event_id=body.event_id,
+        ttl_seconds=body.ttl_seconds,
+        now=write.now,
+        journal=write.journal,
+        reason=body.reason,
+        job_url=body.job_url,
+        ticket=ticket,
+        token_id=write.principal.token_id,
+        lock_id=queue_store.grant_id(ticket),
+        claim_by=write.now + timedelta(seconds=timeouts.claim),
+    )
+    warnings: list[str] = []
+    if key.resource in FROZEN_RESOURCES:
+        warnings = operations.enforce_freezes(
+            conn,
+            write,
+            service=key.service,
+            environment=key.environment,
+            who=body.who or write.principal.name,
+            break_glass=body.break_glass,
+            event_id=body.event_id,
+        )
+    return lock, warnings
+
+
+def _claim(
+    conn: Connection, key: LockKey, body: QueueRequest, ticket: str, write: Write
+) -> QueueResponse | None:
+    """The ticket's grant asked for again (its answer was lost, or the waiter claims it):
+    the same lock, now with the TTL asked for; None when the ticket holds no grant."""
+    lock = lock_store.find_lock(conn, lock_id=queue_store.grant_id(ticket), now=write.now)
+    if lock is None or LockKey(lock.service, lock.environment, lock.resource) != key:
+        return None
+    write.check_holder(conn, lock, "claim")
+    lock = lock_store.renew_lock(
+        conn, lock_id=lock.id, ttl_seconds=body.ttl_seconds, now=write.now, journal=write.journal
+    )
+    entries = queue_store.queue_of(
+        conn, service=key.service, environment=key.environment, resource=key.resource, now=write.now
+    )
+    return _granted(ticket, lock, entries)
+
+
+def _granted(ticket: str, lock: Lock, entries: list[QueueEntry]) -> QueueResponse:
+    # Out of the line (position 0): the ticket's waiter holds the lock.
+    mine = QueueEntry(
+        ticket=ticket,
+        who=lock.who,
+        since=lock.created_at,
+        reason=lock.reason,
+        job_url=lock.job_url,
+        state="granted",
+    )
+    return QueueResponse(ticket=mine, lock=lock, queue=_anonymous(entries), granted=lock)
 
 
 def _anonymous(entries: list[QueueEntry]) -> list[QueueEntry]:
@@ -124,13 +219,19 @@ def _moment(write: Write, now: datetime) -> None:
 def wait_in_queue(body: QueueRequest, write: WriteDep, request: Request) -> Response:
     """Join the key's queue (no ``ticket``) or keep a ticket alive, and wait up to
     ``waitSeconds`` for its turn: the answer comes as soon as the turn comes (``state``
-    granted; then take the lock naming ``queueTicket``), else when the time is up. A hard
-    freeze holds a turn back (``state`` frozen, ``frozenBy``). 409 (code 10) when a newer
-    waiter superseded this one; 404 when the ticket was dropped."""
+    granted; then take the lock naming ``queueTicket``), else when the time is up. With
+    ``grant`` the lock is taken for the caller when its turn comes and answered as
+    ``granted`` (``POST /lock``'s rules and errors), expiring after the claim window
+    until the caller asks again with the same ticket, which answers the same grant and
+    claims it (``ttlSeconds`` from then). A hard freeze holds a turn back (``state``
+    frozen, ``frozenBy``). 409 (code 10) when a newer waiter superseded this one; 404
+    when the ticket was dropped."""
     resource = body.resource or "deployment"
     check_lock_key(body.service, body.environment, resource, body.who)
     check_text(body.reason, "reason", max_length=1000)
     ticket = require_uuid(body.ticket, "ticket") if body.ticket else ""
+    if body.event_id:
+        body = body.model_copy(update={"event_id": require_uuid(body.event_id, "eventId")})
     check_urls(body)
     write.allow(body.service)
     key = LockKey(body.service, body.environment, resource)
@@ -139,30 +240,41 @@ def wait_in_queue(body: QueueRequest, write: WriteDep, request: Request) -> Resp
     deadline = time.monotonic() + body.wait_seconds
     look = True
     looked = time.monotonic()
+    every = wakeup.MAX_SLICE
     while True:
         seen = wakeup.version()
         if look:
             _moment(write, clock.now())
             with write.transaction() as conn:
-                answer = _visit(conn, key, body, ticket, write, timeouts)
+                answer, warnings = _visit(conn, key, body, ticket, write, timeouts)
             assert answer.ticket is not None
             ticket = answer.ticket.ticket
             looked = time.monotonic()
             # A stopping server answers at once: the waiter comes back (it polls again).
             if answer.ticket.state == "granted" or deadline - looked <= 0 or wakeup.stopping():
-                return wire(answer)
+                return wire_with_warnings(answer, warnings)
+            # The first in line looks every slice (an expired lease, a silent holder of the
+            # turn, a freeze holding it); the others only keep their heartbeat, so their
+            # writes do not queue in front of the handoff.
+            every = wakeup.MAX_SLICE if answer.ticket.position <= 1 else _quiet(timeouts)
         left = deadline - time.monotonic()
-        slice_left = wakeup.MAX_SLICE - (time.monotonic() - looked)
+        slice_left = every - (time.monotonic() - looked)
         changed = wakeup.wait_for_change(seen, max(0.0, min(left, slice_left)))
         # A change wakes every waiter: only the one whose turn came writes again at once
         # (a read tells); the others look again when their slice is over.
         look = (
             not changed
             or wakeup.stopping()
-            or time.monotonic() - looked >= wakeup.MAX_SLICE
+            or time.monotonic() - looked >= every
             or time.monotonic() >= deadline
             or _turn_came(write, ticket)
         )
+
+
+def _quiet(timeouts: Timeouts) -> float:
+    """How often a waiter behind the first looks during its long poll: often enough to
+    stay alive (a third of the heartbeat window), never more often than the first."""
+    return max(wakeup.MAX_SLICE, timeouts.heartbeat / 3)
 
 
 def _turn_came(write: Write, ticket: str) -> bool:

@@ -44,6 +44,22 @@ class Outgoing:
         moment = EventMetadata.model_validate({"created_at": raw}).created_at if raw else None
         return moment or self.now
 
+    @property
+    def owner(self) -> str:
+        """The service's owner from its catalog entry ("" without one)."""
+        service = self.body.get("service")
+        return str(service.get("owner") or "") if isinstance(service, dict) else ""
+
+    @property
+    def channel(self) -> str:
+        """The service's communication channel from its catalog entry: its name, else its
+        URL ("" without one)."""
+        service = self.body.get("service")
+        channel = service.get("channel") if isinstance(service, dict) else None
+        if not isinstance(channel, dict):
+            return ""
+        return str(channel.get("name") or channel.get("url") or "")
+
     def event_link(self, event: Event) -> str:
         """The event's dashboard page (needs the server's public address, ``public_url``)."""
         if not self.public_url:

@@ -10,6 +10,8 @@ deployment methods still send, so they go through its requester):
 
 * ``ref``: the event's ``revision`` (what was deployed); the pull request's head commit
   only when the event has none.
+* the deployment's ``payload`` (free JSON): ``trackerEventId``, and the service's
+  ``owner`` and ``channel`` when its catalog entry names them.
 * each status: ``log_url`` the event's page on this server, ``environment_url`` the
   webhook's ``environmentUrl`` option, ``auto_inactive`` so that older deployments of the
   environment turn inactive once this one succeeds.
@@ -69,14 +71,16 @@ class _Deployments:
         return None
 
 
-def _deployment_body(event: Event, ref: str) -> dict[str, Any]:
+def _deployment_body(outgoing: Outgoing, event: Event, ref: str) -> dict[str, Any]:
     environment = event.attributes.environment.value
+    payload = {"trackerEventId": event.attributes.related_id or event.id}
+    payload |= {name: value for name in ("owner", "channel") if (value := getattr(outgoing, name))}
     return {
         "ref": ref,
         "task": "deploy",
         "auto_merge": False,
         "required_contexts": [],
-        "payload": {"trackerEventId": event.attributes.related_id or event.id},
+        "payload": payload,
         "environment": environment,
         "description": ellipsize(event.title or event.attributes.service, MAX_DESCRIPTION),
         "production_environment": environment == "production",
@@ -138,7 +142,8 @@ class GitHubDeploymentsSink:
         deployment = api.find(environment, ids)
         if deployment is None:
             ref = api.ref(event, number)
-            deployment = api.call("POST", "/deployments", input=_deployment_body(event, ref))
+            body = _deployment_body(outgoing, event, ref)
+            deployment = api.call("POST", "/deployments", input=body)
         api.call(
             "POST",
             f"/deployments/{deployment['id']}/statuses",

@@ -1,7 +1,8 @@
 """Grafana annotations (``POST /api/annotations``): a region from start to end for a
 finished deployment (its duration in the text), a point for anything else; an alert
 names its rule, service and message. Tags: ``tracker``, the notification, then
-``service:``, ``environment:``, ``status:`` and ``rule:`` where known.
+``service:``, ``environment:``, ``status:``, ``rule:`` and ``owner:`` (the service's
+owner in its catalog entry) where known.
 
 The webhook's ``dashboardUid`` (and ``panelId``) options put the annotations on one
 dashboard (and panel); without them they are organisation-wide. Grafana renders an
@@ -81,6 +82,8 @@ def annotation(outgoing: Outgoing) -> dict[str, Any]:
     else:
         times = {"time": _millis(outgoing.occurred_at)}
         tags, text = _of_details(outgoing)
+    if outgoing.owner:
+        tags.append(f"owner:{outgoing.owner}")
     return {**body, **times, "tags": ["tracker", outgoing.type, *tags], "text": text}
 
 

@@ -1,5 +1,6 @@
 """InfluxDB v2 line protocol (``/api/v2/write``): one point per finished deployment,
-``tracker_deployment,environment=..,service=..,status=.. duration_seconds=.. <seconds>``.
+``tracker_deployment,environment=..,owner=..,service=..,status=.. duration_seconds=..
+<seconds>`` (``owner``: the service's owner in its catalog entry, when it has one).
 
 Tag values follow the line protocol's grammar: commas, equals signs and spaces are
 escaped with a backslash. The grammar has no escape for a newline (a raw one ends the
@@ -42,6 +43,7 @@ def line(outgoing: Outgoing) -> str | None:
         "environment": attributes.environment.value,
         "service": attributes.service,
         "status": attributes.status.value,
+        "owner": outgoing.owner,
     }
     tag_set = "".join(f",{key}={tag_value(value)}" for key, value in sorted(tags.items()) if value)
     moment = int(outgoing.occurred_at.timestamp())

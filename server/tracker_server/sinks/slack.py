@@ -1,5 +1,6 @@
 """Slack incoming webhooks: a Block Kit message naming service, environment, status, who,
-duration and PR, with a link to the event, built with ``slack_sdk``'s block models (which
+duration and PR, the service's owner and channel (from its catalog entry), with a link to
+the event, built with ``slack_sdk``'s block models (which
 refuse what Slack refuses: an empty section, too many fields, a section text too long).
 
 Slack's formatting rules: in ``mrkdwn`` text ``&``, ``<`` and ``>`` are control characters
@@ -61,12 +62,16 @@ def _facts(outgoing: Outgoing, event: Event | None) -> dict[str, str]:
             "Who": attributes.owner or lock.get("who", ""),
             "Duration": format_duration(duration) if duration is not None else "",
             "PR": event.links.pull_request_link,
+            "Owner": outgoing.owner,
+            "Channel": outgoing.channel,
         }
     return {
         "Rule": str(details.get("rule", "")),
         "Service": lock.get("service", details.get("service", "")),
         "Environment": lock.get("environment", details.get("environment", "")),
         "Who": lock.get("who", details.get("who", "")),
+        "Owner": outgoing.owner,
+        "Channel": outgoing.channel,
     }
 
 

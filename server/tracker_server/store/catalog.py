@@ -3,7 +3,8 @@ upstream's version compliance computed from them.
 
 An entry is created or replaced whole by name (``PUT /catalog``), except what upstream
 keeps on a replace: ``createdAt`` and the three version fields, which only
-:func:`set_versions` changes. Refusals are domain errors.
+:func:`set_versions` changes. Every write is journalled in its transaction
+(``catalog_set``, ``catalog_deleted``). Refusals are domain errors.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tracker_ci.models import (
     VersionComplianceResponse,
 )
 from tracker_server.domain import NotFound
+from tracker_server.journal import CatalogEntryDeleted, CatalogEntrySet, Journal
 from tracker_server.tables import catalog
 
 #: What a replace keeps of the stored entry (upstream: versions move only through
@@ -75,8 +77,74 @@ def list_entries(conn: Connection) -> list[Catalog]:
     return [_row_to_entry(row) for row in rows]
 
 
+def entries_named(conn: Connection, names: Iterable[str]) -> dict[str, Catalog]:
+    """The entries of these services that have one, by name (one query per 500 names)."""
+    wanted = sorted(set(names))
+    found: dict[str, Catalog] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        for row in conn.execute(select(catalog).where(catalog.c.name.in_(chunk))):
+            found[row.name] = _row_to_entry(row)
+    return found
+
+
+def stored_entries(conn: Connection, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The stored JSON (the wire form, camelCase, without timestamps) of these services'
+    entries, by name: what a page shows of many entries, without validating each."""
+    wanted = sorted(set(names))
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 500):
+        query = select(catalog.c.name, catalog.c.entry).where(
+            catalog.c.name.in_(wanted[start : start + 500])
+        )
+        found.update((row.name, dict(row.entry)) for row in conn.execute(query))
+    return found
+
+
+def names(conn: Connection) -> list[str]:
+    """Every entry's name, sorted (the primary key alone: no entry is decoded)."""
+    return list(conn.execute(select(catalog.c.name).order_by(catalog.c.name)).scalars())
+
+
+def owners(conn: Connection) -> dict[str, str]:
+    """Every entry's owner, by name (two columns: no entry is decoded)."""
+    return {row.name: row.owner for row in conn.execute(select(catalog.c.name, catalog.c.owner))}
+
+
+def naming(conn: Connection, name: str) -> tuple[list[str], list[str]]:
+    """The other entries that name ``name`` in their dependencies: (those listing it in
+    dependencies_in, i.e. depending on it; those listing it in dependencies_out, i.e. it
+    depends on them). Read from the stored JSON, so the cost is one pass over the catalog."""
+    depend_on_it: list[str] = []
+    it_depends_on: list[str] = []
+    rows = conn.execute(select(catalog.c.name, catalog.c.entry).where(catalog.c.name != name))
+    for row in rows:
+        stored = row.entry if isinstance(row.entry, dict) else {}
+        if name in (stored.get("dependenciesIn") or ()):
+            depend_on_it.append(row.name)
+        if name in (stored.get("dependenciesOut") or ()):
+            it_depends_on.append(row.name)
+    return sorted(depend_on_it), sorted(it_depends_on)
+
+
+def contact(entry: Catalog) -> dict[str, Any]:
+    """What a notification says of a service with an entry: its name, owner and channel
+    (the first of its communication channels, in its wire form; None without one)."""
+    channels = entry.communication_channels
+    return {
+        "name": entry.name,
+        "owner": entry.owner,
+        "channel": channels[0].to_wire() if channels else None,
+    }
+
+
+def service_contacts(conn: Connection, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """:func:`contact` of each of these services that has an entry, by name."""
+    return {name: contact(entry) for name, entry in entries_named(conn, names).items()}
+
+
 # ----------------------------------------------------------------------- writes
-def put_entry(conn: Connection, *, entry: Catalog, now: datetime) -> Catalog:
+def put_entry(conn: Connection, *, entry: Catalog, now: datetime, journal: Journal) -> Catalog:
     """Create the entry, or replace the one of the same name (keeping its createdAt and
     versions); the entry as stored."""
     current = get_entry(conn, name=entry.name, for_update=True)
@@ -98,26 +166,33 @@ def put_entry(conn: Connection, *, entry: Catalog, now: datetime) -> Catalog:
                         "updated_at": now,
                     },
                 )
-            return require_entry(conn, name=entry.name)
+            stored = require_entry(conn, name=entry.name)
+            journal.record(CatalogEntrySet(before=None, after=stored))
+            return stored
         except IntegrityError:  # created meanwhile by another request: replace it
             current = require_entry(conn, name=entry.name, for_update=True)
     kept = {name: getattr(current, name) for name in _KEPT_ON_REPLACE}
-    return _replace(conn, entry.model_copy(update=kept), now=now)
+    return _replace(conn, current, entry.model_copy(update=kept), now=now, journal=journal)
 
 
-def _replace(conn: Connection, entry: Catalog, *, now: datetime) -> Catalog:
+def _replace(
+    conn: Connection, before: Catalog, entry: Catalog, *, now: datetime, journal: Journal
+) -> Catalog:
     conn.execute(
         update(catalog)
         .where(catalog.c.name == entry.name)
         .values(**_row_values(entry), updated_at=now)
     )
-    return require_entry(conn, name=entry.name)
+    stored = require_entry(conn, name=entry.name)
+    journal.record(CatalogEntrySet(before=before, after=stored))
+    return stored
 
 
-def delete_entry(conn: Connection, *, name: str) -> Catalog:
+def delete_entry(conn: Connection, *, name: str, journal: Journal) -> Catalog:
     """Delete the entry named ``name``; the entry as it was."""
     entry = require_entry(conn, name=name, for_update=True)
     conn.execute(delete(catalog).where(catalog.c.name == name))
+    journal.record(CatalogEntryDeleted(entry=entry))
     return entry
 
 
@@ -129,6 +204,7 @@ def set_versions(
     latest_version: str,
     reference_version: str,
     now: datetime,
+    journal: Journal,
 ) -> Catalog:
     """Replace a deliverable's available, latest and reference versions; the entry after."""
     entry = require_entry(conn, name=name, for_update=True)
@@ -139,7 +215,7 @@ def set_versions(
             "reference_version": reference_version,
         }
     )
-    return _replace(conn, changed, now=now)
+    return _replace(conn, entry, changed, now=now, journal=journal)
 
 
 def set_dependencies(
@@ -149,6 +225,7 @@ def set_dependencies(
     dependencies_in: Sequence[str],
     dependencies_out: Sequence[str],
     now: datetime,
+    journal: Journal,
 ) -> Catalog:
     """Replace an entry's dependencies (in: it depends on; out: depend on it); the entry after."""
     entry = require_entry(conn, name=name, for_update=True)
@@ -158,7 +235,7 @@ def set_dependencies(
             "dependencies_out": list(dependencies_out),
         }
     )
-    return _replace(conn, changed, now=now)
+    return _replace(conn, entry, changed, now=now, journal=journal)
 
 
 # ------------------------------------------------------------------- compliance

@@ -112,21 +112,27 @@ def acquire_lock(
     job_url: str = "",
     ticket: str = "",
     token_id: str = "",
+    lock_id: str = "",
+    claim_by: datetime | None = None,
 ) -> Lock:
     """Take the key or raise :class:`LockConflict` naming the holder. A free key with
     waiters goes only to the first of them (``ticket``); the grant gets the next fence.
-    The lock belongs to ``token_id`` (the caller's token; release and renew check it)."""
+    The lock belongs to ``token_id`` (the caller's token; release and renew check it).
+    The queue's grant names the lock's id and expires it at ``claim_by`` until claimed."""
     key = queue_store.LockKey(service, environment, resource)
     queue_store.lock_key(conn, key)  # first: see lock_key
+    expires_at = now + timedelta(seconds=ttl_seconds) if ttl_seconds else None
+    if claim_by is not None:
+        expires_at = min(expires_at, claim_by) if expires_at else claim_by
     lock = Lock(
-        id=str(uuid.uuid4()),
+        id=lock_id or str(uuid.uuid4()),
         service=service,
         who=who,
         created_at=now,
         environment=environment,
         resource=resource,
         event_id=event_id,
-        expires_at=now + timedelta(seconds=ttl_seconds) if ttl_seconds else None,
+        expires_at=expires_at,
         reason=reason,
         job_url=job_url,
     )
@@ -357,11 +363,12 @@ def evict_lock(
 def renew_lock(
     conn: Connection, *, lock_id: str, ttl_seconds: int, now: datetime, journal: Journal
 ) -> Lock:
-    """Move a live lock's expiry to now + TTL; :class:`LockNotFound` when gone or expired."""
+    """Move a live lock's expiry to now + TTL (0: never, the queue's claim of a grant
+    without one); :class:`LockNotFound` when gone or expired."""
     result = conn.execute(
         update(locks)
         .where(locks.c.id == lock_id, _live(now))
-        .values(expires_at=now + timedelta(seconds=ttl_seconds))
+        .values(expires_at=now + timedelta(seconds=ttl_seconds) if ttl_seconds else None)
         .returning(*locks.c)
     ).first()
     if result is None:

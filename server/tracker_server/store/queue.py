@@ -8,6 +8,12 @@ event naming the ticket) nobody else may take the free key (:func:`gate`). A wai
 heartbeat stops is dropped; a turn not claimed in time passes to the next. With the
 ``newest`` policy a new waiter supersedes the older waiting ones.
 
+A waiter may ask the long poll to take the lock for it when its turn comes (``grant``):
+the route then takes it in the same transaction, under the id :func:`grant_id` derives
+from the ticket (so the same ticket finds the same grant again), expiring after the claim
+window until the waiter claims it by asking again: a waiter that died before the answer
+reached it loses the turn as an unclaimed one does.
+
 Every function runs inside the caller's transaction; the rows of a key are read
 ``FOR UPDATE`` on PostgreSQL (SQLite's write lock serialises writers), and the UNIQUE key
 of ``locks`` still decides any race: no replica can grant a key twice.
@@ -38,6 +44,8 @@ from tracker_server.tables import events, lock_policies, lock_queue, locks
 
 #: How many recent successful deployments the expected wait is the median of.
 HISTORY = 20
+#: The namespace of the ids of the locks granted to waiters (:func:`grant_id`).
+_GRANTS = uuid.UUID("a3abf2a7-b7bc-436c-9d90-1087f89daf49")
 
 
 class TicketNotFound(NotFound):
@@ -207,6 +215,12 @@ def gate(conn: Connection, key: LockKey, *, ticket: str, now: datetime, journal:
     )
 
 
+def grant_id(ticket: str) -> str:
+    """The id of the lock the queue takes for this ticket's waiter: derived from the
+    ticket (never the ticket itself, which stays its waiter's secret)."""
+    return str(uuid.uuid5(_GRANTS, ticket))
+
+
 # ---------------------------------------------------------------- waiters
 def join(
     conn: Connection,
@@ -268,6 +282,18 @@ def heartbeat(
 ) -> None:
     """Keep a ticket alive; :class:`QueueSuperseded` (and it leaves) when a newer one took
     its place, :class:`TicketNotFound` when it is gone."""
+    alive = conn.execute(
+        update(lock_queue)
+        .where(
+            lock_queue.c.id == ticket,
+            key.where(lock_queue),
+            lock_queue.c.superseded_by.is_(None),
+        )
+        .values(heartbeat_at=now)
+        .returning(lock_queue.c.seq)
+    ).first()
+    if alive is not None:  # the usual case: one statement per look
+        return
     row = conn.execute(
         select(lock_queue).where(lock_queue.c.id == ticket, key.where(lock_queue))
     ).first()
@@ -282,7 +308,6 @@ def heartbeat(
         raise QueueSuperseded(
             f"{key.describe()}: {row.who}'s wait was superseded by {row.superseded_by}'s deploy"
         )
-    conn.execute(update(lock_queue).where(lock_queue.c.seq == row.seq).values(heartbeat_at=now))
 
 
 def leave(conn: Connection, *, ticket: str, journal: Journal) -> bool:
