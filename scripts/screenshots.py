@@ -21,9 +21,23 @@ from tests.web.seed import seed  # noqa: E402
 OUT = ROOT / "docs" / "screenshots"
 
 
+#: Pages photographed dark too; pages photographed on a 390 x 844 phone too.
+DARK = ("board", "lanes-week")
+PHONE = ("lanes",)
+
+
 def main() -> None:
-    """Seed a server, photograph each page (light; the board dark too)."""
+    """Seed a server, photograph each page (light; some dark, some on a phone too).
+
+    ``python scripts/screenshots.py lanes calendar`` photographs only the pages named."""
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
     from playwright.sync_api import sync_playwright
+
+    from tests.web.time_axis_seed import seed_time_axis
+
+    only = set(sys.argv[1:])
 
     OUT.mkdir(parents=True, exist_ok=True)
     with (
@@ -35,6 +49,10 @@ def main() -> None:
         ) as server,
     ):
         made = seed(server.url)
+        now = datetime.now(UTC)
+        with httpx.Client(base_url=server.url, timeout=10.0) as http:
+            seed_time_axis(http, now)
+        yesterday = (now - timedelta(days=1)).date().isoformat()
         event = made["shipped"]["metadata"]["id"]
         pages = {
             "board": "/",
@@ -43,19 +61,27 @@ def main() -> None:
             "locks": "/locks",
             "freezes": "/freezes",
             "insights": "/insights?service=api&environment=production",
+            "lanes": f"/lanes?at={yesterday}",
+            "lanes-week": "/lanes?span=week",
+            "calendar": "/calendar",
         }
+        if only:
+            pages = {name: path for name, path in pages.items() if name in only}
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            for scheme in ("light", "dark"):
+            for scheme, size in (("light", 1280), ("dark", 1280), ("phone", 390)):
                 context = browser.new_context(
-                    viewport={"width": 1280, "height": 900}, color_scheme=scheme
+                    viewport={"width": size, "height": 900 if size > 390 else 844},
+                    color_scheme="dark" if scheme == "dark" else "light",
                 )
                 page = context.new_page()
                 for name, path in pages.items():
-                    if scheme == "dark" and name != "board":
+                    if (scheme == "dark" and name not in DARK) or (
+                        scheme == "phone" and name not in PHONE
+                    ):
                         continue
                     page.goto(server.url + path)
-                    target = OUT / (f"{name}.png" if scheme == "light" else f"{name}-dark.png")
+                    target = OUT / (f"{name}.png" if scheme == "light" else f"{name}-{scheme}.png")
                     page.screenshot(path=str(target), full_page=True)
                     print(f"wrote {target.relative_to(ROOT)}")
                 context.close()

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 # Stable constraint names so migrations can refer to them on every backend.
@@ -117,6 +118,14 @@ events = Table(
         "status",
         "created_at",
         "id",
+    ),
+    # Revision 0013: the events linked to one (the event page), from the few that link:
+    # partial, so the many events without a link cost no index write.
+    Index(
+        "ix_events_related_id",
+        "related_id",
+        sqlite_where=text("related_id != ''"),
+        postgresql_where=text("related_id != ''"),
     ),
 )
 

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from tracker_server.db import create_database_engine, upgrade_schema
 from tracker_server.settings import ServerSettings
 from tracker_server.store import events as event_store
 from tracker_server.tables import changelog, events
+from tracker_server.web import queries
 
 from tests.conftest import POSTGRES_ADMIN_DSN
 from tests.server.conftest import TestClient
@@ -230,7 +232,8 @@ class Served:
         self.plans = [
             _explain(engine, sql, parameters)
             for sql, parameters in statements
-            if sql.lstrip().upper().startswith("SELECT") and re.search(r"\bFROM events\b", sql)
+            if sql.lstrip().upper().startswith(("SELECT", "WITH"))
+            and re.search(r"\bFROM events\b", sql)
         ]
         assert self.plans, "the request read no events"
 
@@ -270,7 +273,8 @@ def serve(app: TestClient, explainer: Engine):
         finally:
             event.remove(Engine, "before_cursor_execute", capture)
         assert response.status_code == 200, response.text
-        return Served(explainer, statements, response.json())
+        html = response.headers["content-type"].startswith("text/html")
+        return Served(explainer, statements, response.text if html else response.json())
 
     return run
 
@@ -447,6 +451,101 @@ def test_a_next_page_by_cursor_reads_the_same_index_from_the_cursor(serve, app, 
     assert second == [e["metadata"]["id"] for e in by_offset["events"]]
 
 
+def test_type_and_priority_read_one_index_and_skip_a_count_past_the_cap(serve, monkeypatch):
+    # No composite for the pair: the page reads the index of one and checks the other on
+    # its rows (a few per match); the statistics expect more matches than the count's cap,
+    # so no count runs (it could only reach the cap, or its budget, first). At a million
+    # events this pair matches 40,000; here 6,000, so the cap is lowered to match.
+    monkeypatch.setattr(event_store, "COUNT_CAP", 1000)
+    monkeypatch.setattr(event_store, "ESTIMATE_ONLY_ABOVE", 1000)
+    served = serve(f"{API}/events/search", {"type": "deployment", "priority": "P3"})
+    assert served.answer["events"]
+    served.assert_index_served()
+    pair = {"ix_events_type_created_at", "ix_events_priority_created_at"}
+    assert pair & set(served.plans[0].indexes), served.plans[0].text  # the more selective
+    assert not any("count(" in plan.sql.lower() for plan in served.plans), served.plans
+    assert served.answer["totalCountExact"] is False
+    assert served.answer["totalCount"] > event_store.COUNT_CAP
+
+
+def _index_only(plan: Plan, index: str) -> bool:
+    """Whether ``plan`` reads ``index`` without the table's rows."""
+    if "SCAN events" in plan.text or "SEARCH events" in plan.text:  # SQLite
+        return f"COVERING INDEX {index}" in plan.text
+    return '"Index Only Scan"' in plan.text and f'"{index}"' in plan.text
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "index"),
+    [
+        (f"{API}/events/list", {}, "ix_events_created_at_id"),
+        (f"{API}/events/search", {"type": "deployment"}, "ix_events_type_created_at"),
+        (
+            f"{API}/events/search",
+            {"start_date": "2025-12-01", "end_date": "2026-11-30"},
+            "ix_events_start_date_created_at",
+        ),
+    ],
+    ids=["list", "type", "window"],
+)
+def test_a_deep_page_by_number_skips_index_entries_not_rows(serve, app, path, params, index):
+    # Page-number paging: the skipped matches are read as index entries only (a deferred
+    # join: the page's keys first, then its rows by primary key), never as whole rows.
+    deep = {**params, "per_page": 20, "page": 300}  # 5,980 matches skipped
+    served = serve(path, deep)
+    assert len(served.answer["events"]) == 20
+    served.assert_index_served(ordered=False)  # the page's 21 rows are put in order
+    page = served.plans[0]
+    assert "page_keys" in page.sql, page.sql
+    assert _index_only(page, index), f"not index-only through {index}:\n{page.text}"
+    assert "primary key" in page.indexes, page.text
+    # The same events as the cursor after page 299's last one (keyset: no skipping).
+    before = app.get(path, params={**deep, "page": 299}).json()["events"][-1]
+    order = event_store.Order.STARTED if "start_date" in params else event_store.Order.CREATED
+    key = SimpleNamespace(
+        id=before["metadata"]["id"],
+        created_at=datetime.fromisoformat(before["metadata"]["createdAt"]),
+        start_date=datetime.fromisoformat(before["attributes"]["startDate"]),
+    )
+    cursor = event_store.encode_cursor(order, key, 298 * 20)
+    by_cursor = app.get(path, params={**params, "per_page": 20, "cursor": cursor}).json()
+    ids = [e["metadata"]["id"] for e in served.answer["events"]]
+    assert ids == [e["metadata"]["id"] for e in by_cursor["events"]]
+
+
+# ------------------------------------------------------------------- pages
+def test_the_pages_service_and_environment_lists_seek_one_entry_per_name(serve, monkeypatch):
+    # The timeline's and insights' pickers: a loose index scan (one seek per name), not a
+    # GROUP BY over every event; the timeline's page reads its index in order.
+    for path in ("/timeline", "/insights"):
+        monkeypatch.setattr(queries, "_kept_names", {})  # read, not kept from a render before
+        served = serve(path)
+        served.assert_index_served(ordered=False)
+        listed = [p for p in served.plans if "WITH RECURSIVE" in p.sql.upper()]
+        assert len(listed) == 2, [p.sql for p in served.plans]  # services, environments
+        for plan in listed:
+            assert not any(re.search(r"GROUP BY", p.sql) for p in listed)
+            assert plan.indexes, plan.text
+
+
+def test_an_event_page_reads_its_linked_events_from_their_index(serve, app):
+    some = _busy(app, service="service-003")
+    served = serve(f"/events/{some['metadata']['id']}")
+    [linked] = [plan for plan in served.plans if "related_id" in plan.sql and "OR" in plan.sql]
+    assert linked.full_scans == 0, linked.text
+    assert "ix_events_related_id" in linked.indexes, linked.text
+
+
+def test_the_board_reads_every_deployment_once_then_only_what_the_journal_changed(serve):
+    # The latest deployment per pair is read in full at the first render (a GROUP BY over
+    # every deployment), then kept and brought up to date from the journal: a render reads
+    # no whole table.
+    serve("/")
+    served = serve("/")
+    assert not any("GROUP BY" in plan.sql for plan in served.plans), served.plans
+    served.assert_index_served(ordered=False)
+
+
 # ------------------------------------------------------------------- stats
 @pytest.mark.parametrize(
     "params",
@@ -520,3 +619,30 @@ def test_a_count_is_stopped_when_its_time_is_up(explainer):
         # The connection goes on as before: the next statement runs without the limit.
         assert statistics.count_within(conn, every, budget_ms=60_000) == EVENTS
         assert conn.execute(every).scalar_one() == EVENTS
+
+
+# ------------------------------------------------------------- time-axis views
+@pytest.mark.parametrize("span", ["day", "week"])
+def test_the_lanes_read_the_services_they_draw_from_their_index(serve, monkeypatch, span):
+    # The lanes read their services' rows in the window through (service, startDate), a
+    # batch of services at a time (time_axis.window_events), never the whole window.
+    from tracker_server.web import time_axis
+
+    monkeypatch.setattr(time_axis, "_cache", type(time_axis._cache)())
+    served = serve("/lanes", {"span": span, "at": "2026-11-18"})
+    served.assert_index_served(ordered=False)
+    batches = [p for p in served.plans if "UNION ALL" in p.sql and "start_date" in p.sql]
+    assert batches, [plan.sql for plan in served.plans]
+    window_indexes = {"ix_events_service_start_date_created_at", "ix_events_start_date_created_at"}
+    for plan in batches:
+        assert len(plan.indexes) == 2 and set(plan.indexes) <= window_indexes, plan.text
+
+
+def test_the_calendar_counts_a_month_from_the_window_index(serve, monkeypatch):
+    from tracker_server.web import time_axis
+
+    monkeypatch.setattr(time_axis, "_cache", type(time_axis._cache)())
+    served = serve("/calendar", {"month": "2026-11"})
+    served.assert_index_served(ordered=False)
+    counted = [plan for plan in served.plans if "GROUP BY" in plan.sql]
+    assert len(counted) == 2 and all(plan.indexes for plan in counted), counted

@@ -34,6 +34,8 @@ FORMS = {
     "/locks/{lock_id}/release": (("DELETE", API + "/lock/{id}"), "release_lock"),
     "/freezes": (("POST", API + "/freeze-window"), "add_freeze"),
     "/freezes/{window_id}/delete": (("DELETE", API + "/freeze-window/{id}"), "remove_freeze"),
+    "/events/{event_id}/approve": (("POST", API + "/event/{id}/approve"), "decide_approval"),
+    "/events/{event_id}/reject": (("POST", API + "/event/{id}/reject"), "decide_approval"),
 }
 
 
@@ -150,9 +152,9 @@ def test_every_page_form_calls_the_operation_of_its_api_twin(client, monkeypatch
     for _, name in FORMS.values():
         real = getattr(operations, name)
 
-        def spy(*args: Any, _real: Any = real, _name: str = name) -> Any:
+        def spy(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
             calls.append((_name, surface[0]))
-            return _real(*args)
+            return _real(*args, **kwargs)
 
         monkeypatch.setattr(operations, name, spy)
     surface = ["api"]
@@ -164,7 +166,11 @@ def test_every_page_form_calls_the_operation_of_its_api_twin(client, monkeypatch
     assert client.delete(f"{API}/lock/{locks[0]}").status_code == 200
     one = client.post(f"{API}/freeze-window", json=window("one")).json()["freezeWindow"]["id"]
     assert client.delete(f"{API}/freeze-window/{one}").status_code == 200
+    waiting = [create_event(client, status="waiting_approval")["metadata"]["id"] for _ in "abc"]
+    assert client.post(f"{API}/event/{waiting[0]}/approve", json={}).status_code == 200
     surface[0] = "page"
+    assert post_form(client, f"/events/{waiting[1]}/approve", confirm=False).status_code == 303
+    assert post_form(client, f"/events/{waiting[2]}/reject").status_code == 303
     assert post_form(client, f"/locks/{locks[1]}/release").status_code == 303
     assert post_form(client, "/freezes", WINDOW_FORM, confirm=False).status_code == 303
     two = client.get(f"{API}/freeze-windows/list").json()["freezeWindows"][0]["id"]

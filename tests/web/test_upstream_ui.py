@@ -6,6 +6,7 @@ counts every event of its window."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,8 +156,14 @@ class UiPage:
             self.calls.append((str(request.failure), request.method, request.url))
 
     def open(self, path: str) -> str:
-        """Go to ``path``, wait for its API calls; the text of its main content."""
+        """Go to ``path``, wait for its API calls; the text of its main content. The UI's
+        script may start asking only after the network was idle once (a loaded machine
+        runs it slowly): wait for its first API answer, then for the network to settle."""
+        before = len(self.calls)
         self.page.goto(self.origin + path)
+        deadline = time.monotonic() + 20
+        while len(self.calls) == before and time.monotonic() < deadline:
+            self.page.wait_for_timeout(50)  # lets the page's events arrive
         self.page.wait_for_load_state("networkidle", timeout=20_000)
         main = self.page.query_selector("main")
         return str(main.inner_text() if main else self.page.inner_text("body"))

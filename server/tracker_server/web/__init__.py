@@ -31,9 +31,10 @@ class RootPath:
 
 def install(app: FastAPI, *, root_path: str = "") -> None:
     """Add the pages, the live stream and the static assets to the app."""
-    from tracker_server.web import pages
+    from tracker_server.web import pages, time_axis
 
     app.include_router(pages.router)
+    app.include_router(time_axis.router)
     app.include_router(pages.stream_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if root_path:

@@ -1,15 +1,16 @@
 """The pages: board, timeline, event, locks, freezes, insights, and the live stream.
 
 Reads go through ``require_reader`` like the API (``public_reads`` is respected). The few
-forms (release a lock, add or remove a freeze) carry the session's CSRF token and, with
-auth on, a token field; they build their write as the API does and call the same
-operation (``operations.py``), then redirect back (303) with a message. Releasing and
-removing ask first (a confirmation page whose form carries ``confirm=yes``).
+forms (release a lock, add or remove a freeze, approve or reject a deployment) carry the
+session's CSRF token and, with auth on, a token field; they build their write as the API
+does and call the same operation (``operations.py``), then redirect back (303) with a
+message; bad input is refused on a page in the API's words and status. Releasing,
+removing and rejecting ask first (a confirmation page whose form carries ``confirm=yes``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
@@ -19,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from starlette.concurrency import run_in_threadpool
 
 from tracker_ci.models import Environment, EventType, FreezeWindow, Status
-from tracker_server import dora, operations
+from tracker_server import dora, errors, operations
 from tracker_server.auth import identify
 from tracker_server.deps import DatabaseDep, Now, get_write, require_reader
 from tracker_server.domain import (
@@ -35,7 +36,7 @@ from tracker_server.store import freezes as freeze_store
 from tracker_server.store import locks as lock_store
 from tracker_server.store import webhooks as webhook_store
 from tracker_server.validation import parse_enum
-from tracker_server.web import csrf, live, queries, render
+from tracker_server.web import catalog_view, csrf, live, queries, render
 from tracker_server.web.render import page
 from tracker_server.writes import Write
 
@@ -62,11 +63,13 @@ def board(request: Request, database: DatabaseDep, now: Now) -> Response:
         data = queries.board(conn, now)
         problems = queries.problems(conn, now, data)
         failing = webhook_store.failing_webhooks(conn)
+        cards = catalog_view.board_cards(conn, data)
     return page(
         request,
         "board.html",
         current="board",
         board=data,
+        cards=cards,
         problems=problems,
         failing_webhooks=failing,
         now=now,
@@ -98,7 +101,7 @@ def timeline(
     )
     with database.read() as conn:
         found_page = queries.timeline(conn, query)
-        services = queries.services(conn)
+        services = catalog_view.service_choices(conn, selected=service)
         environments = queries.environments(conn, selected=query.environment)
     days: dict[str, list[Any]] = {}
     found, total = found_page.events, found_page.total
@@ -146,6 +149,7 @@ def event(
     """Everything about one event: attributes, links, linked events, changelog, changes."""
     with database.read() as conn:
         found = queries.event_page(conn, event_id)
+        around = catalog_view.around(conn, found[0]) if found is not None else None
     if found is None:
         raise EventNotFound(f"event {event_id} not found: check the id (a UUID)")
     shown, linked = found
@@ -155,21 +159,27 @@ def event(
         current="timeline",
         event=shown,
         linked=linked,
+        approval=queries.approval(shown),
+        around=around,
         journal_id=live.newest_journal_id(database),
     )
 
 
 @router.get("/locks")
 def locks(request: Request, database: DatabaseDep, now: Now, message: Text = "") -> Response:
-    """Held locks with their age and queue; release one with a token."""
+    """Held locks: holder, lease (last renewal, expiry), queue policy, and the queue with
+    each place's expected wait; release one (it asks first)."""
     with database.read() as conn:
-        held, queues_known = queries.held_locks(conn, now, with_waiters=True)
+        found = queries.locks_page(conn, now)
     return page(
         request,
         "locks.html",
         current="locks",
-        locks=held,
-        queues_known=queues_known,
+        locks=found.held,
+        states=found.states,
+        free=found.free,
+        policies=found.policies,
+        queues_known=found.queues_known,
         message=message,
         journal_id=live.newest_journal_id(database),
     )
@@ -187,6 +197,8 @@ def freezes(request: Request, database: DatabaseDep, now: Now, message: Text = "
         current="freezes",
         windows=windows,
         in_force={f.window.id: f for f in current or []},
+        # A recurring window's occurrence in force, else its next one (true UTC times).
+        occurrences={w.id: queries.occurrence(w, now) for w in windows if w.cron_start},
         message=message,
         journal_id=live.newest_journal_id(database),
         **_choices(),
@@ -211,9 +223,9 @@ def insights(
     start_date = start_date or (now - timedelta(days=29)).strftime("%Y-%m-%d")
     start, end = dora_window(start_date, end_date, now)
     with database.read() as conn:
-        services = queries.services(conn)
+        services = catalog_view.service_choices(conn, selected=service)
         environments = queries.environments(conn, selected=env)
-        service = service or (services[0] if services else "")
+        service = service or catalog_view.default_service(services)
         found = None
         if service:
             found = dora.insights(conn, service=service, environment=env, start=start, end=end)
@@ -329,15 +341,31 @@ async def _checked_form(request: Request) -> dict[str, str]:
     return form
 
 
-def _refused(request: Request, back: str, refusal: DomainError) -> Response:
-    return page(request, "refused.html", status_code=403, message=str(refusal), back=back)
+def _refused(request: Request, back: str, refusal: DomainError, heading: str = "") -> Response:
+    """The refusal on a page of its own, with the API's status and message."""
+    status_code = errors.status_of(refusal)[0]
+    return page(
+        request,
+        "refused.html",
+        status_code=status_code,
+        message=str(refusal),
+        back=back,
+        heading=heading,
+    )
 
 
 def _confirm_release(request: Request, lock_id: str, now: datetime) -> Response:
     with request.app.state.database.read() as conn:
         lock = lock_store.find_lock(conn, lock_id=lock_id, now=now)
+        waiting = queries.lock_queue_of(conn, lock, now) if lock is not None else []
     if lock is None:
         return _back(request, "/locks", "no such lock (already free)")
+    next_one = "nobody: the lock is free once released"
+    if waiting:
+        first = waiting[0]
+        why = f" ({first.reason})" if first.reason else ""
+        next_one = f"{first.who or 'someone'}{why}, first of {len(waiting)} waiting"
+    expires = render.moment_from_now(lock.expires_at, now) if lock.expires_at else "never"
     return page(
         request,
         "confirm.html",
@@ -348,7 +376,9 @@ def _confirm_release(request: Request, lock_id: str, now: datetime) -> Response:
             ("Holder", lock.who),
             ("Reason", lock.reason),
             ("Taken", render.moment_from_now(lock.created_at, now)),
+            ("Expires", expires),
             ("Event", lock.event_id),
+            ("Next in the queue", next_one),
         ],
         warning="The holder's deployment may still be running: release only a lock you "
         "know is stale. The next in the queue gets it.",
@@ -392,6 +422,9 @@ def _confirm_remove(request: Request, window_id: str) -> Response:
             window = freeze_store.require_window(conn, window_id=window_id)
     except NotFound:
         return _back(request, "/freezes", "no such freeze window (already removed)")
+    recurs = ""
+    if window.cron_start:
+        recurs = f"{window.cron_start} to {window.cron_end} ({window.timezone})"
     return page(
         request,
         "confirm.html",
@@ -403,6 +436,8 @@ def _confirm_remove(request: Request, window_id: str) -> Response:
             ("Covers", ", ".join(window.scope_ids)),
             ("Starts", render.moment_from_now(window.starts_at, now)),
             ("Ends", render.moment_from_now(window.ends_at, now)),
+            ("Recurs", recurs),
+            ("Description", window.description),
         ],
         warning="Deployments it holds back can start as soon as it is removed.",
         action=f"/freezes/{window_id}/delete",
@@ -449,6 +484,8 @@ async def add_freeze(request: Request, now: Now) -> Response:
         write = await _form_write(request, form, now)
         window = _window_from_form(form)
         added = await run_in_threadpool(operations.add_freeze, write, window)
+    except InvalidInput as refused:  # what to fix, in the API's words, on a page of its own
+        return _refused(request, "/freezes", refused, "The freeze window was not added")
     except DomainError as refused:
         return _back(request, "/freezes", f"not added: {refused}")
     return _back(request, "/freezes", f'freeze "{added.title}" added')
@@ -458,17 +495,20 @@ def _window_from_form(form: dict[str, str]) -> FreezeWindow:
     from pydantic import ValidationError
 
     scope_ids = [s.strip() for s in form.get("scope_ids", "").split(",") if s.strip()]
+    zone = form.get("timezone", "").strip() or "UTC"
     try:
         return FreezeWindow.model_validate(
             {
                 "title": form.get("title", "").strip(),
-                "description": form.get("description", ""),
+                "description": form.get("description", "").strip(),
                 "type": form.get("type") or "FREEZE_TYPE_HARD",
                 "scopeType": form.get("scope_type") or "FREEZE_SCOPE_GLOBAL",
                 "scopeIds": scope_ids,
-                "startsAt": _form_time(form.get("starts_at", "")),
-                "endsAt": _form_time(form.get("ends_at", "")),
-                "timezone": form.get("timezone") or "UTC",
+                "startsAt": _form_time(form.get("starts_at", ""), zone),
+                "endsAt": _form_time(form.get("ends_at", ""), zone),
+                "timezone": zone,
+                "cronStart": " ".join(form.get("cron_start", "").split()),
+                "cronEnd": " ".join(form.get("cron_end", "").split()),
             }
         )
     except ValidationError as exc:
@@ -476,9 +516,113 @@ def _window_from_form(form: dict[str, str]) -> FreezeWindow:
         raise InvalidInput(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
-def _form_time(value: str) -> str | None:
-    """A ``datetime-local`` field (``2026-03-01T10:00``) as an RFC 3339 UTC timestamp."""
+def _form_time(value: str, zone: str) -> str | None:
+    """A ``datetime-local`` field (``2026-03-01T10:00``), read in the form's time zone, as an
+    RFC 3339 UTC timestamp. A value or zone that does not read is passed on as it is (as
+    UTC): the window's own check refuses it in the API's words."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     value = value.strip()
     if not value:
         return None
-    return value + (":00Z" if len(value) == 16 else "Z" if not value.endswith("Z") else "")
+    try:
+        local = datetime.fromisoformat(value.removesuffix("Z"))
+    except ValueError:
+        return value
+    if local.tzinfo is None:
+        try:
+            local = local.replace(tzinfo=ZoneInfo(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            local = local.replace(tzinfo=UTC)
+    return render.iso(local)
+
+
+# ------------------------------------------------------------------- approvals
+# An event waiting for approval (docs/approvals.md): Approve is a form on the event page,
+# Reject asks first (it stops the deployment); both call ``operations.decide_approval``,
+# as POST /event/{id}/approve|reject do. With auth on, the token field names who decides:
+# the token that asked may not (no self-approval) unless it is an admin's.
+def _confirm_reject(request: Request, event_id: str, comment: str = "") -> Response:
+    with request.app.state.database.read() as conn:
+        found = queries.find_event(conn, event_id)
+    if found is None:
+        raise EventNotFound(f"event {event_id} not found: check the id (a UUID)")
+    back = f"/events/{found.metadata.id}"
+    gate = queries.approval(found)
+    if gate is None or not gate.waiting:  # decided meanwhile: the event page says how
+        return _to_event(request, found.metadata.id)
+    now = request.app.state.clock.now()
+    a = found.attributes
+    return page(
+        request,
+        "confirm.html",
+        current="timeline",
+        heading=f'Reject the deployment "{found.title or found.metadata.id}"?',
+        details=[
+            ("Service", a.service),
+            ("Environment", a.environment.value),
+            ("Asked by", gate.requested_by),
+            ("Asked", render.moment_from_now(gate.requested_at, now)),
+        ],
+        warning="Rejected, the deployment stops (exit 10, “not approved”) and its command "
+        "never runs; it can only be started again as a new deployment.",
+        fields=[("comment", "Comment (optional: why)", comment)],
+        asks_reason=False,
+        action=f"{back}/reject",
+        button="Reject the deployment",
+        back=back,
+    )
+
+
+@router.get("/events/{event_id}/reject")
+def confirm_reject(request: Request, event_id: Annotated[str, Path(max_length=64)]) -> Response:
+    """Ask before rejecting a deployment waiting for approval: the form here rejects it."""
+    return _confirm_reject(request, event_id)
+
+
+async def _decide(request: Request, event_id: str, now: datetime, *, approved: bool) -> Response:
+    from tracker_server.validation import MAX_TITLE, check_text
+
+    event_id = event_id.lower()  # as the API's UUID path parameter reads it
+    back = f"/events/{quote(event_id)}"
+    heading = "Not approved" if approved else "Not rejected"
+    try:
+        form = await _checked_form(request)
+    except Forbidden as refused:
+        return _refused(request, back, refused, heading)
+    comment = form.get("comment", "").strip()
+    if not approved and form.get("confirm") != "yes":
+        return await run_in_threadpool(_confirm_reject, request, event_id, comment)
+    try:
+        check_text(comment, "comment", max_length=MAX_TITLE)  # as the API checks it
+        write = await _form_write(request, form, now)
+        await run_in_threadpool(
+            operations.decide_approval, write, event_id, approved=approved, comment=comment
+        )
+    except DomainError as refused:
+        return _refused(request, back, refused, heading)
+    return _to_event(request, event_id)
+
+
+def _to_event(request: Request, event_id: str) -> RedirectResponse:
+    """Back to the event page, at its approval section (which says the decision)."""
+    root = request.scope.get("root_path", "").rstrip("/")
+    return RedirectResponse(f"{root}/events/{quote(event_id)}#approval", status_code=303)
+
+
+@router.post("/events/{event_id}/approve")
+async def approve_event(
+    request: Request, event_id: Annotated[str, Path(max_length=64)], now: Now
+) -> Response:
+    """Approve a deployment waiting for approval (``operations.decide_approval``, as the
+    API): it queues for its lock and runs."""
+    return await _decide(request, event_id, now, approved=True)
+
+
+@router.post("/events/{event_id}/reject")
+async def reject_event(
+    request: Request, event_id: Annotated[str, Path(max_length=64)], now: Now
+) -> Response:
+    """Reject a deployment waiting for approval (asks first; ``operations.decide_approval``,
+    as the API): it stops without running."""
+    return await _decide(request, event_id, now, approved=False)

@@ -221,6 +221,14 @@ def bars(
 
 
 @cache
+def time_zones() -> tuple[str, ...]:
+    """Every IANA time zone this system knows, sorted (the freeze form suggests them)."""
+    from zoneinfo import available_timezones
+
+    return tuple(sorted(available_timezones()))
+
+
+@cache
 def environment() -> Any:
     """The template environment (built once; Jinja2 is imported only when pages are)."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -240,6 +248,7 @@ def environment() -> Any:
     env.filters["safe_url"] = safe_url
     env.globals["bars"] = bars
     env.globals["dora_keys"] = dora_keys
+    env.globals["time_zones"] = time_zones
     return env
 
 

@@ -51,7 +51,12 @@
     var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live");
     var here = content();
     if (!fresh || !here) return;
+    // The lanes keep where they were scrolled to (their box scrolls on a phone).
+    var scrolled = Array.prototype.map.call(here.querySelectorAll(".lanes-scroll"),
+      function (box) { return box.scrollLeft; });
     here.innerHTML = fresh.innerHTML;
+    var boxes = here.querySelectorAll(".lanes-scroll");
+    for (var i = 0; i < boxes.length && i < scrolled.length; i++) boxes[i].scrollLeft = scrolled[i];
     missed = 0;
     touched = false;
     say("Updated " + new Date().toLocaleTimeString());
@@ -117,4 +122,74 @@
   var source = new EventSource(url);
   // A reconnect resumes after the last change seen (EventSource sends Last-Event-ID).
   source.addEventListener("change", function () { refresh(false); });
+})();
+
+// The lanes' "now" line: moved as time passes (the server drew it at render), and kept
+// in view when the lanes scroll inside their box on a narrow screen.
+(function () {
+  "use strict";
+  function lanes() { return document.querySelector("svg.lanes"); }
+
+  function moveNow() {
+    var svg = lanes();
+    var group = document.getElementById("now-line");
+    if (!svg || !group) return;
+    var start = Date.parse(svg.getAttribute("data-start"));
+    var end = Date.parse(svg.getAttribute("data-end"));
+    var left = parseFloat(svg.getAttribute("data-left"));
+    var plot = parseFloat(svg.getAttribute("data-plot"));
+    var now = Date.now();
+    if (isNaN(start) || isNaN(end) || now >= end) {
+      group.setAttribute("display", "none");
+      return;
+    }
+    var x = (left + (now - start) / (end - start) * plot).toFixed(1);
+    var line = group.querySelector("line");
+    line.setAttribute("x1", x);
+    line.setAttribute("x2", x);
+    var label = group.querySelector("text");
+    if (!label) return;
+    var atEnd = label.getAttribute("text-anchor") === "end";
+    label.setAttribute("x", (parseFloat(x) + (atEnd ? -4 : 4)).toFixed(1));
+    label.textContent = "now " + new Date(now).toISOString().slice(11, 16) + " UTC";
+  }
+
+  // The earliest x among these elements (NaN: none).
+  function earliest(selector) {
+    var found = document.querySelectorAll(selector);
+    var x = NaN;
+    for (var i = 0; i < found.length; i++) {
+      var at = parseFloat(found[i].getAttribute("x"));
+      if (isNaN(x) || at < x) x = at;
+    }
+    return x;
+  }
+
+  // The now line in view, else the earliest overlap, else the earliest bar of a lane.
+  function showNow() {
+    var svg = lanes();
+    var box = svg && svg.parentNode;
+    if (!box || box.scrollWidth <= box.clientWidth) return;
+    var line = document.querySelector("#now-line line");
+    var x = line ? parseFloat(line.getAttribute("x1")) : earliest("svg.lanes .halo");
+    if (isNaN(x)) x = earliest("svg.lanes .lane-service .bar");
+    if (isNaN(x)) return;
+    var at = x / svg.viewBox.baseVal.width * svg.clientWidth;
+    box.scrollLeft = Math.max(at - box.clientWidth * (line ? 0.75 : 0.5), 0);
+  }
+
+  // The lane labels stay at the left edge of the box while the lanes scroll under them.
+  function stickLabels(event) {
+    var box = event.target;
+    if (!box.classList || !box.classList.contains("lanes-scroll")) return;
+    var svg = box.querySelector("svg.lanes");
+    var labels = document.getElementById("lane-labels");
+    if (!svg || !labels || !svg.clientWidth) return;
+    var shift = box.scrollLeft * svg.viewBox.baseVal.width / svg.clientWidth;
+    labels.setAttribute("transform", "translate(" + shift.toFixed(1) + " 0)");
+  }
+
+  document.addEventListener("scroll", stickLabels, true);
+  showNow();
+  window.setInterval(moveNow, 30000);
 })();
