@@ -127,6 +127,9 @@ def _pages(server: Any) -> list[str]:
         "/locks",
         "/freezes",
         "/insights",
+        "/lanes",
+        "/lanes?span=week",
+        "/calendar",
         f"/events/{event_id}",
         f"/locks/{lock_id}/release",
     ]
@@ -134,7 +137,9 @@ def _pages(server: Any) -> list[str]:
 
 def _name(path: str) -> str:
     """``board``, ``locks``, ``events``, ``locks-release``: a screenshot's name."""
+    path, _, query = path.partition("?")
     parts = [p for p in path.strip("/").split("/") if len(p) < 20]
+    parts += [value for _, _, value in (pair.partition("=") for pair in query.split("&") if pair)]
     return "-".join(parts) or "board"
 
 
