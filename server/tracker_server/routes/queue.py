@@ -92,10 +92,8 @@ def _visit(
             now=now,
             journal=write.journal,
         )
-    queue_store.tidy(conn, key, now=now, timeouts=timeouts, journal=write.journal)
-    queue_store.grant_head(conn, key, now=now, journal=write.journal)
-    entries = queue_store.queue_of(
-        conn, service=key.service, environment=key.environment, resource=key.resource, now=now
+    entries, holder_row = queue_store.settle(
+        conn, key, now=now, timeouts=timeouts, journal=write.journal
     )
     mine = next((entry for entry in entries if entry.ticket == ticket), None)
     if mine is None:
@@ -119,9 +117,7 @@ def _visit(
             if entry.ticket != ticket
         ]
         return _granted(ticket, lock, rest), warnings
-    holder = lock_store.find_lock_by_key(
-        conn, service=key.service, environment=key.environment, resource=key.resource, now=now
-    )
+    holder = lock_store.row_to_lock(holder_row) if holder_row is not None else None
     # A ticket is its waiter's to use: the others see only its place.
     answer = QueueResponse(ticket=mine, lock=holder, queue=_anonymous(entries), frozen_by=frozen)
     return answer, []
@@ -155,6 +151,7 @@ def _grant(
         token_id=write.principal.token_id,
         lock_id=queue_store.grant_id(ticket),
         claim_by=write.now + timedelta(seconds=timeouts.claim),
+        key_settled=True,  # _visit took the key and expired its lease at this moment
     )
     warnings: list[str] = []
     if key.resource in FROZEN_RESOURCES:

@@ -114,13 +114,17 @@ def acquire_lock(
     token_id: str = "",
     lock_id: str = "",
     claim_by: datetime | None = None,
+    key_settled: bool = False,
 ) -> Lock:
     """Take the key or raise :class:`LockConflict` naming the holder. A free key with
     waiters goes only to the first of them (``ticket``); the grant gets the next fence.
     The lock belongs to ``token_id`` (the caller's token; release and renew check it).
-    The queue's grant names the lock's id and expires it at ``claim_by`` until claimed."""
+    The queue's grant names the lock's id and expires it at ``claim_by`` until claimed.
+    ``key_settled``: the caller's transaction already took the key (``lock_key``) and ran
+    :func:`expire_key` at ``now`` (the queue's grant): neither is done again."""
     key = queue_store.LockKey(service, environment, resource)
-    queue_store.lock_key(conn, key)  # first: see lock_key
+    if not key_settled:
+        queue_store.lock_key(conn, key)  # first: see lock_key
     expires_at = now + timedelta(seconds=ttl_seconds) if ttl_seconds else None
     if claim_by is not None:
         expires_at = min(expires_at, claim_by) if expires_at else claim_by
@@ -136,15 +140,16 @@ def acquire_lock(
         reason=reason,
         job_url=job_url,
     )
-    for _ in range(_ACQUIRE_ATTEMPTS):
-        _delete_expired(
-            conn,
-            service=service,
-            environment=environment,
-            resource=resource,
-            now=now,
-            journal=journal,
-        )
+    for attempt in range(_ACQUIRE_ATTEMPTS):
+        if attempt or not key_settled:
+            _delete_expired(
+                conn,
+                service=service,
+                environment=environment,
+                resource=resource,
+                now=now,
+                journal=journal,
+            )
         try:
             # A savepoint: on PostgreSQL a failed INSERT would poison the whole transaction.
             with conn.begin_nested():

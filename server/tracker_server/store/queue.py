@@ -26,6 +26,7 @@ import statistics
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, select, text, update
@@ -158,7 +159,15 @@ def grant_head(conn: Connection, key: LockKey, *, now: datetime, journal: Journa
     """When the key is free, the head's turn comes now (in the freeing transaction)."""
     if _holder(conn, key, now) is not None:
         return
-    for row in _rows(conn, key, lock=True):
+    _grant_first(conn, key, _rows(conn, key, lock=True), now=now, journal=journal)
+
+
+def _grant_first(
+    conn: Connection, key: LockKey, rows: list[Any], *, now: datetime, journal: Journal
+) -> list[Any]:
+    """The key is free: the turn of the first waiter of ``rows`` (read FOR UPDATE) comes
+    now; the rows as they are after it."""
+    for index, row in enumerate(rows):
         if row.superseded_by is not None:
             continue
         if row.granted_at is None:
@@ -174,7 +183,23 @@ def grant_head(conn: Connection, key: LockKey, *, now: datetime, journal: Journa
                     resource=key.resource,
                 )
             )
-        return
+            granted = SimpleNamespace(**{**row._mapping, "granted_at": now})
+            return [*rows[:index], granted, *rows[index + 1 :]]
+        break
+    return rows
+
+
+def settle(
+    conn: Connection, key: LockKey, *, now: datetime, timeouts: Timeouts, journal: Journal
+) -> tuple[list[QueueEntry], Any]:
+    """A waiter's look: :func:`tidy`, then the head's turn if the key is free; the
+    waiters in order (as :func:`queue_of`) and the live holder's row (None when free),
+    each read once."""
+    rows = tidy(conn, key, now=now, timeouts=timeouts, journal=journal)
+    holder = _holder(conn, key, now)
+    if holder is None:
+        rows = _grant_first(conn, key, rows, now=now, journal=journal)
+    return _entries(conn, key, rows, holder, now), holder
 
 
 def grant_after_release(conn: Connection, lock: Lock, *, now: datetime, journal: Journal) -> None:
@@ -369,11 +394,19 @@ def queue_of(
 ) -> list[QueueEntry]:
     """The waiters of a key in order (superseded ones left out), with expected waits."""
     key = LockKey(service, environment, resource)
-    rows = [row for row in _rows(conn, key) if row.superseded_by is None]
+    rows = _rows(conn, key)
+    if all(row.superseded_by is not None for row in rows):
+        return []
+    return _entries(conn, key, rows, _holder(conn, key, now), now)
+
+
+def _entries(
+    conn: Connection, key: LockKey, rows: list[Any], holder: Any, now: datetime
+) -> list[QueueEntry]:
+    rows = [row for row in rows if row.superseded_by is None]
     if not rows:
         return []
-    typical = median_duration(conn, service=service, environment=environment)
-    holder = _holder(conn, key, now)
+    typical = median_duration(conn, service=key.service, environment=key.environment)
     left = 0.0
     if typical is not None and holder is not None:
         left = max(0.0, typical - (now - holder.created_at).total_seconds())
