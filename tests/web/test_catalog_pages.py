@@ -124,6 +124,9 @@ def test_pickers_list_catalog_services_then_the_unlisted_ones_marked(client):
     other = select(client.get("/timeline?service=ghost").text, "service")
     ghost = ("Seen in events, no catalog entry", "ghost", "ghost (no catalog entry)", True)
     assert ghost in options(other)
+    # The time-axis views list the same choices.
+    for path in ("/lanes?service=legacy-batch", "/calendar?service=legacy-batch"):
+        assert options(select(client.get(path).text, "service")) == options(timeline), path
 
 
 @pytest.mark.server

@@ -32,7 +32,7 @@ from tracker_server.domain import InvalidInput
 from tracker_server.store import locks as lock_store
 from tracker_server.tables import events, journal
 from tracker_server.validation import parse_enum
-from tracker_server.web import live, queries
+from tracker_server.web import catalog_view, live, queries
 from tracker_server.web import timeline_views as views
 from tracker_server.web.render import page
 
@@ -574,7 +574,7 @@ def lanes(
         freezes = _wanted_freezes(
             freeze_items(conn, start=where.start, end=where.end), service, env
         )
-        services = queries.services(conn)
+        services = catalog_view.service_choices(conn, selected=service)
         environments = queries.environments(conn, selected=env)
     drawn = views.layout([*items, *holds], freezes, where, now)
     common = {"service": service, "environment": env}
@@ -643,7 +643,7 @@ def calendar(
         freezes = _wanted_freezes(
             freeze_items(conn, start=first, end=first + timedelta(days=days)), service, env
         )
-        services = queries.services(conn)
+        services = catalog_view.service_choices(conn, selected=service)
         environments = queries.environments(conn, selected=env)
     grid = [day for week in weeks for day in week]
     for day in grid:
