@@ -218,6 +218,11 @@ class GroupedWrite(Protocol):
 MAX_GROUP = 24
 #: Committer threads on PostgreSQL (each holds one pooled connection while it commits).
 PG_COMMITTERS = 3
+#: PostgreSQL's groups carry one write each: a transaction holding many keys' rows until
+#: its commit deadlocked with closes and releases of those keys (a 503 in the 50-job
+#: contention test), and PostgreSQL already shares one WAL flush between concurrent
+#: commits. SQLite, whose single writer runs one transaction at a time, cannot deadlock.
+PG_MAX_GROUP = 1
 #: Every write of a group opens the savepoint of this name; a rollback to it undoes the
 #: latest one only (the write that failed).
 _SAVEPOINT = "SAVEPOINT tracker_grouped_write"
@@ -236,8 +241,10 @@ class GroupCommit:
     had without company. While a group commits, the next one gathers.
     """
 
-    def __init__(self, database: Database, committers: int = 1) -> None:
+    def __init__(self, database: Database, committers: int = 1, max_group: int = MAX_GROUP) -> None:
         self._database = database
+        #: The most writes one group carries (``MAX_GROUP``; ``PG_MAX_GROUP``).
+        self.max_group = max_group
         #: Committer threads: one on SQLite (one writer anyway); on PostgreSQL a few, so
         #: that a group's round trips overlap the next group's.
         self.committers = committers
@@ -285,7 +292,9 @@ class GroupCommit:
                     self._ready.wait()
                 if not self._queue:
                     return
-                group = [self._queue.popleft() for _ in range(min(MAX_GROUP, len(self._queue)))]
+                group = [
+                    self._queue.popleft() for _ in range(min(self.max_group, len(self._queue)))
+                ]
             try:
                 self._commit(group)
             except Exception:  # noqa: BLE001 - the committer must go on for the next writes
@@ -381,7 +390,11 @@ class Database:
         #: SQLite's one writer in this process (None for PostgreSQL).
         self._writer = FairLock() if engine.dialect.name == "sqlite" else None
         #: Single-row writes sharing transactions (``Write.grouped``).
-        self.groups = GroupCommit(self, 1 if self._writer is not None else PG_COMMITTERS)
+        self.groups = (
+            GroupCommit(self, 1, MAX_GROUP)
+            if self._writer is not None
+            else GroupCommit(self, PG_COMMITTERS, PG_MAX_GROUP)
+        )
 
     @property
     def backend(self) -> str:

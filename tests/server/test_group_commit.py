@@ -25,7 +25,7 @@ import httpx
 import pytest
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
-from tracker_server.db import Database, create_database_engine, upgrade_schema
+from tracker_server.db import MAX_GROUP, Database, create_database_engine, upgrade_schema
 from tracker_server.tables import events, idempotency_keys
 
 from tests.server.helpers import API, event_body
@@ -50,8 +50,11 @@ class Gate:
 
 def in_one_group(client: Any, requests: list[tuple[dict[str, Any], dict[str, str]]]) -> list[Any]:
     """POST these /event bodies (with their headers) so that they commit as one group:
-    every committer is held by a gate while they queue, then one gate opens."""
+    every committer is held by a gate while they queue, then one gate opens. The groups
+    carry up to MAX_GROUP writes, as on SQLite (PostgreSQL's default is one write a group,
+    PG_MAX_GROUP: the mechanism is the same, tested here on both backends)."""
     groups = client.app.state.database.groups
+    groups.max_group = MAX_GROUP
     gates = [Gate() for _ in range(groups.committers)]
     for gate in gates:  # one by one: each committer takes one and holds it
         groups.submit(gate)
@@ -218,6 +221,7 @@ def test_a_database_error_in_a_group_is_decided_alone(database_url: str, unique)
     engine = create_database_engine(database_url)
     upgrade_schema(engine)
     database = Database(engine)
+    database.groups.max_group = MAX_GROUP  # as on SQLite (see in_one_group)
     sizes: list[int] = []
     database.groups.observe = sizes.append
     try:
