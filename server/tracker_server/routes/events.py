@@ -405,10 +405,7 @@ def get_changelog(
 def approve_event(id: EventId, write: WriteDep, body: ApprovalRequest | None = None) -> Response:
     """Approve a deployment waiting for approval (status ``open`` after: it may start);
     not by the token that opened it, unless an admin. The event after."""
-    comment = body.comment if body is not None else ""
-    check_text(comment, "comment", max_length=MAX_TITLE)
-    event = operations.decide_approval(write, str(id), approved=True, comment=comment)
-    return wire(EventResponse(event=event))
+    return _decide(write, id, body, approved=True)
 
 
 @router.post(
@@ -419,9 +416,16 @@ def approve_event(id: EventId, write: WriteDep, body: ApprovalRequest | None = N
 def reject_event(id: EventId, write: WriteDep, body: ApprovalRequest | None = None) -> Response:
     """Reject a deployment waiting for approval (closed as ``failure``); not by the token
     that opened it, unless an admin. The event after."""
+    return _decide(write, id, body, approved=False)
+
+
+def _decide(
+    write: WriteDep, id: EventId, body: ApprovalRequest | None, *, approved: bool
+) -> Response:
+    """Approve or reject (``operations.decide_approval``) with the body's checked comment."""
     comment = body.comment if body is not None else ""
     check_text(comment, "comment", max_length=MAX_TITLE)
-    event = operations.decide_approval(write, str(id), approved=False, comment=comment)
+    event = operations.decide_approval(write, str(id), approved=approved, comment=comment)
     return wire(EventResponse(event=event))
 
 
