@@ -8,6 +8,9 @@ a command and handles signals, so that no other module installs a signal handler
   first signal (``interrupted``), wakes whoever waits (``wake``: the lock waiter), and kills
   the command ``kill_after`` seconds after it was told to stop (CI runners send SIGKILL
   about 10 s after the first signal; the event must be closed before that).
+* :func:`signals_deferred` holds SIGINT/SIGTERM back across a step that must not be cut
+  in half (a queue join whose answer names the ticket the ``finally`` leaves with), and
+  delivers a signal that came meanwhile right after it.
 * :func:`exit_on_sigterm` is what a command without a child (``lock acquire``, ``deploy
   start``) does while it waits in a queue: SIGTERM exits 143 through the ``finally`` that
   leaves the queue, unless a Supervisor already handles SIGTERM.
@@ -24,8 +27,9 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from types import FrameType
+from typing import Any
 
-__all__ = ["DEFAULT_KILL_AFTER", "Supervisor", "exit_on_sigterm"]
+__all__ = ["DEFAULT_KILL_AFTER", "Supervisor", "exit_on_sigterm", "signals_deferred"]
 
 #: How long a cancelled command may take to exit before it is killed.
 DEFAULT_KILL_AFTER = 5.0
@@ -144,3 +148,37 @@ def exit_on_sigterm() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def signals_deferred(active: bool = True) -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block, then deliver one that came meanwhile to
+    the handler in force before (KeyboardInterrupt, :func:`exit_on_sigterm`, a Supervisor);
+    a second signal is delivered at once. A no-op off the main thread or with ``active``
+    false."""
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    before: dict[int, Any] = {}
+
+    def restore() -> None:
+        for signum, handler in before.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        before.clear()
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        came.append(signum)
+        if len(came) > 1:  # asked twice (a join retrying through an outage): go now
+            restore()
+            signal.raise_signal(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        before[signum] = signal.signal(signum, hold)
+    try:
+        yield
+    finally:
+        if before:
+            restore()
+            if came:
+                signal.raise_signal(came[0])

@@ -51,7 +51,7 @@ from tracker_ci.exceptions import (
     is_outage,
 )
 from tracker_ci.models import Lock
-from tracker_ci.supervisor import exit_on_sigterm
+from tracker_ci.supervisor import exit_on_sigterm, signals_deferred
 
 if TYPE_CHECKING:  # the queue's models load when a wait goes through the queue
     from tracker_ci.models import QueueResponse
@@ -240,10 +240,13 @@ class LockWaiter:
                     if remaining <= 0:
                         raise self._ran_out(held, waited, outage) from None
                     try:
-                        ticket, held, turn = self._turn(ticket, held, remaining, began, grant)
-                        if isinstance(turn, Lock) and granted is not None:
-                            taken = turn
-                            lock = turn if self._whole(turn) else self._claim(ticket)
+                        # A join's answer names the ticket (and may carry the lock) the
+                        # ``finally`` gives back: a signal during it waits until both are known.
+                        with signals_deferred(not ticket):
+                            ticket, held, turn = self._turn(ticket, held, remaining, began, grant)
+                            taken = turn if isinstance(turn, Lock) and grant else None
+                        if taken is not None and granted is not None:
+                            lock = taken if self._whole(taken) else self._claim(ticket)
                             if lock is None:  # the grant ran out before our claim
                                 ticket, taken = "", None
                                 continue

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +21,8 @@ from tests.support.api import API, queue_of
 from tests.support.names import unique
 from tests.support.servers import RunningServer, run_server
 from tests.support.waiting import eventually
+from tracker_ci.client import TrackerClient
+from tracker_ci.waiter import LockWaiter
 
 pytestmark = pytest.mark.server
 
@@ -156,6 +159,40 @@ def test_an_interrupted_waiter_leaves_the_queue_at_once(
     waiter.communicate(timeout=30)
     assert waiter.returncode != 0
     assert queue_of(url, service) == []
+
+
+class _SignalledAsJoined(TrackerClient):
+    """A client that gets ``signum`` the moment its queue join is answered (before the
+    waiter has read the ticket): the window where a Ctrl-C used to leave a ticket behind."""
+
+    signum = signal.SIGINT
+
+    def wait_in_queue(self, **request: Any) -> Any:
+        answer = super().wait_in_queue(**request)
+        if not request.get("ticket"):
+            signal.raise_signal(self.signum)
+        return answer
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_as_the_join_is_answered_still_leaves_the_queue(
+    sqlite_server: RunningServer, signum: int
+) -> None:
+    url, service = sqlite_server.url, unique("joined")
+    take_lock(url, service)
+    before = signal.getsignal(signum)
+    with _SignalledAsJoined(base_url=url) as client:
+        client.signum = signum
+        client.health()  # our server: the waiter queues
+        waiter = LockWaiter(client, service=service, environment="production", wait=30)
+        with pytest.raises((KeyboardInterrupt, SystemExit)):
+            waiter.run(
+                lambda ticket: client.acquire_lock(
+                    service=service, environment="production", who="w", queue_ticket=ticket
+                )
+            )
+    assert queue_of(url, service) == []
+    assert signal.getsignal(signum) is before  # the handlers are put back
 
 
 def test_the_wait_running_out_leaves_the_queue(sqlite_server: RunningServer, invoke) -> None:
