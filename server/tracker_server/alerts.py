@@ -140,36 +140,58 @@ class Alerts:
             .order_by(events.c.created_at)
             .limit(500)
         ).all()
+        # Each tick reads one history per service and environment, and nothing for a deploy
+        # whose alert fired already (abandoned deploys stay open for ever: at a million
+        # events the former per-deploy reads took seconds of CPU every tick).
+        fired = self._fired_keys(conn, [f"slow_deploy:{row.id}" for row in open_rows])
+        limits: dict[tuple[str, str], tuple[float, int] | None] = {}
         for row in open_rows:
-            history = conn.execute(
-                select(events.c.duration_seconds)
-                .where(
-                    events.c.type == _DEPLOYMENT,
-                    events.c.service == row.service,
-                    events.c.environment == row.environment,
-                    events.c.duration_seconds.is_not(None),
-                    events.c.status.not_in(_OPEN),
-                )
-                .order_by(events.c.created_at.desc())
-                .limit(s.alert_slow_history)
-            ).scalars()
-            samples = [float(value) for value in history]
-            if len(samples) < s.alert_slow_min_samples:
+            key = f"slow_deploy:{row.id}"
+            if key in fired:
                 continue
-            limit = s.alert_slow_factor * p95(samples)
+            scope = (row.service, row.environment)
+            if scope not in limits:
+                limits[scope] = self._slow_limit(conn, *scope)
+            known = limits[scope]
+            if known is None:
+                continue
+            limit, samples = known
             running = (now - row.created_at).total_seconds()
             if running > limit:
                 yield Occurrence(
                     "slow_deploy",
-                    f"slow_deploy:{row.id}",
+                    key,
                     f"deployment of {row.service} to {row.environment} has run {running:.0f}s, "
-                    f"over {s.alert_slow_factor}x the p95 of its last {len(samples)} "
+                    f"over {s.alert_slow_factor}x the p95 of its last {samples} "
                     f"({limit:.0f}s)",
                     row.service,
                     row.environment,
                     event=event_store.get_event(conn, event_id=row.id),
                     values={"runningSeconds": running, "limitSeconds": limit},
                 )
+
+    def _slow_limit(
+        self, conn: Connection, service: str, environment: str
+    ) -> tuple[float, int] | None:
+        """The running time past which a deploy of (service, environment) is slow, and how
+        many finished deploys it comes from; None with too few of them."""
+        s = self.settings
+        history = conn.execute(
+            select(events.c.duration_seconds)
+            .where(
+                events.c.type == _DEPLOYMENT,
+                events.c.service == service,
+                events.c.environment == environment,
+                events.c.duration_seconds.is_not(None),
+                events.c.status.not_in(_OPEN),
+            )
+            .order_by(events.c.created_at.desc())
+            .limit(s.alert_slow_history)
+        ).scalars()
+        samples = [float(value) for value in history]
+        if len(samples) < s.alert_slow_min_samples:
+            return None
+        return s.alert_slow_factor * p95(samples), len(samples)
 
     def _failed_deploys(self, conn: Connection, now: datetime) -> Iterator[Occurrence]:
         s = self.settings
@@ -298,6 +320,14 @@ class Alerts:
                 *self._freeze_windows(conn, now),
             ]
             return [o for o in found if not self._fired(conn, o.key)]
+
+    @staticmethod
+    def _fired_keys(conn: Connection, keys: list[str]) -> set[str]:
+        """Which of ``keys`` have fired already (one query)."""
+        if not keys:
+            return set()
+        query = select(alerts_table.c.key).where(alerts_table.c.key.in_(keys))
+        return set(conn.execute(query).scalars())
 
     @staticmethod
     def _fired(conn: Connection, key: str) -> bool:

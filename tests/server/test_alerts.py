@@ -10,7 +10,7 @@ import pytest
 from tracker_server.alerts import p95
 from tracker_server.clock import ManualClock
 
-from tests.server.helpers import API, create_event, update_body
+from tests.server.helpers import API, create_event, event_body, update_body
 from tests.support.receivers import run_receiver
 
 pytestmark = pytest.mark.server
@@ -191,3 +191,39 @@ def test_a_freeze_window_notifies_when_it_starts_and_ends(app: Any) -> None:
         assert notice["details"]["environment"] == "production"
     assert started["occurredAt"] == "2026-12-01T12:11:00Z"
     assert ended["occurredAt"] == "2026-12-01T12:21:00Z"
+
+
+def _history_reads(client: Any, action: Any) -> tuple[int, Any]:
+    """How many reads of past durations ``action`` made on the app's database."""
+    from sqlalchemy import event as sqlalchemy_event
+
+    engine = client.app.state.database.engine
+    reads: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if " ".join(statement.split()).startswith("SELECT events.duration_seconds FROM"):
+            reads.append(statement)
+
+    sqlalchemy_event.listen(engine, "before_cursor_execute", seen)
+    try:
+        result = action()
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", seen)
+    return len(reads), result
+
+
+def test_a_tick_reads_each_history_once_and_none_for_fired_deploys(app: Any) -> None:
+    for seconds in (60, 70, 80, 90, 100):
+        deploy(app, seconds)
+    for _ in range(3):  # three abandoned deploys of api to production, their locks gone
+        response = app.post(f"{API}/event", json=event_body("deploy api", status="start"))
+        assert response.status_code == 200, response.text
+        key = {"service": "api", "environment": "production"}
+        holder = app.get(f"{API}/locks/status", params=key).json()["lock"]
+        assert app.delete(f"{API}/lock/{holder['id']}").status_code == 200
+    app.clock.advance(timedelta(hours=1))
+    reads, fired = _history_reads(app, lambda: evaluate(app))
+    assert fired.count("slow_deploy") == 3
+    assert reads == 1  # one history for the three
+    reads, fired = _history_reads(app, lambda: evaluate(app))
+    assert (reads, fired) == (0, [])  # fired already: nothing read again
