@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -334,4 +335,15 @@ catalog = Table(
     Column("entry", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The order of older events (revision 0014): ``epoch`` grows whenever a write can move an
+# event below the newest ones in the newest-first list (a delete, a changed key, an insert
+# dated over 10 minutes back), so deep-page anchors (store/ranks.py) know when to go. The
+# database's triggers bump it, on any replica and for any writer. One row, id 1.
+event_order = Table(
+    "event_order",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("epoch", BigInteger, nullable=False, default=0),
 )

@@ -85,11 +85,11 @@ def test_an_upgrade_from_the_first_revision_keeps_events(database_url, make_clie
         versions = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
         assert {"tokens", "idempotency_keys", "journal"} <= set(inspect(conn).get_table_names())
     engine.dispose()
-    # The one head: the linked events' index (0013), after the webhook options (0012).
+    # The one head: the event order epoch (0014), after the linked events' index (0013).
     from alembic.script import ScriptDirectory
     from tracker_server.db import MIGRATIONS_DIR
 
-    assert versions == set(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads()) == {"0013"}
+    assert versions == set(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads()) == {"0014"}
 
 
 def test_starting_twice_is_a_no_op(make_client):

@@ -14,8 +14,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import (
     Connection,
     Text,
@@ -38,13 +39,18 @@ from tracker_ci.models import (
     CreateEventRequest,
     Environment,
     Event,
+    EventAttributes,
+    EventLinks,
     EventMetadata,
     EventType,
     Priority,
+    ShippedChange,
     Status,
     UpdateEventRequest,
+    WireEnum,
     takes_lock,
 )
+from tracker_ci.wire.light import parse_timestamp
 from tracker_server import statistics
 from tracker_server.domain import EventNotFound, InvalidInput, LockConflict
 from tracker_server.journal import (
@@ -57,6 +63,7 @@ from tracker_server.journal import (
     SlackIdSet,
 )
 from tracker_server.store import locks as lock_store
+from tracker_server.store import ranks
 from tracker_server.store.locks import changelog_values
 from tracker_server.tables import changelog, events
 from tracker_server.validation import is_uuid
@@ -144,56 +151,98 @@ def event_values(event: Event) -> dict[str, Any]:
 
 
 def row_to_event(row: Any, entries: Sequence[Any] = ()) -> Event:
-    """The wire model of an ``events`` row and its changelog rows."""
-    return Event.model_validate(
-        {
-            "title": row.title,
-            "attributes": {
-                "message": row.message,
-                "source": row.source,
-                "type": row.type,
-                "priority": row.priority,
-                "related_id": row.related_id,
-                "service": row.service,
-                "status": row.status,
-                "environment": row.environment,
-                "impact": row.impact,
-                "start_date": row.start_date,
-                "end_date": row.end_date,
-                "owner": row.owner,
-                "stake_holders": row.stake_holders or [],
-                "notification": row.notification,
-                "notifications": row.notifications or [],
-                "revision": row.revision,
-                "changes": row.changes or [],
-            },
-            "links": {"pull_request_link": row.pull_request_link, "ticket": row.ticket},
-            "metadata": {
-                "created_at": row.created_at,
-                "duration": (
-                    timedelta(seconds=row.duration_seconds)
-                    if row.duration_seconds is not None
-                    else None
-                ),
-                "id": row.id,
-                "slack_id": row.slack_id,
-            },
-            "changelog": [row_to_entry(entry) for entry in entries],
-        }
+    """The wire model of an ``events`` row and its changelog rows.
+
+    Built without validation (:func:`_trusted`): the row was validated when it was
+    written, and validating every field of every event again was the largest part of a
+    search's time (18 events: 1.6 of its 2.4 ms). The values still go through the fields'
+    own readers where the database's type differs from the model's (enums, timestamps);
+    tests/server/test_event_rows.py checks the result equals the validated model."""
+    r = row._mapping  # by key: a Row's attributes cost ten times more
+    return _trusted(
+        Event,
+        title=r["title"],
+        attributes=_trusted(
+            EventAttributes,
+            message=r["message"],
+            source=r["source"],
+            type=_member(EventType, r["type"]),
+            priority=_member(Priority, r["priority"]),
+            related_id=r["related_id"],
+            service=r["service"],
+            status=_member(Status, r["status"]),
+            environment=_member(Environment, r["environment"]),
+            impact=bool(r["impact"]),
+            start_date=parse_timestamp(r["start_date"]),
+            end_date=parse_timestamp(r["end_date"]),
+            owner=r["owner"],
+            stake_holders=list(r["stake_holders"] or ()),
+            notification=bool(r["notification"]),
+            notifications=list(r["notifications"] or ()),
+            revision=r["revision"],
+            # Rare and nested: validated as before.
+            changes=[ShippedChange.model_validate(change) for change in r["changes"] or ()],
+        ),
+        links=_trusted(EventLinks, pull_request_link=r["pull_request_link"], ticket=r["ticket"]),
+        metadata=_trusted(
+            EventMetadata,
+            created_at=parse_timestamp(r["created_at"]),
+            duration=(
+                timedelta(seconds=r["duration_seconds"])
+                if r["duration_seconds"] is not None
+                else None
+            ),
+            id=r["id"],
+            slack_id=r["slack_id"],
+        ),
+        changelog=[row_to_entry(entry) for entry in entries],
     )
 
 
 def row_to_entry(row: Any) -> ChangelogEntry:
-    """The wire model of a ``changelog`` row."""
-    return ChangelogEntry(
-        timestamp=row.timestamp,
-        user=row.user,
-        change_type=row.change_type,
-        field=row.field,
-        old_value=row.old_value,
-        new_value=row.new_value,
-        comment=row.comment,
+    """The wire model of a ``changelog`` row (built as :func:`row_to_event` builds events)."""
+    r = row._mapping
+    return _trusted(
+        ChangelogEntry,
+        timestamp=parse_timestamp(r["timestamp"]),
+        user=r["user"],
+        change_type=_member(ChangeType, r["change_type"]),
+        field=r["field"],
+        old_value=r["old_value"],
+        new_value=r["new_value"],
+        comment=r["comment"],
     )
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _trusted(model: type[_Model], **values: Any) -> _Model:
+    """A model of values that are already its fields' (every field given): what pydantic's
+    ``model_construct`` builds, without its search of each field's aliases (which cost more
+    than validating)."""
+    built = model.__new__(model)
+    object.__setattr__(built, "__dict__", values)
+    object.__setattr__(built, "__pydantic_fields_set__", set(values))
+    object.__setattr__(built, "__pydantic_extra__", None)
+    object.__setattr__(built, "__pydantic_private__", None)
+    return built
+
+
+#: Enum members by (enum, stored name): ``parse_wire`` searches the members one by one.
+_MEMBERS: dict[tuple[type[WireEnum], str], Any] = {}
+#: Environments are open-ended (any name of the pattern): keep the memo bounded.
+_MEMBERS_MAX = 1_000
+
+
+def _member(enum_type: type[WireEnum], stored: str) -> Any:
+    """The member a stored enum name reads as, the way the model's field reads it."""
+    member = _MEMBERS.get((enum_type, stored))
+    if member is None:
+        member = enum_type.parse_wire(stored)
+        if len(_MEMBERS) < _MEMBERS_MAX:
+            _MEMBERS[(enum_type, stored)] = member
+    return member
 
 
 # ----------------------------------------------------------------------- reads
@@ -201,11 +250,11 @@ def _with_changelog(conn: Connection, rows: Sequence[Any]) -> list[Event]:
     if not rows:
         return []
     entries: dict[str, list[Any]] = defaultdict(list)
-    ids = [row.id for row in rows]
+    ids = [row._mapping["id"] for row in rows]
     query = select(changelog).where(changelog.c.event_id.in_(ids)).order_by(changelog.c.id)
     for entry in conn.execute(query):
-        entries[entry.event_id].append(entry)
-    return [row_to_event(row, entries[row.id]) for row in rows]
+        entries[entry._mapping["event_id"]].append(entry)
+    return [row_to_event(row, entries[id_]) for row, id_ in zip(rows, ids, strict=True)]
 
 
 def get_event(conn: Connection, *, event_id: str, for_update: bool = False) -> Event | None:
@@ -349,12 +398,15 @@ def find_page(
         # A deferred join: the rows skipped are index entries (the sort key, and the filter
         # when the index leads with it: an index-only scan), then the page's own rows are
         # read by id. OFFSET over whole rows read every skipped row from the table.
+        # Deep in the unfiltered list, an anchor leaves fewer than ranks.STEP to skip.
+        start = ranks.seek(conn, offset) if not where and order is Order.CREATED else None
+        below, skip = ([ranks.key_before(*start[0])], start[1]) if start else ([], offset)
         keys = (
             select(events.c.id)
-            .where(*where)
+            .where(*where, *below)
             .order_by(*descending)
             .limit(per_page + 1)
-            .offset(offset)
+            .offset(skip)
             .subquery("page_keys")
         )
         query = select(events).join(keys, keys.c.id == events.c.id).order_by(*descending)
