@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
@@ -49,7 +49,11 @@ class JsonText(str):
 
 
 def _json_serializer(value: Any) -> str:
-    return value if isinstance(value, JsonText) else json.dumps(value)
+    if isinstance(value, JsonText):
+        return value
+    if isinstance(value, list) and not value:  # most events' lists (stakeholders, changes)
+        return "[]"
+    return json.dumps(value)
 
 
 def normalize_database_url(database_url: str) -> URL:
@@ -208,7 +212,16 @@ class GroupedWrite(Protocol):
         """Told once, after the commit (``None``: the change is durable) or the refusal.
         May answer a callable to call once the whole group is settled (called once
         however many writes answer the same one): waking the requests' event loop once
-        per group, not once per write."""
+        per group, not once per write.
+
+        A write whose ``shares_freely`` is true locks no row another transaction may
+        want (it only inserts new rows): it may join a group beyond ``max_group``.
+
+        A write's class may also define ``finish_group(conn, writes)``: called once per
+        transaction, after every write applied, with those of that class that were not
+        refused (outside their savepoints): what they hold back to send together (their
+        rows, their journals), in a statement per table for them all. Its error fails the
+        whole group (each write then runs again alone, finished alone)."""
 
 
 #: The most writes one transaction carries. PostgreSQL keeps the first 64 subtransactions
@@ -223,6 +236,9 @@ PG_COMMITTERS = 3
 #: contention test), and PostgreSQL already shares one WAL flush between concurrent
 #: commits. SQLite, whose single writer runs one transaction at a time, cannot deadlock.
 PG_MAX_GROUP = 1
+#: ... except writes that lock no row another transaction may want (``shares_freely``: a
+#: create that takes no lock and carries no idempotency key only inserts new rows): up to
+#: ``MAX_GROUP`` of those share a transaction on PostgreSQL too, one commit for them all.
 #: Every write of a group opens the savepoint of this name; a rollback to it undoes the
 #: latest one only (the write that failed).
 _SAVEPOINT = "SAVEPOINT tracker_grouped_write"
@@ -292,13 +308,26 @@ class GroupCommit:
                     self._ready.wait()
                 if not self._queue:
                     return
-                group = [
-                    self._queue.popleft() for _ in range(min(self.max_group, len(self._queue)))
-                ]
+                group = self._take()
             try:
                 self._commit(group)
             except Exception:  # noqa: BLE001 - the committer must go on for the next writes
                 logger.exception("a group of writes failed to commit")
+
+    def _take(self) -> list[GroupedWrite]:
+        """The next group, in arrival order: up to ``max_group`` writes, or up to
+        ``MAX_GROUP`` while every one ``shares_freely``."""
+        group = [self._queue.popleft()]
+        free = _shares_freely(group[0])
+        while self._queue:
+            if len(group) < self.max_group:
+                group.append(self._queue.popleft())
+                free = free and _shares_freely(group[-1])
+            elif free and len(group) < MAX_GROUP and _shares_freely(self._queue[0]):
+                group.append(self._queue.popleft())
+            else:
+                break
+        return group
 
     def _commit(self, group: list[GroupedWrite]) -> None:
         refused: dict[int, BaseException] = {}
@@ -308,6 +337,9 @@ class GroupCommit:
             with self._database.write() as conn:
                 began = True
                 alone = _apply_each(conn, group, refused)
+                _finish(
+                    conn, [w for i, w in enumerate(group) if i not in refused and i not in alone]
+                )
         except BaseException as error:  # noqa: BLE001 - nothing of the group committed
             if not began:  # no turn to write, no connection: the same answer for each
                 _wake([_settle(write, error) for write in group])
@@ -329,6 +361,7 @@ class GroupCommit:
         try:
             with self._database.write() as conn:
                 write.apply(conn)
+                _finish(conn, [write])
         except BaseException as error:  # noqa: BLE001 - its answer
             _wake([_settle(write, error)])
             return
@@ -349,20 +382,58 @@ def _apply_each(
     """Apply each write in its savepoint; note the refused; answer those to run alone."""
     alone = []
     for index, write in enumerate(group):
-        # Never released (the commit ends them all): one statement per write, and
-        # SQLAlchemy compiles none (a nested transaction compiles two).
-        conn.exec_driver_sql(_SAVEPOINT)
+        savepoint = _LazySavepoint(conn)
         try:
-            write.apply(conn)
+            write.apply(cast(Connection, savepoint))
         except SQLAlchemyError:
-            conn.exec_driver_sql(_ROLLBACK_TO_SAVEPOINT)
+            savepoint.roll_back()
             # Maybe its company's doing (a deadlock with another replica's group):
             # decided alone, after the group.
             alone.append(index)
         except BaseException as error:  # noqa: BLE001 - the write's own answer
-            conn.exec_driver_sql(_ROLLBACK_TO_SAVEPOINT)
+            savepoint.roll_back()
             refused[index] = error
     return alone
+
+
+class _LazySavepoint:
+    """The connection a write of a group is given: its savepoint opens on the first use
+    (any attribute but the dialect), so a write that sends nothing itself (a create whose
+    rows wait for ``finish_group``) or refuses before it touches the database costs no
+    statement. Never released (the commit ends them all): one statement per write, and
+    SQLAlchemy compiles none (a nested transaction compiles two)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._opened = False
+
+    def __getattr__(self, name: str) -> Any:
+        if not self._opened and name != "dialect":
+            self._conn.exec_driver_sql(_SAVEPOINT)
+            self._opened = True
+        return getattr(self._conn, name)
+
+    def roll_back(self) -> None:
+        """Undo what the write did (nothing to undo when it never used the connection)."""
+        if self._opened:
+            self._conn.exec_driver_sql(_ROLLBACK_TO_SAVEPOINT)
+
+
+def _shares_freely(write: GroupedWrite) -> bool:
+    """Whether the write may share a transaction beyond ``max_group`` (see PG_MAX_GROUP)."""
+    return bool(getattr(write, "shares_freely", False))
+
+
+def _finish(conn: Connection, writes: list[GroupedWrite]) -> None:
+    """Each write class's ``finish_group``, once, with its applied writes (see
+    :class:`GroupedWrite`)."""
+    finishing: dict[Callable[..., None], list[GroupedWrite]] = {}
+    for write in writes:
+        finish = getattr(type(write), "finish_group", None)
+        if finish is not None:
+            finishing.setdefault(finish, []).append(write)
+    for finish, same in finishing.items():
+        finish(conn, same)
 
 
 def _settle(write: GroupedWrite, error: BaseException | None) -> Callable[[], None] | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import re
+import types
 import uuid
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
@@ -191,23 +193,69 @@ def check_ticket(value: str, what: str) -> None:
         )
 
 
-def check_urls(body: BaseModel, prefix: str = "") -> None:
+#: The fields of an event body whose URLs :func:`check_event` checked already.
+CHECKED_BY_CHECK_EVENT = frozenset({"attributes", "links"})
+
+
+def check_urls(body: BaseModel, prefix: str = "", checked: frozenset[str] = frozenset()) -> None:
     """THE URL rule of every request body: each field named in ``URL_FIELDS`` (at any
     depth, in lists too) is http(s) or empty, each ``TICKET_FIELDS`` is no other scheme's
-    URL. The 400 names the field as sent (``attributes.changes[0].url``)."""
-    for name, field in type(body).model_fields.items():
+    URL. The 400 names the field as sent (``attributes.changes[0].url``). ``checked``:
+    fields of ``body`` already checked (not walked again)."""
+    for name, alias, kind in _url_plan(type(body)):
+        if name in checked:
+            continue
         value = getattr(body, name)
-        where = f"{prefix}{field.alias or name}"
         if isinstance(value, BaseModel):
-            check_urls(value, f"{where}.")
+            check_urls(value, f"{prefix}{alias}.")
         elif isinstance(value, list):
             for index, item in enumerate(value):
                 if isinstance(item, BaseModel):
-                    check_urls(item, f"{where}[{index}].")
-        elif isinstance(value, str) and name in URL_FIELDS:
-            check_web_url(value, where)
-        elif isinstance(value, str) and name in TICKET_FIELDS:
-            check_ticket(value, where)
+                    check_urls(item, f"{prefix}{alias}[{index}].")
+        elif kind and value and isinstance(value, str):
+            # Empty passes both rules; the field's name is spelled only for a refusal.
+            (check_web_url if kind == _URL else check_ticket)(value, f"{prefix}{alias}")
+
+
+_URL, _TICKET, _WALK = "url", "ticket", ""
+#: Each model's fields as ``check_urls`` walks them: (name, name as sent, URL rule or "").
+_URL_PLANS: dict[type[BaseModel], list[tuple[str, str, str]]] = {}
+#: Field types that never hold a model (nor a URL field).
+_LEAVES = frozenset({str, int, float, bool, bytes, type(None), datetime, date, timedelta})
+
+
+def _url_plan(model: type[BaseModel]) -> list[tuple[str, str, str]]:
+    """The fields of ``model`` that ``check_urls`` must look at, in order: those with a
+    URL rule, and those whose type may hold a model. Read once per class (every request
+    walks them)."""
+    plan = _URL_PLANS.get(model)
+    if plan is None:
+        plan = _URL_PLANS[model] = [
+            (name, field.alias or name, kind)
+            for name, field in model.model_fields.items()
+            for kind in [
+                _URL if name in URL_FIELDS else _TICKET if name in TICKET_FIELDS else _WALK
+            ]
+            if kind or _may_hold_model(field.annotation)
+        ]
+    return plan
+
+
+def _may_hold_model(annotation: Any) -> bool:
+    """False for a type that is plain data (text, numbers, enums, dates, lists of them);
+    True for anything else (a model, ``Any``, a mapping): ``check_urls`` looks into it."""
+    if annotation in _LEAVES:
+        return False
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return False
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return False
+    if origin is Annotated:  # its validators keep its type
+        return _may_hold_model(get_args(annotation)[0])
+    if origin in (Union, types.UnionType, list, tuple, set, frozenset):
+        return any(_may_hold_model(arg) for arg in get_args(annotation) if arg is not Ellipsis)
+    return True
 
 
 # ---------------------------------------------------------------- environment names

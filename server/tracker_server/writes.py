@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -27,7 +28,8 @@ from tracker_server import wakeup
 from tracker_server.auth import Principal, authorize
 from tracker_server.db import Database
 from tracker_server.domain import Forbidden
-from tracker_server.journal import Journal, LockOverridden
+from tracker_server.journal import Journal, LockOverridden, persist_together
+from tracker_server.store import batch as batch_store
 from tracker_server.store import events as event_store
 from tracker_server.store import idempotency
 from tracker_server.store import locks as lock_store
@@ -71,35 +73,41 @@ class Write:
             raise
         self._announce(changed)
 
-    async def grouped(self, work: Callable[[Connection], Response]) -> Response:
+    async def grouped(
+        self, work: Callable[[Connection], Response], *, shares_freely: bool = False
+    ) -> Response:
         """``work``'s answer, once it committed in a transaction it may share with other
         requests of this process (``db.GroupCommit``: one commit, one fsync for all).
 
         ``work`` runs in the committer's thread, in a savepoint of its own: its error
         refuses this request only, and it may run twice (again alone, if its group could
         not commit), so it changes nothing but the database and the journal.
+        ``shares_freely``: it only inserts new rows (``db.PG_MAX_GROUP``).
         """
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Response] = loop.create_future()
-        self.database.groups.submit(_Grouped(self, work, _answers_of(loop), answer))
+        grouped = _Grouped(self, work, _answers_of(loop), answer)
+        grouped.shares_freely = shares_freely
+        self.database.groups.submit(grouped)
         return await answer
 
-    def _persist(self, conn: Connection) -> bool:
-        """Persist the journal on ``conn``; True when the change may move a lock queue."""
-        # A change may move a lock queue: wake the waiters (other replicas too).
-        changed = self.journal.wakes_waiters()
-        if changed:
-            wakeup.announce(conn)
+    def _persist(self, conn: Connection) -> wakeup.Wake | None:
+        """Persist the journal on ``conn``; whom the change wakes (None: nobody)."""
+        # A change may move a lock queue: wake its waiters (other replicas too).
+        wake = wakeup.wake_of(self.journal.pending)
+        if wake is not None:
+            wake = wakeup.announce(conn, wake)
         self.journal.persist(conn)
-        return changed
+        return wake
 
-    def _announce(self, changed: bool) -> None:
-        """After the commit: the statistics' count, the audit lines and metrics, waiters."""
+    def _announce(self, wake: wakeup.Wake | None) -> None:
+        """After the commit: waiters first (a handoff waits on nothing else), then the
+        statistics' count, the audit lines and metrics."""
+        if wake is not None:
+            wakeup.notify(wake)
         if self.upkeep is not None:
             self.upkeep.wrote(sum(entry.rows() for entry in self.journal.committed))
         self.journal.flush()
-        if changed:
-            wakeup.notify()
 
     def owned_event(self, conn: Connection, event_id: str) -> Event:
         """The event (locked for the transaction) when the caller may write it."""
@@ -170,12 +178,15 @@ class Write:
         key: str | None,
         body: BaseModel,
         work: Callable[[Connection], Response],
+        shares_freely: bool = False,
     ) -> Response:
-        """:meth:`once` in a shared transaction (:meth:`grouped`)."""
+        """:meth:`once` in a shared transaction (:meth:`grouped`); a key's row is one
+        another request may wait for, so a write with a key never ``shares_freely``."""
         if key is not None:
             idempotency.check_key(key)
         return await self.grouped(
-            lambda conn: self._once(conn, scope=scope, key=key, body=body, work=work)
+            lambda conn: self._once(conn, scope=scope, key=key, body=body, work=work),
+            shares_freely=shares_freely and key is None,
         )
 
     def _once(
@@ -234,18 +245,35 @@ class _Grouped:
     ) -> None:
         self.write, self.work, self.answers, self.answer = write, work, answers, answer
         self.response: Response | None = None
-        self.changed = False
+        self.changed: wakeup.Wake | None = None
+        #: The event and changelog rows the work inserted, sent with the group's.
+        self.rows: batch_store.HeldRows = {}
+        #: It only inserts new rows: it may share a transaction on PostgreSQL too.
+        self.shares_freely = False
 
     def apply(self, conn: Connection) -> None:
-        """The work and its journal, in the group's transaction."""
+        """The work and its journal, in the group's transaction; its plain inserts and
+        its journal entries are held back for :meth:`finish_group`."""
         journal = self.write.journal
-        journal.committed.clear()  # a second run (alone): the first one never committed
+        # A second run (alone): the first one never committed.
+        journal.committed.clear()
+        journal.pending.clear()
+        journal.held = True
+        buffered = batch_store.BufferedInserts(conn)
         try:
-            self.response = self.work(conn)
+            self.response = self.work(cast(Connection, buffered))
             self.changed = self.write._persist(conn)
         except BaseException:
             journal.discard()
             raise
+        self.rows = buffered.take()
+
+    @staticmethod
+    def finish_group(conn: Connection, writes: list[_Grouped]) -> None:
+        """Once the group's writes applied: their rows and journal entries, in one
+        statement per table for all (a plain create sends no statement of its own)."""
+        batch_store.insert_held(conn, [write.rows for write in writes])
+        persist_together(conn, [write.write.journal for write in writes])
 
     def settle(self, error: BaseException | None) -> Callable[[], None]:
         """Announce what committed (as :meth:`Write.transaction` does); the answer is

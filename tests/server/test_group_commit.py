@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 from tracker_server.db import MAX_GROUP, Database, create_database_engine, upgrade_schema
-from tracker_server.tables import events, idempotency_keys
+from tracker_server.tables import events, idempotency_keys, journal, webhook_deliveries
 
 from tests.server.helpers import API, event_body
 from tests.support.servers import run_server
@@ -48,13 +48,19 @@ class Gate:
         assert error is None
 
 
-def in_one_group(client: Any, requests: list[tuple[dict[str, Any], dict[str, str]]]) -> list[Any]:
+def in_one_group(
+    client: Any,
+    requests: list[tuple[dict[str, Any], dict[str, str]]],
+    max_group: int | None = MAX_GROUP,
+) -> list[Any]:
     """POST these /event bodies (with their headers) so that they commit as one group:
     every committer is held by a gate while they queue, then one gate opens. The groups
     carry up to MAX_GROUP writes, as on SQLite (PostgreSQL's default is one write a group,
-    PG_MAX_GROUP: the mechanism is the same, tested here on both backends)."""
+    PG_MAX_GROUP: the mechanism is the same, tested here on both backends); ``max_group``
+    None keeps the backend's own."""
     groups = client.app.state.database.groups
-    groups.max_group = MAX_GROUP
+    if max_group is not None:
+        groups.max_group = max_group
     gates = [Gate() for _ in range(groups.committers)]
     for gate in gates:  # one by one: each committer takes one and holds it
         groups.submit(gate)
@@ -104,6 +110,60 @@ def test_concurrent_creates_share_one_commit(client, service) -> None:
     gates = client.app.state.database.groups.committers
     count, total = group_sizes(client)
     assert (count - before[0], total - before[1]) == (gates + 1, gates + 8)
+
+
+def test_creates_taking_no_lock_share_a_commit_on_every_backend(client, service) -> None:
+    """PostgreSQL's groups carry one write (PG_MAX_GROUP), except creates that take no lock
+    and carry no key: they only insert new rows, so they share a commit there too. Those
+    taking a lock, or with a key, commit one by one on PostgreSQL (together on SQLite)."""
+    postgres = client.app.state.database.backend == "postgresql"
+    gates = client.app.state.database.groups.committers
+    before = group_sizes(client)
+    plain = [(event_body(f"p{i}", service=service), {}) for i in range(5)]
+    answers = in_one_group(client, plain, max_group=None)
+    assert [a.status_code for a in answers] == [200] * 5, [a.text for a in answers]
+    count, total = group_sizes(client)
+    assert (count - before[0], total - before[1]) == (gates + 1, gates + 5)
+
+    before = (count, total)
+    locking = [
+        (event_body(f"l{i}", service=f"{service}-{i}", status="in_progress"), {}) for i in range(2)
+    ]
+    keyed = [(event_body("k", service=service), {"Idempotency-Key": f"{service}-k"})]
+    answers = in_one_group(client, locking + keyed, max_group=None)
+    assert [a.status_code for a in answers] == [200] * 3, [a.text for a in answers]
+    count, total = group_sizes(client)
+    assert total - before[1] == gates + 3
+    assert count - before[0] == gates + (3 if postgres else 1)
+    assert titles(client, service) == sorted(["k", *(f"p{i}" for i in range(5))])
+
+
+def test_a_group_journals_and_notifies_each_create(client, service, unique) -> None:
+    """The journal entries and webhook deliveries of a group's creates are written
+    together after the group's writes (one statement for all): one of each per create
+    that committed, none for the refused one."""
+    hook = {"url": "http://127.0.0.1:9/hook", "events": ["deployment.finished"]}
+    assert client.post(f"{API}/webhooks", json=hook).status_code == 201
+    missing = str(uuid.uuid4())
+    requests: list[tuple[dict[str, Any], dict[str, str]]] = [
+        (event_body(f"n{i}", service=service), {}) for i in range(3)
+    ]
+    requests.insert(1, (event_body("refused", service=service, relatedId=missing), {}))
+    answers = in_one_group(client, requests, max_group=None)
+    assert [a.status_code for a in answers] == [200, 400, 200, 200], [a.text for a in answers]
+    ids = {a.json()["event"]["metadata"]["id"] for a in answers if a.status_code == 200}
+    engine = client.app.state.database.engine
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(journal.c.id, journal.c.payload).where(journal.c.kind == "event_created")
+        ).all()
+        created = {row.id: row.payload["event"]["metadata"]["id"] for row in rows}
+        mine = {key for key, event_id in created.items() if event_id in ids}
+        assert sorted(created[key] for key in mine) == sorted(ids)
+        delivered = conn.execute(
+            select(webhook_deliveries.c.journal_id).where(webhook_deliveries.c.journal_id.in_(mine))
+        ).scalars()
+        assert sorted(delivered) == sorted(mine)
 
 
 def test_a_refused_create_refuses_only_itself(client, service, unique) -> None:

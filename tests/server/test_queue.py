@@ -186,14 +186,14 @@ def test_the_long_poll_answers_as_soon_as_the_turn_comes(client, monkeypatch):
     # sleeps between looks is longer than the poll, so only the release can wake it.
     holder = take(client, "holder").json()["lock"]
     ticket = join(client, "waiter")["ticket"]["ticket"]
-    asleep, woken, sleep = threading.Event(), [], wakeup.wait_for_change
+    asleep, woken, sleep = threading.Event(), [], wakeup.Bell.wait
 
-    def watched_sleep(seen: int, timeout: float) -> bool:
+    def watched_sleep(bell: wakeup.Bell, timeout: float) -> bool:
         asleep.set()
-        woken.append(sleep(seen, timeout))
+        woken.append(sleep(bell, timeout))
         return woken[-1]
 
-    monkeypatch.setattr(wakeup, "wait_for_change", watched_sleep)
+    monkeypatch.setattr(wakeup.Bell, "wait", watched_sleep)
     monkeypatch.setattr(wakeup, "MAX_SLICE", 60.0)
     answers = []
 

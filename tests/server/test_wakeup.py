@@ -132,3 +132,67 @@ def test_the_listener_listens_when_it_hears_itself_else_polls(
     finally:
         listener.stop()
         engine.dispose()
+
+
+# ------------------------------------------------------------------ bells (one process)
+def _granted(ticket: str) -> object:
+    from tracker_server.journal import QueueGranted
+
+    key = {"service": "api", "environment": "production", "resource": "deployment"}
+    return QueueGranted(ticket=ticket, who="w", **key)
+
+
+def test_a_turn_rings_only_its_tickets_bell() -> None:
+    mine, other = wakeup.Bell(), wakeup.Bell()
+    seen = wakeup.version()
+    mine.arm("ticket-a", seen)
+    other.arm("ticket-b", seen)
+    try:
+        wakeup.notify(wakeup.wake_of([_granted("ticket-a")]))
+        assert mine.wait(0) and mine.mine and not mine.general
+        assert not other.wait(0)
+        # A freeze's change rings everyone, who then read whether their turn came.
+        wakeup.notify(wakeup.Wake(None))
+        assert other.wait(0) and other.general and not other.mine
+    finally:
+        mine.close()
+        other.close()
+
+
+def test_a_write_that_moves_no_ticket_wakes_nobody() -> None:
+    from tracker_server.journal import LockAcquired, LockReleased
+
+    from tracker_ci.models import Lock
+
+    lock = Lock(id="l", service="api", environment="production", resource="deployment")
+    assert wakeup.wake_of([LockAcquired(lock=lock), LockReleased(lock=lock)]) is None
+
+
+def test_a_bell_armed_late_rings_for_what_committed_since_the_look() -> None:
+    seen = wakeup.version()  # read before the look
+    wakeup.notify(wakeup.Wake(frozenset({"ticket-late"})))  # commits during the look
+    bell = wakeup.Bell()
+    bell.arm("ticket-late", seen)
+    try:
+        assert bell.wait(0) and bell.mine
+        bell.arm("ticket-late", wakeup.version())  # after the next look: nothing new
+        assert not bell.wait(0)
+    finally:
+        bell.close()
+
+
+def test_the_listener_skips_its_own_echo_and_rings_the_others() -> None:
+    bell = wakeup.Bell()
+    bell.arm("ticket-echo", wakeup.version())
+    try:
+        wakeup.notify(wakeup.Wake(frozenset({"ticket-echo"}), token="me.1"))
+        bell.arm("ticket-echo", wakeup.version())
+        wakeup.heard("me.1 ticket-echo")  # rung locally at commit already
+        assert not bell.wait(0)
+        wakeup.heard("replica.7 ticket-x,ticket-echo")
+        assert bell.wait(0) and bell.mine
+        bell.arm("ticket-echo", wakeup.version())
+        wakeup.heard("")  # an older replica's bare NOTIFY: everyone looks
+        assert bell.wait(0) and bell.general
+    finally:
+        bell.close()

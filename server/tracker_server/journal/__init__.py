@@ -17,6 +17,7 @@ every name is importable from ``tracker_server.journal``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -101,6 +102,7 @@ __all__ = [
     "configure_audit_log",
     "event_log_fields",
     "lock_log_fields",
+    "persist_together",
     "read_journal",
 ]
 
@@ -133,6 +135,9 @@ class Journal:
     committed: list[JournalEntry] = field(default_factory=list)
     #: Called with the stored records inside the transaction (the webhook outbox).
     outbox: Callable[[Connection, list[JournalRecord]], None] | None = None
+    #: :meth:`persist` leaves the entries pending: :func:`persist_together` stores them
+    #: with the other writes' of the same transaction.
+    held: bool = False
 
     def record(self, entry: JournalEntry) -> None:
         """Note a change made in the current transaction."""
@@ -142,25 +147,12 @@ class Journal:
         """Insert the pending entries on ``conn``: call it inside the write transaction.
 
         The ``outbox`` (if any) is handed the stored records on the same connection, so
-        the notifications of a change commit (or roll back) with it.
+        the notifications of a change commit (or roll back) with it. A journal ``held``
+        for its group (``writes._Grouped``) is persisted with the others, by
+        :func:`persist_together`, after every write of the group.
         """
-        if not self.pending:
-            return
-        rows = [
-            {"occurred_at": self.now, "kind": entry.KIND, "payload": entry.payload_json()}
-            for entry in self.pending
-        ]
-        # One statement for every entry of the transaction (a batch of events is one
-        # round trip, not one per event), its ids in the order of the rows.
-        ids = conn.execute(_INSERT_RETURNING_ID, rows).scalars().all()
-        records = [
-            JournalRecord(id=key, occurred_at=self.now, entry=entry)
-            for key, entry in zip(ids, self.pending, strict=True)
-        ]
-        if records and self.outbox is not None:
-            self.outbox(conn, records)
-        self.committed.extend(self.pending)
-        self.pending.clear()
+        if not self.held:
+            persist_together(conn, [self])
 
     def wakes_waiters(self) -> bool:
         """True when a pending change can move a lock queue."""
@@ -172,13 +164,42 @@ class Journal:
 
     def flush(self) -> None:
         """Write the audit lines and record the metrics of what was committed."""
+        # The lines' fields are built only when they are written (not below --log-level).
+        audited = audit_logger.isEnabledFor(logging.INFO)
         for entry in self.committed:
-            line = entry.audit_line()
+            line = entry.audit_line() if audited else None
             if line is not None:
                 message, fields = line
                 audit_logger.info(message, extra={"fields": fields})
             entry.observe(self.metrics)
         self.committed.clear()
+
+
+def persist_together(conn: Connection, journals: Sequence[Journal]) -> None:
+    """Insert the pending entries of these journals (writes of one transaction) and hand
+    each outbox its records, on ``conn``; the entries are then committed (to announce)."""
+    entries = [(journal, entry) for journal in journals for entry in journal.pending]
+    if not entries:
+        return
+    rows = [
+        {"occurred_at": journal.now, "kind": entry.KIND, "payload": entry.payload_json()}
+        for journal, entry in entries
+    ]
+    # One statement for every entry of the transaction (a batch of events, a group of
+    # creates: one round trip, not one per event), its ids in the order of the rows.
+    ids = conn.execute(_INSERT_RETURNING_ID, rows).scalars().all()
+    # Each outbox once, with all its records: one look at the webhooks per transaction.
+    outboxes: dict[int, tuple[Callable[[Connection, list[JournalRecord]], None], list[Any]]]
+    outboxes = {}
+    for key, (journal, entry) in zip(ids, entries, strict=True):
+        if journal.outbox is not None:
+            _, records = outboxes.setdefault(id(journal.outbox), (journal.outbox, []))
+            records.append(JournalRecord(id=key, occurred_at=journal.now, entry=entry))
+    for outbox, records in outboxes.values():
+        outbox(conn, records)
+    for journal in journals:
+        journal.committed.extend(journal.pending)
+        journal.pending.clear()
 
 
 def read_journal(conn: Connection, *, after: int = 0, limit: int = 100) -> list[JournalRecord]:

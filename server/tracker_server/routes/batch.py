@@ -42,6 +42,7 @@ from tracker_server.store import batch as batch_store
 from tracker_server.store import events as event_store
 from tracker_server.store import idempotency
 from tracker_server.validation import (
+    CHECKED_BY_CHECK_EVENT,
     LATEST,
     check_changelog_entry,
     check_event,
@@ -109,7 +110,8 @@ class _Item:
 
 
 def _answer(event: Event, warnings: list[str]) -> str:
-    return f'{{"event":{event.model_dump_json(by_alias=True)},"warnings":{json.dumps(warnings)}}}'
+    said = json.dumps(warnings) if warnings else "[]"
+    return f'{{"event":{event.model_dump_json(by_alias=True)},"warnings":{said}}}'
 
 
 @router.post("/events/batch", response_model=BatchResponse, responses=ERROR_RESPONSES)
@@ -160,7 +162,7 @@ def _read_item(index: int, raw: Any, write: Write) -> _Item:
         return item
     try:
         check_event(body.title, body.attributes, body.links, body.slack_id)
-        check_urls(body)  # jobUrl (links and attributes are in check_event)
+        check_urls(body, checked=CHECKED_BY_CHECK_EVENT)  # jobUrl, history's metadata
         write.allow(body.attributes.service)
         if body.is_history:
             _check_history(body, write)
@@ -170,9 +172,10 @@ def _read_item(index: int, raw: Any, write: Write) -> _Item:
         item.refuse(error)
         return item
     item.body = body
-    item.fingerprint = idempotency.request_fingerprint(
-        body.model_dump_json(exclude={"idempotency_key"})
-    )
+    if body.idempotency_key:  # only a key's repeat is compared with what it was sent with
+        item.fingerprint = idempotency.request_fingerprint(
+            body.model_dump_json(exclude={"idempotency_key"})
+        )
     return item
 
 

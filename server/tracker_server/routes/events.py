@@ -29,6 +29,7 @@ from tracker_ci.models import (
     Status,
     UpdateEventRequest,
     format_timestamp,
+    takes_lock,
 )
 from tracker_server import operations
 from tracker_server.db import Database
@@ -50,6 +51,7 @@ from tracker_server.store import events as event_store
 from tracker_server.store.events import EventFilter, Order
 from tracker_server.tables import events as events_table
 from tracker_server.validation import (
+    CHECKED_BY_CHECK_EVENT,
     MAX_NAME,
     MAX_TITLE,
     check_changelog_entry,
@@ -82,7 +84,7 @@ async def create_event(
     # Checked on the event loop (pure computation); written in a transaction shared with
     # the other creates arriving meanwhile (``Write.grouped``), answered once committed.
     check_event(body.title, body.attributes, body.links, body.slack_id)
-    check_urls(body)  # jobUrl (links and attributes are in check_event)
+    check_urls(body, checked=CHECKED_BY_CHECK_EVENT)  # jobUrl
     write.allow(body.attributes.service)
 
     def work(conn: Connection) -> Response:
@@ -94,6 +96,8 @@ async def create_event(
         key=idempotency_key,
         body=body,
         work=work,
+        # Taking no lock, it only inserts new rows: it may share a PostgreSQL transaction.
+        shares_freely=not takes_lock(body.attributes.type, body.attributes.status),
     )
 
 

@@ -3,6 +3,7 @@ at a key's holder and waiters, and set the queue policy of an environment or ser
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from tracker_server import operations, wakeup
 from tracker_server.auth import authorize
 from tracker_server.deps import DatabaseDep, Now, WriteDep, require_reader
 from tracker_server.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
+from tracker_server.journal import Journal
 from tracker_server.operations import FROZEN_RESOURCES, check_environment
 from tracker_server.routes.common import wire, wire_with_warnings
 from tracker_server.store import events as event_store
@@ -198,6 +200,52 @@ def _granted(ticket: str, lock: Lock, entries: list[QueueEntry]) -> QueueRespons
     return QueueResponse(ticket=mine, lock=lock, queue=_anonymous(entries), granted=lock)
 
 
+class _Handover:
+    """The grant of a long poll asking for it, taken while it sleeps by the transaction
+    that gives its ticket the turn (``queue_store.await_turn``), as its own look would
+    (:func:`_visit`): a hard freeze holds the turn back for that look to say; the lock
+    belongs to the waiter's token, its changes go to that transaction's journal."""
+
+    def __init__(self, key: LockKey, body: QueueRequest, write: Write, timeouts: Timeouts) -> None:
+        self.key, self.body, self.write, self.timeouts = key, body, write, timeouts
+        self.ticket = ""
+        #: The lock and freeze warnings once taken (committed only if that transaction
+        #: was: :meth:`answer` reads it back).
+        self.taken: tuple[Lock, list[str]] | None = None
+
+    def __call__(self, conn: Connection, key: LockKey, now: datetime, journal: Journal) -> None:
+        if key != self.key:
+            return
+        write = dataclasses.replace(self.write, now=now, journal=journal)
+        if key.resource in FROZEN_RESOURCES and not self.body.break_glass:
+            if freeze_store.hard_freeze_now(
+                conn, service=key.service, environment=key.environment, now=now
+            ):
+                return
+        self.taken = _grant(conn, key, self.body, self.ticket, write, self.timeouts)
+
+    def answer(self, write: Write, now: datetime) -> Response | None:
+        """The granted answer, once the grant is read back committed (None: it is not,
+        the transaction that took it rolled back; the waiter looks for itself)."""
+        taken, self.taken = self.taken, None
+        if taken is None:
+            return None
+        lock, warnings = taken
+        key = self.key
+        with write.database.read() as conn:
+            stored = lock_store.find_lock(conn, lock_id=lock.id, now=now)
+            if stored is None or stored.fence != lock.fence:
+                return None
+            rest = queue_store.queue_of(
+                conn,
+                service=key.service,
+                environment=key.environment,
+                resource=key.resource,
+                now=now,
+            )
+        return wire_with_warnings(_granted(self.ticket, stored, rest), warnings)
+
+
 def _anonymous(entries: list[QueueEntry]) -> list[QueueEntry]:
     return [entry.model_copy(update={"ticket": ""}) for entry in entries]
 
@@ -238,40 +286,106 @@ def wait_in_queue(body: QueueRequest, write: WriteDep, request: Request) -> Resp
     look = True
     looked = time.monotonic()
     every = wakeup.MAX_SLICE
-    while True:
-        seen = wakeup.version()
-        if look:
-            _moment(write, clock.now())
-            with write.transaction() as conn:
-                answer, warnings = _visit(conn, key, body, ticket, write, timeouts)
-            assert answer.ticket is not None
-            ticket = answer.ticket.ticket
-            looked = time.monotonic()
-            # A stopping server answers at once: the waiter comes back (it polls again).
-            if answer.ticket.state == "granted" or deadline - looked <= 0 or wakeup.stopping():
-                return wire_with_warnings(answer, warnings)
-            # The first in line looks every slice (an expired lease, a silent holder of the
-            # turn, a freeze holding it); the others only keep their heartbeat, so their
-            # writes do not queue in front of the handoff.
-            every = wakeup.MAX_SLICE if answer.ticket.position <= 1 else _quiet(timeouts)
-        left = deadline - time.monotonic()
-        slice_left = every - (time.monotonic() - looked)
-        changed = wakeup.wait_for_change(seen, max(0.0, min(left, slice_left)))
-        # A change wakes every waiter: only the one whose turn came writes again at once
-        # (a read tells); the others look again when their slice is over.
-        look = (
-            not changed
-            or wakeup.stopping()
-            or time.monotonic() - looked >= every
-            or time.monotonic() >= deadline
-            or _turn_came(write, ticket)
-        )
+    bell = wakeup.Bell()
+    handover = _Handover(key, body, write, timeouts) if body.grant else None
+    seen = wakeup.version()
+    try:
+        while True:
+            if look:
+                _moment(write, clock.now())
+                with write.transaction() as conn:
+                    answer, warnings = _visit(conn, key, body, ticket, write, timeouts)
+                assert answer.ticket is not None
+                ticket = answer.ticket.ticket
+                looked = time.monotonic()
+                # A stopping server answers at once: the waiter comes back (it polls again).
+                if answer.ticket.state == "granted" or deadline - looked <= 0 or wakeup.stopping():
+                    return wire_with_warnings(answer, warnings)
+                # The first in line looks every slice (an expired lease, a silent holder
+                # of the turn, a freeze holding it); the others only keep their heartbeat,
+                # so their writes do not queue in front of the handoff.
+                every = wakeup.MAX_SLICE if answer.ticket.position <= 1 else _quiet(timeouts)
+            # Rung for what committed since ``seen`` (read before the look) too.
+            bell.arm(ticket, seen)
+            left = deadline - time.monotonic()
+            slice_left = every - (time.monotonic() - looked)
+            if handover is not None:
+                handover.ticket = ticket
+                queue_store.await_turn(ticket, handover)
+            rung = bell.wait(min(left, slice_left))
+            if handover is not None:
+                queue_store.stop_awaiting(ticket, handover)
+            seen = wakeup.version()  # before anything that decides: see Bell.arm
+            served = _served(handover, bell, write, key, body, ticket, clock.now())
+            if served is not None:
+                return served
+            # A wake for everyone (a freeze changed): only a waiter whose turn came
+            # writes again at once (a read tells); the others when their slice is over.
+            look = (
+                not rung
+                or bell.mine
+                or wakeup.stopping()
+                or time.monotonic() - looked >= every
+                or time.monotonic() >= deadline
+                or _turn_came(write, ticket)
+            )
+    finally:
+        bell.close()
+        if handover is not None:
+            queue_store.stop_awaiting(ticket, handover)
 
 
 def _quiet(timeouts: Timeouts) -> float:
     """How often a waiter behind the first looks during its long poll: often enough to
     stay alive (a third of the heartbeat window), never more often than the first."""
     return max(wakeup.MAX_SLICE, timeouts.heartbeat / 3)
+
+
+def _served(
+    handover: _Handover | None,
+    bell: wakeup.Bell,
+    write: Write,
+    key: LockKey,
+    body: QueueRequest,
+    ticket: str,
+    now: datetime,
+) -> Response | None:
+    """The answer a woken long poll gives without a write of its own: the grant handed
+    over to it, or (without ``grant``) the turn its bell rang for; None: it looks."""
+    if handover is not None and handover.taken is not None:
+        granted = handover.answer(write, now)
+        if granted is not None:
+            return granted
+    if bell.mine and not body.grant:
+        turn = _turn(write, key, body, ticket, now)
+        if turn is not None:
+            return wire(turn)
+    return None
+
+
+def _turn(
+    write: Write, key: LockKey, body: QueueRequest, ticket: str, now: datetime
+) -> QueueResponse | None:
+    """The answer of a waiter without ``grant`` rung for its turn, read: the transaction
+    that rang it gave it the turn, so no write is needed to say so (it takes the lock
+    next). None when a look must write: the ticket moved otherwise, or a hard freeze
+    holds the turn back (the look keeps it from timing out)."""
+    with write.database.read() as conn:
+        entries = queue_store.queue_of(
+            conn, service=key.service, environment=key.environment, resource=key.resource, now=now
+        )
+        mine = next((entry for entry in entries if entry.ticket == ticket), None)
+        if mine is None or mine.state != "granted":
+            return None
+        if key.resource in FROZEN_RESOURCES and not body.break_glass:
+            if freeze_store.hard_freeze_now(
+                conn, service=key.service, environment=key.environment, now=now
+            ):
+                return None
+        holder = lock_store.find_lock_by_key(
+            conn, service=key.service, environment=key.environment, resource=key.resource, now=now
+        )
+    return QueueResponse(ticket=mine, lock=holder, queue=_anonymous(entries))
 
 
 def _turn_came(write: Write, ticket: str) -> bool:

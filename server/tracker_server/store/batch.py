@@ -170,19 +170,27 @@ def insert_history(conn: Connection, *, history: Sequence[Event]) -> None:
 
 
 # ------------------------------------------------------------------ live events
+#: Rows held back by :class:`BufferedInserts`, by table.
+HeldRows = dict[Table, list[Mapping[str, Any]]]
+
+
 class BufferedInserts:
-    """The connection ``create_event`` writes a batch's plain events through: its inserts
-    of ``events`` and ``changelog`` rows are held back and sent as one ``executemany`` per
-    table; any other statement (a read, a lock) first sends what is held, so every
-    statement still sees the rows before it. ``flush()`` before the transaction ends."""
+    """The connection ``create_event`` writes through (a batch's plain events, a grouped
+    ``POST /event``): its inserts of ``events`` and ``changelog`` rows are held back and
+    sent as one ``executemany`` per table; anything else done with the connection (a
+    statement, a savepoint, any attribute but its dialect) first sends what is held, so
+    it still sees the rows before it. ``flush()`` (or hand them over with ``take()``)
+    before the transaction ends."""
 
     #: The tables whose plain inserts are held back (events first: changelog rows refer
     #: to them).
     TABLES = (events, changelog)
+    #: What may be read without sending the rows held (it does not touch the database).
+    _INERT = frozenset({"dialect"})
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self._held: dict[Table, list[Mapping[str, Any]]] = {}
+        self._held: HeldRows = {}
 
     def execute(self, statement: Any, parameters: Any = None, **options: Any) -> Any:
         """Hold a plain insert of one row; send anything else (after what is held)."""
@@ -206,10 +214,22 @@ class BufferedInserts:
 
     def flush(self) -> None:
         """Send the rows held, one executemany per table (events first)."""
+        insert_held(self.conn, [self.take()])
+
+    def take(self) -> HeldRows:
+        """The rows held, handed over (to be sent with others' by :func:`insert_held`)."""
         held, self._held = self._held, {}
-        for table in self.TABLES:
-            if table in held:
-                self.conn.execute(insert(table), held[table])
+        return held
 
     def __getattr__(self, name: str) -> Any:
+        if name not in self._INERT:
+            self.flush()
         return getattr(self.conn, name)
+
+
+def insert_held(conn: Connection, helds: Sequence[HeldRows]) -> None:
+    """Insert the rows several buffers held, one executemany per table (events first)."""
+    for table in BufferedInserts.TABLES:
+        rows = [row for held in helds for row in held.get(table, ())]
+        if rows:
+            conn.execute(insert(table), rows)

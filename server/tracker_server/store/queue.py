@@ -12,7 +12,10 @@ A waiter may ask the long poll to take the lock for it when its turn comes (``gr
 the route then takes it in the same transaction, under the id :func:`grant_id` derives
 from the ticket (so the same ticket finds the same grant again), expiring after the claim
 window until the waiter claims it by asking again: a waiter that died before the answer
-reached it loses the turn as an unclaimed one does.
+reached it loses the turn as an unclaimed one does. While such a waiter's long poll sleeps
+in this process, it is handed over (:func:`await_turn`): the transaction that gives it its
+turn (a release, a leave, a drop) takes its lock too, in a savepoint, so its answer needs
+no write of its own; anything that refuses that grant leaves it to the waiter's own look.
 
 Every function runs inside the caller's transaction; the rows of a key are read
 ``FOR UPDATE`` on PostgreSQL (SQLite's write lock serialises writers), and the UNIQUE key
@@ -22,8 +25,11 @@ of ``locks`` still decides any race: no replica can grant a key twice.
 from __future__ import annotations
 
 import hashlib
+import logging
 import statistics
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -47,6 +53,8 @@ from tracker_server.tables import events, lock_policies, lock_queue, locks
 HISTORY = 20
 #: The namespace of the ids of the locks granted to waiters (:func:`grant_id`).
 _GRANTS = uuid.UUID("a3abf2a7-b7bc-436c-9d90-1087f89daf49")
+
+logger = logging.getLogger("tracker_server.queue")
 
 
 class TicketNotFound(NotFound):
@@ -156,17 +164,59 @@ def tidy(
 
 
 def grant_head(conn: Connection, key: LockKey, *, now: datetime, journal: Journal) -> None:
-    """When the key is free, the head's turn comes now (in the freeing transaction)."""
+    """When the key is free, the head's turn comes now (in the freeing transaction); a
+    head handed over here (:func:`await_turn`) gets its lock in it too."""
     if _holder(conn, key, now) is not None:
         return
-    _grant_first(conn, key, _rows(conn, key, lock=True), now=now, journal=journal)
+    rows = _rows(conn, key, lock=True)
+    after = _grant_first(conn, key, rows, now=now, journal=journal)
+    turned = [new.id for old, new in zip(rows, after, strict=True) if old is not new]
+    if turned:
+        _hand_over(conn, key, turned[0], now=now, journal=journal)
+
+
+#: Takes the lock for a sleeping long poll whose turn came: (conn, key, now, journal).
+Handover = Callable[[Connection, LockKey, datetime, Journal], None]
+#: The long polls of this process sleeping with ``grant``, by ticket (:func:`await_turn`).
+_handovers: dict[str, Handover] = {}
+_handovers_lock = threading.Lock()
+
+
+def await_turn(ticket: str, take: Handover) -> None:
+    """While a long poll asking for the grant sleeps: the transaction that gives its
+    ticket the turn calls ``take`` (in a savepoint), which takes its lock there."""
+    with _handovers_lock:
+        _handovers[ticket] = take
+
+
+def stop_awaiting(ticket: str, take: Handover) -> None:
+    """The long poll woke (it looks for itself now): no more handover. Only its own: a
+    repeated poll of the same ticket (an answer lost on the way) may sleep meanwhile."""
+    with _handovers_lock:
+        if _handovers.get(ticket) is take:
+            del _handovers[ticket]
+
+
+def _hand_over(
+    conn: Connection, key: LockKey, ticket: str, *, now: datetime, journal: Journal
+) -> None:
+    take = _handovers.get(ticket)
+    if take is None:
+        return
+    mark = len(journal.pending)
+    try:
+        with conn.begin_nested():  # a refusal undoes the grant, never the release
+            take(conn, key, now, journal)
+    except Exception:  # noqa: BLE001 - the waiter's own look meets it and answers it
+        del journal.pending[mark:]
+        logger.debug("the handover of ticket %s was refused", ticket, exc_info=True)
 
 
 def _grant_first(
     conn: Connection, key: LockKey, rows: list[Any], *, now: datetime, journal: Journal
 ) -> list[Any]:
     """The key is free: the turn of the first waiter of ``rows`` (read FOR UPDATE) comes
-    now; the rows as they are after it."""
+    now; the rows as they are after it (the granted one a new object)."""
     for index, row in enumerate(rows):
         if row.superseded_by is not None:
             continue
