@@ -84,13 +84,14 @@ def source_events(count: int, *, service: str = "api") -> list[dict[str, Any]]:
     return events
 
 
-def all_events(url: str) -> list[dict[str, Any]]:
-    """Every event of a server of ours, by page."""
+def all_events(url: str, service: str | None = None) -> list[dict[str, Any]]:
+    """Every event of a server of ours (of ``service`` only, if given), by page."""
     found: list[dict[str, Any]] = []
     page = 1
+    route, where = ("/events/search", {"service": service}) if service else ("/events/list", {})
     while True:
         answer = httpx.get(
-            f"{url}{API}/events/list", params={"per_page": 1000, "page": page}
+            f"{url}{API}{route}", params={**where, "per_page": 1000, "page": page}
         ).json()
         found += answer["events"]
         if len(answer["events"]) < 1000:
@@ -131,11 +132,20 @@ def seed(url: str, events: list[dict[str, Any]], token: str = "") -> None:
         assert answer.status_code == 200 and answer.json()["refused"] == 0, answer.text[:500]
 
 
+@pytest.fixture(scope="module")
+def target_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The server imported into, shared by the module: a server start costs seconds, and
+    each test imports its own service's events (``service``) and reads back only those."""
+    folder = tmp_path_factory.mktemp("import-target")
+    with run_server(f"sqlite:///{folder / 'target.db'}", log_dir=folder) as server:
+        yield server
+
+
 @pytest.fixture
-def target(fresh_sqlite_server: RunningServer, tmp_path: Path, monkeypatch: Any) -> Invoke:
-    """The CLI bound to an empty server of ours, run from an empty directory."""
+def target(target_server: RunningServer, tmp_path: Path, monkeypatch: Any) -> Invoke:
+    """The CLI bound to the module's server of ours, run from an empty directory."""
     monkeypatch.chdir(tmp_path)
-    return Invoke(fresh_sqlite_server.url, tmp_path)
+    return Invoke(target_server.url, tmp_path)
 
 
 @pytest.fixture
@@ -147,26 +157,27 @@ def source(tmp_path: Path) -> Iterator[RunningServer]:
 
 # ------------------------------------------------------------------ JSON lines
 def test_a_file_is_imported_with_its_dates_and_ids_and_a_rerun_replays(
-    target: Invoke, tmp_path: Path
+    target: Invoke, tmp_path: Path, service: str
 ) -> None:
-    events = source_events(30)
+    events = source_events(30, service=service)
     path = write_lines(tmp_path / "events.jsonl", events)
     result = target("event", "import", str(path), "--batch-size", "8")
     assert result.exit_code == 0, result.output
     assert result.stdout == "imported 30 events: 30 created, 0 replayed, 0 refused\n"
     assert "tracker-ci: imported 8 events: 8 created" in result.stderr
-    assert by_id(all_events(target.url)) == by_id(events)
+    assert by_id(all_events(target.url, service)) == by_id(events)
     # An imported deployment "start" is history: it holds no lock.
-    assert httpx.get(f"{target.url}{API}/locks/list").json()["locks"] == []
+    locks = httpx.get(f"{target.url}{API}/locks/list").json()["locks"]
+    assert [lock for lock in locks if lock["service"] == service] == []
 
     again = target("event", "import", str(path))
     assert again.exit_code == 0, again.output
     assert again.stdout == "imported 30 events: 0 created, 30 replayed, 0 refused\n"
-    assert len(all_events(target.url)) == 30
+    assert len(all_events(target.url, service)) == 30
 
 
-def test_stdin_takes_event_answers_too_and_json_output(target: Invoke) -> None:
-    events = source_events(3)
+def test_stdin_takes_event_answers_too_and_json_output(target: Invoke, service: str) -> None:
+    events = source_events(3, service=service)
     lines = "\n".join(json.dumps({"event": event}) for event in events) + "\n\n"
     result = target("--output", "json", "event", "import", "-", input=lines)
     assert result.exit_code == 0, result.output
@@ -179,13 +190,13 @@ def test_stdin_takes_event_answers_too_and_json_output(target: Invoke) -> None:
         "refusal_code": 0,
         "complete": True,
     }
-    assert by_id(all_events(target.url)) == by_id(events)
+    assert by_id(all_events(target.url, service)) == by_id(events)
 
 
 def test_a_bad_line_stops_after_the_lines_before_it_and_resume_goes_on(
-    target: Invoke, tmp_path: Path
+    target: Invoke, tmp_path: Path, service: str
 ) -> None:
-    events = source_events(5)
+    events = source_events(5, service=service)
     path = tmp_path / "events.jsonl"
     lines = [json.dumps(event) for event in events]
     undated = json.loads(lines[3])
@@ -199,7 +210,7 @@ def test_a_bad_line_stops_after_the_lines_before_it_and_resume_goes_on(
         "error: line 4: metadata.createdAt is missing: an import keeps real dates, so every "
         "event needs its createdAt"
     )
-    assert len(all_events(target.url)) == 3
+    assert len(all_events(target.url, service)) == 3
 
     path.write_text("\n".join([*lines[:3], "{not json", lines[4]]) + "\n")
     broken = target("event", "import", str(path), "--resume", str(state))
@@ -210,13 +221,15 @@ def test_a_bad_line_stops_after_the_lines_before_it_and_resume_goes_on(
     resumed = target("event", "import", str(path), "--resume", str(state))
     assert resumed.exit_code == 0, resumed.output
     assert resumed.stdout == "imported 2 events: 2 created, 0 replayed, 0 refused\n"
-    assert by_id(all_events(target.url)) == by_id(events)
+    assert by_id(all_events(target.url, service)) == by_id(events)
     done = target("event", "import", str(path), "--resume", str(state))
     assert done.exit_code == 0 and "was imported completely" in done.stderr
 
 
-def test_refused_events_are_named_and_set_the_exit_code(target: Invoke, tmp_path: Path) -> None:
-    events = source_events(3)
+def test_refused_events_are_named_and_set_the_exit_code(
+    target: Invoke, tmp_path: Path, service: str
+) -> None:
+    events = source_events(3, service=service)
     events[1]["title"] = ""
     result = target("event", "import", str(write_lines(tmp_path / "e.jsonl", events)))
     assert result.exit_code == 2, result.output
@@ -236,9 +249,9 @@ def test_usage_errors(target: Invoke, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ copies from a server
 def test_a_limited_copy_resumed_gives_each_event_once(
-    target: Invoke, source: RunningServer, tmp_path: Path
+    target: Invoke, source: RunningServer, tmp_path: Path, service: str
 ) -> None:
-    events = source_events(250)
+    events = source_events(250, service=service)
     seed(source.url, events)
     state = tmp_path / "copy.state"
     copy = ("event", "import", "--from", source.url, "--resume", str(state), "--batch-size", "40")
@@ -247,17 +260,17 @@ def test_a_limited_copy_resumed_gives_each_event_once(
     assert partial.exit_code == 0, partial.output
     assert partial.stdout == "imported 130 events: 130 created, 0 replayed, 0 refused\n"
     assert "of 250 events" in partial.stderr
-    assert len(all_events(target.url)) == 130
+    assert len(all_events(target.url, service)) == 130
 
     rest = target(*copy)
     assert rest.exit_code == 0, rest.output
     # The page the limit cut is read again: what it had sent replays.
     assert "120 created" in rest.stdout and " 0 refused" in rest.stdout
-    assert by_id(all_events(target.url)) == by_id(events)
+    assert by_id(all_events(target.url, service)) == by_id(events)
 
     without_state = target("event", "import", "--from", source.url)
     assert without_state.stdout == "imported 250 events: 0 created, 250 replayed, 0 refused\n"
-    assert len(all_events(target.url)) == 250
+    assert len(all_events(target.url, service)) == 250
 
 
 @contextmanager
@@ -302,9 +315,9 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
 
 
 def test_a_copy_cut_by_the_network_resumes_without_duplicates(
-    target: Invoke, source: RunningServer, tmp_path: Path
+    target: Invoke, source: RunningServer, tmp_path: Path, service: str
 ) -> None:
-    events = source_events(120)
+    events = source_events(120, service=service)
     seed(source.url, events)
     state = tmp_path / "copy.state"
     budget = {"answer": 2}
@@ -314,13 +327,13 @@ def test_a_copy_cut_by_the_network_resumes_without_duplicates(
         assert cut.exit_code == 4, cut.output
         assert "tracker-ci: stopped after 100 events: 100 created" in cut.stderr
         assert f"run again with --resume {state} to go on" in cut.stderr
-        assert len(all_events(target.url)) == 100
+        assert len(all_events(target.url, service)) == 100
 
         budget["answer"] = 100
         resumed = target(*copy)
     assert resumed.exit_code == 0, resumed.output
     assert resumed.stdout == "imported 20 events: 20 created, 0 replayed, 0 refused\n"
-    assert by_id(all_events(target.url)) == by_id(events)
+    assert by_id(all_events(target.url, service)) == by_id(events)
 
 
 @pytest.mark.parametrize(
@@ -332,9 +345,9 @@ def test_a_copy_cut_by_the_network_resumes_without_duplicates(
     ],
 )
 def test_a_copy_from_an_upstream_shaped_server(
-    target: Invoke, paging: str, requests_made: int
+    target: Invoke, paging: str, requests_made: int, service: str
 ) -> None:
-    events = source_events(12)
+    events = source_events(12, service=service)
 
     def upstream(request: Received) -> tuple[int, Any]:
         """Upstream's list: no server header; paged or not as the test says."""
@@ -354,7 +367,7 @@ def test_a_copy_from_an_upstream_shaped_server(
     paths = [request.path for request in receiver.requests]
     assert {path.split("?")[0] for path in paths} == {f"{API}/events/list"}
     assert len(paths) == requests_made
-    assert by_id(all_events(target.url)) == by_id(events)
+    assert by_id(all_events(target.url, service)) == by_id(events)
 
 
 def test_an_upstream_target_has_no_batch_endpoint(tmp_path: Path, monkeypatch: Any) -> None:

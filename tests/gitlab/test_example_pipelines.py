@@ -16,7 +16,7 @@ import pytest
 
 from tests.gitlab.fake_gitlab import fake_gitlab
 from tests.gitlab.gitlab_ci_local import ROOT, ConsumerProject, GitLabWorkspace, finish
-from tests.support.api import changelog, deployments, locks_of
+from tests.support.api import changelog, deployments, locks_of, queue_of
 from tests.support.servers import RunningServer
 from tests.support.waiting import eventually
 
@@ -202,13 +202,18 @@ def test_two_pipelines_of_one_service_deploy_one_after_the_other(
     sqlite_server: RunningServer, gitlab_workspace: GitLabWorkspace, unique: Callable
 ) -> None:
     service = unique("include-serial")
-    # The first deploy's work takes 4 s (the scenario, not a wait): the second pipeline,
-    # started once the lock is held, must queue behind it.
+    # The first deploy's work lasts until the second pipeline waits in the lock's queue
+    # (a gate file, not a sleep: a fixed 4 s was shorter than gitlab-ci-local's start of
+    # the second pipeline on a loaded machine, which then found the lock free).
+    gate = gitlab_workspace.root / f"{service}.go"
     slow = project_with_example(
         gitlab_workspace,
         f"{service}-first",
         "include-template.gitlab-ci.yml",
-        {"scripts/deploy.sh": "#!/bin/sh\nsleep 4\necho first deployed\n"},
+        {
+            "scripts/deploy.sh": f"#!/bin/sh\nwhile [ ! -e '{gate}' ]; do sleep 0.05; done\n"
+            "echo first deployed\n"
+        },
     )
     fast = project_with_example(
         gitlab_workspace,
@@ -228,6 +233,14 @@ def test_two_pipelines_of_one_service_deploy_one_after_the_other(
 
     eventually(first_holds_the_lock, interval=0.2, message="the first pipeline took the lock")
     second = fast.start(variables)
+    try:
+        eventually(
+            lambda: queue_of(sqlite_server.url, service),
+            interval=0.2,
+            message="the second pipeline waits in the lock's queue",
+        )
+    finally:
+        gate.touch()  # the first deploy ends (also when the wait failed: no hung pipeline)
     first_run, second_run = finish(first), finish(second)
 
     assert first_run.returncode == 0, first_run.output

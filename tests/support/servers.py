@@ -76,9 +76,13 @@ def run_server(
     log_dir: Path,
     extra_args: list[str] | None = None,
     env: dict[str, str] | None = None,
-    startup_timeout: float = 30.0,
+    startup_timeout: float = 120.0,
 ) -> Iterator[RunningServer]:
-    """Start ``python -m tracker_server`` and stop it (SIGTERM) afterwards."""
+    """Start ``python -m tracker_server`` and stop it (SIGTERM) afterwards.
+
+    The start-up wait is long on purpose: a start costs ~2.5 s of CPU (imports, then the
+    migrations) and took over 30 s on a 2-core machine with a load of 10; a healthy server
+    ends the wait at once, and a server that dies ends it at once too (its exit code)."""
     url, process, log_path = spawn_server(
         database_url, log_dir=log_dir, extra_args=extra_args, env={**os.environ, **(env or {})}
     )
