@@ -65,8 +65,28 @@ def _where(results: dict[str, Any]) -> str:
         f"{machine.get('sqlite', '?')}, PostgreSQL {postgresql}), "
         f"load average {_load(machine)}, {results['events']:,} events"
         f"{' (quick run)' if results.get('quick') else ''}; the client, the server and the "
-        f"database share the cores."
+        f"database share the cores.{_pace(results)}"
     )
+
+
+def _pace(results: dict[str, Any]) -> str:
+    """The same-run baselines that say how fast the machine was (runs on different
+    machines compare by them: absolute times scale with them, ratios much less)."""
+    figures = results.get("figures") or []
+    parts = [
+        f"`GET /health` p50 {figure['value']:.1f} ms ({figure['backend']})"
+        for figure in figures
+        if figure.get("group") == "latency" and figure.get("value") is not None
+    ]
+    parts += sorted(
+        {
+            figure["baseline_text"]
+            for figure in figures
+            if figure.get("group") == "cli"
+            and "import httpx" in (figure.get("baseline_text") or "")
+        }
+    )
+    return f" The machine's pace in this run: {'; '.join(parts)}." if parts else ""
 
 
 def _cell(text: str) -> str:
