@@ -134,8 +134,10 @@ def test_restart_after_sigkill_answers_within_two_seconds(database_url, tmp_path
     # a wait of seconds (a lock, a session, a LISTEN of the dead process), nor the old 10 s.
     # Each restart is paired with an import measured just before it; a wait left by the
     # dead process would show in every pair, a load spike in some: the best pair decides.
+    # The bound scales with the machine (its imports): a start beyond them of 0.5 s quiet
+    # was 1.0 s on a machine 2.5x slower; a wait left by the dead process is seconds more.
     extra = min(restart - imports for restart, imports in zip(seconds, floors, strict=True))
-    assert extra < 1.5, (seconds, floors)
+    assert extra < max(1.5, floor), (seconds, floors)
     assert max(seconds) < 15.0, seconds
 
 

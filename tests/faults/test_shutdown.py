@@ -91,9 +91,15 @@ def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+#: Far below the long poll's 30 s, far above a quiet machine's stop (see the test).
+STOP_BOUND = 10.0
+
+
 def test_sigterm_answers_long_polls_at_once(any_database_url: str, tmp_path: Path) -> None:
     """A waiter long-polling (30 s) does not hold a clean stop: its poll answers at once
-    ("come back": state waiting, its ticket kept) and the process is gone within 2 s."""
+    ("come back": state waiting, its ticket kept) and the process is gone long before the
+    poll's 30 s (under 2 s on a quiet machine; 2.8 s was seen under a load of 10, so the
+    bound is 10 s: what it guards against is a stop that waits for the poll)."""
     key = {"service": unique(), "environment": "production", "resource": "deployment"}
     answers: list[tuple[float, httpx.Response]] = []
     with run_server(any_database_url, log_dir=tmp_path) as server:
@@ -121,9 +127,9 @@ def test_sigterm_answers_long_polls_at_once(any_database_url: str, tmp_path: Pat
         gone = time.monotonic() - stopped
         thread.join(timeout=20)
     print(f"SIGTERM with a waiter long-polling: the process was gone in {gone:.2f} s")
-    assert gone < 2.0, f"the stop took {gone:.1f} s"
+    assert gone < STOP_BOUND, f"the stop took {gone:.1f} s"
     assert answers, "the long poll got no answer"
     answered, answer = answers[0]
-    assert answered - stopped < 2.0
+    assert answered - stopped < STOP_BOUND
     assert answer.status_code == 200, answer.text
     assert answer.json()["ticket"]["state"] == "waiting"
