@@ -154,10 +154,6 @@ class Journal:
         if not self.held:
             persist_together(conn, [self])
 
-    def wakes_waiters(self) -> bool:
-        """True when a pending change can move a lock queue."""
-        return any(entry.WAKES_WAITERS for entry in self.pending)
-
     def discard(self) -> None:
         """Forget the pending entries (their transaction rolled back)."""
         self.pending.clear()

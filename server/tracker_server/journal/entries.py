@@ -112,9 +112,6 @@ class JournalEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     KIND: ClassVar[str] = ""
-    #: Whether this change can move a lock queue, so its waiters (on every replica) must
-    #: look again. An event's own lock changes are entries of their own.
-    WAKES_WAITERS: ClassVar[bool] = True
     _registry: ClassVar[dict[str, type[JournalEntry]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -158,7 +155,6 @@ class EventCreated(JournalEntry):
     """An event was created (with its automatic lock, which has its own entry)."""
 
     KIND = "event_created"
-    WAKES_WAITERS = False
     event: Event
 
     def audit_line(self) -> AuditLine:
@@ -173,7 +169,6 @@ class EventsImported(JournalEntry):
     """Events were imported as history (a batch's items carrying ``metadata.createdAt``)."""
 
     KIND = "events_imported"
-    WAKES_WAITERS = False  # history takes no lock
     ids: list[str]
     oldest: datetime
     newest: datetime
@@ -193,7 +188,6 @@ class EventUpdated(JournalEntry):
     """An event was replaced (PUT /event): as it was and as it is."""
 
     KIND = "event_updated"
-    WAKES_WAITERS = False
     before: Event
     after: Event
 
@@ -211,7 +205,6 @@ class EventDeleted(JournalEntry):
     """An event was deleted, with its changelog (its locks have their own entries)."""
 
     KIND = "event_deleted"
-    WAKES_WAITERS = False
     event: Event
 
 
@@ -219,7 +212,6 @@ class ChangelogAdded(JournalEntry):
     """A changelog entry was appended to an event by a client."""
 
     KIND = "changelog_added"
-    WAKES_WAITERS = False
     event_id: str
     entry: ChangelogEntry
 
@@ -228,7 +220,6 @@ class SlackIdSet(JournalEntry):
     """A Slack message id was attached to an event."""
 
     KIND = "slack_id_set"
-    WAKES_WAITERS = False
     event_id: str
     slack_id: str
     previous: str
@@ -292,7 +283,6 @@ class TokenCreated(JournalEntry):
     """An API token was created (never its secret)."""
 
     KIND = "token_created"
-    WAKES_WAITERS = False
     token: TokenInfo
 
 
@@ -300,7 +290,6 @@ class TokenRevoked(JournalEntry):
     """An API token was revoked."""
 
     KIND = "token_revoked"
-    WAKES_WAITERS = False
     token: TokenInfo
 
 
@@ -415,7 +404,6 @@ class ApprovalDecided(JournalEntry):
     """A deployment waiting for approval was approved or rejected (operations.decide_approval)."""
 
     KIND = "approval_decided"
-    WAKES_WAITERS = False
     event: Event
     approved: bool
     by: str
@@ -436,7 +424,6 @@ class CatalogEntrySet(JournalEntry):
     were set: as it was (None: created) and as it is."""
 
     KIND = "catalog_set"
-    WAKES_WAITERS = False
     before: Catalog | None
     after: Catalog
 
@@ -449,7 +436,6 @@ class CatalogEntryDeleted(JournalEntry):
     """A service's catalog entry was deleted (as it was)."""
 
     KIND = "catalog_deleted"
-    WAKES_WAITERS = False
     entry: Catalog
 
     def audit_line(self) -> AuditLine:
