@@ -101,10 +101,8 @@ def _visit(
     if mine is None:
         raise TicketNotFound(f"queue ticket {ticket} for {key.describe()} was dropped")
     frozen = ""
-    if mine.state == "granted" and key.resource in FROZEN_RESOURCES and not body.break_glass:
-        stretch = freeze_store.hard_freeze_now(
-            conn, service=key.service, environment=key.environment, now=now
-        )
+    if mine.state == "granted":
+        stretch = _holding_freeze(conn, key, body, now)
         if stretch is not None:
             queue_store.hold_turn(conn, key, ticket=ticket, now=now)
             mine = mine.model_copy(update={"state": "frozen"})
@@ -200,6 +198,18 @@ def _granted(ticket: str, lock: Lock, entries: list[QueueEntry]) -> QueueRespons
     return QueueResponse(ticket=mine, lock=lock, queue=_anonymous(entries), granted=lock)
 
 
+def _holding_freeze(
+    conn: Connection, key: LockKey, body: QueueRequest, now: datetime
+) -> freeze_store.InForce | None:
+    """The hard freeze that holds this waiter's turn back now (None: none, its resource is
+    not frozen, or it breaks glass)."""
+    if key.resource not in FROZEN_RESOURCES or body.break_glass:
+        return None
+    return freeze_store.hard_freeze_now(
+        conn, service=key.service, environment=key.environment, now=now
+    )
+
+
 class _Handover:
     """The grant of a long poll asking for it, taken while it sleeps by the transaction
     that gives its ticket the turn (``queue_store.await_turn``), as its own look would
@@ -217,11 +227,8 @@ class _Handover:
         if key != self.key:
             return
         write = dataclasses.replace(self.write, now=now, journal=journal)
-        if key.resource in FROZEN_RESOURCES and not self.body.break_glass:
-            if freeze_store.hard_freeze_now(
-                conn, service=key.service, environment=key.environment, now=now
-            ):
-                return
+        if _holding_freeze(conn, key, self.body, now) is not None:
+            return
         self.taken = _grant(conn, key, self.body, self.ticket, write, self.timeouts)
 
     def answer(self, write: Write, now: datetime) -> Response | None:
@@ -377,11 +384,8 @@ def _turn(
         mine = next((entry for entry in entries if entry.ticket == ticket), None)
         if mine is None or mine.state != "granted":
             return None
-        if key.resource in FROZEN_RESOURCES and not body.break_glass:
-            if freeze_store.hard_freeze_now(
-                conn, service=key.service, environment=key.environment, now=now
-            ):
-                return None
+        if _holding_freeze(conn, key, body, now) is not None:
+            return None
         holder = lock_store.find_lock_by_key(
             conn, service=key.service, environment=key.environment, resource=key.resource, now=now
         )
