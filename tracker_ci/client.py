@@ -706,12 +706,17 @@ class TrackerClient:
         grant: bool = False,
         ttl_seconds: int = 0,
         event_id: str = "",
+        open_event: CreateEventRequest | Mapping[str, Any] | None = None,
     ) -> QueueResponse:
         """Join the lock's queue (no ticket) or keep ``ticket`` alive, waiting up to
         ``wait_seconds`` for its turn (a long poll). With ``grant`` the server takes the
         lock (``ttl_seconds``, ``event_id``) when the turn comes and answers it as
-        ``granted``; asking again with the ticket claims it. Raises Superseded, NotFound
-        (dropped), and what taking the lock raises."""
+        ``granted``; asking again with the ticket claims it. ``open_event`` (a
+        ``create_event`` body for this key, its lock's TTL in ``lockTtlSeconds``) asks
+        the grant to open that event with the lock, answered as ``event`` beside
+        ``granted``; a server without it answers the turn only (then create the event
+        naming the ticket). Raises Superseded, NotFound (dropped), and what taking the
+        lock (or creating the event) raises."""
         body = models.QueueRequest(
             service=service,
             environment=str(environment),
@@ -727,6 +732,11 @@ class TrackerClient:
             event_id=event_id,
         ).to_wire()
         _drop_empty(body, ("grant", "ttlSeconds", "eventId"))  # the body older servers know
+        if open_event is not None:  # sent as create_event sends it
+            opening = _event_body(open_event)
+            _drop_empty(opening, _EVENT_EXTENSIONS)
+            self._attribute_extensions(opening)
+            body["openEvent"] = opening
         response = self._request(
             "POST",
             f"{API_PREFIX}/lock/queue",
@@ -734,7 +744,7 @@ class TrackerClient:
             idempotent=bool(ticket),
             new_environment=new_environment,
         )
-        if grant:
+        if grant or open_event is not None:
             self._tell_warnings(response)
         return self._parse(response, models.QueueResponse)
 

@@ -293,6 +293,8 @@ class Deployment:
         self.lease = Lease(client, self.lock_ttl, on_lost=self._lose_lock, on_renewed=self._renewed)
         #: The last state this deployment reached (opened or closed).
         self.last_state: DeploymentState | None = None
+        #: The lock the queue's grant took with the event it opened (no need to look it up).
+        self._granted_lock: Lock | None = None
         # The owner of signals and of the command while ``run`` runs; its ``wake`` cancels
         # any wait at once.
         self.supervisor = Supervisor()
@@ -424,8 +426,13 @@ class Deployment:
 
     def _open(self, wait: float, on_wait: OnWait | None) -> Event:
         """Create the event; only when its lock is held does the waiter (imported then) go
-        on waiting, from that answer, as if it had sent the first try itself."""
-        create = self._creator()
+        on waiting, from that answer, as if it had sent the first try itself. In the
+        server's queue the grant opens the event (one answer carries the event and its
+        lock, which the waiter claims); a server that cannot answers the turn, and the
+        waiter creates it naming its ticket."""
+        body = self._create_body()
+        create = self._creator(body=body)
+        self._granted_lock = None
         if self.supervisor.wake.is_set():  # cancelled already: the waiter says so
             return self.waiter(wait, on_wait).run(create)
         try:
@@ -440,7 +447,29 @@ class Deployment:
                 raise error
             return create(ticket)
 
-        return self.waiter(wait, on_wait).run(attempt)
+        waiter = self.waiter(wait, on_wait)
+        waiter.ttl_seconds = self.lock_ttl
+        waiter.open_event = {**body, "lockTtlSeconds": self.lock_ttl}
+
+        def granted(lock: Lock) -> Event:
+            # The lease runs from the request whose answer took (or claimed) the lock.
+            self.lease.sent = waiter.asked_at
+            self._granted_lock = lock
+            if waiter.event is not None:
+                return waiter.event
+            return self.client.get_event(lock.event_id, light=True)
+
+        try:
+            return waiter.run(attempt, granted=granted)
+        except BaseException:
+            # Cancelled (or failed) after a grant opened our event, before our claim: the
+            # waiter gave the lock back; the event never ran.
+            if waiter.event is not None and self._granted_lock is None:
+                waiter.unclaimed.append(waiter.event)
+            raise
+        finally:
+            for event in waiter.unclaimed:
+                self._close_unrun(event.id, "its lock was granted but never claimed")
 
     def record(
         self, status: Status | str, message: str | None = None, *, started_at: Any = None
@@ -467,9 +496,12 @@ class Deployment:
         self._report("closed", result)
         return result
 
-    def _creator(self, status: Status | None = None) -> Callable[[str], Event]:
+    def _creator(
+        self, status: Status | None = None, body: dict[str, Any] | None = None
+    ) -> Callable[[str], Event]:
         """The attempt the waiter repeats: create the event (one body, one key per try)."""
-        body = self._create_body(status)  # written once: a repeat must send the same body
+        if body is None:
+            body = self._create_body(status)  # written once: a repeat sends the same body
         base_key = self.options.idempotency_key or idempotency_key_for(
             self.service, self.environment.value, "deploy-start"
         )
@@ -635,6 +667,9 @@ class Deployment:
             print(f"tracker-ci: could not close event {event_id}: {error}", file=sys.stderr)
 
     def _lock_of(self, event: Event) -> Lock | None:
+        granted = self._granted_lock
+        if granted is not None and granted.event_id == event.id:
+            return granted
         try:
             locks = self.client.locks_for_event(event.id, light=True)
         except TrackerError:

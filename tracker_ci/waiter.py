@@ -11,7 +11,10 @@ take the lock, or just look at it). While the attempt answers :class:`LockHeld`:
   itself (``run(attempt, granted=...)``) asks the server to take it when the turn comes:
   the long poll's answer carries the lock, which the waiter claims (asking again with the
   ticket; an answer lost on the way is answered again the same) and hands to ``granted``
-  instead of repeating the attempt. Leaving for any reason (the
+  instead of repeating the attempt. A waiter given the event to open (``open_event``:
+  ``deploy start/run``) has the grant open it too: the answer carries the event
+  (:attr:`LockWaiter.event`); a server without that answers the turn only, and the
+  attempt (which creates the event naming the ticket) runs. Leaving for any reason (the
   wait ran out, Ctrl-C, SIGTERM, an error) removes the ticket; a killed waiter's ticket is
   dropped by the server when its heartbeat stops.
 * against upstream's Go server, which has no queue, it polls: it reads the holder, sleeps
@@ -36,8 +39,8 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ConfigDict
 
@@ -54,7 +57,7 @@ from tracker_ci.models import Lock
 from tracker_ci.supervisor import exit_on_sigterm, signals_deferred
 
 if TYPE_CHECKING:  # the queue's models load when a wait goes through the queue
-    from tracker_ci.models import QueueResponse
+    from tracker_ci.models import Event, QueueResponse
 
 __all__ = [
     "DEFAULT_POLL_INTERVAL",
@@ -175,6 +178,7 @@ class LockWaiter:
         evict_dead_holder: Callable[[Lock], str | None] | None = None,
         ttl_seconds: int = 0,
         event_id: str = "",
+        open_event: Mapping[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.service = service
@@ -194,6 +198,16 @@ class LockWaiter:
         #: The lease and event of a lock the queue takes for us (``run(..., granted=)``).
         self.ttl_seconds = ttl_seconds
         self.event_id = event_id
+        #: The event a grant opens with its lock (``POST /event``'s body, the lock's TTL
+        #: in ``lockTtlSeconds``; the attempt creates the same event), and the event it
+        #: opened, once granted.
+        self.open_event = open_event
+        self.event: Event | None = None
+        #: Events grants opened for us that ran out before our claim (left open).
+        self.unclaimed: list[Event] = []
+        #: When the last request to the queue went (monotonic): a lock its answer took or
+        #: claimed for us has its lease from no earlier.
+        self.asked_at = 0.0
         #: Wait in the server's queue when it has one (False: always poll).
         self.queue = queue
         #: Given the holder's lock, why its CI job has ended (None: it runs, or unknown):
@@ -288,6 +302,7 @@ class LockWaiter:
         assert answer.ticket is not None
         ticket = answer.ticket.ticket
         if answer.granted is not None:
+            self.event = answer.event
             return ticket, held, answer.granted
         if answer.lock is not None:
             held = held.with_lock(answer.lock)
@@ -324,9 +339,16 @@ class LockWaiter:
         server's claim window, as an unclaimed turn passes): the lock with our TTL, or
         None when it is gone (then we queue again)."""
         answer = self._visit(ticket, 0.0, grant=True)
-        return answer.granted if answer is not None else None
+        if answer is None or answer.granted is None:
+            if self.event is not None:  # the event it opened is not ours now
+                self.unclaimed.append(self.event)
+                self.event = None
+            return None
+        self.event = answer.event or self.event
+        return answer.granted
 
     def _visit(self, ticket: str, wait_seconds: float, grant: bool = False) -> QueueResponse | None:
+        self.asked_at = time.monotonic()
         try:
             return self.client.wait_in_queue(
                 service=self.service,
@@ -338,9 +360,12 @@ class LockWaiter:
                 ticket=ticket,
                 wait_seconds=wait_seconds,
                 break_glass=self.break_glass,
-                grant=grant,
-                ttl_seconds=self.ttl_seconds if grant else 0,
+                # With an event to open, no bare ``grant``: a server that cannot open it
+                # would take a lock without it; it answers the turn instead.
+                grant=grant and self.open_event is None,
+                ttl_seconds=self.ttl_seconds if grant and self.open_event is None else 0,
                 event_id=self.event_id if grant else "",
+                open_event=self.open_event if grant else None,
             )
         except NotFound:
             if not ticket:

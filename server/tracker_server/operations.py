@@ -254,10 +254,16 @@ def enforce_freezes(
 
 
 # ---------------------------------------------------------------------- events
-def open_event(conn: Connection, body: CreateEventRequest, write: Write) -> tuple[Event, list[str]]:
-    """Create an event as ``POST /event`` does (the batch too), inside the caller's
-    transaction: its automatic lock belongs to the caller's token, the freeze windows are
-    enforced, a broken glass joins its changelog. Answers the event and the warnings."""
+def open_event(
+    conn: Connection,
+    body: CreateEventRequest,
+    write: Write,
+    grant: lock_store.Grant | None = None,
+) -> tuple[Event, list[str]]:
+    """Create an event as ``POST /event`` does (the batch and the queue's grant too), inside
+    the caller's transaction: its automatic lock belongs to the caller's token (and is the
+    queue's ``grant`` when given), the freeze windows are enforced, a broken glass joins its
+    changelog. Answers the event and the warnings."""
     check_environment(
         conn, write, service=body.attributes.service, environment=body.attributes.environment.value
     )
@@ -268,6 +274,7 @@ def open_event(conn: Connection, body: CreateEventRequest, write: Write) -> tupl
         now=write.now,
         journal=write.journal,
         token_id=write.principal.token_id,
+        grant=grant,
     )
     warnings = _enforce_event_freezes(conn, body, event.metadata.id, write)
     if body.attributes.status == Status.waiting_approval and write.principal.token_id:

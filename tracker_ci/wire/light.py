@@ -135,6 +135,7 @@ RECORDS: dict[str, tuple[tuple[str, str, str, Any], ...]] = {
         ("queue", "queue", "records:QueueEntry", None),
         ("frozen_by", "frozenBy", "text", ""),
         ("granted", "granted", "record?:Lock", None),
+        ("event", "event", "record?:Event", None),
     ),
     "ShippedChange": (
         ("kind", "kind", "choice:pull_request|merge_request|commit", "commit"),

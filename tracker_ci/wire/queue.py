@@ -13,6 +13,7 @@ from tracker_ci.wire.base import (
     WireModel,
     new_list,
 )
+from tracker_ci.wire.events import CreateEventRequest, Event
 from tracker_ci.wire.locks import Lock
 
 __all__ = [
@@ -64,11 +65,18 @@ class QueueRequest(WireModel):
     grant: Flag = False
     ttl_seconds: Annotated[WholeNumber, Field(ge=0, le=7 * 24 * 3600)] = 0
     event_id: Text = ""
+    #: The event to open when the turn comes (``POST /event``'s body, for this key): the
+    #: grant opens it and its lock in one transaction, answered as ``event`` beside
+    #: ``granted`` (implies ``grant``; the lock's TTL is its ``lockTtlSeconds``). A server
+    #: without it ignores it and answers the turn: the waiter then creates the event
+    #: naming its ticket (see docs/queue.md).
+    open_event: CreateEventRequest | None = None
 
 
 class QueueResponse(WireModel):
     """The caller's ticket (``state`` waiting or granted), the holder and the queue;
-    ``granted``: the lock taken for the caller (it asked with ``grant``)."""
+    ``granted``: the lock taken for the caller (it asked with ``grant``); ``event``: the
+    event opened with it (it asked with ``openEvent``)."""
 
     model_config = BUILT_ON_FIRST_USE
 
@@ -77,6 +85,7 @@ class QueueResponse(WireModel):
     queue: list[QueueEntry] = Field(default_factory=new_list)
     frozen_by: Text = ""
     granted: Lock | None = None
+    event: Event | None = None
 
 
 class LockStatusResponse(WireModel):

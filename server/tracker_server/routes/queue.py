@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 
 from tracker_ci.models import (
     API_PREFIX,
+    Event,
     EvictLockRequest,
     Lock,
     LockStatusResponse,
@@ -24,10 +25,12 @@ from tracker_ci.models import (
     QueueRequest,
     QueueResponse,
     UnlockResponse,
+    takes_lock,
 )
 from tracker_server import operations, wakeup
 from tracker_server.auth import authorize
 from tracker_server.deps import DatabaseDep, Now, WriteDep, require_reader
+from tracker_server.domain import InvalidInput
 from tracker_server.errors import ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from tracker_server.journal import Journal
 from tracker_server.operations import FROZEN_RESOURCES, check_environment
@@ -37,14 +40,21 @@ from tracker_server.store import freezes as freeze_store
 from tracker_server.store import locks as lock_store
 from tracker_server.store import queue as queue_store
 from tracker_server.store.queue import LockKey, TicketNotFound, Timeouts
-from tracker_server.validation import check_lock_key, check_text, check_urls, require_uuid
+from tracker_server.validation import (
+    check_event,
+    check_lock_key,
+    check_text,
+    check_urls,
+    require_uuid,
+)
 from tracker_server.writes import Write
 
 router = APIRouter(prefix=API_PREFIX, tags=["queue"], dependencies=[Depends(require_reader)])
 
 TicketId = Annotated[uuid.UUID, Path(description="The queue ticket (a UUID).")]
 LockId = Annotated[uuid.UUID, Path(description="The lock's id (a UUID).")]
-#: Resources a freeze holds back (the others are not deployments).
+#: What a grant took: the lock, the event it opened with it (``openEvent``), the warnings.
+_Taken = tuple[Lock, Event | None, list[str]]
 
 
 def _timeouts(request: Request) -> Timeouts:
@@ -108,7 +118,7 @@ def _visit(
             mine = mine.model_copy(update={"state": "frozen"})
             frozen = freeze_store.blocked_message(stretch)
     if mine.state == "granted" and body.grant:
-        lock, warnings = _grant(conn, key, body, ticket, write, timeouts)
+        lock, event, warnings = _grant(conn, key, body, ticket, write, timeouts)
         # The head left the line: the others move up, their expected waits unchanged (the
         # new holder's expected rest is the head's place it took).
         rest = [
@@ -116,7 +126,7 @@ def _visit(
             for entry in entries
             if entry.ticket != ticket
         ]
-        return _granted(ticket, lock, rest), warnings
+        return _granted(ticket, lock, rest, event), warnings
     holder = lock_store.row_to_lock(holder_row) if holder_row is not None else None
     # A ticket is its waiter's to use: the others see only its place.
     answer = QueueResponse(ticket=mine, lock=holder, queue=_anonymous(entries), frozen_by=frozen)
@@ -130,10 +140,19 @@ def _grant(
     ticket: str,
     write: Write,
     timeouts: Timeouts,
-) -> tuple[Lock, list[str]]:
+) -> _Taken:
     """Take the lock for the waiter whose turn came, as ``POST /lock`` naming its ticket
-    would (the gate, the fence, the freezes and their glass); it expires after the claim
-    window until claimed (:func:`_claim`). The lock and the freeze warnings."""
+    would (the gate, the fence, the freezes and their glass), or open its event with the
+    lock as ``POST /event`` naming it would (``openEvent``); the lock expires after the
+    claim window until claimed (:func:`_claim`). The lock, the event, the warnings."""
+    claim_by = write.now + timedelta(seconds=timeouts.claim)
+    if body.open_event is not None:
+        grant = lock_store.Grant(lock_id=queue_store.grant_id(ticket), claim_by=claim_by)
+        opening = body.open_event.model_copy(update={"queue_ticket": ticket})
+        event, told = operations.open_event(conn, opening, write, grant)
+        taken = lock_store.find_lock(conn, lock_id=grant.lock_id, now=write.now)
+        assert taken is not None  # the event took it, or open_event raised
+        return taken, event, told
     event_store.check_event_exists(conn, event_id=body.event_id, field="eventId")
     lock = lock_store.acquire_lock(
         conn,
@@ -150,7 +169,7 @@ def _grant(
         ticket=ticket,
         token_id=write.principal.token_id,
         lock_id=queue_store.grant_id(ticket),
-        claim_by=write.now + timedelta(seconds=timeouts.claim),
+        claim_by=claim_by,
         key_settled=True,  # _visit took the key and expired its lease at this moment
     )
     warnings: list[str] = []
@@ -164,14 +183,15 @@ def _grant(
             break_glass=body.break_glass,
             event_id=body.event_id,
         )
-    return lock, warnings
+    return lock, None, warnings
 
 
 def _claim(
     conn: Connection, key: LockKey, body: QueueRequest, ticket: str, write: Write
 ) -> QueueResponse | None:
     """The ticket's grant asked for again (its answer was lost, or the waiter claims it):
-    the same lock, now with the TTL asked for; None when the ticket holds no grant."""
+    the same lock (and the event it opened), now with the TTL asked for; None when the
+    ticket holds no grant."""
     lock = lock_store.find_lock(conn, lock_id=queue_store.grant_id(ticket), now=write.now)
     if lock is None or LockKey(lock.service, lock.environment, lock.resource) != key:
         return None
@@ -179,13 +199,18 @@ def _claim(
     lock = lock_store.renew_lock(
         conn, lock_id=lock.id, ttl_seconds=body.ttl_seconds, now=write.now, journal=write.journal
     )
+    event = None
+    if body.open_event is not None and lock.event_id:
+        event = event_store.require_event(conn, event_id=lock.event_id)
     entries = queue_store.queue_of(
         conn, service=key.service, environment=key.environment, resource=key.resource, now=write.now
     )
-    return _granted(ticket, lock, entries)
+    return _granted(ticket, lock, entries, event)
 
 
-def _granted(ticket: str, lock: Lock, entries: list[QueueEntry]) -> QueueResponse:
+def _granted(
+    ticket: str, lock: Lock, entries: list[QueueEntry], event: Event | None = None
+) -> QueueResponse:
     # Out of the line (position 0): the ticket's waiter holds the lock.
     mine = QueueEntry(
         ticket=ticket,
@@ -195,7 +220,9 @@ def _granted(ticket: str, lock: Lock, entries: list[QueueEntry]) -> QueueRespons
         job_url=lock.job_url,
         state="granted",
     )
-    return QueueResponse(ticket=mine, lock=lock, queue=_anonymous(entries), granted=lock)
+    return QueueResponse(
+        ticket=mine, lock=lock, queue=_anonymous(entries), granted=lock, event=event
+    )
 
 
 def _holding_freeze(
@@ -219,9 +246,9 @@ class _Handover:
     def __init__(self, key: LockKey, body: QueueRequest, write: Write, timeouts: Timeouts) -> None:
         self.key, self.body, self.write, self.timeouts = key, body, write, timeouts
         self.ticket = ""
-        #: The lock and freeze warnings once taken (committed only if that transaction
-        #: was: :meth:`answer` reads it back).
-        self.taken: tuple[Lock, list[str]] | None = None
+        #: The lock, its event and the freeze warnings once taken (committed only if that
+        #: transaction was: :meth:`answer` reads the lock back).
+        self.taken: _Taken | None = None
 
     def __call__(self, conn: Connection, key: LockKey, now: datetime, journal: Journal) -> None:
         if key != self.key:
@@ -237,7 +264,7 @@ class _Handover:
         taken, self.taken = self.taken, None
         if taken is None:
             return None
-        lock, warnings = taken
+        lock, event, warnings = taken
         key = self.key
         with write.database.read() as conn:
             stored = lock_store.find_lock(conn, lock_id=lock.id, now=now)
@@ -250,7 +277,8 @@ class _Handover:
                 resource=key.resource,
                 now=now,
             )
-        return wire_with_warnings(_granted(self.ticket, stored, rest), warnings)
+        # The event was written with the lock, in the same savepoint: committed with it.
+        return wire_with_warnings(_granted(self.ticket, stored, rest, event), warnings)
 
 
 def _anonymous(entries: list[QueueEntry]) -> list[QueueEntry]:
@@ -275,7 +303,10 @@ def wait_in_queue(body: QueueRequest, write: WriteDep, request: Request) -> Resp
     ``grant`` the lock is taken for the caller when its turn comes and answered as
     ``granted`` (``POST /lock``'s rules and errors), expiring after the claim window
     until the caller asks again with the same ticket, which answers the same grant and
-    claims it (``ttlSeconds`` from then). A hard freeze holds a turn back (``state``
+    claims it (``ttlSeconds`` from then). With ``openEvent`` (a ``POST /event`` body for
+    this key; implies ``grant``) the grant opens that event with its lock, as ``POST
+    /event`` naming the ticket would, answered as ``event``; asking again answers the same
+    event. A hard freeze holds a turn back (``state``
     frozen, ``frozenBy``). 409 (code 10) when a newer waiter superseded this one; 404
     when the ticket was dropped."""
     resource = body.resource or "deployment"
@@ -287,6 +318,8 @@ def wait_in_queue(body: QueueRequest, write: WriteDep, request: Request) -> Resp
     check_urls(body)
     write.allow(body.service)
     key = LockKey(body.service, body.environment, resource)
+    if body.open_event is not None:
+        body = _opening(body, key)
     timeouts = _timeouts(request)
     clock = request.app.state.clock
     deadline = time.monotonic() + body.wait_seconds
@@ -340,6 +373,36 @@ def wait_in_queue(body: QueueRequest, write: WriteDep, request: Request) -> Resp
         bell.close()
         if handover is not None:
             queue_store.stop_awaiting(ticket, handover)
+
+
+def _opening(body: QueueRequest, key: LockKey) -> QueueRequest:
+    """A request that opens its event with the grant, checked as ``POST /event`` checks
+    its body (its URLs were, with the request's): an event of this key that takes its lock.
+    The request asks for the grant, with the event's TTL and glass."""
+    opening = body.open_event
+    assert opening is not None
+    attributes = opening.attributes
+    check_event(opening.title, attributes, opening.links, opening.slack_id)
+    opens = LockKey(attributes.service, attributes.environment.value, attributes.type.value)
+    if opens != key or not takes_lock(attributes.type, attributes.status):
+        raise InvalidInput(
+            f"invalid request: openEvent must open a {key.resource} of {key.service} in "
+            f"{key.environment} that takes its lock (a {attributes.type.value} of "
+            f"{attributes.service} in {attributes.environment.value}, status "
+            f"{attributes.status.value}); send the event of the key you queue for"
+        )
+    if body.event_id:
+        raise InvalidInput(
+            "invalid request: eventId and openEvent: the lock belongs to the event the "
+            "grant opens; send one of them"
+        )
+    return body.model_copy(
+        update={
+            "grant": True,
+            "ttl_seconds": opening.lock_ttl_seconds,
+            "break_glass": body.break_glass or opening.break_glass,
+        }
+    )
 
 
 def _quiet(timeouts: Timeouts) -> float:

@@ -6,6 +6,7 @@ Refusals are domain errors: ``LockConflict`` (naming the holder), ``LockNotFound
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -95,6 +96,16 @@ def event_locks(conn: Connection, *, event_id: str, now: datetime) -> list[Lock]
     """The live locks an event holds (by the ``event_id`` index)."""
     rows = conn.execute(select(locks).where(locks.c.event_id == event_id, _live(now)))
     return [row_to_lock(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The queue's grant of a key to the waiter whose turn came, taken in the transaction
+    that settled the key (``lock_key`` and :func:`expire_key` at its moment): the lock's
+    id (``queue_store.grant_id`` of the ticket) and when it expires unless claimed."""
+
+    lock_id: str
+    claim_by: datetime
 
 
 def acquire_lock(

@@ -1,0 +1,207 @@
+"""``deploy start|run --wait`` in the server's queue (issue 23, item 1): the grant opens the
+deployment's event with its lock, so the waiter starts from the long poll's answer (and
+its claim) without creating the event again; against a server that ignores ``openEvent``
+it creates the event naming its ticket, as before. Real server processes (SQLite)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.servers import RunningServer, run_server
+from tests.support.waiting import eventually
+from tracker_ci.client import TrackerClient
+from tracker_ci.deploy import Deployment, DeploymentOptions
+from tracker_ci.deploy_state import DeploymentState
+
+pytestmark = [pytest.mark.server, pytest.mark.timeout(120)]
+
+API = "/api/v1alpha1"
+ENV = "production"
+
+
+class _Counting(TrackerClient):
+    """Counts what the deployment sends: its creates and its queue requests."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.sent: list[str] = []
+
+    def _request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        self.sent.append(f"{method} {path.removeprefix(API)}")
+        return super()._request(method, path, **options)
+
+
+class _OlderServer(_Counting):
+    """A server without ``openEvent`` ignores it: the field never reaches ours."""
+
+    def _request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        if path.endswith("/lock/queue") and isinstance(options.get("json"), dict):
+            options["json"] = {k: v for k, v in options["json"].items() if k != "openEvent"}
+        return super()._request(method, path, **options)
+
+
+@pytest.fixture
+def client(sqlite_server: RunningServer) -> Iterator[TrackerClient]:
+    with TrackerClient(base_url=sqlite_server.url) as tracker:
+        yield tracker
+
+
+def _deployment(client: TrackerClient, service: str, owner: str) -> Deployment:
+    options = DeploymentOptions(
+        service=service, environment=ENV, owner=owner, lock_ttl=600, poll_interval=0.25
+    )
+    return Deployment(client, options)
+
+
+def _queued(url: str, service: str) -> list[str]:
+    params = {"service": service, "environment": ENV}
+    answer = httpx.get(f"{url}{API}/locks/status", params=params).json()
+    return [entry["who"] for entry in answer["queue"]]
+
+
+def _start_behind(
+    url: str, service: str, owner: str, kind: type[_Counting] = _Counting
+) -> tuple[threading.Thread, dict[str, Any]]:
+    outcome: dict[str, Any] = {}
+
+    def start() -> None:
+        with kind(base_url=url) as waiter_client:
+            outcome["client"] = waiter_client
+            try:
+                outcome["state"] = _deployment(waiter_client, service, owner).start(wait=60)
+            except BaseException as error:  # noqa: BLE001 - reported by the assertions
+                outcome["state"] = error
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    return thread, outcome
+
+
+def _owned(client: TrackerClient, service: str, owner: str) -> list[str]:
+    found = client.search_events(service=service)
+    return [event.id for event in found.events if event.attributes.owner == owner]
+
+
+def test_the_grant_opens_the_waiting_deploys_event(
+    client: TrackerClient, sqlite_server: RunningServer, service: str
+) -> None:
+    first_deploy = _deployment(client, service, "alice")
+    first = first_deploy.start()
+    thread, outcome = _start_behind(sqlite_server.url, service, "bob")
+    eventually(lambda: _queued(sqlite_server.url, service) == ["bob"])
+    first_deploy.finish(first, "success")
+    thread.join(timeout=60)
+
+    state = outcome["state"]
+    assert isinstance(state, DeploymentState), state
+    held = client.find_lock(service=service, environment=ENV)
+    assert held is not None and held.who == "bob"
+    assert (state.lock_id, state.event_id, state.fence) == (held.id, held.event_id, held.fence)
+    assert held.fence == first.fence + 1
+    assert held.expires_at is not None and held.created_at is not None
+    assert (held.expires_at - held.created_at).total_seconds() > 500  # claimed: its TTL
+    assert _owned(client, service, "bob") == [state.event_id]  # one event, the grant's
+    # One create (the try that met the holder); then the queue only: no create naming the
+    # ticket, no look for the lock it already has.
+    sent = outcome["client"].sent
+    assert sent.count("POST /event") == 1, sent
+    assert not any(request.startswith("GET /locks") for request in sent), sent
+    _deployment(client, service, "bob").finish(state, "success")
+
+
+def test_a_server_without_open_event_answers_the_turn_and_the_deploy_creates_it(
+    client: TrackerClient, sqlite_server: RunningServer, service: str
+) -> None:
+    first_deploy = _deployment(client, service, "alice")
+    first = first_deploy.start()
+    thread, outcome = _start_behind(sqlite_server.url, service, "bob", _OlderServer)
+    eventually(lambda: _queued(sqlite_server.url, service) == ["bob"])
+    first_deploy.finish(first, "success")
+    thread.join(timeout=60)
+
+    state = outcome["state"]
+    assert isinstance(state, DeploymentState), state
+    held = client.find_lock(service=service, environment=ENV)
+    assert held is not None and (held.id, held.event_id) == (state.lock_id, state.event_id)
+    assert held.fence == first.fence + 1
+    assert _owned(client, service, "bob") == [state.event_id]
+    assert outcome["client"].sent.count("POST /event") == 2  # the second names the ticket
+    _deployment(client, service, "bob").finish(state, "success")
+
+
+def test_waiting_deploys_start_in_arrival_order_with_growing_fences(
+    client: TrackerClient, sqlite_server: RunningServer, service: str
+) -> None:
+    holder_deploy = _deployment(client, service, "holder")
+    current = holder_deploy.start()
+    names = ["w0", "w1", "w2"]
+    waiting = []
+    for index, owner in enumerate(names):
+        waiting.append(_start_behind(sqlite_server.url, service, owner))
+        eventually(lambda n=index: len(_queued(sqlite_server.url, service)) == n + 1)
+    assert _queued(sqlite_server.url, service) == names
+    started: list[DeploymentState] = []
+    for owner, (thread, outcome) in zip(names, waiting, strict=True):
+        holder_deploy.finish(current, "success")
+        thread.join(timeout=60)
+        current = outcome["state"]
+        assert isinstance(current, DeploymentState), current
+        assert client.get_event(current.event_id).attributes.owner == owner
+        started.append(current)
+    holder_deploy.finish(current, "success")
+    first = client.get_event(started[0].event_id)
+    assert first.attributes.owner == "w0"
+    fences = [state.fence for state in started]
+    assert fences == sorted(fences) and len(set(fences)) == len(names)
+    assert all(b == a + 1 for a, b in zip(fences, fences[1:], strict=False))
+
+
+class _PausedBeforeClaim(_Counting):
+    """Pauses before its first claim until the grant's claim window ran out (a waiter
+    stopped between the grant's answer and its claim)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.paused = False
+
+    def wait_in_queue(self, **fields: Any) -> Any:
+        claim = fields.get("ticket") and not fields.get("wait_seconds")
+        if claim and not self.paused:
+            self.paused = True
+            service = fields["service"]
+            eventually(lambda: self.find_lock(service=service, environment=ENV) is None)
+        return super().wait_in_queue(**fields)
+
+
+def test_an_event_whose_grant_ran_out_before_the_claim_is_closed(
+    tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    service = unique("api")
+    env = {"TRACKER_QUEUE_CLAIM_SECONDS": "1"}
+    with (
+        run_server(f"sqlite:///{tmp_path / 'tracker.db'}", log_dir=tmp_path, env=env) as server,
+        TrackerClient(base_url=server.url) as client,
+    ):
+        first_deploy = _deployment(client, service, "alice")
+        first = first_deploy.start()
+        thread, outcome = _start_behind(server.url, service, "bob", _PausedBeforeClaim)
+        eventually(lambda: _queued(server.url, service) == ["bob"])
+        first_deploy.finish(first, "success")
+        thread.join(timeout=60)
+
+        state = outcome["state"]
+        assert isinstance(state, DeploymentState), state
+        assert outcome["client"].paused
+        held = client.find_lock(service=service, environment=ENV)
+        assert held is not None and held.event_id == state.event_id
+        # The lost grant's event never ran: closed as failure; the second one holds.
+        [lost] = [e for e in _owned(client, service, "bob") if e != state.event_id]
+        closed = client.get_event(lost)
+        assert closed.attributes.status.value == "failure"
+        assert "never claimed" in closed.attributes.message
