@@ -153,16 +153,16 @@ def event_values(event: Event) -> dict[str, Any]:
 def row_to_event(row: Any, entries: Sequence[Any] = ()) -> Event:
     """The wire model of an ``events`` row and its changelog rows.
 
-    Built without validation (:func:`_trusted`): the row was validated when it was
+    Built without validation (:func:`trusted`): the row was validated when it was
     written, and validating every field of every event again was the largest part of a
     search's time (18 events: 1.6 of its 2.4 ms). The values still go through the fields'
     own readers where the database's type differs from the model's (enums, timestamps);
     tests/server/test_event_rows.py checks the result equals the validated model."""
     r = row._mapping  # by key: a Row's attributes cost ten times more
-    return _trusted(
+    return trusted(
         Event,
         title=r["title"],
-        attributes=_trusted(
+        attributes=trusted(
             EventAttributes,
             message=r["message"],
             source=r["source"],
@@ -183,8 +183,8 @@ def row_to_event(row: Any, entries: Sequence[Any] = ()) -> Event:
             # Rare and nested: validated as before.
             changes=[ShippedChange.model_validate(change) for change in r["changes"] or ()],
         ),
-        links=_trusted(EventLinks, pull_request_link=r["pull_request_link"], ticket=r["ticket"]),
-        metadata=_trusted(
+        links=trusted(EventLinks, pull_request_link=r["pull_request_link"], ticket=r["ticket"]),
+        metadata=trusted(
             EventMetadata,
             created_at=parse_timestamp(r["created_at"]),
             duration=(
@@ -202,7 +202,7 @@ def row_to_event(row: Any, entries: Sequence[Any] = ()) -> Event:
 def row_to_entry(row: Any) -> ChangelogEntry:
     """The wire model of a ``changelog`` row (built as :func:`row_to_event` builds events)."""
     r = row._mapping
-    return _trusted(
+    return trusted(
         ChangelogEntry,
         timestamp=parse_timestamp(r["timestamp"]),
         user=r["user"],
@@ -217,7 +217,7 @@ def row_to_entry(row: Any) -> ChangelogEntry:
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
-def _trusted(model: type[_Model], **values: Any) -> _Model:
+def trusted(model: type[_Model], **values: Any) -> _Model:
     """A model of values that are already its fields' (every field given): what pydantic's
     ``model_construct`` builds, without its search of each field's aliases (which cost more
     than validating)."""
@@ -539,9 +539,11 @@ def create_event(
     now: datetime,
     journal: Journal,
     token_id: str = "",
+    grant: lock_store.Grant | None = None,
 ) -> Event:
     """Insert an event: its duration when linked, its changelog, its automatic lock (which
-    belongs to ``token_id``, the caller's token)."""
+    belongs to ``token_id``, the caller's token; the queue's ``grant`` when its turn came
+    with the event to open)."""
     attributes = request.attributes
     event_id = str(uuid.uuid4())
     duration: timedelta | None = None
@@ -573,6 +575,9 @@ def create_event(
                 job_url=request.job_url,
                 ticket=request.queue_ticket,
                 token_id=token_id,
+                lock_id=grant.lock_id if grant is not None else "",
+                claim_by=grant.claim_by if grant is not None else None,
+                key_settled=grant is not None,
             )
         except LockConflict as held:
             # Upstream's message for a refused event; the holder stays on the error.
