@@ -3,6 +3,8 @@
 Access is decided by :func:`tracker_server.auth.authorize` alone: ``require_reader`` for
 reads, ``WriteDep`` for every write route (it carries the caller's rights into the
 transaction, see ``writes.py``), ``Admin`` / ``AdminWriteDep`` for token management.
+:func:`read_only` and :func:`read_and_write` resolve a reading router's read and write by
+hand, for a hot route that reads its own inputs (``routes.common.DirectRoute``).
 
 They are ``async def`` on purpose: a plain ``def`` dependency costs a trip through the
 threadpool on every request, and these never block (the token look-up, the one that
@@ -87,6 +89,28 @@ def _write(request: Request, principal: Principal, now: datetime) -> Write:
 async def get_write(request: Request, caller: Caller, now: Now) -> Write:
     """A write by the caller: a valid token when auth is on."""
     return _write(request, authorize(caller, "write"), now)
+
+
+async def read_only(request: Request) -> Principal | None:
+    """``require_reader`` with its own dependencies, called by hand in the order FastAPI
+    resolves them (``routes.common.DirectRoute``): the same functions, so the same
+    refusals in the same order."""
+    return (await _reader(request))[0]
+
+
+async def read_and_write(request: Request) -> Write:
+    """``require_reader`` then ``get_write``, called by hand as :func:`read_only`, for a
+    write route of a reading router; the caller identified once and the clock read once,
+    as FastAPI's per-request cache does."""
+    caller, now = await _reader(request)
+    return await get_write(request, caller, now)
+
+
+async def _reader(request: Request) -> tuple[Principal | None, datetime]:
+    now = await get_now(request)
+    caller = await get_caller(request, await bearer_scheme(request), now)
+    await require_reader(request, caller)
+    return caller, now
 
 
 async def get_admin_write(

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from tracker_ci.models import (
     API_PREFIX,
@@ -33,13 +34,21 @@ from tracker_ci.models import (
 )
 from tracker_server import operations
 from tracker_server.db import Database
-from tracker_server.deps import DatabaseDep, Now, WriteDep, require_reader
+from tracker_server.deps import (
+    DatabaseDep,
+    Now,
+    WriteDep,
+    read_and_write,
+    read_only,
+    require_reader,
+)
 from tracker_server.domain import EventNotFound, InvalidInput
 from tracker_server.errors import CONFLICT_RESPONSE, ERROR_RESPONSES, NOT_FOUND_RESPONSE
 from tracker_server.operations import open_event
 from tracker_server.periods import check_date_order, parse_query_time
 from tracker_server.routes.common import (
     Cursor,
+    DirectRoute,
     IdempotencyKey,
     Page,
     PerPage,
@@ -71,11 +80,6 @@ EnumQuery = Annotated[
 ]
 
 
-@router.post(
-    "/event",
-    response_model=EventResponse,
-    responses={**ERROR_RESPONSES, **CONFLICT_RESPONSE},
-)
 async def create_event(
     body: CreateEventRequest, write: WriteDep, idempotency_key: IdempotencyKey = None
 ) -> Response:
@@ -101,6 +105,34 @@ async def create_event(
     )
 
 
+#: What every route of this router declares (its ``require_reader``), as
+#: ``DirectRoute.inputs`` names it.
+_READER_INPUTS = frozenset(
+    {"depends:require_reader", "depends:get_caller", "depends:HTTPBearer", "depends:get_now"}
+)
+
+
+class _CreateEventRoute(DirectRoute):
+    """POST /event, ingest's hot path: its inputs read by hand (``DirectRoute``)."""
+
+    body_model = CreateEventRequest
+    inputs = _READER_INPUTS | {"depends:get_write", "header:Idempotency-Key", "body:body"}
+
+    async def direct(self, request: Request, body: CreateEventRequest) -> Response:
+        write = await read_and_write(request)
+        return await create_event(body, write, request.headers.get("Idempotency-Key"))
+
+
+router.add_api_route(
+    "/event",
+    create_event,
+    methods=["POST"],
+    response_model=EventResponse,
+    responses={**ERROR_RESPONSES, **CONFLICT_RESPONSE},
+    route_class_override=_CreateEventRoute,
+)
+
+
 @router.put(
     "/event",
     response_model=EventResponse,
@@ -116,11 +148,6 @@ def update_event(body: UpdateEventRequest, write: WriteDep) -> Response:
     return wire(EventResponse(event=event))
 
 
-@router.get(
-    "/event/{id}",
-    response_model=EventResponse,
-    responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
-)
 def get_event(
     id: Annotated[str, Path(description="The event's id (UUID) or its Slack message id.")],
     database: DatabaseDep,
@@ -134,6 +161,27 @@ def get_event(
             f"event {id} not found (looked up by {'id' if is_uuid(id) else 'slackId'})"
         )
     return wire(EventResponse(event=event))
+
+
+class _GetEventRoute(DirectRoute):
+    """GET /event/{id}, a lifecycle's look-up: its inputs read by hand (``DirectRoute``)."""
+
+    inputs = _READER_INPUTS | {"depends:get_database", "path:id"}
+
+    async def direct(self, request: Request, body: None) -> Response:
+        await read_only(request)
+        database = request.app.state.database
+        return await run_in_threadpool(get_event, request.path_params["id"], database)
+
+
+router.add_api_route(
+    "/event/{id}",
+    get_event,
+    methods=["GET"],
+    response_model=EventResponse,
+    responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+    route_class_override=_GetEventRoute,
+)
 
 
 @router.delete(
@@ -222,7 +270,6 @@ SEARCH_PARAMETERS = (
 )
 
 
-@router.get("/events/search", response_model=EventListResponse, responses=ERROR_RESPONSES)
 def search_events(
     request: Request,
     database: DatabaseDep,
@@ -274,6 +321,54 @@ def search_events(
     return _event_page(
         database, where=where, page=page or 1, per_page=per_page or 50, cursor=cursor, order=order
     )
+
+
+#: The search parameters a direct search takes as sent: the text filters (the lifecycle's
+#: look-up of its open deployment, ``tracker_ci.deploy``, names service, environment, type
+#: and status) and the cursor; the page numbers when plain digits in their bounds. Dates,
+#: impact, a repeat or anything else: FastAPI's handler reads them.
+_DIRECT_SEARCH_TEXT = frozenset(
+    {"source", "type", "priority", "status", "service", "environment", "slack_id", "cursor"}
+)
+_DIRECT_SEARCH_NUMBERS = {"page": 1_000_000, "per_page": 1000}
+
+
+class _SearchEventsRoute(DirectRoute):
+    """GET /events/search, the open deployment's look-up: its inputs read by hand."""
+
+    inputs = (
+        _READER_INPUTS | {"depends:get_database"} | {f"query:{name}" for name in SEARCH_PARAMETERS}
+    )
+
+    async def direct(self, request: Request, body: None) -> Response | None:
+        given: dict[str, Any] = {}
+        for name, value in request.query_params.multi_items():
+            if name in given:
+                return None
+            if name in _DIRECT_SEARCH_TEXT and (name != "cursor" or len(value) <= 1000):
+                given[name] = value
+            elif (
+                name in _DIRECT_SEARCH_NUMBERS
+                and value.isascii()
+                and value.isdigit()
+                and 1 <= int(value) <= _DIRECT_SEARCH_NUMBERS[name]
+            ):
+                given[name] = int(value)
+            else:
+                return None
+        await read_only(request)
+        database = request.app.state.database
+        return await run_in_threadpool(search_events, request, database, **given)
+
+
+router.add_api_route(
+    "/events/search",
+    search_events,
+    methods=["GET"],
+    response_model=EventListResponse,
+    responses=ERROR_RESPONSES,
+    route_class_override=_SearchEventsRoute,
+)
 
 
 def _one(member: Any) -> tuple[Any, ...]:
