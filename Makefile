@@ -7,11 +7,15 @@ bootstrap:
 demo: bootstrap
 	bash scripts/demo.sh
 
-# The whole suite, as CI runs it (installs what it needs first), after the linters.
+# The whole suite, as CI runs it (installs what it needs first), after the linters: a
+# worker per core (pytest-xdist), each test file whole on one worker so that its module's
+# servers start once; every worker has its own session servers and PostgreSQL database.
+# PYTEST_PARALLEL= (empty) runs it in one process.
+PYTEST_PARALLEL ?= -n auto --dist loadfile
 test:
 	bash scripts/bootstrap.sh --with-test-tools
 	$(MAKE) --no-print-directory lint-only
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest $(PYTEST_PARALLEL)
 
 test-fast: bootstrap
 	.venv/bin/python -m pytest -m "unit"

@@ -271,8 +271,9 @@ def test_a_release_on_one_replica_wakes_a_waiter_on_the_other(
         f"min {min(handoffs) * 1000:.0f} ms, median {median * 1000:.0f} ms, "
         f"max {max(handoffs) * 1000:.0f} ms"
     )
-    # LISTEN: about a round trip; polling: one poll period (0.1 s) plus a look. Both far
-    # below the waiter's own look every second (wakeup.MAX_SLICE).
-    assert median < (0.25 if direct else 0.5), handoffs
+    # LISTEN: about a round trip; polling: one poll period (0.1 s) plus a look (quiet: 10 to
+    # 80 ms, 0.26 s seen under load 8). The release lands early in the waiter's 1 s sleep
+    # (wakeup.MAX_SLICE), so a waiter that was not woken would answer 0.9 s or more after it.
+    assert median < (0.6 if direct else 0.75), handoffs
     if direct:
         assert all("polling the queue" not in server.log() for server in replicas)
