@@ -40,12 +40,15 @@ class Gate:
 
     def __init__(self) -> None:
         self.opened = threading.Event()
+        #: Its group committed and was counted (the metric is observed before settling).
+        self.settled = threading.Event()
 
     def apply(self, conn: Connection) -> None:
         assert self.opened.wait(30)
 
     def settle(self, error: BaseException | None) -> None:
         assert error is None
+        self.settled.set()
 
 
 def in_one_group(
@@ -77,7 +80,10 @@ def in_one_group(
         finally:
             for gate in gates:
                 gate.opened.set()
-        return [future.result() for future in futures]
+        answers = [future.result() for future in futures]
+    # The other gates' groups commit on their own: counted once they settle.
+    eventually(lambda: all(gate.settled.is_set() for gate in gates), timeout=20)
+    return answers
 
 
 def group_sizes(client: Any) -> tuple[float, float]:
