@@ -3,7 +3,8 @@
 SQLite runs in WAL mode with a busy timeout and foreign keys on; its write transactions
 start with ``BEGIN IMMEDIATE``, and go through one writer per process (``Database.write``
 takes a FIFO lock first): SQLite's own busy wait is not fair, so 50 concurrent writers
-would otherwise see "database is locked" after its timeout.
+would otherwise see "database is locked" after its timeout. Its WAL is checkpointed by a
+thread of its own (``WalCheckpoints``), not by the commit that crosses SQLite's threshold.
 PostgreSQL (psycopg 3) is for several server replicas sharing one database.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -37,6 +39,18 @@ SQLITE_MAX_OVERFLOW = 8
 SQLITE_POOL_TIMEOUT = 10
 SQLITE_CACHE_KIB = 8_000
 SQLITE_MMAP_BYTES = 64 * 1024 * 1024
+# The WAL's checkpoints (copying committed pages into the database file, with its fsyncs)
+# run in a background thread (WalCheckpoints), not in the commit that crossed SQLite's
+# automatic threshold: that one runs under the writer's turn and held every create behind
+# it. The committing connection's own checkpoint stays as a bound: at
+# SQLITE_AUTOCHECKPOINT_PAGES (4 KiB each) of WAL it copies what the background thread has
+# not yet (PASSIVE ones cannot catch up with a writer that never pauses, so only this one
+# lets the WAL start over), and a WAL file grown past SQLITE_WAL_LIMIT_BYTES (a backup
+# holding its snapshot, a burst) is cut back to it when the WAL starts over.
+SQLITE_AUTOCHECKPOINT_PAGES = 10_000
+SQLITE_WAL_LIMIT_BYTES = 64 * 1024 * 1024
+#: Least seconds between two background checkpoints (taken only after a commit).
+CHECKPOINT_INTERVAL = 1.0
 PG_STATEMENT_TIMEOUT_MS = 5_000
 PG_LOCK_TIMEOUT_MS = 3_000
 # A fixed key for pg_advisory_xact_lock, so replicas starting together migrate one at a time.
@@ -150,6 +164,8 @@ def _sqlite_engine(url: URL) -> Engine:
         # look-ups, not system calls.
         cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
+        cursor.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_LIMIT_BYTES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -453,6 +469,61 @@ def _wake(wakes: list[Callable[[], None] | None]) -> None:
             logger.exception("grouped writes could not be answered")
 
 
+class WalCheckpoints:
+    """SQLite's WAL checkpoints in a thread of their own: after a commit, at most every
+    ``interval`` seconds, a PASSIVE checkpoint (it waits for no reader nor writer, and
+    none waits for it) on a connection of its own."""
+
+    def __init__(self, path: str, interval: float = CHECKPOINT_INTERVAL) -> None:
+        self.path = path
+        self.interval = interval
+        self._wrote = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def wrote(self) -> None:
+        """Note a commit: a checkpoint follows within ``interval`` seconds."""
+        self._wrote.set()
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._stopping.is_set():
+                    self._thread = threading.Thread(
+                        target=self._run, name="wal-checkpoints", daemon=True
+                    )
+                    self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread (closing the engine's last connection checkpoints the rest)."""
+        with self._lock:
+            self._stopping.set()
+            thread, self._thread = self._thread, None
+        self._wrote.set()
+        if thread is not None:
+            thread.join()
+        self._stopping.clear()
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """One PASSIVE checkpoint now: (busy, frames in the WAL, frames copied)."""
+        connection = sqlite3.connect(self.path, timeout=0)
+        try:
+            row = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            connection.close()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def _run(self) -> None:
+        while True:
+            self._wrote.wait()
+            self._wrote.clear()
+            try:
+                self.checkpoint()
+            except sqlite3.Error:  # never let upkeep hurt a write; the next commit retries
+                logger.warning("WAL checkpoint failed", exc_info=True)
+            if self._stopping.wait(self.interval):
+                return
+
+
 class Database:
     """The engine plus the two kinds of transaction a request uses."""
 
@@ -465,6 +536,9 @@ class Database:
             GroupCommit(self, 1, MAX_GROUP)
             if self._writer is not None
             else GroupCommit(self, PG_COMMITTERS, PG_MAX_GROUP)
+        )
+        self.checkpoints = (
+            WalCheckpoints(str(engine.url.database)) if self._writer is not None else None
         )
 
     @property
@@ -485,6 +559,8 @@ class Database:
             connection = connection.execution_options(tracker_write=True)
             with connection.begin():
                 yield connection
+        if self.checkpoints is not None:
+            self.checkpoints.wrote()
 
     @contextmanager
     def writer_turn(self) -> Iterator[None]:
@@ -509,6 +585,8 @@ class Database:
     def dispose(self) -> None:
         """Commit the writes queued, then close every pooled connection."""
         self.groups.stop()
+        if self.checkpoints is not None:
+            self.checkpoints.stop()
         self.engine.dispose()
 
 
