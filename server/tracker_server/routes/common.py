@@ -17,12 +17,17 @@ from tracker_server.domain import InvalidInput
 
 JSON = "application/json"
 
-Page = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
-PerPage = Annotated[int, Query(ge=1, le=1000, description="Items per page (at most 1000).")]
+#: The bounds of the paging parameters (a ``DirectRoute`` reading them itself keeps them).
+MAX_PAGE, MAX_PER_PAGE, MAX_CURSOR = 1_000_000, 1000, 1000
+
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, from 1.")]
+PerPage = Annotated[
+    int, Query(ge=1, le=MAX_PER_PAGE, description=f"Items per page (at most {MAX_PER_PAGE}).")
+]
 Cursor = Annotated[
     str,
     Query(
-        max_length=1000,
+        max_length=MAX_CURSOR,
         description="Extension (keyset paging): the nextCursor of the previous page; the "
         "page after it, read from the index instead of skipping rows. Not with page.",
     ),

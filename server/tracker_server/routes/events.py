@@ -47,6 +47,9 @@ from tracker_server.errors import CONFLICT_RESPONSE, ERROR_RESPONSES, NOT_FOUND_
 from tracker_server.operations import open_event
 from tracker_server.periods import check_date_order, parse_query_time
 from tracker_server.routes.common import (
+    MAX_CURSOR,
+    MAX_PAGE,
+    MAX_PER_PAGE,
     Cursor,
     DirectRoute,
     IdempotencyKey,
@@ -330,7 +333,7 @@ def search_events(
 _DIRECT_SEARCH_TEXT = frozenset(
     {"source", "type", "priority", "status", "service", "environment", "slack_id", "cursor"}
 )
-_DIRECT_SEARCH_NUMBERS = {"page": 1_000_000, "per_page": 1000}
+_DIRECT_SEARCH_NUMBERS = {"page": MAX_PAGE, "per_page": MAX_PER_PAGE}
 
 
 class _SearchEventsRoute(DirectRoute):
@@ -345,7 +348,7 @@ class _SearchEventsRoute(DirectRoute):
         for name, value in request.query_params.multi_items():
             if name in given:
                 return None
-            if name in _DIRECT_SEARCH_TEXT and (name != "cursor" or len(value) <= 1000):
+            if name in _DIRECT_SEARCH_TEXT and (name != "cursor" or len(value) <= MAX_CURSOR):
                 given[name] = value
             elif (
                 name in _DIRECT_SEARCH_NUMBERS

@@ -145,9 +145,11 @@ def _grant(
     would (the gate, the fence, the freezes and their glass), or open its event with the
     lock as ``POST /event`` naming it would (``openEvent``); the lock expires after the
     claim window until claimed (:func:`_claim`). The lock, the event, the warnings."""
-    claim_by = write.now + timedelta(seconds=timeouts.claim)
+    grant = lock_store.Grant(
+        lock_id=queue_store.grant_id(ticket),
+        claim_by=write.now + timedelta(seconds=timeouts.claim),
+    )
     if body.open_event is not None:
-        grant = lock_store.Grant(lock_id=queue_store.grant_id(ticket), claim_by=claim_by)
         opening = body.open_event.model_copy(update={"queue_ticket": ticket})
         event, told = operations.open_event(conn, opening, write, grant)
         taken = lock_store.find_lock(conn, lock_id=grant.lock_id, now=write.now)
@@ -168,8 +170,8 @@ def _grant(
         job_url=body.job_url,
         ticket=ticket,
         token_id=write.principal.token_id,
-        lock_id=queue_store.grant_id(ticket),
-        claim_by=claim_by,
+        lock_id=grant.lock_id,
+        claim_by=grant.claim_by,
         key_settled=True,  # _visit took the key and expired its lease at this moment
     )
     warnings: list[str] = []
