@@ -83,6 +83,20 @@ def _start_behind(
     return thread, outcome
 
 
+def _handed_over(
+    client: TrackerClient, url: str, service: str, kind: type[_Counting] = _Counting
+) -> tuple[DeploymentState, dict[str, Any]]:
+    """alice deploys, bob queues behind her (through ``kind``), alice finishes: her state,
+    and bob's outcome once his start returned."""
+    first_deploy = _deployment(client, service, "alice")
+    first = first_deploy.start()
+    thread, outcome = _start_behind(url, service, "bob", kind)
+    eventually(lambda: _queued(url, service) == ["bob"])
+    first_deploy.finish(first, "success")
+    thread.join(timeout=60)
+    return first, outcome
+
+
 def _owned(client: TrackerClient, service: str, owner: str) -> list[str]:
     found = client.search_events(service=service)
     return [event.id for event in found.events if event.attributes.owner == owner]
@@ -91,12 +105,7 @@ def _owned(client: TrackerClient, service: str, owner: str) -> list[str]:
 def test_the_grant_opens_the_waiting_deploys_event(
     client: TrackerClient, sqlite_server: RunningServer, service: str
 ) -> None:
-    first_deploy = _deployment(client, service, "alice")
-    first = first_deploy.start()
-    thread, outcome = _start_behind(sqlite_server.url, service, "bob")
-    eventually(lambda: _queued(sqlite_server.url, service) == ["bob"])
-    first_deploy.finish(first, "success")
-    thread.join(timeout=60)
+    first, outcome = _handed_over(client, sqlite_server.url, service)
 
     state = outcome["state"]
     assert isinstance(state, DeploymentState), state
@@ -118,12 +127,7 @@ def test_the_grant_opens_the_waiting_deploys_event(
 def test_a_server_without_open_event_answers_the_turn_and_the_deploy_creates_it(
     client: TrackerClient, sqlite_server: RunningServer, service: str
 ) -> None:
-    first_deploy = _deployment(client, service, "alice")
-    first = first_deploy.start()
-    thread, outcome = _start_behind(sqlite_server.url, service, "bob", _OlderServer)
-    eventually(lambda: _queued(sqlite_server.url, service) == ["bob"])
-    first_deploy.finish(first, "success")
-    thread.join(timeout=60)
+    first, outcome = _handed_over(client, sqlite_server.url, service, _OlderServer)
 
     state = outcome["state"]
     assert isinstance(state, DeploymentState), state
@@ -188,12 +192,7 @@ def test_an_event_whose_grant_ran_out_before_the_claim_is_closed(
         run_server(f"sqlite:///{tmp_path / 'tracker.db'}", log_dir=tmp_path, env=env) as server,
         TrackerClient(base_url=server.url) as client,
     ):
-        first_deploy = _deployment(client, service, "alice")
-        first = first_deploy.start()
-        thread, outcome = _start_behind(server.url, service, "bob", _PausedBeforeClaim)
-        eventually(lambda: _queued(server.url, service) == ["bob"])
-        first_deploy.finish(first, "success")
-        thread.join(timeout=60)
+        _, outcome = _handed_over(client, server.url, service, _PausedBeforeClaim)
 
         state = outcome["state"]
         assert isinstance(state, DeploymentState), state
