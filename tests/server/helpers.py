@@ -11,6 +11,15 @@ import httpx
 API = "/api/v1alpha1"
 
 
+def token_headers(client: Any, name: str, admin: dict[str, str], *services: str) -> dict[str, str]:
+    """The ``Authorization`` header of a new token ``name`` made by ``admin`` (limited to
+    ``services`` when given), for a client of a server with auth on."""
+    body: dict[str, Any] = {"name": name} | ({"services": list(services)} if services else {})
+    response = client.post(f"{API}/tokens", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['secret']}"}
+
+
 def event_body(title: str = "deploy api", **attributes: Any) -> dict[str, Any]:
     """A POST /event body; attributes default to a finished deployment of ``api``."""
     links = attributes.pop("links", {"pullRequestLink": "", "ticket": ""})

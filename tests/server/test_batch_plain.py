@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from tracker_server.db import normalize_database_url
 
-from tests.server.helpers import API, event_body
+from tests.server.helpers import API, event_body, token_headers
 
 pytestmark = pytest.mark.server
 
@@ -205,13 +205,8 @@ def test_a_waiting_item_records_its_requester_so_it_may_not_approve_itself(
 ) -> None:
     client = make_client(auth=True, admin_token="admin-secret", webhook_dispatcher=False)
     admin = {"Authorization": "Bearer admin-secret"}
-
-    def token(name: str) -> dict[str, str]:
-        response = client.post(f"{API}/tokens", json={"name": name}, headers=admin)
-        assert response.status_code == 201, response.text
-        return {"Authorization": f"Bearer {response.json()['secret']}"}
-
-    requester, reviewer = token("ci"), token("reviewer")
+    requester = token_headers(client, "ci", admin)
+    reviewer = token_headers(client, "reviewer", admin)
     waiting = event_body("gated", status="waiting_approval")
     single = client.post(f"{API}/event", json=waiting, headers=requester).json()["event"]
     answer = client.post(BATCH, json={"events": [waiting]}, headers=requester).json()

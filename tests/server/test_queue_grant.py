@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from tests.server.conftest import CLOCK_START
-from tests.server.helpers import API, assert_error, create_event, update_body
+from tests.server.helpers import API, assert_error, create_event, token_headers, update_body
 
 pytestmark = pytest.mark.server
 
@@ -178,10 +178,7 @@ def test_freezes_apply_at_grant_time_as_when_taking_the_lock(make_client):
     admin_secret = "admin-secret"
     client = make_client(auth=True, admin_token=admin_secret)
     admin = {"Authorization": f"Bearer {admin_secret}"}
-    secret = client.post(
-        f"{API}/tokens", json={"name": "ci-api", "services": ["api"]}, headers=admin
-    ).json()["secret"]
-    scoped = {"Authorization": f"Bearer {secret}"}
+    scoped = token_headers(client, "ci-api", admin, "api")
     holder = take(client, "holder", headers=scoped).json()["lock"]
     ticket = join(client, "w1", headers=scoped)
     _freeze(client, "FREEZE_TYPE_HARD", headers=admin)
@@ -215,13 +212,8 @@ def test_a_soft_freeze_warns_in_the_grant(client):
 def test_another_token_cannot_claim_a_grant(make_client):
     client = make_client(auth=True, admin_token="admin-secret")
     admin = {"Authorization": "Bearer admin-secret"}
-
-    def token(name):
-        body = {"name": name, "services": ["api"]}
-        secret = client.post(f"{API}/tokens", json=body, headers=admin).json()["secret"]
-        return {"Authorization": f"Bearer {secret}"}
-
-    mine, theirs = token("ci-a"), token("ci-b")
+    mine = token_headers(client, "ci-a", admin, "api")
+    theirs = token_headers(client, "ci-b", admin, "api")
     holder = client.post(f"{API}/lock", json=KEY | {"who": "holder"}, headers=mine).json()
     joined = client.post(f"{API}/lock/queue", json=KEY | {"who": "w1"}, headers=mine).json()
     ticket = joined["ticket"]["ticket"]

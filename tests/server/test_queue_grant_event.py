@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.server.helpers import API, assert_error, event_body
+from tests.server.helpers import API, assert_error, event_body, token_headers
 from tests.server.test_queue_grant import KEY, _freeze, join, release, status, take
 from tests.server.test_queue_handover import _moments, _polling, sleeping  # noqa: F401
 
@@ -76,10 +76,7 @@ def test_the_grant_opens_one_event_and_asking_again_answers_the_same(timed, cloc
 def test_a_hard_freeze_holds_the_turn_and_opens_nothing(make_client):
     client = make_client(auth=True, admin_token="admin-secret")
     admin = {"Authorization": "Bearer admin-secret"}
-    secret = client.post(
-        f"{API}/tokens", json={"name": "ci-api", "services": ["api"]}, headers=admin
-    ).json()["secret"]
-    scoped = {"Authorization": f"Bearer {secret}"}
+    scoped = token_headers(client, "ci-api", admin, "api")
     holder = take(client, "holder", headers=scoped).json()["lock"]
     ticket = join(client, "bob", headers=scoped)
     _freeze(client, "FREEZE_TYPE_HARD", headers=admin)
@@ -147,10 +144,7 @@ def test_an_event_of_another_key_or_a_bad_body_is_refused(client, change, fragme
 def test_a_token_that_may_not_write_the_service_is_refused(make_client):
     client = make_client(auth=True, admin_token="admin-secret")
     admin = {"Authorization": "Bearer admin-secret"}
-    secret = client.post(
-        f"{API}/tokens", json={"name": "ci-web", "services": ["web"]}, headers=admin
-    ).json()["secret"]
-    web = {"Authorization": f"Bearer {secret}"}
+    web = token_headers(client, "ci-web", admin, "web")
     take(client, "holder", headers=admin)
     body = KEY | {"who": "bob", "openEvent": opening("bob")}
     assert_error(client.post(f"{API}/lock/queue", json=body, headers=web), 403, 7)
@@ -160,13 +154,8 @@ def test_a_token_that_may_not_write_the_service_is_refused(make_client):
 def test_the_grant_opens_the_event_for_the_waiters_token(make_client):
     client = make_client(auth=True, admin_token="admin-secret")
     admin = {"Authorization": "Bearer admin-secret"}
-
-    def token(name):
-        body = {"name": name, "services": ["api"]}
-        secret = client.post(f"{API}/tokens", json=body, headers=admin).json()["secret"]
-        return {"Authorization": f"Bearer {secret}"}
-
-    mine, theirs = token("ci-a"), token("ci-b")
+    mine = token_headers(client, "ci-a", admin, "api")
+    theirs = token_headers(client, "ci-b", admin, "api")
     holder = take(client, "holder", headers=mine).json()["lock"]
     ticket = join(client, "bob", headers=mine)
     client.get(f"{API}/unlock/{holder['id']}", headers=mine)
