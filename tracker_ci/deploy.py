@@ -376,8 +376,11 @@ class Deployment:
 
         return DEFAULT_POLL_INTERVAL
 
-    def waiter(self, wait: float, on_wait: OnWait | None) -> LockWaiter:
-        """The lock waiter of this deployment's lock (cancelled by ``run``'s signals)."""
+    def waiter(
+        self, wait: float, on_wait: OnWait | None, open_event: dict[str, Any] | None = None
+    ) -> LockWaiter:
+        """The lock waiter of this deployment's lock (cancelled by ``run``'s signals);
+        with ``open_event`` (the event's create body) its grant opens the event too."""
         from tracker_ci.waiter import LockWaiter
 
         return LockWaiter(
@@ -393,6 +396,10 @@ class Deployment:
             job_url=self.options.job_url,
             break_glass=self.options.break_glass,
             evict_dead_holder=self.evict_dead_holder,
+            ttl_seconds=self.lock_ttl,  # a grant's lease (only a grant sends it)
+            open_event=(
+                {**open_event, "lockTtlSeconds": self.lock_ttl} if open_event is not None else None
+            ),
         )
 
     def start(self, wait: float = 0, on_wait: OnWait | None = None) -> DeploymentState:
@@ -447,9 +454,7 @@ class Deployment:
                 raise error
             return create(ticket)
 
-        waiter = self.waiter(wait, on_wait)
-        waiter.ttl_seconds = self.lock_ttl
-        waiter.open_event = {**body, "lockTtlSeconds": self.lock_ttl}
+        waiter = self.waiter(wait, on_wait, open_event=body)
 
         def granted(lock: Lock) -> Event:
             # The lease runs from the request whose answer took (or claimed) the lock.
