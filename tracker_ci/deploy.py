@@ -295,6 +295,9 @@ class Deployment:
         self.last_state: DeploymentState | None = None
         #: The lock the queue's grant took with the event it opened (no need to look it up).
         self._granted_lock: Lock | None = None
+        #: Leave a granted lock's claim to the lease (``run``, which keeps it while the
+        #: command runs; ``start`` claims before it answers).
+        self._claim_later = False
         # The owner of signals and of the command while ``run`` runs; its ``wake`` cancels
         # any wait at once.
         self.supervisor = Supervisor()
@@ -377,10 +380,15 @@ class Deployment:
         return DEFAULT_POLL_INTERVAL
 
     def waiter(
-        self, wait: float, on_wait: OnWait | None, open_event: dict[str, Any] | None = None
+        self,
+        wait: float,
+        on_wait: OnWait | None,
+        open_event: dict[str, Any] | None = None,
+        claim_later: bool = False,
     ) -> LockWaiter:
         """The lock waiter of this deployment's lock (cancelled by ``run``'s signals);
-        with ``open_event`` (the event's create body) its grant opens the event too."""
+        with ``open_event`` (the event's create body) its grant opens the event too;
+        ``claim_later``: a granted lock's claim is left to the lease (``run``)."""
         from tracker_ci.waiter import LockWaiter
 
         return LockWaiter(
@@ -400,6 +408,7 @@ class Deployment:
             open_event=(
                 {**open_event, "lockTtlSeconds": self.lock_ttl} if open_event is not None else None
             ),
+            claim_later=claim_later,
         )
 
     def start(self, wait: float = 0, on_wait: OnWait | None = None) -> DeploymentState:
@@ -454,18 +463,10 @@ class Deployment:
                 raise error
             return create(ticket)
 
-        waiter = self.waiter(wait, on_wait, open_event=body)
-
-        def granted(lock: Lock) -> Event:
-            # The lease runs from the request whose answer took (or claimed) the lock.
-            self.lease.sent = waiter.asked_at
-            self._granted_lock = lock
-            if waiter.event is not None:
-                return waiter.event
-            return self.client.get_event(lock.event_id, light=True)
+        waiter = self.waiter(wait, on_wait, open_event=body, claim_later=self._claim_later)
 
         try:
-            return waiter.run(attempt, granted=granted)
+            return waiter.run(attempt, granted=lambda lock: self._granted(waiter, lock))
         except BaseException:
             # Cancelled (or failed) after a grant opened our event, before our claim: the
             # waiter gave the lock back; the event never ran.
@@ -475,6 +476,17 @@ class Deployment:
         finally:
             for event in waiter.unclaimed:
                 self._close_unrun(event.id, "its lock was granted but never claimed")
+
+    def _granted(self, waiter: LockWaiter, lock: Lock) -> Event:
+        """The event of a lock the queue granted us (opened with it, as a rule)."""
+        # The lease runs from the request whose answer took (or claimed) the lock.
+        self.lease.sent = waiter.asked_at
+        self._granted_lock = lock
+        if waiter.claim is not None:  # claimed by the lease while the command starts
+            self.lease.granted(waiter.claim, _claim_window(lock))
+        if waiter.event is not None:
+            return waiter.event
+        return self.client.get_event(lock.event_id, light=True)
 
     def record(
         self, status: Status | str, message: str | None = None, *, started_at: Any = None
@@ -831,6 +843,9 @@ class Deployment:
         with self.supervisor.signals() as supervisor, deploy_trace(self) as trace:
             try:
                 with trace.span("lock wait"):
+                    # The lease below claims a lock the queue grants while the command
+                    # starts: the claim is not on the way from the grant to the command.
+                    self._claim_later = True
                     state = self.start(wait=wait, on_wait=on_wait)
             except WaitCancelled:
                 return 128 + (supervisor.interrupted or signal.SIGTERM)
@@ -909,6 +924,12 @@ class Deployment:
             file=sys.stderr,
         )
         self.supervisor.stop_child()  # SIGTERM, SIGKILL after kill_after
+
+
+def _claim_window(lock: Lock) -> float:
+    """How long a granted lock lasts until claimed (the server's claim window)."""
+    assert lock.expires_at is not None and lock.created_at is not None
+    return (lock.expires_at - lock.created_at).total_seconds()
 
 
 def _update_body(

@@ -8,6 +8,11 @@ tells ``on_lost`` when the server says the lock is gone or when no renewal succe
 the TTL (a paused runner noticing on its own clock), and ``on_renewed`` with each renewal.
 A failed renewal is retried sooner and said on stderr: the deploy goes on while the lease
 lasts, whatever the fail policy (stopping it would leave a half-done deploy).
+
+A lock the server's queue granted lasts only the grant's claim window until it is claimed
+(:meth:`Lease.granted`): then the keeper's first act is the claim, sent at once and again
+until it lands; if the window passes first, the lock is lost as a lease is (the command is
+stopped before the next holder can start).
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ __all__ = ["LEASE_CHECK_INTERVAL", "RENEW_RETRY_INTERVAL", "Lease"]
 LEASE_CHECK_INTERVAL = 0.25
 #: After a failed renewal, try again this soon (never later than the normal interval).
 RENEW_RETRY_INTERVAL = 2.0
+#: After a failed claim, try again this soon, then twice as late each time up to this.
+CLAIM_RETRY_FIRST = 0.1
+CLAIM_RETRY_MAX = 1.0
 
 
 class Lease:
@@ -52,14 +60,29 @@ class Lease:
         #: When the request that took or last renewed the lock was sent (monotonic; 0:
         #: not yet).
         self.sent = 0.0
+        #: The claim of a lock the queue granted, still to send (:meth:`granted`), and the
+        #: grant's claim window: until the claim lands, the lock lasts that long from
+        #: ``sent``.
+        self._claim: Callable[[], Lock | None] | None = None
+        self._window = 0.0
 
     def sending(self) -> None:
         """The request that takes the lock goes now."""
         self.sent = time.monotonic()
 
+    def granted(self, claim: Callable[[], Lock | None], window: float) -> None:
+        """The queue granted the lock (asked for at ``sent``) for ``window`` seconds until
+        claimed: :meth:`kept` sends ``claim`` first (it answers the claimed lock, None when
+        the grant ran out, and raises what the request raises)."""
+        self._claim, self._window = claim, window
+
     def remaining(self) -> float | None:
         """Seconds the lease is known to last (None: no lease, the lock never expires)."""
-        if self.ttl <= 0 or not self.sent:
+        if not self.sent:
+            return None
+        if self._claim is not None:
+            return max(0.0, self.sent + self._window - time.monotonic())
+        if self.ttl <= 0:
             return None
         return max(0.0, self.sent + self.ttl - time.monotonic())
 
@@ -67,10 +90,11 @@ class Lease:
     def kept(self, lock_id: str, heartbeat: float | None = None) -> Iterator[None]:
         """Renew the lease while the block runs (every ``heartbeat`` s, default a third of
         the TTL); nothing to do for a lock without TTL or against upstream's server."""
-        if not (lock_id and self.ttl > 0) or self.client.server_is_bundled is False:
+        expires = self.ttl > 0 or self._claim is not None
+        if not (lock_id and expires) or self.client.server_is_bundled is False:
             yield
             return
-        interval = heartbeat if heartbeat and heartbeat > 0 else self.ttl / 3
+        interval = heartbeat if heartbeat and heartbeat > 0 else max(self.ttl, 1) / 3
         stop = threading.Event()
         thread = threading.Thread(
             target=self._keep,
@@ -87,8 +111,18 @@ class Lease:
 
     def _keep(self, lock_id: str, interval: float, stop: threading.Event) -> None:
         """Renew every ``interval`` s; lose the lock on "gone" or a passed local deadline."""
-        ttl = self.ttl
         held_from = self.sent or time.monotonic()
+        if self._claim is not None:
+            claimed_at = self._claimed(held_from, stop)
+            if claimed_at is None or self.ttl <= 0:
+                return  # lost (said), stopped, or claimed without a TTL: nothing to renew
+            held_from = claimed_at
+        self._renew_every(lock_id, interval, held_from, stop)
+
+    def _renew_every(
+        self, lock_id: str, interval: float, held_from: float, stop: threading.Event
+    ) -> None:
+        ttl = self.ttl
         next_renewal = held_from + interval
         while not stop.wait(max(0.0, min(LEASE_CHECK_INTERVAL, next_renewal - time.monotonic()))):
             now = time.monotonic()
@@ -114,11 +148,40 @@ class Lease:
             if self.on_renewed is not None:
                 self.on_renewed(renewed)
 
+    def _claimed(self, held_from: float, stop: threading.Event) -> float | None:
+        """Send the grant's claim until it lands (when it was sent), the window passes or
+        the block ends (None; a lost lock is said)."""
+        claim, window = self._claim, self._window
+        assert claim is not None
+        deadline = held_from + window
+        delay = CLAIM_RETRY_FIRST
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= deadline:
+                self.on_lost(f"its claim did not land within the grant's {window:.0f}s window")
+                return None
+            try:
+                lock = claim()
+            except TrackerError as error:
+                self._failed(error, deadline, "claim")
+                if stop.wait(min(delay, max(0.0, deadline - time.monotonic()))):
+                    return None
+                delay = min(delay * 2, CLAIM_RETRY_MAX)
+                continue
+            if lock is None:
+                self.on_lost("its grant ran out before the claim landed")
+                return None
+            self._claim, self.sent = None, now  # closing is retried until this lease ends
+            if self.on_renewed is not None:
+                self.on_renewed(lock)
+            return now
+        return None
+
     @staticmethod
-    def _failed(error: TrackerError, held_until: float) -> None:
+    def _failed(error: TrackerError, held_until: float, what: str = "renew") -> None:
         left = max(0.0, held_until - time.monotonic())
         print(
-            f"tracker-ci: warning: could not renew the lock ({error}); the deploy goes on "
-            f"and renewal is retried: the lease lasts {left:.0f}s more",
+            f"tracker-ci: warning: could not {what} the lock ({error}); the deploy goes on "
+            f"and it is tried again: the lease lasts {left:.0f}s more",
             file=sys.stderr,
         )

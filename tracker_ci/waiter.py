@@ -11,8 +11,10 @@ take the lock, or just look at it). While the attempt answers :class:`LockHeld`:
   itself (``run(attempt, granted=...)``) asks the server to take it when the turn comes:
   the long poll's answer carries the lock, which the waiter claims (asking again with the
   ticket; an answer lost on the way is answered again the same) and hands to ``granted``
-  instead of repeating the attempt. A waiter given the event to open (``open_event``:
-  ``deploy start/run``) has the grant open it too: the answer carries the event
+  instead of repeating the attempt. A waiter made with ``claim_later`` hands the lock on
+  at once and leaves its claim to the caller (:attr:`LockWaiter.claim`): ``deploy run``
+  starts its command and claims in its lease's thread. A waiter given the event to open
+  (``open_event``: ``deploy start/run``) has the grant open it too: the answer carries the event
   (:attr:`LockWaiter.event`); a server without that answers the turn only, and the
   attempt (which creates the event naming the ticket) runs. Leaving for any reason (the
   wait ran out, Ctrl-C, SIGTERM, an error) removes the ticket; a killed waiter's ticket is
@@ -179,6 +181,7 @@ class LockWaiter:
         ttl_seconds: int = 0,
         event_id: str = "",
         open_event: Mapping[str, Any] | None = None,
+        claim_later: bool = False,
     ) -> None:
         self.client = client
         self.service = service
@@ -205,6 +208,11 @@ class LockWaiter:
         self.event: Event | None = None
         #: Events grants opened for us that ran out before our claim (left open).
         self.unclaimed: list[Event] = []
+        #: Hand a granted lock on before claiming it (``claim_later``): then ``claim`` is
+        #: the claim still to send (it answers the claimed lock, or None when the grant ran
+        #: out first); until it lands the lock lasts only the server's claim window.
+        self.claim_later = claim_later
+        self.claim: Callable[[], Lock | None] | None = None
         #: When the last request to the queue went (monotonic): a lock its answer took or
         #: claimed for us has its lease from no earlier.
         self.asked_at = 0.0
@@ -260,7 +268,7 @@ class LockWaiter:
                             ticket, held, turn = self._turn(ticket, held, remaining, began, grant)
                             taken = turn if isinstance(turn, Lock) and grant else None
                         if taken is not None and granted is not None:
-                            lock = taken if self._whole(taken) else self._claim(ticket)
+                            lock = taken if self._whole(taken) else self._claimed(ticket, taken)
                             if lock is None:  # the grant ran out before our claim
                                 ticket, taken = "", None
                                 continue
@@ -333,6 +341,20 @@ class LockWaiter:
         if not (self.ttl_seconds and lock.expires_at and lock.created_at):
             return False
         return (lock.expires_at - lock.created_at).total_seconds() >= self.ttl_seconds
+
+    def _claimed(self, ticket: str, taken: Lock) -> Lock | None:
+        """The granted lock claimed now, or handed on with its claim left to the caller
+        (``claim_later``)."""
+        if not (self.claim_later and taken.expires_at and taken.created_at):
+            return self._claim(ticket)
+        self.claim = lambda: self._claim_again(ticket)
+        return taken
+
+    def _claim_again(self, ticket: str) -> Lock | None:
+        """The claim sent after the lock was handed on: the lock with our TTL, None when
+        the grant ran out (its event is the caller's either way); raises outages."""
+        answer = self._visit(ticket, 0.0, grant=True)
+        return None if answer is None else answer.granted
 
     def _claim(self, ticket: str) -> Lock | None:
         """Claim the lock the queue took for our ticket (until then it expires after the

@@ -5,7 +5,9 @@ it creates the event naming its ticket, as before. Real server processes (SQLite
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from tests.support.waiting import eventually
 from tracker_ci.client import TrackerClient
 from tracker_ci.deploy import Deployment, DeploymentOptions
 from tracker_ci.deploy_state import DeploymentState
+from tracker_ci.exceptions import LockLost, ServerUnreachable
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(120)]
 
@@ -204,3 +207,138 @@ def test_an_event_whose_grant_ran_out_before_the_claim_is_closed(
         closed = client.get_event(lost)
         assert closed.attributes.status.value == "failure"
         assert "never claimed" in closed.attributes.message
+
+
+# ------------------------------------------------------- deploy run: the claim in the lease
+class _ClaimAfterStart(_Counting):
+    """Holds its claim back until the deploy command has started (``started`` exists):
+    a deploy that claimed before starting its command would never start."""
+
+    def __init__(self, started: Path, **options: Any) -> None:
+        super().__init__(**options)
+        self.started = started
+        self.claims_after_start = 0
+
+    def wait_in_queue(self, **fields: Any) -> Any:
+        if fields.get("ticket") and not fields.get("wait_seconds"):  # the claim
+            eventually(self.started.exists)
+            self.claims_after_start += 1
+        return super().wait_in_queue(**fields)
+
+
+class _ClaimInOutage(_Counting):
+    """The server is unreachable for the claim (only): an outage from the grant on."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.claims = 0
+
+    def wait_in_queue(self, **fields: Any) -> Any:
+        if fields.get("ticket") and not fields.get("wait_seconds"):
+            self.claims += 1
+            raise ServerUnreachable("connection refused (the test's outage)")
+        return super().wait_in_queue(**fields)
+
+
+def _run_behind(
+    client: TrackerClient, waiter_client: TrackerClient, service: str, argv: list[str]
+) -> tuple[DeploymentState, dict[str, Any], Deployment]:
+    """alice holds the lock; bob's ``deploy run`` of ``argv`` waits behind her (through
+    ``waiter_client``) and gets it when she finishes: her state, bob's outcome (his exit
+    code or error, once his run returned) and his deployment."""
+    url = str(waiter_client.base_url)
+    first_deploy = _deployment(client, service, "alice")
+    first = first_deploy.start()
+    bob = _deployment(waiter_client, service, "bob")
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["code"] = bob.run(argv, wait=60)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertions
+            outcome["code"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    eventually(lambda: _queued(url, service) == ["bob"])
+    first_deploy.finish(first, "success")
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    return first, outcome, bob
+
+
+def test_deploy_run_starts_its_command_before_the_claim_and_claims_while_it_runs(
+    client: TrackerClient, sqlite_server: RunningServer, service: str, tmp_path: Path
+) -> None:
+    started, seen = tmp_path / "started", tmp_path / "seen"
+    # The command says it started, then waits until the test has seen the claimed lock.
+    script = (
+        f"import pathlib, time; pathlib.Path({str(started)!r}).touch()\n"
+        f"while not pathlib.Path({str(seen)!r}).exists(): time.sleep(0.01)\n"
+    )
+    with _ClaimAfterStart(started, base_url=sqlite_server.url) as waiter_client:
+        outcome: dict[str, Any] = {}
+
+        def look() -> None:
+            def claimed() -> bool:
+                held = client.find_lock(service=service, environment=ENV)
+                return bool(
+                    held is not None
+                    and held.who == "bob"
+                    and held.expires_at
+                    and held.created_at
+                    and (held.expires_at - held.created_at).seconds > 500
+                )
+
+            eventually(claimed)  # while the command runs: claimed with the deploy's TTL
+            outcome["claimed"] = True
+            seen.touch()
+
+        looker = threading.Thread(target=look)
+        looker.start()
+        first, ran, bob = _run_behind(
+            client, waiter_client, service, [sys.executable, "-c", script]
+        )
+        looker.join(timeout=60)
+
+    assert ran["code"] == 0, ran
+    assert outcome.get("claimed") and waiter_client.claims_after_start == 1
+    assert waiter_client.sent.count("POST /event") == 1  # the grant opened the event
+    state = bob.last_state
+    assert state is not None and state.status == "success"
+    assert client.find_lock(service=service, environment=ENV) is None  # closed: released
+    bob_events = _owned(client, service, "bob")
+    assert len(bob_events) == 1 and first.event_id not in bob_events
+
+
+def test_a_claim_that_never_lands_stops_the_command_before_the_grant_runs_out(
+    tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    service = unique("api")
+    env = {"TRACKER_QUEUE_CLAIM_SECONDS": "2"}
+    stopped = tmp_path / "stopped"
+    # The command would run a minute; SIGTERM (the lost lease) ends it and is noted.
+    script = (
+        "import pathlib, signal, sys, time\n"
+        f"def stop(*_): pathlib.Path({str(stopped)!r}).touch(); sys.exit(143)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "time.sleep(60)\n"
+    )
+    with (
+        run_server(f"sqlite:///{tmp_path / 'tracker.db'}", log_dir=tmp_path, env=env) as server,
+        TrackerClient(base_url=server.url) as client,
+        _ClaimInOutage(base_url=server.url, retries=0) as waiter_client,
+    ):
+        began = time.monotonic()
+        _, ran, bob = _run_behind(client, waiter_client, service, [sys.executable, "-c", script])
+        took = time.monotonic() - began
+
+        assert isinstance(ran["code"], LockLost), ran
+        assert "claim did not land" in str(ran["code"])
+        assert stopped.exists() and waiter_client.claims >= 2  # tried again, then stopped
+        assert took < 30  # the window (2 s) and the stop, not the command's minute
+        [event_id] = _owned(client, service, "bob")
+        closed = client.get_event(event_id)
+        assert closed.attributes.status.value == "failure"
+        assert "lock lost" in closed.attributes.message
+        assert client.find_lock(service=service, environment=ENV) is None
