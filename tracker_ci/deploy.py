@@ -37,6 +37,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -69,6 +70,7 @@ from tracker_ci.models import (
 from tracker_ci.supervisor import DEFAULT_KILL_AFTER, Supervisor
 from tracker_ci.tracing import deploy_trace
 from tracker_ci.wire import light
+from tracker_ci.wire.vocabulary import NO_SUCH_ROUTE, close_attributes
 
 if TYPE_CHECKING:
     # The waiter, the approval and the models load pydantic: an uncontended deploy
@@ -298,6 +300,8 @@ class Deployment:
         #: Leave a granted lock's claim to the lease (``run``, which keeps it while the
         #: command runs; ``start`` claims before it answers).
         self._claim_later = False
+        #: Close by id in one request while the server has the route (``_close_by_id``).
+        self._closes_by_id = True
         # The owner of signals and of the command while ``run`` runs; its ``wake`` cancels
         # any wait at once.
         self.supervisor = Supervisor()
@@ -714,13 +718,11 @@ class Deployment:
         if not state.tracked:
             result = untouched
         else:
+            key = str(uuid.uuid4())  # the same for every try: a repeat closes once
             try:
                 result = self._retrying(
-                    lambda: self._close(
-                        self.client.get_event(state.event_id, light=True),
-                        final,
-                        message,
-                        lock_id=state.lock_id,
+                    lambda: self._close_by_id(
+                        state.event_id, final, message, lock_id=state.lock_id, key=key
                     )
                 )
             except TrackerError as error:
@@ -798,17 +800,43 @@ class Deployment:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
+    def _close_by_id(
+        self, event_id: str, status: Status, message: str | None, *, lock_id: str, key: str
+    ) -> DeploymentState:
+        """Close the event named by id: on our server in one request that reads nothing
+        first (``POST /event/{id}/close``, ``key`` its idempotency key); on upstream, or an
+        older server of ours without that route, read it and replace it."""
+        if self.client.server_is_bundled and self._closes_by_id:
+            try:
+                updated = self.client.close_event(
+                    event_id, status.value, message or "", idempotency_key=key, light=True
+                )
+            except NotFound as error:
+                if not error.server_message.startswith(NO_SUCH_ROUTE):
+                    raise
+                self._closes_by_id = False  # an older server: as upstream, from now on
+            else:
+                return self._closed(updated, event_id, status, message, lock_id=lock_id)
+        event = self.client.get_event(event_id, light=True)
+        return self._close(event, status, message, lock_id=lock_id)
+
     def _close(
         self, event: Event, status: Status, message: str | None, *, lock_id: str = ""
     ) -> DeploymentState:
         updated = self.client.update_event(_update_body(event, status, message), light=True)
+        return self._closed(updated, event.id, status, message, lock_id=lock_id)
+
+    def _closed(
+        self, updated: Event, event_id: str, status: Status, message: str | None, *, lock_id: str
+    ) -> DeploymentState:
+        """The state of an event just closed, its lock freed."""
         # Our server and upstream release the automatic lock on success, failure and
         # done (CLOSING_STATUSES): trusted. Any other final status leaves it held there.
         if status not in CLOSING_STATUSES:
-            for lock in self.client.locks_for_event(event.id, light=True):
+            for lock in self.client.locks_for_event(event_id, light=True):
                 self.client.release_lock(lock.id)
         if not updated.id:
-            updated.metadata.id = event.id
+            updated.metadata.id = event_id
         return self._state_of(
             updated,
             lock_id=lock_id,
@@ -946,13 +974,10 @@ def _update_body(
     it against the model)."""
     wire = event.to_wire()
     attributes = wire["attributes"]
-    attributes["status"] = status.value
     if close:
-        if message:
-            old = attributes["message"]
-            attributes["message"] = f"{old}\n{message}" if old else message
-        if attributes["endDate"] is None:
-            attributes["endDate"] = format_timestamp(utcnow())
+        attributes = close_attributes(attributes, status.value, message, format_timestamp(utcnow()))
+    else:
+        attributes["status"] = status.value
     return {
         "id": event_id or event.id,
         "title": event.title,

@@ -26,7 +26,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tracker_ci.exceptions import GrpcCode
-from tracker_ci.models import ErrorBody
+from tracker_ci.models import NO_SUCH_ROUTE, ErrorBody
 from tracker_server.domain import (
     BodyTooLarge,
     DatabaseUnavailable,
@@ -204,7 +204,7 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
         # included) in a generic 400: answer the real cause.
         return domain_error_response(exc.__cause__)
     if exc.status_code == 404:
-        message = f"no such route: {request.method} {request.url.path}"
+        message = f"{NO_SUCH_ROUTE}: {request.method} {request.url.path}"
     elif exc.status_code == 405:
         message = f"method {request.method} is not allowed on {request.url.path}"
     else:

@@ -30,13 +30,14 @@ from tracker_ci.models import (
     UpdateEventRequest,
     takes_lock,
 )
+from tracker_ci.wire.vocabulary import close_attributes, format_timestamp
 from tracker_server.auth import authorize
 from tracker_server.domain import Forbidden, InvalidInput
 from tracker_server.store import catalog as catalog_store
 from tracker_server.store import events as event_store
 from tracker_server.store import freezes as freeze_store
 from tracker_server.store import locks as lock_store
-from tracker_server.validation import UPSTREAM_ENVIRONMENTS, check_environment_name
+from tracker_server.validation import UPSTREAM_ENVIRONMENTS, check_environment_name, check_event
 from tracker_server.writes import Write
 
 #: The lock resources a freeze window covers (deployments and operations).
@@ -320,6 +321,31 @@ def update_event(write: Write, event_id: str, body: UpdateEventRequest) -> Event
         return event_store.update_event(
             conn, request=body, event_id=event_id, now=write.now, journal=write.journal
         )
+
+
+def close_event(write: Write, conn: Connection, event_id: str, status: str, message: str) -> Event:
+    """Close an event in the write's transaction (``POST /event/{id}/close``): ``status``,
+    its message with ``message`` appended, its end date now unless it has one, by the one
+    rule of closing (``close_attributes``); then as ``PUT /event`` with that body (the
+    duration, its lock released, the journal), with nothing changed meanwhile lost."""
+    event = write.owned_event(conn, event_id)
+    _check_event_locks(conn, write, event_id, "close the event holding")
+    stored = event.to_wire()
+    body = UpdateEventRequest.model_validate(
+        {
+            "id": event_id,
+            "title": stored["title"],
+            "attributes": close_attributes(
+                stored["attributes"], status, message, format_timestamp(write.now)
+            ),
+            "links": stored["links"],
+            "slackId": stored["metadata"]["slackId"],
+        }
+    )
+    check_event(body.title, body.attributes, body.links, body.slack_id)  # the message's length
+    return event_store.update_event(
+        conn, request=body, event_id=event_id, now=write.now, journal=write.journal
+    )
 
 
 def delete_event(write: Write, event_id: str) -> Event:

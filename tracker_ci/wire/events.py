@@ -31,6 +31,7 @@ __all__ = [
     "ChangelogEntry",
     "ChangelogListResponse",
     "ChangelogRequest",
+    "CloseEventRequest",
     "CreateEventRequest",
     "DeleteEventResponse",
     "Event",
@@ -151,6 +152,14 @@ class UpdateEventRequest(WireModel):
     attributes: EventAttributes
     links: EventLinks = Field(default_factory=EventLinks)
     slack_id: Text = ""
+
+
+class CloseEventRequest(WireModel):
+    """Body of ``POST /event/{id}/close`` (our server): the final status (a
+    ``FINISH_STATUSES`` name) and a line to append to the event's message."""
+
+    status: StatusField = Status.STATUS_UNSPECIFIED  # type: ignore[valid-type]
+    message: Text = ""
 
 
 class ChangelogRequest(WireModel):

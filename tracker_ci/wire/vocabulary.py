@@ -20,6 +20,7 @@ __all__ = [
     "ENVIRONMENT_NAME",
     "FINISH_STATUSES",
     "LOCKING_TYPES",
+    "NO_SUCH_ROUTE",
     "OPENING_STATUSES",
     "OPEN_STATUSES",
     "STATUS_ALIASES",
@@ -29,6 +30,7 @@ __all__ = [
     "Priority",
     "Status",
     "WireEnum",
+    "close_attributes",
     "format_duration",
     "format_timestamp",
     "parse_duration",
@@ -232,6 +234,25 @@ FINISH_STATUSES: tuple[str, ...] = ("success", "failure", "warning", "error", "c
 CLOSED_STATUSES: tuple[str, ...] = ("failure", "success", "done")
 #: The statuses of a deployment that is still running (they take the automatic lock).
 OPEN_STATUSES: tuple[str, ...] = ("start", "in_progress")
+#: How our server's 404 for a path it does not serve begins (an older server without a
+#: route the client tries: ``POST /event/{id}/close``), unlike a record's 404.
+NO_SUCH_ROUTE = "no such route"
+
+
+def close_attributes(
+    attributes: dict[str, Any], status: str, message: str | None, end_date: str
+) -> dict[str, Any]:
+    """An event's wire attributes closed with ``status``: ``message`` appended to its
+    message on a line of its own, and its end date ``end_date`` unless it has one. The one
+    rule of closing, for ``deploy finish``'s ``PUT /event`` and the server's
+    ``POST /event/{id}/close``."""
+    closed = {**attributes, "status": status}
+    if message:
+        old = closed.get("message") or ""
+        closed["message"] = f"{old}\n{message}" if old else message
+    if closed.get("endDate") is None:
+        closed["endDate"] = end_date
+    return closed
 
 
 def parse_finish_status(word: str) -> Status:

@@ -13,9 +13,11 @@ from starlette.concurrency import run_in_threadpool
 
 from tracker_ci.models import (
     API_PREFIX,
+    FINISH_STATUSES,
     ApprovalRequest,
     ChangelogListResponse,
     ChangelogRequest,
+    CloseEventRequest,
     CreateEventRequest,
     DeleteEventResponse,
     Environment,
@@ -64,6 +66,7 @@ from tracker_server.store.events import EventFilter, Order
 from tracker_server.tables import events as events_table
 from tracker_server.validation import (
     CHECKED_BY_CHECK_EVENT,
+    MAX_MESSAGE,
     MAX_NAME,
     MAX_TITLE,
     check_changelog_entry,
@@ -529,6 +532,39 @@ def _decide(
     check_text(comment, "comment", max_length=MAX_TITLE)
     event = operations.decide_approval(write, str(id), approved=approved, comment=comment)
     return wire(EventResponse(event=event))
+
+
+@router.post(
+    "/event/{id}/close",
+    response_model=EventResponse,
+    responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+)
+def close_event(
+    id: EventId,
+    body: CloseEventRequest,
+    write: WriteDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Close an event in one step (our server): ``status`` (success, failure, warning,
+    error, close or done), ``message`` appended to its message, its end date now unless it
+    has one; then as ``PUT /event`` with that body (the duration; success, failure and done
+    release its lock). No read before the write, and nothing changed meanwhile is lost. A
+    repeat with the same ``Idempotency-Key`` answers the first close again."""
+    status = body.status.value
+    if status not in FINISH_STATUSES:
+        raise InvalidInput(
+            f"status {status!r} does not close an event; use one of: {', '.join(FINISH_STATUSES)}"
+        )
+    check_text(body.message, "message", max_length=MAX_MESSAGE)
+    event_id = str(id)
+
+    def work(conn: Connection) -> Response:
+        event = operations.close_event(write, conn, event_id, status, body.message)
+        return wire(EventResponse(event=event))
+
+    return write.once(
+        scope=f"POST /event/{event_id}/close", key=idempotency_key, body=body, work=work
+    )
 
 
 @router.post(
