@@ -320,5 +320,38 @@ def test_a_batch_of_plain_events_costs_a_few_statements_not_a_few_per_event(clie
     assert statements.count("INSERT INTO EVENTS") == 1
     assert statements.count("INSERT INTO CHANGELOG") == 1
     assert statements.count("INSERT INTO IDEMPOTENCY_KEYS") == 1
+    assert statements.count("INSERT INTO JOURNAL") == 1  # not one per event (SQLite)
     assert ("INSERT INTO EVENTS", True) in seen or engine.dialect.name == "postgresql"
     assert not any(text.startswith("SELECT") and "EVENTS" in text for text in statements)
+
+
+def test_each_journal_entry_of_a_batch_is_handed_on_with_its_own_id(client: Any) -> None:
+    """One insert numbers every entry of a batch: the outbox gets each entry with the id it
+    was stored under (a webhook delivery names the entry it delivers), in the batch's
+    order."""
+    from tracker_server.journal import read_journal
+    from tracker_server.tables import webhook_deliveries
+
+    hook = {"url": "http://127.0.0.1:9/hook", "events": ["deployment.*"]}
+    assert client.post(f"{API}/webhooks", json=hook).status_code == 201
+    send(client, [item("before")])  # entries (and ids) before the batch's
+    with client.app.state.database.read() as conn:
+        last = read_journal(conn, limit=1000)[-1].id
+    titles = [f"journal-order-{n}" for n in range(40)]
+    batch = [
+        item(t, service=f"svc-{n}", type="deployment", status="success")
+        for n, t in enumerate(titles)
+    ]
+    answer = send(client, batch)
+    assert answer["created"] == len(titles)
+    with client.app.state.database.read() as conn:
+        records = read_journal(conn, after=last, limit=1000)
+        deliveries = conn.execute(
+            webhook_deliveries.select().where(webhook_deliveries.c.journal_id > last)
+        ).all()
+    stored = {record.id: record.entry for record in records}
+    assert [entry.event.title for entry in stored.values()] == titles  # ids in row order
+    assert len(deliveries) == len(titles)
+    for delivery in deliveries:
+        entry = stored[delivery.journal_id]
+        assert entry.event.metadata.id in str(delivery.body), (delivery.journal_id, entry)

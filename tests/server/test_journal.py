@@ -87,6 +87,13 @@ WRITES: dict[tuple[str, str], tuple[Setup, Act, list[str]]] = {
         lambda c, event: c.put(f"{API}/event", json=update_body(event, status="success")),
         ["lock_released", "event_updated"],
     ),
+    ("POST", "/event/{id}/close"): (
+        _started_deployment,
+        lambda c, event: c.post(
+            f"{API}/event/{event['metadata']['id']}/close", json={"status": "success"}
+        ),
+        ["lock_released", "event_updated"],
+    ),
     ("DELETE", "/event/{id}"): (
         _started_deployment,
         lambda c, event: c.delete(f"{API}/event/{event['metadata']['id']}"),
