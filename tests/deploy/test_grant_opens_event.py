@@ -55,9 +55,9 @@ def client(sqlite_server: RunningServer) -> Iterator[TrackerClient]:
         yield tracker
 
 
-def _deployment(client: TrackerClient, service: str, owner: str) -> Deployment:
+def _deployment(client: TrackerClient, service: str, owner: str, lock_ttl: int = 600) -> Deployment:
     options = DeploymentOptions(
-        service=service, environment=ENV, owner=owner, lock_ttl=600, poll_interval=0.25
+        service=service, environment=ENV, owner=owner, lock_ttl=lock_ttl, poll_interval=0.25
     )
     return Deployment(client, options)
 
@@ -241,7 +241,11 @@ class _ClaimInOutage(_Counting):
 
 
 def _run_behind(
-    client: TrackerClient, waiter_client: TrackerClient, service: str, argv: list[str]
+    client: TrackerClient,
+    waiter_client: TrackerClient,
+    service: str,
+    argv: list[str],
+    lock_ttl: int = 600,
 ) -> tuple[DeploymentState, dict[str, Any], Deployment]:
     """alice holds the lock; bob's ``deploy run`` of ``argv`` waits behind her (through
     ``waiter_client``) and gets it when she finishes: her state, bob's outcome (his exit
@@ -249,7 +253,7 @@ def _run_behind(
     url = str(waiter_client.base_url)
     first_deploy = _deployment(client, service, "alice")
     first = first_deploy.start()
-    bob = _deployment(waiter_client, service, "bob")
+    bob = _deployment(waiter_client, service, "bob", lock_ttl)
     outcome: dict[str, Any] = {}
 
     def run() -> None:
@@ -267,8 +271,13 @@ def _run_behind(
     return first, outcome, bob
 
 
+@pytest.mark.parametrize("lock_ttl", [600, 0], ids=["lease", "no-expiry"])
 def test_deploy_run_starts_its_command_before_the_claim_and_claims_while_it_runs(
-    client: TrackerClient, sqlite_server: RunningServer, service: str, tmp_path: Path
+    client: TrackerClient,
+    sqlite_server: RunningServer,
+    service: str,
+    tmp_path: Path,
+    lock_ttl: int,
 ) -> None:
     started, seen = tmp_path / "started", tmp_path / "seen"
     # The command says it started, then waits until the test has seen the claimed lock.
@@ -282,13 +291,11 @@ def test_deploy_run_starts_its_command_before_the_claim_and_claims_while_it_runs
         def look() -> None:
             def claimed() -> bool:
                 held = client.find_lock(service=service, environment=ENV)
-                return bool(
-                    held is not None
-                    and held.who == "bob"
-                    and held.expires_at
-                    and held.created_at
-                    and (held.expires_at - held.created_at).seconds > 500
-                )
+                if held is None or held.who != "bob" or held.created_at is None:
+                    return False
+                if not lock_ttl:  # claimed: the lock no longer expires
+                    return held.expires_at is None
+                return bool(held.expires_at and (held.expires_at - held.created_at).seconds > 500)
 
             eventually(claimed)  # while the command runs: claimed with the deploy's TTL
             outcome["claimed"] = True
@@ -297,7 +304,7 @@ def test_deploy_run_starts_its_command_before_the_claim_and_claims_while_it_runs
         looker = threading.Thread(target=look)
         looker.start()
         first, ran, bob = _run_behind(
-            client, waiter_client, service, [sys.executable, "-c", script]
+            client, waiter_client, service, [sys.executable, "-c", script], lock_ttl
         )
         looker.join(timeout=60)
 
