@@ -309,7 +309,7 @@ def update_event(write: Write, event_id: str, body: UpdateEventRequest) -> Event
     giving a reason) may change it."""
     write.allow(body.attributes.service)
     with write.transaction() as conn:
-        write.owned_event(conn, event_id)
+        before = write.owned_event(conn, event_id)
         _check_event_locks(conn, write, event_id, "update the event holding")
         # Unchanged names pass (the event itself uses them); a new one is checked.
         check_environment(
@@ -319,7 +319,12 @@ def update_event(write: Write, event_id: str, body: UpdateEventRequest) -> Event
             environment=body.attributes.environment.value,
         )
         return event_store.update_event(
-            conn, request=body, event_id=event_id, now=write.now, journal=write.journal
+            conn,
+            request=body,
+            event_id=event_id,
+            now=write.now,
+            journal=write.journal,
+            before=before,
         )
 
 
@@ -344,7 +349,7 @@ def close_event(write: Write, conn: Connection, event_id: str, status: str, mess
     )
     check_event(body.title, body.attributes, body.links, body.slack_id)  # the message's length
     return event_store.update_event(
-        conn, request=body, event_id=event_id, now=write.now, journal=write.journal
+        conn, request=body, event_id=event_id, now=write.now, journal=write.journal, before=event
     )
 
 

@@ -623,9 +623,12 @@ def update_event(
     event_id: str,
     now: datetime,
     journal: Journal,
+    before: Event | None = None,
 ) -> Event:
-    """Replace title, attributes and links; log each change; close durations and locks."""
-    before = require_event(conn, event_id=event_id, for_update=True)
+    """Replace title, attributes and links; log each change; close durations and locks.
+    ``before``: the event as this transaction read it for update (None: read here)."""
+    if before is None:
+        before = require_event(conn, event_id=event_id, for_update=True)
     old, new = before.attributes, request.attributes
     user = _author(new.owner or old.owner)
     entries: list[ChangelogEntry] = []
