@@ -880,10 +880,10 @@ class Deployment:
             if supervisor.interrupted is not None:
                 return self._cancelled(state, None)
             with (
-                self.lease.kept(state.lock_id, heartbeat),
+                self.lease.kept(state.lock_id, heartbeat) as keep,
                 trace.span("command", command=argv) as span,
             ):
-                code = supervisor.run(argv, self._command_env(state))
+                code = supervisor.run(argv, self._command_env(state), on_start=keep)
                 span.exit_code(code)
             if supervisor.interrupted is not None:
                 return self._cancelled(state, code)

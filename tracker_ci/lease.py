@@ -10,9 +10,9 @@ A failed renewal is retried sooner and said on stderr: the deploy goes on while 
 lasts, whatever the fail policy (stopping it would leave a half-done deploy).
 
 A lock the server's queue granted lasts only the grant's claim window until it is claimed
-(:meth:`Lease.granted`): then the keeper's first act is the claim, sent at once and again
-until it lands; if the window passes first, the lock is lost as a lease is (the command is
-stopped before the next holder can start).
+(:meth:`Lease.granted`): then the keeper's first act is the claim, sent once the command
+had ``CLAIM_DELAY`` to start, and again until it lands; if the window passes first, the
+lock is lost as a lease is (the command is stopped before the next holder can start).
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ RENEW_RETRY_INTERVAL = 2.0
 #: After a failed claim, try again this soon, then twice as late each time up to this.
 CLAIM_RETRY_FIRST = 0.1
 CLAIM_RETRY_MAX = 1.0
+#: A grant's claim goes this long after the keeping starts (at most a quarter of what is
+#: left of the claim window): its request would otherwise compete with the command's own
+#: start for the CPU (a deploy pair's second command started 2.3 ms later, median of 16).
+CLAIM_DELAY = 0.05
 
 
 class Lease:
@@ -87,12 +91,14 @@ class Lease:
         return max(0.0, self.sent + self.ttl - time.monotonic())
 
     @contextlib.contextmanager
-    def kept(self, lock_id: str, heartbeat: float | None = None) -> Iterator[None]:
+    def kept(self, lock_id: str, heartbeat: float | None = None) -> Iterator[Callable[[], None]]:
         """Renew the lease while the block runs (every ``heartbeat`` s, default a third of
-        the TTL); nothing to do for a lock without TTL or against upstream's server."""
+        the TTL) from the moment the block calls what it is given (once the command has
+        started: starting a thread waits for it to run, which the command need not);
+        nothing to do for a lock without TTL or against upstream's server."""
         expires = self.ttl > 0 or self._claim is not None
         if not (lock_id and expires) or self.client.server_is_bundled is False:
-            yield
+            yield lambda: None
             return
         interval = heartbeat if heartbeat and heartbeat > 0 else max(self.ttl, 1) / 3
         stop = threading.Event()
@@ -102,12 +108,17 @@ class Lease:
             name="tracker-ci-lock-renewal",
             daemon=True,
         )
-        thread.start()
+
+        def start() -> None:
+            if thread.ident is None:
+                thread.start()
+
         try:
-            yield
+            yield start
         finally:
             stop.set()
-            thread.join(timeout=self.client.timeout + 1)
+            if thread.ident is not None:
+                thread.join(timeout=self.client.timeout + 1)
 
     def _keep(self, lock_id: str, interval: float, stop: threading.Event) -> None:
         """Renew every ``interval`` s; lose the lock on "gone" or a passed local deadline."""
@@ -154,6 +165,8 @@ class Lease:
         claim, window = self._claim, self._window
         assert claim is not None
         deadline = held_from + window
+        if stop.wait(min(CLAIM_DELAY, max(0.0, deadline - time.monotonic()) / 4)):
+            return None  # the command is over already: closing its event frees the lock
         delay = CLAIM_RETRY_FIRST
         while not stop.is_set():
             now = time.monotonic()

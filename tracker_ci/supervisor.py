@@ -78,9 +78,14 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def run(self, argv: Sequence[str], env: Mapping[str, str]) -> int:
+    def run(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        on_start: Callable[[], None] | None = None,
+    ) -> int:
         """Run ``argv`` to its end; its exit code as a shell says it (128 + N on signal N,
-        127/126 when it cannot start)."""
+        127/126 when it cannot start). ``on_start`` is called once it started."""
         try:
             child = subprocess.Popen(list(argv), env=dict(env), start_new_session=self.group)
         except OSError as exc:
@@ -88,6 +93,8 @@ class Supervisor:
             print(f"tracker-ci: cannot run {argv[0]!r}: {exc.strerror or exc}", file=sys.stderr)
             return 127 if isinstance(exc, FileNotFoundError) else 126
         self._child = child
+        if on_start is not None:
+            on_start()
         if self.interrupted is not None:  # the signal came while the command was starting
             self.signal_child(self.interrupted)
         try:
