@@ -152,9 +152,8 @@ def _grant(
     if body.open_event is not None:
         opening = body.open_event.model_copy(update={"queue_ticket": ticket})
         event, told = operations.open_event(conn, opening, write, grant)
-        taken = lock_store.find_lock(conn, lock_id=grant.lock_id, now=write.now)
-        assert taken is not None  # the event took it, or open_event raised
-        return taken, event, told
+        assert grant.taken is not None  # the event took it, or open_event raised
+        return grant.taken, event, told
     event_store.check_event_exists(conn, event_id=body.event_id, field="eventId")
     lock = lock_store.acquire_lock(
         conn,

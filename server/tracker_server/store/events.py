@@ -607,10 +607,12 @@ def create_event(
     if auto_lock is not None:
         # The lock was taken before the event row existed: record it on the event now.
         locked = lock_store.write_lock_changelog(
-            conn, lock=auto_lock, change=ChangeType.locked, now=now
+            conn, lock=auto_lock, change=ChangeType.locked, now=now, event_exists=True
         )
-        assert locked is not None  # the event row exists by now
+        assert locked is not None
         event.changelog.append(locked)
+        if grant is not None:
+            grant.taken = auto_lock
     # What was written is exactly what a read would answer: no need to read it back.
     journal.record(EventCreated(event=event))
     return event

@@ -98,14 +98,16 @@ def event_locks(conn: Connection, *, event_id: str, now: datetime) -> list[Lock]
     return [row_to_lock(row) for row in rows]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Grant:
     """The queue's grant of a key to the waiter whose turn came, taken in the transaction
     that settled the key (``lock_key`` and :func:`expire_key` at its moment): the lock's
-    id (``queue_store.grant_id`` of the ticket) and when it expires unless claimed."""
+    id (``queue_store.grant_id`` of the ticket) and when it expires unless claimed; once
+    taken (by the event it opens), ``taken`` is the lock as written."""
 
     lock_id: str
     claim_by: datetime
+    taken: Lock | None = None
 
 
 def acquire_lock(
@@ -260,14 +262,16 @@ def expire_key(
 
 
 def write_lock_changelog(
-    conn: Connection, *, lock: Lock, change: ChangeType, now: datetime
+    conn: Connection, *, lock: Lock, change: ChangeType, now: datetime, event_exists: bool = False
 ) -> ChangelogEntry | None:
-    """A ``locked`` / ``unlocked`` entry on the lock's event, when that event exists."""
+    """A ``locked`` / ``unlocked`` entry on the lock's event, when that event exists
+    (``event_exists``: the caller just wrote it, no need to look)."""
     if not lock.event_id:
         return None
-    exists = conn.execute(select(events.c.id).where(events.c.id == lock.event_id)).first()
-    if exists is None:
-        return None
+    if not event_exists:
+        found = conn.execute(select(events.c.id).where(events.c.id == lock.event_id)).first()
+        if found is None:
+            return None
     verb = "locked" if change is ChangeType.locked else "unlocked"
     entry = ChangelogEntry(
         timestamp=now,
