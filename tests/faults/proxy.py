@@ -20,6 +20,7 @@ class Seen:
 
     requests: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
 
 def _read_request(stream: socket.socket) -> bytes | None:
@@ -60,12 +61,21 @@ def _close_after(request: bytes) -> bytes:
 
 class LossyProxy:
     """Forward to ``upstream``; lose the answer to the first ``times`` requests whose
-    ``METHOD /path`` starts with one of ``drop`` (each prefix counted on its own)."""
+    ``METHOD /path`` starts with one of ``drop`` (each prefix counted on its own). A request
+    that starts with one of ``refuse`` never reaches it: its connection is closed unanswered
+    (the server is gone, for those requests)."""
 
-    def __init__(self, upstream: str, drop: tuple[str, ...] = (), times: int = 1) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        drop: tuple[str, ...] = (),
+        times: int = 1,
+        refuse: tuple[str, ...] = (),
+    ) -> None:
         parts = urlsplit(upstream)
         self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.drop = drop
+        self.refuse = refuse
         self.times = times
         self.seen = Seen()
         self._dropped: Counter[str] = Counter()
@@ -85,6 +95,11 @@ class LossyProxy:
         """Serve one client connection, one request at a time."""
         while (request := _read_request(client)) is not None:
             method, path = request.split(b"\r\n", 1)[0].decode().split(" ")[:2]
+            if f"{method} {path}".startswith(self.refuse or ("\0",)):
+                with self._lock:
+                    self.seen.requests.append(f"{method} {path}")
+                    self.seen.refused.append(f"{method} {path}")
+                return  # never forwarded: the connection closes unanswered
             with socket.create_connection(self.target, timeout=30) as server:
                 server.sendall(_close_after(request))
                 answer = _read_response(server)
@@ -95,10 +110,10 @@ class LossyProxy:
 
 @contextmanager
 def lossy_proxy(
-    upstream: str, drop: tuple[str, ...] = (), times: int = 1
+    upstream: str, drop: tuple[str, ...] = (), times: int = 1, refuse: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, LossyProxy]]:
     """A running :class:`LossyProxy` on a free loopback port: (its URL, the proxy)."""
-    proxy = LossyProxy(upstream, drop, times)
+    proxy = LossyProxy(upstream, drop, times, refuse)
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self) -> None:

@@ -18,15 +18,19 @@ pytestmark = pytest.mark.server
 
 EVENT = "POST /api/v1alpha1/event"
 UPDATE = "PUT /api/v1alpha1/event"
+#: ``POST /event/{id}/close`` (``deploy run`` closes its event in one request).
+CLOSE = "POST /api/v1alpha1/event/"
 LOCK = "POST /api/v1alpha1/lock"
 
 
 def test_deploy_run_with_lost_create_and_close(sqlite_server: RunningServer, service: str) -> None:
-    with lossy_proxy(sqlite_server.url, drop=(EVENT, UPDATE)) as (url, proxy):
+    with lossy_proxy(sqlite_server.url, drop=(EVENT, CLOSE)) as (url, proxy):
         result = run_cli(url, "deploy", "run", "-s", service, "-e", "UAT", "--", "true")
 
     assert result.exit_code == 0, result.output
-    assert proxy.seen.dropped == [EVENT, UPDATE]
+    (created, closed) = proxy.seen.dropped
+    assert created == EVENT and re.fullmatch(f"{CLOSE}[0-9a-f-]{{36}}/close", closed), closed
+    assert proxy.seen.requests.count(closed) == 2  # sent again with its key: replayed
     (event,) = events_of(sqlite_server.url, service)
     assert event["attributes"]["status"] == "success"
     assert locks_of(sqlite_server.url, service) == []
@@ -133,9 +137,10 @@ def test_lock_renew_with_a_lost_answer(sqlite_server: RunningServer, service: st
 def test_an_event_it_could_not_close_is_never_reported_closed(
     sqlite_server: RunningServer, service: str
 ) -> None:
-    # The server vanishes mid-deploy: every read of the event is lost from then on.
-    vanished = ("GET /api/v1alpha1/event/",)
-    with lossy_proxy(sqlite_server.url, drop=vanished, times=100) as (url, _proxy):
+    # The server vanishes mid-deploy: nothing about the event reaches it from then on (its
+    # close, a read, a replacement).
+    vanished = (CLOSE, "GET /api/v1alpha1/event/", UPDATE)
+    with lossy_proxy(sqlite_server.url, refuse=vanished) as (url, proxy):
         result = run_cli(
             url, "deploy", "run", "-s", service, "-e", "UAT", "--fail-policy", "open",
             "--lock-ttl", "600", "--", "true", env={"TRACKER_CLOSE_RETRY": "8"},
@@ -147,6 +152,7 @@ def test_an_event_it_could_not_close_is_never_reported_closed(
     assert "could NOT be closed as success" in result.stderr, result.stderr
     assert "could not close the deployment event yet" in result.stderr  # it retried first
     assert "its lock expires at" in result.stderr and "deploy finish --event-id" in result.stderr
+    assert len(proxy.seen.refused) >= 2  # tried again before giving up
     (event,) = events_of(sqlite_server.url, service)
     assert event["attributes"]["status"] == "start"  # left open, as the CLI said
     assert len(locks_of(sqlite_server.url, service)) == 1

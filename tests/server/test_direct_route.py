@@ -10,8 +10,10 @@ unknown parameter added (``unread=1``, which FastAPI ignores): each case is sent
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -268,3 +270,140 @@ def test_the_lookups_resolve_no_dependency_through_fastapi(make_client):
         client.portal.call(sys.setprofile, None)
     assert resolved == {"open deployment": 0, "by FastAPI": resolved["by FastAPI"], "event": 0}
     assert resolved["by FastAPI"] >= 4, resolved
+
+
+# ------------------------------------------------------------ POST /event/{id}/close
+CLOSES = {
+    "valid": json.dumps({"status": "success", "message": "done in 3s"}).encode(),
+    "failure, no message": json.dumps({"status": "failure"}).encode(),
+    "not JSON": b'{"status": ',
+    "not UTF-8": b'{"status": "\xff"}',
+    "a list": b"[]",
+    "empty": b"",
+    "a wrong enum": json.dumps({"status": "nope"}).encode(),
+    "a status that does not close": json.dumps({"status": "start"}).encode(),
+    "a message too long": json.dumps({"status": "success", "message": "x" * 20_001}).encode(),
+}
+
+
+def _deploys(client: Any, count: int, headers: dict[str, str] | None = None) -> list[str]:
+    """``count`` deployments that start (each of its own service, so each takes its lock)."""
+    ids = []
+    for _ in range(count):
+        body = event_body(status="start", service=f"close-{uuid.uuid4().hex[:8]}")
+        answer = client.post(f"{API}/event", json=body, headers=headers or {})
+        assert answer.status_code == 200, answer.text
+        ids.append(answer.json()["event"]["metadata"]["id"])
+    return ids
+
+
+def _masked(text: str) -> str:
+    """An answer with the names that differ between the two events (their services, ids
+    and locks) masked."""
+    text = re.sub(r"close-[0-9a-f]{8}", "close-*", text)
+    return re.sub(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", "<id>", text)
+
+
+def _same_close(direct: Any, standard: Any) -> None:
+    """As ``_same``, for closes of two like events (of two services, at two moments)."""
+    assert direct.status_code == standard.status_code, (direct.text, standard.text)
+    if direct.status_code != 200:
+        assert _masked(direct.text) == _masked(standard.text)
+        return
+    ours, theirs = direct.json()["event"]["attributes"], standard.json()["event"]["attributes"]
+    assert ours["endDate"] and theirs["endDate"]
+    differ = {"endDate", "service"}
+    assert {k: v for k, v in ours.items() if k not in differ} == {
+        k: v for k, v in theirs.items() if k not in differ
+    }
+
+
+def _close_both_ways(
+    client: Any, ids: list[str], content: bytes, headers: dict[str, str]
+) -> list[Any]:
+    """The same close of two like events, one through each path."""
+    return [
+        client.post(f"{API}/event/{event_id}/close", content=content, headers={**headers, **kind})
+        for event_id, kind in zip(ids, (DIRECT, STANDARD), strict=True)
+    ]
+
+
+@pytest.mark.parametrize("case", list(CLOSES))
+def test_a_close_answers_as_fastapis_handler_does(make_client, case):
+    client = make_client()
+    _same_close(*_close_both_ways(client, _deploys(client, 2), CLOSES[case], {}))
+
+
+@pytest.mark.parametrize(
+    "spelling", ["upper case", "no hyphens", "braces", "not a uuid", "missing"]
+)
+def test_a_close_of_any_id_answers_as_fastapis_handler_does(make_client, spelling):
+    client = make_client()
+    ids = _deploys(client, 2)
+    written = {
+        "upper case": [i.upper() for i in ids],
+        "no hyphens": [i.replace("-", "") for i in ids],
+        "braces": ["{" + i + "}" for i in ids],
+        "not a uuid": ["deploy-1", "deploy-1"],
+        "missing": ["0d6e9160-fdf3-448c-8bcb-7eee98c6ca1d"] * 2,
+    }[spelling]
+    _same_close(*_close_both_ways(client, written, CLOSES["valid"], {}))
+
+
+def test_a_repeated_close_key_answers_as_fastapis_handler_does(make_client):
+    client = make_client()
+    ids = _deploys(client, 2)
+    for event_id, kind in zip(ids, (DIRECT, STANDARD), strict=True):
+        headers = {**kind, "Idempotency-Key": f"close-{event_id}"}
+        path = f"{API}/event/{event_id}/close"
+        closed = client.post(path, content=CLOSES["valid"], headers=headers)
+        replayed = client.post(path, content=CLOSES["valid"], headers=headers)
+        assert closed.status_code == 200, closed.text
+        assert replayed.headers.get("Idempotent-Replayed") == "true"
+        assert replayed.json() == closed.json()
+    other = CLOSES["failure, no message"]
+    _same_close(*_close_both_ways(client, ids, other, {"Idempotency-Key": "close-reused"}))
+
+
+@pytest.mark.parametrize("public_reads", [True, False])
+def test_the_access_rules_refuse_a_close_as_fastapis_handler_does(make_client, public_reads):
+    client = make_client(auth=True, admin_token="admin-secret", public_reads=public_reads)
+    owner = _token(client)  # opens the deployments: their locks are its own
+    callers = {
+        "nobody": {},
+        "an unknown token": {"Authorization": "Bearer trk_nope"},
+        "not bearer": {"Authorization": "Basic eDp5"},
+        "a read-only token": _token(client, readOnly=True),
+        "a token of another service": _token(client, services=["web"]),
+        "another token (not the lock's)": _token(client),
+        "the admin without a reason": ADMIN,
+    }
+    for caller, headers in callers.items():
+        for body in (CLOSES["valid"], CLOSES["a wrong enum"]):
+            ids = _deploys(client, 2, owner)
+            direct, standard = _close_both_ways(client, ids, body, headers)
+            _same_close(direct, standard)
+            assert direct.status_code in (400, 401, 403), (caller, direct.text)
+    ids = _deploys(client, 2, owner)  # the owner's own locks: it may close them
+    _same_close(*_close_both_ways(client, ids, CLOSES["valid"], owner))
+
+
+def test_a_close_resolves_no_dependency_through_fastapi(make_client):
+    counted = _Counted()
+    client = make_client()
+    client.portal.call(sys.setprofile, counted)  # the app's event loop thread
+    try:
+        resolved = {}
+        for name, kind in (("direct", DIRECT), ("standard", STANDARD)):
+            ids = _deploys(client, 5)
+            with counted.counting() as calls:
+                for event_id in ids:
+                    answer = client.post(
+                        f"{API}/event/{event_id}/close", content=CLOSES["valid"], headers=kind
+                    )
+                    assert answer.status_code == 200, answer.text
+            resolved[name] = calls["solve_dependencies"] / len(ids)
+    finally:
+        client.portal.call(sys.setprofile, None)
+    assert resolved["standard"] >= 5, resolved
+    assert resolved["direct"] == 0, resolved
