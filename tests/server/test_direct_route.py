@@ -97,16 +97,22 @@ def _token(client: Any, **body: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {created.json()['secret']}"}
 
 
-@pytest.mark.parametrize("public_reads", [True, False])
-def test_the_access_rules_refuse_as_fastapis_handler_does(make_client, public_reads):
-    client = make_client(auth=True, admin_token="admin-secret", public_reads=public_reads)
-    valid, invalid = BODIES["valid"], BODIES["a wrong enum"]
-    callers = {
+def _refused_callers(client: Any) -> dict[str, dict[str, str]]:
+    """The headers of callers no write of service ``api`` (or a close) lets through."""
+    return {
         "nobody": {},
         "an unknown token": {"Authorization": "Bearer trk_nope"},
         "not bearer": {"Authorization": "Basic eDp5"},
         "a read-only token": _token(client, readOnly=True),
         "a token of another service": _token(client, services=["web"]),
+    }
+
+
+@pytest.mark.parametrize("public_reads", [True, False])
+def test_the_access_rules_refuse_as_fastapis_handler_does(make_client, public_reads):
+    client = make_client(auth=True, admin_token="admin-secret", public_reads=public_reads)
+    valid, invalid = BODIES["valid"], BODIES["a wrong enum"]
+    callers = _refused_callers(client) | {
         "a token of the service": _token(client, services=["api"]),
         "the admin": ADMIN,
     }
@@ -369,12 +375,7 @@ def test_a_repeated_close_key_answers_as_fastapis_handler_does(make_client):
 def test_the_access_rules_refuse_a_close_as_fastapis_handler_does(make_client, public_reads):
     client = make_client(auth=True, admin_token="admin-secret", public_reads=public_reads)
     owner = _token(client)  # opens the deployments: their locks are its own
-    callers = {
-        "nobody": {},
-        "an unknown token": {"Authorization": "Bearer trk_nope"},
-        "not bearer": {"Authorization": "Basic eDp5"},
-        "a read-only token": _token(client, readOnly=True),
-        "a token of another service": _token(client, services=["web"]),
+    callers = _refused_callers(client) | {
         "another token (not the lock's)": _token(client),
         "the admin without a reason": ADMIN,
     }
