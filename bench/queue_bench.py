@@ -200,31 +200,23 @@ def one_round(url: str, service: str, waiters: int, hold: float, mode: str) -> R
     return result
 
 
-def rtt(url: str, samples: int = 200) -> list[float]:
-    """Sequential ``GET /health`` times (seconds) through the waiters' client stack."""
-    with TrackerClient(base_url=url) as client:
-        client.health()
-        times = []
-        for _ in range(samples):
-            began = time.perf_counter()
-            client.health()
-            times.append(time.perf_counter() - began)
-    return times
-
-
-#: The pause before each ``GET /health`` of :func:`idle_rtt`: longer than a CPU stays
+#: The pause before each ``GET /health`` of the RTT after idle: longer than a CPU stays
 #: awake without work (every step of a ``deploy run`` pair comes after such a pause).
 IDLE_GAP = 0.05
+#: How many ``GET /health`` the RTT after idle samples.
+IDLE_SAMPLES = 40
 
 
-def idle_rtt(url: str, samples: int = 40) -> list[float]:
-    """``GET /health`` times (seconds), each after ``IDLE_GAP`` s of nothing: the round
-    trip that wakes an idle machine (on a VM that halts idle CPUs, about 3x the busy one)."""
+def rtt(url: str, samples: int = 200, gap: float = 0.0) -> list[float]:
+    """Sequential ``GET /health`` times (seconds) through the waiters' client stack, each
+    after ``gap`` s of nothing (``IDLE_GAP``: the round trip that wakes an idle machine;
+    on a VM that halts idle CPUs, about 3x the busy one)."""
     with TrackerClient(base_url=url) as client:
         client.health()
         times = []
         for _ in range(samples):
-            time.sleep(IDLE_GAP)
+            if gap:
+                time.sleep(gap)
             began = time.perf_counter()
             client.health()
             times.append(time.perf_counter() - began)
@@ -279,7 +271,7 @@ class Measured:
     rtts: list[float]
     rounds: dict[str, list[Round]]
     deploy_pairs: list[float]
-    #: ``GET /health`` after a pause (:func:`idle_rtt`), as each step of a pair comes.
+    #: ``GET /health`` after a pause (``IDLE_GAP``), as each step of a pair comes.
     idle_rtts: list[float] = field(default_factory=list)
 
 
@@ -297,7 +289,8 @@ def measure(
         for mode in MODES
     }
     pairs = [deploy_pair(url, f"bench-deploy-{tag}-{n}", workdir) for n in range(deploy_pairs)]
-    return Measured(rtts, by_mode, pairs, idle_rtt(url) if deploy_pairs else [])
+    idle = rtt(url, IDLE_SAMPLES, gap=IDLE_GAP) if deploy_pairs else []
+    return Measured(rtts, by_mode, pairs, idle)
 
 
 def _ms(values: list[float]) -> str:
