@@ -70,7 +70,7 @@ from tracker_ci.models import (
 from tracker_ci.supervisor import DEFAULT_KILL_AFTER, Supervisor
 from tracker_ci.tracing import deploy_trace
 from tracker_ci.wire import light
-from tracker_ci.wire.vocabulary import NO_SUCH_ROUTE, close_attributes
+from tracker_ci.wire.vocabulary import NO_SUCH_ROUTE, close_attributes, replacing_body
 
 if TYPE_CHECKING:
     # The waiter, the approval and the models load pydantic: an uncontended deploy
@@ -978,10 +978,4 @@ def _update_body(
         attributes = close_attributes(attributes, status.value, message, format_timestamp(utcnow()))
     else:
         attributes["status"] = status.value
-    return {
-        "id": event_id or event.id,
-        "title": event.title,
-        "attributes": attributes,
-        "links": wire["links"],
-        "slackId": event.metadata.slack_id,
-    }
+    return replacing_body(wire, attributes, event_id)

@@ -52,6 +52,7 @@ from tracker_ci.wire.vocabulary import (
     format_timestamp,
     parse_duration,
     parse_finish_status,
+    replacing_body,
     takes_lock,
     utcnow,
 )
@@ -326,6 +327,7 @@ __all__ = [
     "WebhookResponse",
     "WebhookSecretRequest",
     "format_duration",
+    "replacing_body",
     "close_attributes",
     "format_timestamp",
     "parse_duration",

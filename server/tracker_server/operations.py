@@ -30,7 +30,7 @@ from tracker_ci.models import (
     UpdateEventRequest,
     takes_lock,
 )
-from tracker_ci.wire.vocabulary import close_attributes, format_timestamp
+from tracker_ci.wire.vocabulary import close_attributes, format_timestamp, replacing_body
 from tracker_server.auth import authorize
 from tracker_server.domain import Forbidden, InvalidInput
 from tracker_server.store import catalog as catalog_store
@@ -336,17 +336,8 @@ def close_event(write: Write, conn: Connection, event_id: str, status: str, mess
     event = write.owned_event(conn, event_id)
     _check_event_locks(conn, write, event_id, "close the event holding")
     stored = event.to_wire()
-    body = UpdateEventRequest.model_validate(
-        {
-            "id": event_id,
-            "title": stored["title"],
-            "attributes": close_attributes(
-                stored["attributes"], status, message, format_timestamp(write.now)
-            ),
-            "links": stored["links"],
-            "slackId": stored["metadata"]["slackId"],
-        }
-    )
+    closed = close_attributes(stored["attributes"], status, message, format_timestamp(write.now))
+    body = UpdateEventRequest.model_validate(replacing_body(stored, closed))
     check_event(body.title, body.attributes, body.links, body.slack_id)  # the message's length
     return event_store.update_event(
         conn, request=body, event_id=event_id, now=write.now, journal=write.journal, before=event

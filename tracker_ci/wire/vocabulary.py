@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
@@ -35,6 +36,7 @@ __all__ = [
     "format_timestamp",
     "parse_duration",
     "parse_finish_status",
+    "replacing_body",
     "takes_lock",
     "utcnow",
 ]
@@ -253,6 +255,23 @@ def close_attributes(
     if closed.get("endDate") is None:
         closed["endDate"] = end_date
     return closed
+
+
+def replacing_body(
+    wire: Mapping[str, Any], attributes: dict[str, Any], event_id: str = ""
+) -> dict[str, Any]:
+    """The ``PUT /event`` body (``UpdateEventRequest`` as ``to_wire()`` writes it) that
+    replaces an event, given in its wire form, with ``attributes``: its title, links and
+    Slack id kept; its id unless ``event_id`` is given. For ``deploy finish``'s ``PUT`` and
+    the server's ``POST /event/{id}/close`` alike."""
+    metadata = wire["metadata"]
+    return {
+        "id": event_id or metadata["id"],
+        "title": wire["title"],
+        "attributes": attributes,
+        "links": wire["links"],
+        "slackId": metadata["slackId"],
+    }
 
 
 def parse_finish_status(word: str) -> Status:
