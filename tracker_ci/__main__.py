@@ -7,11 +7,20 @@ traceback only with ``--debug`` or ``TRACKER_DEBUG``).
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import sys
 from typing import Any
 
 __all__ = ["main"]
+
+# At exit, after every other exit handler (they run last-registered first): the objects the
+# process built are frozen out of the collections the interpreter runs while it shuts down.
+# Those passes over the imported libraries' ~100,000 objects were 15-20 ms of CPU after
+# the work was done (`deploy run`'s exit ran beside the next deploy's start); the objects
+# are still freed, and the files and streams closed, as before.
+atexit.register(gc.freeze)
 
 
 def _debugging(argv: list[str]) -> bool:

@@ -103,6 +103,9 @@ class Write:
     def _announce(self, wake: wakeup.Wake | None) -> None:
         """After the commit: waiters first (a handoff waits on nothing else), then the
         statistics' count, the audit lines and metrics."""
+        committed, self.journal.on_commit = self.journal.on_commit, []
+        for hook in committed:
+            hook()
         if wake is not None:
             wakeup.notify(wake)
         if self.upkeep is not None:
@@ -257,7 +260,7 @@ class _Grouped:
         journal = self.write.journal
         # A second run (alone): the first one never committed.
         journal.committed.clear()
-        journal.pending.clear()
+        journal.discard()
         journal.held = True
         buffered = batch_store.BufferedInserts(conn)
         try:

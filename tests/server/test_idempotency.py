@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from sqlalchemy import select
+from tracker_server.db import create_database_engine, upgrade_schema
+from tracker_server.store import idempotency
+from tracker_server.tables import idempotency_keys
 
 from tests.server.helpers import API, assert_error, event_body
 
@@ -66,3 +73,25 @@ def test_a_bad_key_is_400(client):
         f"{API}/event", json=event_body(), headers={"Idempotency-Key": "k" * 201}
     )
     assert_error(response, 400, 3, "Idempotency-Key")
+
+
+def test_an_expired_key_not_yet_deleted_is_a_new_key(database_url, monkeypatch):
+    """Expired keys are deleted at most once a minute (``PURGE_EVERY``), not by every
+    write: meanwhile an expired key still stored is claimed again as a new one."""
+    engine = create_database_engine(database_url)
+    upgrade_schema(engine)
+    start = datetime(2026, 3, 4, 8, 0, tzinfo=UTC)
+    claim = functools.partial(idempotency.claim, scope="test", key="run-1")
+    try:
+        with engine.begin() as conn:
+            assert claim(conn, fingerprint="a", now=start) is None
+            idempotency.remember(conn, scope="test", key="run-1", status_code=200, body="{}")
+        later = start + idempotency.KEY_LIFETIME + timedelta(seconds=1)
+        monkeypatch.setattr(idempotency, "_purged_at", later)  # deleted just now: not again
+        with engine.begin() as conn:
+            assert claim(conn, fingerprint="a", now=start + timedelta(hours=1)) is not None
+            assert claim(conn, fingerprint="b", now=later) is None  # new, not "reused"
+            [row] = conn.execute(select(idempotency_keys)).all()
+            assert (row.request_hash, row.status_code, row.created_at) == ("b", 0, later)
+    finally:
+        engine.dispose()

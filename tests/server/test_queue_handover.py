@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import create_engine
-from tracker_server import wakeup
+from tracker_server import wakeup, writes
 from tracker_server.db import normalize_database_url
 from tracker_server.journal import read_journal
 
+from tests.server.helpers import API
 from tests.server.test_queue_grant import _freeze, ask, join, release, status, take
 
 pytestmark = pytest.mark.server
@@ -115,3 +116,34 @@ def test_a_waiter_without_grant_is_told_its_turn_and_takes_the_lock(client, slee
     lock = take(client, "w1", queueTicket=ticket).json()["lock"]
     assert lock["who"] == "w1" and lock["fence"] == holder["fence"] + 1
     assert status(client)["queue"] == []
+
+
+def test_a_handover_its_transaction_rolled_back_is_never_answered(client, sleeping, monkeypatch):
+    """The long poll answers the grant from what the releasing transaction wrote, only
+    once it committed: here the release fails after the handover, and the waiter rung
+    all the same finds no grant, looks for itself and waits on behind the holder."""
+    holder = take(client, "holder").json()["lock"]
+    ticket = join(client, "w1")
+    thread, answers = _polling(lambda: ask(client, ticket, "w1", waitSeconds=60))
+    assert sleeping.wait(timeout=60), "the long poll never slept"
+    persist = writes.Write._persist
+
+    def failing(write: writes.Write, conn: object) -> object:
+        if any(entry.KIND == "lock_acquired" for entry in write.journal.pending):
+            raise RuntimeError("the commit failed")
+        return persist(write, conn)
+
+    monkeypatch.setattr(writes.Write, "_persist", failing)
+    with pytest.raises(RuntimeError, match="the commit failed"):
+        client.get(f"{API}/unlock/{holder['id']}")
+    monkeypatch.setattr(writes.Write, "_persist", persist)
+    assert status(client)["lock"]["id"] == holder["id"]  # rolled back: still the holder's
+    sleeping.clear()
+    wakeup.notify(wakeup.Wake(frozenset({ticket})))  # its bell rings all the same
+    assert sleeping.wait(timeout=60), "the long poll never slept again"
+    assert status(client)["lock"]["id"] == holder["id"]
+    wakeup.begin_shutdown()  # the sleeping poll answers now
+    thread.join(timeout=60)
+    [answer] = answers
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["granted"] is None and answer.json()["ticket"]["state"] == "waiting"

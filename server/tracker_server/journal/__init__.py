@@ -153,6 +153,9 @@ class Journal:
     #: :meth:`persist` leaves the entries pending: :func:`persist_together` stores them
     #: with the other writes' of the same transaction.
     held: bool = False
+    #: Called once the transaction committed, before its waiters are woken
+    #: (``writes.Write._announce``): the queue's handover answers from what it wrote.
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def record(self, entry: JournalEntry) -> None:
         """Note a change made in the current transaction."""
@@ -172,6 +175,7 @@ class Journal:
     def discard(self) -> None:
         """Forget the pending entries (their transaction rolled back)."""
         self.pending.clear()
+        self.on_commit.clear()
 
     def flush(self) -> None:
         """Write the audit lines and record the metrics of what was committed."""

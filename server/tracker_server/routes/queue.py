@@ -4,6 +4,7 @@ at a key's holder and waiters, and set the queue policy of an environment or ser
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -247,39 +248,33 @@ class _Handover:
     def __init__(self, key: LockKey, body: QueueRequest, write: Write, timeouts: Timeouts) -> None:
         self.key, self.body, self.write, self.timeouts = key, body, write, timeouts
         self.ticket = ""
-        #: The lock, its event and the freeze warnings once taken (committed only if that
-        #: transaction was: :meth:`answer` reads the lock back).
-        self.taken: _Taken | None = None
+        #: The lock, its event, the freeze warnings and the queue behind it, as the
+        #: transaction that took them wrote them: set once that transaction committed
+        #: (``Journal.on_commit``), so the answer reads nothing back.
+        self.taken: tuple[_Taken, list[QueueEntry]] | None = None
 
     def __call__(self, conn: Connection, key: LockKey, now: datetime, journal: Journal) -> None:
         if key != self.key:
             return
         write = dataclasses.replace(self.write, now=now, journal=journal)
-        if _holding_freeze(conn, key, self.body, now) is not None:
-            return
-        self.taken = _grant(conn, key, self.body, self.ticket, write, self.timeouts)
+        # A hard freeze refuses the grant as it would the waiter's own look: the refusal
+        # undoes the savepoint, the turn stays granted, and that look answers it (frozen).
+        taken = _grant(conn, key, self.body, self.ticket, write, self.timeouts)
+        rest = queue_store.queue_of(
+            conn, service=key.service, environment=key.environment, resource=key.resource, now=now
+        )
+        # A refusal later in the savepoint drops this hook (queue_store._hand_over); a
+        # rollback of the transaction never runs it.
+        journal.on_commit.append(functools.partial(setattr, self, "taken", (taken, rest)))
 
-    def answer(self, write: Write, now: datetime) -> Response | None:
-        """The granted answer, once the grant is read back committed (None: it is not,
-        the transaction that took it rolled back; the waiter looks for itself)."""
-        taken, self.taken = self.taken, None
-        if taken is None:
+    def answer(self) -> Response | None:
+        """The granted answer once the transaction that took the grant committed (None
+        before: the waiter looks for itself)."""
+        committed, self.taken = self.taken, None
+        if committed is None:
             return None
-        lock, event, warnings = taken
-        key = self.key
-        with write.database.read() as conn:
-            stored = lock_store.find_lock(conn, lock_id=lock.id, now=now)
-            if stored is None or stored.fence != lock.fence:
-                return None
-            rest = queue_store.queue_of(
-                conn,
-                service=key.service,
-                environment=key.environment,
-                resource=key.resource,
-                now=now,
-            )
-        # The event was written with the lock, in the same savepoint: committed with it.
-        return wire_with_warnings(_granted(self.ticket, stored, rest, event), warnings)
+        (lock, event, warnings), rest = committed
+        return wire_with_warnings(_granted(self.ticket, lock, rest, event), warnings)
 
 
 def _anonymous(entries: list[QueueEntry]) -> list[QueueEntry]:
@@ -423,8 +418,8 @@ def _served(
 ) -> Response | None:
     """The answer a woken long poll gives without a write of its own: the grant handed
     over to it, or (without ``grant``) the turn its bell rang for; None: it looks."""
-    if handover is not None and handover.taken is not None:
-        granted = handover.answer(write, now)
+    if handover is not None:
+        granted = handover.answer()
         if granted is not None:
             return granted
     if bell.mine and not body.grant:

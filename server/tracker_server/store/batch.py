@@ -32,7 +32,11 @@ from tracker_ci.models import (
 )
 from tracker_server.journal import EventsImported
 from tracker_server.store.events import event_values, row_to_event, trusted
-from tracker_server.store.idempotency import KEY_LIFETIME, StoredAnswer
+from tracker_server.store.idempotency import (
+    StoredAnswer,
+    insert_ignoring_conflicts,
+    purge_expired,
+)
 from tracker_server.store.locks import changelog_values
 from tracker_server.tables import changelog, events, idempotency_keys
 
@@ -56,17 +60,6 @@ class KeyClaims:
     reused: set[str] = field(default_factory=set)
 
 
-def _insert_ignoring_conflicts(conn: Connection) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` into the keys (both backends spell it so)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert(idempotency_keys).on_conflict_do_nothing()
-    from sqlalchemy.dialects import sqlite
-
-    return sqlite.insert(idempotency_keys).on_conflict_do_nothing()
-
-
 def claim_keys(
     conn: Connection, *, scope: str, fingerprints: Mapping[str, str], now: datetime
 ) -> KeyClaims:
@@ -74,7 +67,7 @@ def claim_keys(
     claims = KeyClaims()
     if not fingerprints:
         return claims
-    conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now - KEY_LIFETIME))
+    purge_expired(conn, now, always=True)  # a key of the batch is then new or live
     rows = [
         {
             "scope": scope,
@@ -89,7 +82,7 @@ def claim_keys(
         for key, fingerprint in sorted(fingerprints.items())
     ]
     # One statement, cached: SQLAlchemy sends the rows as multi-row VALUES pages.
-    statement = _insert_ignoring_conflicts(conn).returning(idempotency_keys.c.key)
+    statement = insert_ignoring_conflicts(conn).returning(idempotency_keys.c.key)
     claimed = set(conn.execute(statement, rows).scalars())
     known = [key for key in fingerprints if key not in claimed]
     if not known:

@@ -4,7 +4,8 @@ The key row is inserted FIRST in the request's transaction, as a placeholder: a
 concurrent request with the same key waits on the primary key until the first commits,
 then reads its answer. Only successful answers are kept: a 409 (lock held) or a 400 rolls
 the placeholder back, so a client that retries later with the same key can still succeed.
-Keys are forgotten after a day.
+Keys are forgotten after a day: an older key is a new one, and the rows of old keys are
+deleted by a write with a key at most once a minute (``PURGE_EVERY``), not by each.
 """
 
 from __future__ import annotations
@@ -12,15 +13,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, delete, select, update
 
 from tracker_server.domain import InvalidInput
 from tracker_server.tables import idempotency_keys
 
 KEY_LIFETIME = timedelta(hours=24)
 MAX_KEY_LENGTH = 200
+#: The longest time between two deletions of this process's expired keys.
+PURGE_EVERY = timedelta(minutes=1)
+#: The moment (the writes' clock) this process last deleted them.
+_purged_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -45,30 +50,43 @@ def check_key(key: str) -> str:
     return key
 
 
+def insert_ignoring_conflicts(conn: Connection) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` into the keys (both backends spell it so): a
+    key taken by a concurrent request waits for it, then inserts nothing."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(idempotency_keys).on_conflict_do_nothing()
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(idempotency_keys).on_conflict_do_nothing()
+
+
+def purge_expired(conn: Connection, now: datetime, *, always: bool = False) -> None:
+    """Delete the expired keys, unless this process did less than ``PURGE_EVERY`` ago."""
+    global _purged_at
+    last = _purged_at
+    if not always and last is not None and last <= now < last + PURGE_EVERY:
+        return
+    conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now - KEY_LIFETIME))
+    _purged_at = now
+
+
 def claim(
     conn: Connection, *, scope: str, key: str, fingerprint: str, now: datetime
 ) -> StoredAnswer | None:
     """Reserve the key for this request, or the answer a previous request already got."""
-    conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now - KEY_LIFETIME))
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(idempotency_keys).values(
-                    scope=scope,
-                    key=key,
-                    request_hash=fingerprint,
-                    status_code=0,
-                    response_body="",
-                    created_at=now,
-                )
-            )
+    purge_expired(conn, now)
+    placeholder = {"request_hash": fingerprint, "status_code": 0, "response_body": ""}
+    values = {"scope": scope, "key": key, "created_at": now, **placeholder}
+    inserted = insert_ignoring_conflicts(conn).returning(idempotency_keys.c.key)
+    if conn.execute(inserted, values).first() is not None:
         return None
-    except IntegrityError:
-        row = conn.execute(
-            select(idempotency_keys).where(
-                idempotency_keys.c.scope == scope, idempotency_keys.c.key == key
-            )
-        ).one()
+    where = (idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+    row = conn.execute(select(idempotency_keys).where(*where)).one()
+    if row.created_at < now - KEY_LIFETIME:  # expired, not deleted yet: a new key
+        conn.execute(update(idempotency_keys).where(*where).values(created_at=now, **placeholder))
+        return None
     if row.request_hash != fingerprint:
         raise InvalidInput("Idempotency-Key reused with a different request")
     return StoredAnswer(status_code=row.status_code, body=row.response_body)

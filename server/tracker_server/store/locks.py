@@ -300,8 +300,11 @@ def changelog_values(event_id: str, entry: ChangelogEntry) -> dict[str, Any]:
     }
 
 
-def delete_locks(conn: Connection, *, where: Any, now: datetime, journal: Journal) -> int:
-    """Delete the locks matching ``where``; the number of LIVE locks deleted."""
+def delete_locks(
+    conn: Connection, *, where: Any, now: datetime, journal: Journal, event_exists: bool = False
+) -> int:
+    """Delete the locks matching ``where``; the number of LIVE locks deleted
+    (``event_exists``: their event is the caller's, no need to look for it)."""
     keys = conn.execute(select(locks.c.service, locks.c.environment, locks.c.resource).where(where))
     for key in sorted(set(keys)):  # first, and in one order: see queue.lock_key
         queue_store.lock_key(conn, queue_store.LockKey(*key))
@@ -312,7 +315,9 @@ def delete_locks(conn: Connection, *, where: Any, now: datetime, journal: Journa
         expired = lock.expires_at is not None and lock.expires_at < now
         live += not expired
         journal.record(LockReleased(lock=lock))
-        write_lock_changelog(conn, lock=lock, change=ChangeType.unlocked, now=now)
+        write_lock_changelog(
+            conn, lock=lock, change=ChangeType.unlocked, now=now, event_exists=event_exists
+        )
         queue_store.grant_after_release(conn, lock, now=now, journal=journal)
     return live
 
@@ -323,8 +328,10 @@ def release_lock(conn: Connection, *, lock_id: str, now: datetime, journal: Jour
 
 
 def release_event_locks(conn: Connection, *, event_id: str, now: datetime, journal: Journal) -> int:
-    """Release every lock taken for this event."""
-    return delete_locks(conn, where=locks.c.event_id == event_id, now=now, journal=journal)
+    """Release every lock taken for this event (its callers hold the event, read for
+    update)."""
+    where = locks.c.event_id == event_id
+    return delete_locks(conn, where=where, now=now, journal=journal, event_exists=True)
 
 
 def release_lock_by_key(

@@ -203,12 +203,13 @@ def _hand_over(
     take = _handovers.get(ticket)
     if take is None:
         return
-    mark = len(journal.pending)
+    mark, hooks = len(journal.pending), len(journal.on_commit)
     try:
         with conn.begin_nested():  # a refusal undoes the grant, never the release
             take(conn, key, now, journal)
     except Exception:  # noqa: BLE001 - the waiter's own look meets it and answers it
         del journal.pending[mark:]
+        del journal.on_commit[hooks:]
         logger.debug("the handover of ticket %s was refused", ticket, exc_info=True)
 
 
