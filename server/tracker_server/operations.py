@@ -357,8 +357,8 @@ def delete_event(write: Write, event_id: str) -> Event:
 
 def _check_event_locks(conn: Connection, write: Write, event_id: str, action: str) -> None:
     """The ownership rule of every live lock the event holds (``Write.check_holder``)."""
-    for lock in lock_store.event_locks(conn, event_id=event_id, now=write.now):
-        write.check_holder(conn, lock, action)
+    for lock, owner in lock_store.event_locks(conn, event_id=event_id, now=write.now):
+        write.check_holder(conn, lock, action, owner=owner)
 
 
 # ------------------------------------------------------------------- approvals

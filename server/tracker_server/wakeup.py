@@ -10,8 +10,9 @@ for what committed between that look and its sleep: nothing is missed. Replicas 
 PostgreSQL hear each other through ``LISTEN/NOTIFY`` (:class:`PostgresListener`): a write
 transaction sends ``NOTIFY`` with the tickets, which PostgreSQL delivers at commit, and
 each replica's listener thread rings the same bells there (its own writes' echo is
-skipped: they rang locally already). A waiter also looks again at least every
-``MAX_SLICE`` seconds, which notices expired leases and dropped waiters no write announced.
+skipped, known before it is sent: they ring locally once committed). A waiter also
+looks again at least every ``MAX_SLICE`` seconds, which notices expired leases and
+dropped waiters no write announced.
 
 Behind a connection pooler (PgBouncer in transaction mode) a LISTEN through the pool hears
 nothing: the listener then LISTENs on the direct URL (``--direct-database-url``) when one
@@ -66,7 +67,7 @@ _recent: deque[tuple[int, frozenset[str] | None]] = deque(maxlen=RECENT)
 #: The armed bells by ticket, and every armed bell.
 _bells: dict[str, set[Bell]] = {}
 _armed: set[Bell] = set()
-#: This process's NOTIFY tokens already rung locally (the listener skips their echo).
+#: This process's NOTIFY tokens, rung locally at commit (the listener skips their echo).
 _echoes: OrderedDict[str, None] = OrderedDict()
 _tokens = itertools.count()
 _ORIGIN = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -74,11 +75,9 @@ _ORIGIN = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 @dataclass(frozen=True)
 class Wake:
-    """Whom a committed write wakes: ``tickets`` (None: everyone), and the token of its
-    NOTIFY ("" when it sent none)."""
+    """Whom a committed write wakes: ``tickets`` (None: everyone)."""
 
     tickets: frozenset[str] | None = None
-    token: str = ""
 
 
 #: The journal entries whose ticket's waiter must look again, and those that wake all.
@@ -113,10 +112,6 @@ def notify(wake: Wake | None = None) -> None:
     with _condition:
         _version += 1
         _recent.append((_version, tickets))
-        if wake is not None and wake.token:
-            _echoes[wake.token] = None
-            while len(_echoes) > ECHOES:
-                _echoes.popitem(last=False)
         _condition.notify_all()
         if tickets is None:
             for bell in _armed:
@@ -212,11 +207,11 @@ def resume() -> None:
 def announce(conn: Connection, wake: Wake | None = None) -> Wake:
     """Inside a write transaction: on PostgreSQL tell the other replicas at commit whom it
     wakes (``wake``; None: everyone). Pass the answer to :func:`notify` after the commit:
-    its token tells this process's listener that the echo was rung already."""
+    this process rings its own bells then, and its listener skips the echo."""
     wake = wake or Wake(None)
     if conn.dialect.name != "postgresql":
         return wake
-    token = f"{_ORIGIN}.{next(_tokens)}"
+    token = echo_token()
     names = "*" if wake.tickets is None else ",".join(sorted(wake.tickets))
     if len(names) > MAX_PAYLOAD:
         names = "*"
@@ -224,7 +219,20 @@ def announce(conn: Connection, wake: Wake | None = None) -> Wake:
         text("SELECT pg_notify(:channel, :payload)"),
         {"channel": CHANNEL, "payload": f"{token} {names}"},
     )
-    return Wake(wake.tickets, token)
+    return wake
+
+
+def echo_token() -> str:
+    """A new NOTIFY token of this process, known to its listener as an echo from now on:
+    the listener may hear a NOTIFY before the process that committed it rings its own
+    bells (and runs the transaction's ``Journal.on_commit``), and must not wake a waiter
+    early. A token of a transaction rolled back is never heard; the oldest ones go."""
+    token = f"{_ORIGIN}.{next(_tokens)}"
+    with _condition:
+        _echoes[token] = None
+        while len(_echoes) > ECHOES:
+            _echoes.popitem(last=False)
+    return token
 
 
 def heard(payload: str) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 from tracker_server import wakeup
 from tracker_server.store.queue import Timeouts
 
@@ -125,9 +126,10 @@ def test_the_listener_listens_when_it_hears_itself_else_polls(
         assert _listener_mode(listener) == ("listen" if hears else "poll")
         seen = wakeup.version()
         _join_a_queue(engine)
-        if hears:  # the write's own NOTIFY is what a replica hears
+        if hears:  # another replica's write: its NOTIFY is what this one hears
             with engine.begin() as conn:
-                wakeup.announce(conn)
+                notify = text("SELECT pg_notify(:channel, :payload)")
+                conn.execute(notify, {"channel": wakeup.CHANNEL, "payload": "replica.1 *"})
         assert _wait_for_version_past(seen, timeout=2.0)
     finally:
         listener.stop()
@@ -185,10 +187,12 @@ def test_the_listener_skips_its_own_echo_and_rings_the_others() -> None:
     bell = wakeup.Bell()
     bell.arm("ticket-echo", wakeup.version())
     try:
-        wakeup.notify(wakeup.Wake(frozenset({"ticket-echo"}), token="me.1"))
-        bell.arm("ticket-echo", wakeup.version())
-        wakeup.heard("me.1 ticket-echo")  # rung locally at commit already
+        token = wakeup.echo_token()  # the committing transaction's NOTIFY
+        wakeup.heard(f"{token} ticket-echo")  # heard before the commit rang it locally
         assert not bell.wait(0)
+        wakeup.notify(wakeup.Wake(frozenset({"ticket-echo"})))  # rung locally at commit
+        assert bell.wait(0) and bell.mine
+        bell.arm("ticket-echo", wakeup.version())
         wakeup.heard("replica.7 ticket-x,ticket-echo")
         assert bell.wait(0) and bell.mine
         bell.arm("ticket-echo", wakeup.version())

@@ -31,12 +31,9 @@ from tracker_ci.models import (
     EventMetadata,
 )
 from tracker_server.journal import EventsImported
+from tracker_server.store import insert_ignoring_conflicts
 from tracker_server.store.events import event_values, row_to_event, trusted
-from tracker_server.store.idempotency import (
-    StoredAnswer,
-    insert_ignoring_conflicts,
-    purge_expired,
-)
+from tracker_server.store.idempotency import StoredAnswer, purge_expired
 from tracker_server.store.locks import changelog_values
 from tracker_server.tables import changelog, events, idempotency_keys
 
@@ -82,7 +79,7 @@ def claim_keys(
         for key, fingerprint in sorted(fingerprints.items())
     ]
     # One statement, cached: SQLAlchemy sends the rows as multi-row VALUES pages.
-    statement = insert_ignoring_conflicts(conn).returning(idempotency_keys.c.key)
+    statement = insert_ignoring_conflicts(conn, idempotency_keys).returning(idempotency_keys.c.key)
     claimed = set(conn.execute(statement, rows).scalars())
     known = [key for key in fingerprints if key not in claimed]
     if not known:

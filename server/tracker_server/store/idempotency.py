@@ -13,11 +13,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
 from tracker_server.domain import InvalidInput
+from tracker_server.store import insert_ignoring_conflicts
 from tracker_server.tables import idempotency_keys
 
 KEY_LIFETIME = timedelta(hours=24)
@@ -50,18 +50,6 @@ def check_key(key: str) -> str:
     return key
 
 
-def insert_ignoring_conflicts(conn: Connection) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` into the keys (both backends spell it so): a
-    key taken by a concurrent request waits for it, then inserts nothing."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert(idempotency_keys).on_conflict_do_nothing()
-    from sqlalchemy.dialects import sqlite
-
-    return sqlite.insert(idempotency_keys).on_conflict_do_nothing()
-
-
 def purge_expired(conn: Connection, now: datetime, *, always: bool = False) -> None:
     """Delete the expired keys, unless this process did less than ``PURGE_EVERY`` ago."""
     global _purged_at
@@ -79,7 +67,7 @@ def claim(
     purge_expired(conn, now)
     placeholder = {"request_hash": fingerprint, "status_code": 0, "response_body": ""}
     values = {"scope": scope, "key": key, "created_at": now, **placeholder}
-    inserted = insert_ignoring_conflicts(conn).returning(idempotency_keys.c.key)
+    inserted = insert_ignoring_conflicts(conn, idempotency_keys).returning(idempotency_keys.c.key)
     if conn.execute(inserted, values).first() is not None:
         return None
     where = (idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)

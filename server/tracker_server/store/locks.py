@@ -23,6 +23,7 @@ from tracker_server.journal import (
     LockRenewed,
     LockUpdated,
 )
+from tracker_server.store import insert_ignoring_conflicts
 from tracker_server.store import queue as queue_store
 from tracker_server.tables import changelog, events, lock_fences, locks
 
@@ -92,10 +93,11 @@ def list_locks(conn: Connection, *, now: datetime) -> list[Lock]:
     return [row_to_lock(row) for row in rows]
 
 
-def event_locks(conn: Connection, *, event_id: str, now: datetime) -> list[Lock]:
-    """The live locks an event holds (by the ``event_id`` index)."""
+def event_locks(conn: Connection, *, event_id: str, now: datetime) -> list[tuple[Lock, str]]:
+    """The live locks an event holds (by the ``event_id`` index), each with the id of the
+    token that took it (as :func:`lock_token`)."""
     rows = conn.execute(select(locks).where(locks.c.event_id == event_id, _live(now)))
-    return [row_to_lock(row) for row in rows]
+    return [(row_to_lock(row), row.token_id or "") for row in rows]
 
 
 @dataclass
@@ -128,13 +130,16 @@ def acquire_lock(
     lock_id: str = "",
     claim_by: datetime | None = None,
     key_settled: bool = False,
+    changelog_entry: bool = True,
 ) -> Lock:
     """Take the key or raise :class:`LockConflict` naming the holder. A free key with
     waiters goes only to the first of them (``ticket``); the grant gets the next fence.
     The lock belongs to ``token_id`` (the caller's token; release and renew check it).
     The queue's grant names the lock's id and expires it at ``claim_by`` until claimed.
     ``key_settled``: the caller's transaction already took the key (``lock_key``) and ran
-    :func:`expire_key` at ``now`` (the queue's grant): neither is done again."""
+    :func:`expire_key` at ``now`` (the queue's grant): neither is done again.
+    ``changelog_entry``: the ``locked`` entry on its event, when that event exists (False:
+    the caller writes it, its event not inserted yet)."""
     key = queue_store.LockKey(service, environment, resource)
     if not key_settled:
         queue_store.lock_key(conn, key)  # first: see lock_key
@@ -163,11 +168,12 @@ def acquire_lock(
                 now=now,
                 journal=journal,
             )
-        try:
-            # A savepoint: on PostgreSQL a failed INSERT would poison the whole transaction.
-            with conn.begin_nested():
-                conn.execute(insert(locks), {**_lock_values(lock), "token_id": token_id})
-        except IntegrityError:
+        # Nothing inserted when the key is held: no savepoint, the transaction stays usable.
+        inserted = conn.execute(
+            insert_ignoring_conflicts(conn, locks).returning(locks.c.id),
+            {**_lock_values(lock), "token_id": token_id},
+        ).first()
+        if inserted is None:
             holder = find_lock_by_key(
                 conn, service=service, environment=environment, resource=resource, now=now
             )
@@ -179,7 +185,8 @@ def acquire_lock(
         lock = lock.model_copy(update={"fence": _next_fence(conn, key)})
         conn.execute(update(locks).where(locks.c.id == lock.id).values(fence=lock.fence))
         journal.record(LockAcquired(lock=lock))
-        write_lock_changelog(conn, lock=lock, change=ChangeType.locked, now=now)
+        if changelog_entry:
+            write_lock_changelog(conn, lock=lock, change=ChangeType.locked, now=now)
         return lock
     raise InternalError(_CHANGING_HANDS)
 
@@ -301,13 +308,20 @@ def changelog_values(event_id: str, entry: ChangelogEntry) -> dict[str, Any]:
 
 
 def delete_locks(
-    conn: Connection, *, where: Any, now: datetime, journal: Journal, event_exists: bool = False
+    conn: Connection,
+    *,
+    where: Any,
+    now: datetime,
+    journal: Journal,
+    event_exists: bool = False,
+    entries: list[ChangelogEntry] | None = None,
 ) -> int:
     """Delete the locks matching ``where``; the number of LIVE locks deleted
-    (``event_exists``: their event is the caller's, no need to look for it)."""
-    keys = conn.execute(select(locks.c.service, locks.c.environment, locks.c.resource).where(where))
-    for key in sorted(set(keys)):  # first, and in one order: see queue.lock_key
-        queue_store.lock_key(conn, queue_store.LockKey(*key))
+    (``event_exists``: their event is the caller's, no need to look for it; ``entries``
+    gets the ``unlocked`` entries written on their events' changelogs)."""
+    queue_store.lock_keys(
+        conn, select(locks.c.service, locks.c.environment, locks.c.resource).where(where)
+    )
     rows = conn.execute(delete(locks).where(where).returning(*locks.c)).all()
     live = 0
     for row in rows:
@@ -315,9 +329,11 @@ def delete_locks(
         expired = lock.expires_at is not None and lock.expires_at < now
         live += not expired
         journal.record(LockReleased(lock=lock))
-        write_lock_changelog(
+        entry = write_lock_changelog(
             conn, lock=lock, change=ChangeType.unlocked, now=now, event_exists=event_exists
         )
+        if entry is not None and entries is not None:
+            entries.append(entry)
         queue_store.grant_after_release(conn, lock, now=now, journal=journal)
     return live
 
@@ -327,11 +343,15 @@ def release_lock(conn: Connection, *, lock_id: str, now: datetime, journal: Jour
     return delete_locks(conn, where=locks.c.id == lock_id, now=now, journal=journal)
 
 
-def release_event_locks(conn: Connection, *, event_id: str, now: datetime, journal: Journal) -> int:
+def release_event_locks(
+    conn: Connection, *, event_id: str, now: datetime, journal: Journal
+) -> list[ChangelogEntry]:
     """Release every lock taken for this event (its callers hold the event, read for
-    update)."""
+    update); the ``unlocked`` entries written on its changelog."""
     where = locks.c.event_id == event_id
-    return delete_locks(conn, where=where, now=now, journal=journal, event_exists=True)
+    entries: list[ChangelogEntry] = []
+    delete_locks(conn, where=where, now=now, journal=journal, event_exists=True, entries=entries)
+    return entries
 
 
 def release_lock_by_key(

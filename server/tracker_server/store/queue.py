@@ -113,6 +113,14 @@ def lock_key(conn: Connection, key: LockKey) -> None:
     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": number})
 
 
+def lock_keys(conn: Connection, keys: Any) -> None:
+    """:func:`lock_key` for each key the query selects (service, environment, resource),
+    in one order; SQLite runs no query."""
+    if conn.dialect.name == "postgresql":
+        for key in sorted(set(conn.execute(keys))):
+            lock_key(conn, LockKey(*key))
+
+
 def _rows(conn: Connection, key: LockKey, *, lock: bool = False) -> list[Any]:
     query = select(lock_queue).where(key.where(lock_queue)).order_by(lock_queue.c.seq)
     if lock:
@@ -163,10 +171,13 @@ def tidy(
     return kept
 
 
-def grant_head(conn: Connection, key: LockKey, *, now: datetime, journal: Journal) -> None:
+def grant_head(
+    conn: Connection, key: LockKey, *, now: datetime, journal: Journal, free: bool = False
+) -> None:
     """When the key is free, the head's turn comes now (in the freeing transaction); a
-    head handed over here (:func:`await_turn`) gets its lock in it too."""
-    if _holder(conn, key, now) is not None:
+    head handed over here (:func:`await_turn`) gets its lock in it too. ``free``: the
+    caller just deleted the key's lock row, no need to look for a holder."""
+    if not free and _holder(conn, key, now) is not None:
         return
     rows = _rows(conn, key, lock=True)
     after = _grant_first(conn, key, rows, now=now, journal=journal)
@@ -254,13 +265,10 @@ def settle(
 
 
 def grant_after_release(conn: Connection, lock: Lock, *, now: datetime, journal: Journal) -> None:
-    """The lock store freed ``lock``'s key: the next waiter's turn comes."""
-    grant_head(
-        conn,
-        LockKey(lock.service, lock.environment, lock.resource),
-        now=now,
-        journal=journal,
-    )
+    """The lock store freed ``lock``'s key (deleted its row: a key has one) in this
+    transaction: the next waiter's turn comes."""
+    key = LockKey(lock.service, lock.environment, lock.resource)
+    grant_head(conn, key, now=now, journal=journal, free=True)
 
 
 # ---------------------------------------------------------------- the gate
