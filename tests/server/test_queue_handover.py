@@ -147,3 +147,20 @@ def test_a_handover_its_transaction_rolled_back_is_never_answered(client, sleepi
     [answer] = answers
     assert answer.status_code == 200, answer.text
     assert answer.json()["granted"] is None and answer.json()["ticket"]["state"] == "waiting"
+
+
+def test_the_handed_over_answer_shows_the_queue_behind_it(client, sleeping):
+    """The answer's queue is built from the rows the release read, as a read would."""
+    holder = take(client, "holder").json()["lock"]
+    ticket = join(client, "w1")
+    join(client, "w2", reason="next")
+    thread, answers = _polling(lambda: ask(client, ticket, "w1", waitSeconds=60))
+    assert sleeping.wait(timeout=60), "the long poll never slept"
+    release(client, holder["id"])
+    thread.join(timeout=60)
+    [answer] = answers
+    body = answer.json()
+    assert body["granted"]["who"] == "w1"
+    held = status(client)
+    assert [entry["who"] for entry in body["queue"]] == ["w2"]
+    assert body["queue"] == held["queue"]

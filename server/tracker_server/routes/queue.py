@@ -8,7 +8,7 @@ import functools
 import time
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
@@ -253,16 +253,16 @@ class _Handover:
         #: (``Journal.on_commit``), so the answer reads nothing back.
         self.taken: tuple[_Taken, list[QueueEntry]] | None = None
 
-    def __call__(self, conn: Connection, key: LockKey, now: datetime, journal: Journal) -> None:
+    def __call__(
+        self, conn: Connection, key: LockKey, now: datetime, journal: Journal, behind: list[Any]
+    ) -> None:
         if key != self.key:
             return
         write = dataclasses.replace(self.write, now=now, journal=journal)
         # A hard freeze refuses the grant as it would the waiter's own look: the refusal
         # undoes the savepoint, the turn stays granted, and that look answers it (frozen).
         taken = _grant(conn, key, self.body, self.ticket, write, self.timeouts)
-        rest = queue_store.queue_of(
-            conn, service=key.service, environment=key.environment, resource=key.resource, now=now
-        )
+        rest = queue_store.queue_behind(conn, key, behind, taken[0], now)
         # A refusal later in the savepoint drops this hook (queue_store._hand_over); a
         # rollback of the transaction never runs it.
         journal.on_commit.append(functools.partial(setattr, self, "taken", (taken, rest)))

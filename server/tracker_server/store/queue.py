@@ -183,11 +183,13 @@ def grant_head(
     after = _grant_first(conn, key, rows, now=now, journal=journal)
     turned = [new.id for old, new in zip(rows, after, strict=True) if old is not new]
     if turned:
-        _hand_over(conn, key, turned[0], now=now, journal=journal)
+        behind = [row for row in after if row.id != turned[0]]
+        _hand_over(conn, key, turned[0], behind, now=now, journal=journal)
 
 
-#: Takes the lock for a sleeping long poll whose turn came: (conn, key, now, journal).
-Handover = Callable[[Connection, LockKey, datetime, Journal], None]
+#: Takes the lock for a sleeping long poll whose turn came: (conn, key, now, journal, the
+#: queue's rows behind it, as read for update).
+Handover = Callable[[Connection, LockKey, datetime, Journal, list[Any]], None]
 #: The long polls of this process sleeping with ``grant``, by ticket (:func:`await_turn`).
 _handovers: dict[str, Handover] = {}
 _handovers_lock = threading.Lock()
@@ -209,7 +211,13 @@ def stop_awaiting(ticket: str, take: Handover) -> None:
 
 
 def _hand_over(
-    conn: Connection, key: LockKey, ticket: str, *, now: datetime, journal: Journal
+    conn: Connection,
+    key: LockKey,
+    ticket: str,
+    behind: list[Any],
+    *,
+    now: datetime,
+    journal: Journal,
 ) -> None:
     take = _handovers.get(ticket)
     if take is None:
@@ -217,7 +225,7 @@ def _hand_over(
     mark, hooks = len(journal.pending), len(journal.on_commit)
     try:
         with conn.begin_nested():  # a refusal undoes the grant, never the release
-            take(conn, key, now, journal)
+            take(conn, key, now, journal, behind)
     except Exception:  # noqa: BLE001 - the waiter's own look meets it and answers it
         del journal.pending[mark:]
         del journal.on_commit[hooks:]
@@ -457,6 +465,14 @@ def queue_of(
     if all(row.superseded_by is not None for row in rows):
         return []
     return _entries(conn, key, rows, _holder(conn, key, now), now)
+
+
+def queue_behind(
+    conn: Connection, key: LockKey, rows: list[Any], holder: Lock, now: datetime
+) -> list[QueueEntry]:
+    """:func:`queue_of` from rows read before (for update, in this transaction) and the
+    holder just granted: what it would read (with expected waits once any wait)."""
+    return _entries(conn, key, rows, holder, now)
 
 
 def _entries(
