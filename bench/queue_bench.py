@@ -396,14 +396,16 @@ def to_figures(measured: Measured, backend: str) -> list[Figure]:
 
 def figures(url: str, backend: str, repeats: int = 5) -> list[Figure]:
     """bench/run.py's entry: the queue's figures against the running server at ``url``,
-    ``repeats`` rounds of each kind and ``deploy run`` pairs (at least 2)."""
+    ``repeats`` rounds of each kind (at least 2) and three times as many ``deploy run``
+    pairs: a pair's time moves by a few milliseconds from one to the next (each of its
+    steps wakes an idle CPU), and its median wants more of them than a round's does."""
     with tempfile.TemporaryDirectory() as tmp:
         measured = measure(
             url,
             waiters=10,
             rounds=max(2, repeats),
             hold=0.02,
-            deploy_pairs=max(2, repeats),
+            deploy_pairs=3 * max(2, repeats),
             workdir=Path(tmp),
         )
     return to_figures(measured, backend)
