@@ -77,13 +77,13 @@ class Racers:
         self.clients = [httpx.Client(base_url=urls[i % 2], timeout=30) for i in range(clients)]
         self.pool = ThreadPoolExecutor(clients)
 
-    def race(self, path, bodies):
+    def race(self, path, bodies, headers=None):
         """POST each body at the same instant (a barrier); the responses in order."""
         barrier = threading.Barrier(len(bodies))
 
         def one(i):
             barrier.wait(timeout=30)
-            return self.clients[i].post(path, json=bodies[i])
+            return self.clients[i].post(path, json=bodies[i], headers=headers)
 
         return list(self.pool.map(one, range(len(bodies))))
 

@@ -82,3 +82,20 @@ def test_exactly_one_of_50_starting_deployments_is_created(racers):
             "links": event["links"],
         }
         assert httpx.put(f"{two_servers[1]}{API}/event", json=body).status_code == 200
+
+
+def test_50_creates_racing_with_one_idempotency_key_create_one_event(racers):
+    """The key's row decides (``INSERT ... ON CONFLICT DO NOTHING``, no savepoint): one
+    request creates, the others wait for its commit and replay its answer."""
+    service = unique("race")
+    for round_number in range(3):
+        headers = {"Idempotency-Key": f"{service}-{round_number}"}
+        body = event_body(title=f"incident {round_number}", service=service)
+        responses = racers.race(f"{API}/event", [body] * CLIENTS, headers=headers)
+        assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+        ids = {r.json()["event"]["metadata"]["id"] for r in responses}
+        assert len(ids) == 1
+        replayed = [r for r in responses if r.headers.get("Idempotent-Replayed") == "true"]
+        assert len(replayed) == CLIENTS - 1
+    search = httpx.get(f"{racers.urls[0]}{API}/events/search", params={"service": service})
+    assert search.json()["totalCount"] == 3
