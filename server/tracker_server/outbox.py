@@ -41,6 +41,8 @@ from tracker_server.tables import webhook_deliveries, webhooks
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 #: The notification ``webhook test`` sends (not a subscribable event).
 TEST_EVENT = "webhook.test"
+#: Read in every write transaction: built once (see store/events.py).
+_ENABLED_WEBHOOKS = select(webhooks).where(webhooks.c.disabled_at.is_(None))
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,7 @@ class Outbox:
         notified = [(r, n) for r in records if (n := notification_of(r.entry)) is not None]
         if not notified:
             return
-        hooks = conn.execute(select(webhooks).where(webhooks.c.disabled_at.is_(None))).all()
+        hooks = conn.execute(_ENABLED_WEBHOOKS).all()
         if not hooks:
             return
         known = _events_of(records)

@@ -79,7 +79,7 @@ def claim_keys(
         for key, fingerprint in sorted(fingerprints.items())
     ]
     # One statement, cached: SQLAlchemy sends the rows as multi-row VALUES pages.
-    statement = insert_ignoring_conflicts(conn, idempotency_keys).returning(idempotency_keys.c.key)
+    statement = insert_ignoring_conflicts(conn, idempotency_keys, idempotency_keys.c.key)
     claimed = set(conn.execute(statement, rows).scalars())
     known = [key for key in fingerprints if key not in claimed]
     if not known:

@@ -246,23 +246,33 @@ def _member(enum_type: type[WireEnum], stored: str) -> Any:
 
 
 # ----------------------------------------------------------------------- reads
+# Statements built once, their values bound at each execution: building and keying a
+# statement cost SQLAlchemy three to four times what SQLite takes to run it (45 against
+# 11 us for a one-row select here), on every look-up and write of an event.
+_EVENT_BY_ID = select(events).where(events.c.id == bindparam("event_key"))
+_EVENT_BY_ID_FOR_UPDATE = _EVENT_BY_ID.with_for_update()
+_CHANGELOGS = (
+    select(changelog)
+    .where(changelog.c.event_id.in_(bindparam("event_keys", expanding=True)))
+    .order_by(changelog.c.id)
+)
+_UPDATE_EVENT = update(events).where(events.c.id == bindparam("event_key"))
+
+
 def _with_changelog(conn: Connection, rows: Sequence[Any]) -> list[Event]:
     if not rows:
         return []
     entries: dict[str, list[Any]] = defaultdict(list)
     ids = [row._mapping["id"] for row in rows]
-    query = select(changelog).where(changelog.c.event_id.in_(ids)).order_by(changelog.c.id)
-    for entry in conn.execute(query):
+    for entry in conn.execute(_CHANGELOGS, {"event_keys": ids}):
         entries[entry._mapping["event_id"]].append(entry)
     return [row_to_event(row, entries[id_]) for row, id_ in zip(rows, ids, strict=True)]
 
 
 def get_event(conn: Connection, *, event_id: str, for_update: bool = False) -> Event | None:
     """The event with this id (a UUID), changelog included."""
-    query = select(events).where(events.c.id == event_id)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    query = _EVENT_BY_ID_FOR_UPDATE if for_update else _EVENT_BY_ID
+    row = conn.execute(query, {"event_key": event_id}).first()
     return _with_changelog(conn, [row])[0] if row else None
 
 
@@ -675,10 +685,7 @@ def update_event(
     values = event_values(after)
     del values["id"]
     # Values as parameters (not .values()): the statement stays cached and cheap.
-    conn.execute(
-        update(events).where(events.c.id == bindparam("event_key")),
-        {**values, "event_key": event_id},
-    )
+    conn.execute(_UPDATE_EVENT, {**values, "event_key": event_id})
     for entry in entries:
         conn.execute(insert(changelog), changelog_values(event_id, entry))
     if new.status in CLOSING_STATUSES:

@@ -284,12 +284,13 @@ def _values(window: FreezeWindow) -> dict[str, Any]:
     }
 
 
+#: Built once (see store/events.py): every grant and deploy reads the windows.
+_WINDOWS = select(freeze_windows).order_by(freeze_windows.c.created_at.desc(), freeze_windows.c.id)
+
+
 def list_windows(conn: Connection) -> list[FreezeWindow]:
     """Every window, newest first."""
-    rows = conn.execute(
-        select(freeze_windows).order_by(freeze_windows.c.created_at.desc(), freeze_windows.c.id)
-    )
-    return [row_to_window(row) for row in rows]
+    return [row_to_window(row) for row in conn.execute(_WINDOWS)]
 
 
 def require_window(conn: Connection, *, window_id: str) -> FreezeWindow:

@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from tracker_server.domain import InvalidInput
 from tracker_server.store import insert_ignoring_conflicts
@@ -50,6 +50,13 @@ def check_key(key: str) -> str:
     return key
 
 
+#: Built once, its values bound at each execution (see store/events.py).
+_REMEMBER = update(idempotency_keys).where(
+    idempotency_keys.c.scope == bindparam("key_scope"),
+    idempotency_keys.c.key == bindparam("key_name"),
+)
+
+
 def purge_expired(conn: Connection, now: datetime, *, always: bool = False) -> None:
     """Delete the expired keys, unless this process did less than ``PURGE_EVERY`` ago."""
     global _purged_at
@@ -67,7 +74,7 @@ def claim(
     purge_expired(conn, now)
     placeholder = {"request_hash": fingerprint, "status_code": 0, "response_body": ""}
     values = {"scope": scope, "key": key, "created_at": now, **placeholder}
-    inserted = insert_ignoring_conflicts(conn, idempotency_keys).returning(idempotency_keys.c.key)
+    inserted = insert_ignoring_conflicts(conn, idempotency_keys, idempotency_keys.c.key)
     if conn.execute(inserted, values).first() is not None:
         return None
     where = (idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
@@ -83,7 +90,6 @@ def claim(
 def remember(conn: Connection, *, scope: str, key: str, status_code: int, body: str) -> None:
     """Store the answer of the request that claimed the key."""
     conn.execute(
-        update(idempotency_keys)
-        .where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
-        .values(status_code=status_code, response_body=body)
+        _REMEMBER,
+        {"key_scope": scope, "key_name": key, "status_code": status_code, "response_body": body},
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tracker_ci.models import ChangelogEntry, ChangeType, Lock
@@ -61,9 +61,36 @@ def _key(service: str, environment: str, resource: str) -> Any:
     )
 
 
+# Statements built once, their values bound at each execution (see store/events.py).
+_LIVE_NOW = or_(locks.c.expires_at.is_(None), locks.c.expires_at >= bindparam("now"))
+_LOCK_BY_ID = select(locks).where(locks.c.id == bindparam("lock_key"), _LIVE_NOW)
+_LOCK_BY_KEY = select(locks).where(
+    locks.c.service == bindparam("key_service"),
+    locks.c.environment == bindparam("key_environment"),
+    locks.c.resource == bindparam("key_resource"),
+    _LIVE_NOW,
+)
+_EVENT_LOCKS = select(locks).where(locks.c.event_id == bindparam("event_key"), _LIVE_NOW)
+_NEXT_FENCE = (
+    update(lock_fences)
+    .where(
+        lock_fences.c.service == bindparam("key_service"),
+        lock_fences.c.environment == bindparam("key_environment"),
+        lock_fences.c.resource == bindparam("key_resource"),
+    )
+    .values(fence=lock_fences.c.fence + 1)
+    .returning(lock_fences.c.fence)
+)
+_SET_FENCE = update(locks).where(locks.c.id == bindparam("lock_key"))
+
+
+def _key_params(service: str, environment: str, resource: str) -> dict[str, str]:
+    return {"key_service": service, "key_environment": environment, "key_resource": resource}
+
+
 def find_lock(conn: Connection, *, lock_id: str, now: datetime) -> Lock | None:
     """The live lock with this id."""
-    row = conn.execute(select(locks).where(locks.c.id == lock_id, _live(now))).first()
+    row = conn.execute(_LOCK_BY_ID, {"lock_key": lock_id, "now": now}).first()
     return row_to_lock(row) if row else None
 
 
@@ -79,9 +106,8 @@ def find_lock_by_key(
     conn: Connection, *, service: str, environment: str, resource: str, now: datetime
 ) -> Lock | None:
     """The live lock holding this key."""
-    row = conn.execute(
-        select(locks).where(_key(service, environment, resource), _live(now))
-    ).first()
+    params = _key_params(service, environment, resource)
+    row = conn.execute(_LOCK_BY_KEY, {**params, "now": now}).first()
     return row_to_lock(row) if row else None
 
 
@@ -96,7 +122,7 @@ def list_locks(conn: Connection, *, now: datetime) -> list[Lock]:
 def event_locks(conn: Connection, *, event_id: str, now: datetime) -> list[tuple[Lock, str]]:
     """The live locks an event holds (by the ``event_id`` index), each with the id of the
     token that took it (as :func:`lock_token`)."""
-    rows = conn.execute(select(locks).where(locks.c.event_id == event_id, _live(now)))
+    rows = conn.execute(_EVENT_LOCKS, {"event_key": event_id, "now": now})
     return [(row_to_lock(row), row.token_id or "") for row in rows]
 
 
@@ -170,7 +196,7 @@ def acquire_lock(
             )
         # Nothing inserted when the key is held: no savepoint, the transaction stays usable.
         inserted = conn.execute(
-            insert_ignoring_conflicts(conn, locks).returning(locks.c.id),
+            insert_ignoring_conflicts(conn, locks, locks.c.id),
             {**_lock_values(lock), "token_id": token_id},
         ).first()
         if inserted is None:
@@ -183,7 +209,7 @@ def acquire_lock(
         # Ours now (the UNIQUE key holds it for this transaction): check the queue's order.
         queue_store.gate(conn, key, ticket=ticket, now=now, journal=journal)
         lock = lock.model_copy(update={"fence": _next_fence(conn, key)})
-        conn.execute(update(locks).where(locks.c.id == lock.id).values(fence=lock.fence))
+        conn.execute(_SET_FENCE, {"lock_key": lock.id, "fence": lock.fence})
         journal.record(LockAcquired(lock=lock))
         if changelog_entry:
             write_lock_changelog(conn, lock=lock, change=ChangeType.locked, now=now)
@@ -209,13 +235,8 @@ def _lock_values(lock: Lock) -> dict[str, Any]:
 
 def _next_fence(conn: Connection, key: queue_store.LockKey) -> int:
     """The key's next fencing token: stored per key, it only grows."""
-    where = key.where(lock_fences)
-    fence = conn.execute(
-        update(lock_fences)
-        .where(where)
-        .values(fence=lock_fences.c.fence + 1)
-        .returning(lock_fences.c.fence)
-    ).scalar()
+    params = _key_params(key.service, key.environment, key.resource)
+    fence = conn.execute(_NEXT_FENCE, params).scalar()
     if fence is None:
         # The first grant of this key. Only the transaction holding the key's lock row
         # gets here, so no other grant of this key races this insert.

@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, select, text, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, text, update
 
 from tracker_ci.models import QUEUE_POLICIES, Lock, QueueEntry, QueuePolicy
 from tracker_server.domain import InvalidInput, LockConflict, NotFound, QueueSuperseded
@@ -121,11 +121,28 @@ def lock_keys(conn: Connection, keys: Any) -> None:
             lock_key(conn, LockKey(*key))
 
 
+# Statements built once, their values bound at each execution (see store/events.py).
+_ROWS = (
+    select(lock_queue)
+    .where(
+        lock_queue.c.service == bindparam("key_service"),
+        lock_queue.c.environment == bindparam("key_environment"),
+        lock_queue.c.resource == bindparam("key_resource"),
+    )
+    .order_by(lock_queue.c.seq)
+)
+_ROWS_FOR_UPDATE = _ROWS.with_for_update()
+_GRANT_ROW = update(lock_queue).where(lock_queue.c.seq == bindparam("row_seq"))
+_DELETE_ROW = delete(lock_queue).where(lock_queue.c.seq == bindparam("row_seq"))
+
+
 def _rows(conn: Connection, key: LockKey, *, lock: bool = False) -> list[Any]:
-    query = select(lock_queue).where(key.where(lock_queue)).order_by(lock_queue.c.seq)
-    if lock:
-        query = query.with_for_update()
-    return list(conn.execute(query).all())
+    params = {
+        "key_service": key.service,
+        "key_environment": key.environment,
+        "key_resource": key.resource,
+    }
+    return list(conn.execute(_ROWS_FOR_UPDATE if lock else _ROWS, params).all())
 
 
 def _holder(conn: Connection, key: LockKey, now: datetime) -> Any:
@@ -163,7 +180,7 @@ def tidy(
         else:
             kept.append(row)
             continue
-        conn.execute(delete(lock_queue).where(lock_queue.c.seq == row.seq))
+        conn.execute(_DELETE_ROW, {"row_seq": row.seq})
         journal.record(_left(row, key, reason))
     if len(kept) != len(rows):
         grant_head(conn, key, now=now, journal=journal)
@@ -241,9 +258,7 @@ def _grant_first(
         if row.superseded_by is not None:
             continue
         if row.granted_at is None:
-            conn.execute(
-                update(lock_queue).where(lock_queue.c.seq == row.seq).values(granted_at=now)
-            )
+            conn.execute(_GRANT_ROW, {"row_seq": row.seq, "granted_at": now})
             journal.record(
                 QueueGranted(
                     ticket=row.id,
@@ -288,7 +303,7 @@ def gate(conn: Connection, key: LockKey, *, ticket: str, now: datetime, journal:
         return
     head = waiting[0]
     if ticket and head.id == ticket:
-        conn.execute(delete(lock_queue).where(lock_queue.c.seq == head.seq))
+        conn.execute(_DELETE_ROW, {"row_seq": head.seq})
         journal.record(_left(head, key, "claimed"))
         return
     reserved = Lock(
@@ -395,7 +410,7 @@ def heartbeat(
             "stopped, or its turn passed unclaimed)"
         )
     if row.superseded_by is not None:
-        conn.execute(delete(lock_queue).where(lock_queue.c.seq == row.seq))
+        conn.execute(_DELETE_ROW, {"row_seq": row.seq})
         journal.record(_left(row, key, "left"))
         raise QueueSuperseded(
             f"{key.describe()}: {row.who}'s wait was superseded by {row.superseded_by}'s deploy"
@@ -407,7 +422,7 @@ def leave(conn: Connection, *, ticket: str, journal: Journal) -> bool:
     row = conn.execute(select(lock_queue).where(lock_queue.c.id == ticket)).first()
     if row is None:
         return False
-    conn.execute(delete(lock_queue).where(lock_queue.c.seq == row.seq))
+    conn.execute(_DELETE_ROW, {"row_seq": row.seq})
     key = LockKey(row.service, row.environment, row.resource)
     journal.record(_left(row, key, "left"))
     return True
