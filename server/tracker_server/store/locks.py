@@ -64,28 +64,15 @@ def _key(service: str, environment: str, resource: str) -> Any:
 # Statements built once, their values bound at each execution (see store/events.py).
 _LIVE_NOW = or_(locks.c.expires_at.is_(None), locks.c.expires_at >= bindparam("now"))
 _LOCK_BY_ID = select(locks).where(locks.c.id == bindparam("lock_key"), _LIVE_NOW)
-_LOCK_BY_KEY = select(locks).where(
-    locks.c.service == bindparam("key_service"),
-    locks.c.environment == bindparam("key_environment"),
-    locks.c.resource == bindparam("key_resource"),
-    _LIVE_NOW,
-)
+_LOCK_BY_KEY = select(locks).where(queue_store.LockKey.bound_where(locks), _LIVE_NOW)
 _EVENT_LOCKS = select(locks).where(locks.c.event_id == bindparam("event_key"), _LIVE_NOW)
 _NEXT_FENCE = (
     update(lock_fences)
-    .where(
-        lock_fences.c.service == bindparam("key_service"),
-        lock_fences.c.environment == bindparam("key_environment"),
-        lock_fences.c.resource == bindparam("key_resource"),
-    )
+    .where(queue_store.LockKey.bound_where(lock_fences))
     .values(fence=lock_fences.c.fence + 1)
     .returning(lock_fences.c.fence)
 )
 _SET_FENCE = update(locks).where(locks.c.id == bindparam("lock_key"))
-
-
-def _key_params(service: str, environment: str, resource: str) -> dict[str, str]:
-    return {"key_service": service, "key_environment": environment, "key_resource": resource}
 
 
 def find_lock(conn: Connection, *, lock_id: str, now: datetime) -> Lock | None:
@@ -106,7 +93,7 @@ def find_lock_by_key(
     conn: Connection, *, service: str, environment: str, resource: str, now: datetime
 ) -> Lock | None:
     """The live lock holding this key."""
-    params = _key_params(service, environment, resource)
+    params = queue_store.LockKey(service, environment, resource).params()
     row = conn.execute(_LOCK_BY_KEY, {**params, "now": now}).first()
     return row_to_lock(row) if row else None
 
@@ -235,8 +222,7 @@ def _lock_values(lock: Lock) -> dict[str, Any]:
 
 def _next_fence(conn: Connection, key: queue_store.LockKey) -> int:
     """The key's next fencing token: stored per key, it only grows."""
-    params = _key_params(key.service, key.environment, key.resource)
-    fence = conn.execute(_NEXT_FENCE, params).scalar()
+    fence = conn.execute(_NEXT_FENCE, key.params()).scalar()
     if fence is None:
         # The first grant of this key. Only the transaction holding the key's lock row
         # gets here, so no other grant of this key races this insert.

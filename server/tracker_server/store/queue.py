@@ -94,6 +94,24 @@ class LockKey:
             table.c.resource == self.resource,
         )
 
+    @staticmethod
+    def bound_where(table: Any) -> Any:
+        """A key's condition on ``table`` for a statement built once: its values are
+        bound at each execution (:meth:`params`)."""
+        return and_(
+            table.c.service == bindparam("key_service"),
+            table.c.environment == bindparam("key_environment"),
+            table.c.resource == bindparam("key_resource"),
+        )
+
+    def params(self) -> dict[str, str]:
+        """This key's values for :meth:`bound_where`."""
+        return {
+            "key_service": self.service,
+            "key_environment": self.environment,
+            "key_resource": self.resource,
+        }
+
     def describe(self) -> str:
         return f"{self.resource} of {self.service} in {self.environment}"
 
@@ -122,27 +140,14 @@ def lock_keys(conn: Connection, keys: Any) -> None:
 
 
 # Statements built once, their values bound at each execution (see store/events.py).
-_ROWS = (
-    select(lock_queue)
-    .where(
-        lock_queue.c.service == bindparam("key_service"),
-        lock_queue.c.environment == bindparam("key_environment"),
-        lock_queue.c.resource == bindparam("key_resource"),
-    )
-    .order_by(lock_queue.c.seq)
-)
+_ROWS = select(lock_queue).where(LockKey.bound_where(lock_queue)).order_by(lock_queue.c.seq)
 _ROWS_FOR_UPDATE = _ROWS.with_for_update()
 _GRANT_ROW = update(lock_queue).where(lock_queue.c.seq == bindparam("row_seq"))
 _DELETE_ROW = delete(lock_queue).where(lock_queue.c.seq == bindparam("row_seq"))
 
 
 def _rows(conn: Connection, key: LockKey, *, lock: bool = False) -> list[Any]:
-    params = {
-        "key_service": key.service,
-        "key_environment": key.environment,
-        "key_resource": key.resource,
-    }
-    return list(conn.execute(_ROWS_FOR_UPDATE if lock else _ROWS, params).all())
+    return list(conn.execute(_ROWS_FOR_UPDATE if lock else _ROWS, key.params()).all())
 
 
 def _holder(conn: Connection, key: LockKey, now: datetime) -> Any:
