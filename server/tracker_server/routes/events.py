@@ -117,13 +117,15 @@ async def create_event(
 _READER_INPUTS = frozenset(
     {"depends:require_reader", "depends:get_caller", "depends:HTTPBearer", "depends:get_now"}
 )
+#: A write of this router with a JSON body and an ``Idempotency-Key``.
+_KEYED_WRITE_INPUTS = _READER_INPUTS | {"depends:get_write", "header:Idempotency-Key", "body:body"}
 
 
 class _CreateEventRoute(DirectRoute):
     """POST /event, ingest's hot path: its inputs read by hand (``DirectRoute``)."""
 
     body_model = CreateEventRequest
-    inputs = _READER_INPUTS | {"depends:get_write", "header:Idempotency-Key", "body:body"}
+    inputs = _KEYED_WRITE_INPUTS
 
     async def direct(self, request: Request, body: CreateEventRequest) -> Response:
         write = await read_and_write(request)
@@ -568,12 +570,7 @@ class _CloseEventRoute(DirectRoute):
     inputs read by hand (``DirectRoute``)."""
 
     body_model = CloseEventRequest
-    inputs = _READER_INPUTS | {
-        "depends:get_write",
-        "header:Idempotency-Key",
-        "body:body",
-        "path:id",
-    }
+    inputs = _KEYED_WRITE_INPUTS | {"path:id"}
 
     async def direct(self, request: Request, body: CloseEventRequest) -> Response | None:
         given = request.path_params["id"]

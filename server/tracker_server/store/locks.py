@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tracker_ci.models import ChangelogEntry, ChangeType, Lock
@@ -49,18 +49,6 @@ def row_to_lock(row: Any) -> Lock:
     )
 
 
-def _live(now: datetime) -> Any:
-    return or_(locks.c.expires_at.is_(None), locks.c.expires_at >= now)
-
-
-def _key(service: str, environment: str, resource: str) -> Any:
-    return and_(
-        locks.c.service == service,
-        locks.c.environment == environment,
-        locks.c.resource == resource,
-    )
-
-
 # Statements built once, their values bound at each execution (see store/events.py).
 _LIVE_NOW = or_(locks.c.expires_at.is_(None), locks.c.expires_at >= bindparam("now"))
 _LOCK_BY_ID = select(locks).where(locks.c.id == bindparam("lock_key"), _LIVE_NOW)
@@ -73,6 +61,14 @@ _NEXT_FENCE = (
     .returning(lock_fences.c.fence)
 )
 _SET_FENCE = update(locks).where(locks.c.id == bindparam("lock_key"))
+_LIVE_LOCKS = select(locks).where(_LIVE_NOW).order_by(locks.c.created_at.desc(), locks.c.id)
+#: Sets ``expires_at`` (given with the values).
+_RENEW = update(locks).where(locks.c.id == bindparam("lock_key"), _LIVE_NOW).returning(*locks.c)
+_DELETE_EXPIRED = (
+    delete(locks)
+    .where(queue_store.LockKey.bound_where(locks), locks.c.expires_at < bindparam("now"))
+    .returning(*locks.c)
+)
 
 
 def find_lock(conn: Connection, *, lock_id: str, now: datetime) -> Lock | None:
@@ -100,10 +96,7 @@ def find_lock_by_key(
 
 def list_locks(conn: Connection, *, now: datetime) -> list[Lock]:
     """Every live lock, newest first."""
-    rows = conn.execute(
-        select(locks).where(_live(now)).order_by(locks.c.created_at.desc(), locks.c.id)
-    )
-    return [row_to_lock(row) for row in rows]
+    return [row_to_lock(row) for row in conn.execute(_LIVE_LOCKS, {"now": now})]
 
 
 def event_locks(conn: Connection, *, event_id: str, now: datetime) -> list[tuple[Lock, str]]:
@@ -248,11 +241,8 @@ def _delete_expired(
     now: datetime,
     journal: Journal,
 ) -> None:
-    expired = conn.execute(
-        delete(locks)
-        .where(_key(service, environment, resource), locks.c.expires_at < now)
-        .returning(*locks.c)
-    ).all()
+    params = queue_store.LockKey(service, environment, resource).params()
+    expired = conn.execute(_DELETE_EXPIRED, {**params, "now": now}).all()
     for row in expired:
         lock = row_to_lock(row)
         journal.record(LockReleased(lock=lock, reason="expired"))
@@ -419,12 +409,9 @@ def renew_lock(
 ) -> Lock:
     """Move a live lock's expiry to now + TTL (0: never, the queue's claim of a grant
     without one); :class:`LockNotFound` when gone or expired."""
-    result = conn.execute(
-        update(locks)
-        .where(locks.c.id == lock_id, _live(now))
-        .values(expires_at=now + timedelta(seconds=ttl_seconds) if ttl_seconds else None)
-        .returning(*locks.c)
-    ).first()
+    expires_at = now + timedelta(seconds=ttl_seconds) if ttl_seconds else None
+    params = {"lock_key": lock_id, "now": now, "expires_at": expires_at}
+    result = conn.execute(_RENEW, params).first()
     if result is None:
         raise LockNotFound(f"lock {lock_id} not found (released or expired)")
     lock = row_to_lock(result)
@@ -445,14 +432,8 @@ def update_lock(
     }
     try:
         with conn.begin_nested():
-            expired = conn.execute(
-                delete(locks)
-                .where(
-                    _key(new_key["service"], new_key["environment"], new_key["resource"]),
-                    locks.c.expires_at < now,
-                )
-                .returning(*locks.c)
-            ).all()
+            params = queue_store.LockKey(**new_key).params()
+            expired = conn.execute(_DELETE_EXPIRED, {**params, "now": now}).all()
             row = conn.execute(
                 update(locks).where(locks.c.id == lock.id).values(**changes).returning(*locks.c)
             ).first()
