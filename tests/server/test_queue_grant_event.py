@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.server.helpers import API, assert_error, event_body, token_headers
-from tests.server.test_queue_grant import KEY, _freeze, join, release, status, take
+from tests.server.test_queue_grant import KEY, _freeze, _statements, join, release, status, take
 from tests.server.test_queue_handover import _moments, _polling, sleeping  # noqa: F401
 
 pytestmark = pytest.mark.server
@@ -211,3 +211,45 @@ def test_the_release_opens_the_sleeping_waiters_event(client, sleeping, database
         "lock_acquired",
         "event_created",
     ]
+
+
+def test_the_close_that_hands_over_runs_each_statement_once(client, sleeping):  # noqa: F811
+    """``deploy finish`` of the holder while ``deploy run`` waits (``openEvent``): the
+    close, the release and the waiter's lock and event in one transaction, which reads
+    the queue once, stores no turn it hands over at once, writes the fence with the lock
+    and each event's changelog in one insert."""
+    opened = client.post(f"{API}/event", json=opening("alice")).json()["event"]
+    ticket = join(client, "bob")
+    thread, answers = _polling(lambda: ask(client, ticket, "bob", waitSeconds=60))
+    assert sleeping.wait(timeout=60), "the long poll never slept"
+    seen, closed = _statements(
+        client,
+        lambda: client.post(
+            f"{API}/event/{opened['metadata']['id']}/close",
+            json={"status": "success"},
+            headers={"Idempotency-Key": "close-1"},
+        ),
+    )
+    assert closed.status_code == 200, closed.text
+    thread.join(timeout=60)
+    [answer] = answers
+    granted = answer.json()
+    assert granted["event"]["attributes"]["owner"] == "bob"
+    assert [e["changeType"] for e in granted["event"]["changelog"]] == ["created", "locked"]
+    assert [e["changeType"] for e in closed.json()["event"]["changelog"]][-2:] == [
+        "status_changed",
+        "unlocked",
+    ]
+
+    def counted(start: str) -> int:
+        return sum(statement.startswith(start) for statement in seen)
+
+    assert counted("SELECT LOCK_QUEUE.") == 1, seen  # no second read by the gate
+    assert counted("UPDATE LOCK_QUEUE") == 0, seen  # handed over: no turn stored
+    assert counted("UPDATE LOCKS") == 0, seen  # the fence comes with the lock's insert
+    assert counted("INSERT INTO CHANGELOG") == 2, seen  # one per event
+    # The expired keys' purge runs at most once a minute: not counted.
+    steady = [s for s in seen if not s.startswith("DELETE FROM IDEMPOTENCY_KEYS")]
+    postgres = client.app.state.database.engine.dialect.name == "postgresql"
+    # 25 (SQLite) and 28 (PostgreSQL) before; 20 and 23 now.
+    assert len(steady) <= (23 if postgres else 20), seen

@@ -141,14 +141,17 @@ def _grant(
     ticket: str,
     write: Write,
     timeouts: Timeouts,
+    line: list[Any] | None = None,
 ) -> _Taken:
     """Take the lock for the waiter whose turn came, as ``POST /lock`` naming its ticket
     would (the gate, the fence, the freezes and their glass), or open its event with the
     lock as ``POST /event`` naming it would (``openEvent``); the lock expires after the
-    claim window until claimed (:func:`_claim`). The lock, the event, the warnings."""
+    claim window until claimed (:func:`_claim`). The lock, the event, the warnings.
+    ``line``: the key's queue as this transaction read it for update (the gate's rows)."""
     grant = lock_store.Grant(
         lock_id=queue_store.grant_id(ticket),
         claim_by=write.now + timedelta(seconds=timeouts.claim),
+        line=line,
     )
     if body.open_event is not None:
         opening = body.open_event.model_copy(update={"queue_ticket": ticket})
@@ -173,6 +176,7 @@ def _grant(
         lock_id=grant.lock_id,
         claim_by=grant.claim_by,
         key_settled=True,  # _visit took the key and expired its lease at this moment
+        line=line,
     )
     warnings: list[str] = []
     if key.resource in FROZEN_RESOURCES:
@@ -254,14 +258,15 @@ class _Handover:
         self.taken: tuple[_Taken, list[QueueEntry]] | None = None
 
     def __call__(
-        self, conn: Connection, key: LockKey, now: datetime, journal: Journal, behind: list[Any]
+        self, conn: Connection, key: LockKey, now: datetime, journal: Journal, line: list[Any]
     ) -> None:
         if key != self.key:
             return
         write = dataclasses.replace(self.write, now=now, journal=journal)
         # A hard freeze refuses the grant as it would the waiter's own look: the refusal
         # undoes the savepoint, the turn stays granted, and that look answers it (frozen).
-        taken = _grant(conn, key, self.body, self.ticket, write, self.timeouts)
+        taken = _grant(conn, key, self.body, self.ticket, write, self.timeouts, line)
+        behind = [row for row in line if row.id != self.ticket]
         rest = queue_store.queue_behind(conn, key, behind, taken[0], now)
         # A refusal later in the savepoint drops this hook (queue_store._hand_over); a
         # rollback of the transaction never runs it.

@@ -16,13 +16,17 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, *returning: Column
 
 @functools.cache
 def _insert_ignoring_conflicts(dialect: str, table: Table, returning: tuple[Any, ...]) -> Any:
-    statement: Any
+    statement = backend_insert(dialect, table).on_conflict_do_nothing()
+    return statement.returning(*returning) if returning else statement
+
+
+def backend_insert(dialect: str, table: Table) -> Any:
+    """The backend's own ``insert(table)``, the one with ``on_conflict_do_nothing()`` and
+    ``on_conflict_do_update()`` (spelt the same on SQLite and PostgreSQL)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql
 
-        statement = postgresql.insert(table).on_conflict_do_nothing()
-    else:
-        from sqlalchemy.dialects import sqlite
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
 
-        statement = sqlite.insert(table).on_conflict_do_nothing()
-    return statement.returning(*returning) if returning else statement
+    return sqlite.insert(table)

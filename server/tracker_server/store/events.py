@@ -589,6 +589,7 @@ def create_event(
                 claim_by=grant.claim_by if grant is not None else None,
                 key_settled=grant is not None,
                 changelog_entry=False,  # below, once the event row exists
+                line=grant.line if grant is not None else None,
             )
         except LockConflict as held:
             # Upstream's message for a refused event; the holder stays on the error.
@@ -613,20 +614,25 @@ def create_event(
         ),
         changelog=[created],
     )
-    conn.execute(insert(events), event_values(event))
-    conn.execute(insert(changelog), changelog_values(event_id, created))
     if auto_lock is not None:
-        # The lock was taken before the event row existed: record it on the event now.
-        locked = lock_store.write_lock_changelog(
-            conn, lock=auto_lock, change=ChangeType.locked, now=now, event_exists=True
-        )
-        assert locked is not None
-        event.changelog.append(locked)
+        # The lock was taken before the event row existed: recorded on the event with it.
+        event.changelog.append(lock_store.lock_changelog_entry(auto_lock, ChangeType.locked, now))
         if grant is not None:
             grant.taken = auto_lock
+    conn.execute(insert(events), event_values(event))
+    _write_changelog(conn, event_id, event.changelog)
     # What was written is exactly what a read would answer: no need to read it back.
     journal.record(EventCreated(event=event))
     return event
+
+
+def _write_changelog(conn: Connection, event_id: str, entries: Sequence[ChangelogEntry]) -> None:
+    """Insert these entries of one event, in order: one statement (one row: a plain insert,
+    which a batch's or a group's buffer holds back)."""
+    if len(entries) == 1:
+        conn.execute(insert(changelog), changelog_values(event_id, entries[0]))
+    elif entries:
+        conn.execute(insert(changelog), [changelog_values(event_id, e) for e in entries])
 
 
 def update_event(
@@ -686,10 +692,9 @@ def update_event(
     del values["id"]
     # Values as parameters (not .values()): the statement stays cached and cheap.
     conn.execute(_UPDATE_EVENT, {**values, "event_key": event_id})
-    for entry in entries:
-        conn.execute(insert(changelog), changelog_values(event_id, entry))
     if new.status in CLOSING_STATUSES:
         entries += lock_store.release_event_locks(conn, event_id=event_id, now=now, journal=journal)
+    _write_changelog(conn, event_id, entries)
     # What was written is exactly what a read would answer: no need to read it back.
     after.changelog = [*before.changelog, *entries]
     journal.record(EventUpdated(before=before, after=after))
@@ -759,7 +764,9 @@ def decide_approval(
 def delete_event(conn: Connection, *, event_id: str, now: datetime, journal: Journal) -> Event:
     """Delete an event, its changelog and the locks it holds."""
     event = require_event(conn, event_id=event_id, for_update=True)
-    lock_store.release_event_locks(conn, event_id=event_id, now=now, journal=journal)
+    lock_store.release_event_locks(
+        conn, event_id=event_id, now=now, journal=journal
+    )  # entries gone
     conn.execute(delete(changelog).where(changelog.c.event_id == event_id))
     conn.execute(delete(events).where(events.c.id == event_id))
     journal.record(EventDeleted(event=event))

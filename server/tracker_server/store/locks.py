@@ -5,12 +5,13 @@ Refusals are domain errors: ``LockConflict`` (naming the holder), ``LockNotFound
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tracker_ci.models import ChangelogEntry, ChangeType, Lock
@@ -23,7 +24,7 @@ from tracker_server.journal import (
     LockRenewed,
     LockUpdated,
 )
-from tracker_server.store import insert_ignoring_conflicts
+from tracker_server.store import backend_insert
 from tracker_server.store import queue as queue_store
 from tracker_server.tables import changelog, events, lock_fences, locks
 
@@ -54,13 +55,17 @@ _LIVE_NOW = or_(locks.c.expires_at.is_(None), locks.c.expires_at >= bindparam("n
 _LOCK_BY_ID = select(locks).where(locks.c.id == bindparam("lock_key"), _LIVE_NOW)
 _LOCK_BY_KEY = select(locks).where(queue_store.LockKey.bound_where(locks), _LIVE_NOW)
 _EVENT_LOCKS = select(locks).where(locks.c.event_id == bindparam("event_key"), _LIVE_NOW)
+#: The key's next fencing token: the one stored per key (lock_fences) + 1, read by the
+#: lock's own insert; the grant then stores it (:func:`_store_fence`), so it only grows.
 _NEXT_FENCE = (
-    update(lock_fences)
-    .where(queue_store.LockKey.bound_where(lock_fences))
-    .values(fence=lock_fences.c.fence + 1)
-    .returning(lock_fences.c.fence)
+    func.coalesce(
+        select(lock_fences.c.fence)
+        .where(queue_store.LockKey.bound_where(lock_fences))
+        .scalar_subquery(),
+        0,
+    )
+    + 1
 )
-_SET_FENCE = update(locks).where(locks.c.id == bindparam("lock_key"))
 _LIVE_LOCKS = select(locks).where(_LIVE_NOW).order_by(locks.c.created_at.desc(), locks.c.id)
 #: Sets ``expires_at`` (given with the values).
 _RENEW = update(locks).where(locks.c.id == bindparam("lock_key"), _LIVE_NOW).returning(*locks.c)
@@ -115,6 +120,8 @@ class Grant:
 
     lock_id: str
     claim_by: datetime
+    #: The key's queue as that transaction read it (for update): the gate's rows.
+    line: list[Any] | None = None
     taken: Lock | None = None
 
 
@@ -137,6 +144,7 @@ def acquire_lock(
     claim_by: datetime | None = None,
     key_settled: bool = False,
     changelog_entry: bool = True,
+    line: list[Any] | None = None,
 ) -> Lock:
     """Take the key or raise :class:`LockConflict` naming the holder. A free key with
     waiters goes only to the first of them (``ticket``); the grant gets the next fence.
@@ -145,7 +153,8 @@ def acquire_lock(
     ``key_settled``: the caller's transaction already took the key (``lock_key``) and ran
     :func:`expire_key` at ``now`` (the queue's grant): neither is done again.
     ``changelog_entry``: the ``locked`` entry on its event, when that event exists (False:
-    the caller writes it, its event not inserted yet)."""
+    the caller writes it, its event not inserted yet). ``line``: the key's queue as this
+    transaction read it for update, unchanged since (the gate reads it otherwise)."""
     key = queue_store.LockKey(service, environment, resource)
     if not key_settled:
         queue_store.lock_key(conn, key)  # first: see lock_key
@@ -175,10 +184,8 @@ def acquire_lock(
                 journal=journal,
             )
         # Nothing inserted when the key is held: no savepoint, the transaction stays usable.
-        inserted = conn.execute(
-            insert_ignoring_conflicts(conn, locks, locks.c.id),
-            {**_lock_values(lock), "token_id": token_id},
-        ).first()
+        values = {**_lock_values(lock), **key.params(), "token_id": token_id}
+        inserted = conn.execute(_take_key(conn.dialect.name), values).first()
         if inserted is None:
             holder = find_lock_by_key(
                 conn, service=service, environment=environment, resource=resource, now=now
@@ -187,9 +194,11 @@ def acquire_lock(
                 raise LockConflict(holder) from None
             continue  # released (or expired) meanwhile: try again
         # Ours now (the UNIQUE key holds it for this transaction): check the queue's order.
-        queue_store.gate(conn, key, ticket=ticket, now=now, journal=journal)
-        lock = lock.model_copy(update={"fence": _next_fence(conn, key)})
-        conn.execute(_SET_FENCE, {"lock_key": lock.id, "fence": lock.fence})
+        # A retry follows a change of the key (a lease expired): the line is read again.
+        known = line if not attempt else None
+        queue_store.gate(conn, key, ticket=ticket, now=now, journal=journal, rows=known)
+        lock = lock.model_copy(update={"fence": inserted.fence})
+        conn.execute(_store_fence(conn.dialect.name), {**key.params(), "fence": lock.fence})
         journal.record(LockAcquired(lock=lock))
         if changelog_entry:
             write_lock_changelog(conn, lock=lock, change=ChangeType.locked, now=now)
@@ -207,29 +216,33 @@ def _lock_values(lock: Lock) -> dict[str, Any]:
         "event_id": lock.event_id,
         "created_at": lock.created_at,
         "expires_at": lock.expires_at,
-        "fence": lock.fence,
         "reason": lock.reason,
         "job_url": lock.job_url,
     }
 
 
-def _next_fence(conn: Connection, key: queue_store.LockKey) -> int:
-    """The key's next fencing token: stored per key, it only grows."""
-    fence = conn.execute(_NEXT_FENCE, key.params()).scalar()
-    if fence is None:
-        # The first grant of this key. Only the transaction holding the key's lock row
-        # gets here, so no other grant of this key races this insert.
-        conn.execute(
-            insert(lock_fences),
-            {
-                "service": key.service,
-                "environment": key.environment,
-                "resource": key.resource,
-                "fence": 1,
-            },
-        )
-        fence = 1
-    return int(fence)
+@functools.cache
+def _take_key(dialect: str) -> Any:
+    """The lock's insert, taking its key unless held (``ON CONFLICT DO NOTHING``: then no
+    row, and no savepoint needed), with the key's next fence (``RETURNING`` it). Every
+    grant of a key holds it first (:func:`queue_store.lock_key`; SQLite's one writer), so
+    the fence read is the latest stored."""
+    statement = backend_insert(dialect, locks).values(fence=_NEXT_FENCE)
+    return statement.on_conflict_do_nothing().returning(locks.c.fence)
+
+
+@functools.cache
+def _store_fence(dialect: str) -> Any:
+    """Store the key's fence, the first grant of the key inserting its row."""
+    statement = backend_insert(dialect, lock_fences).values(
+        service=bindparam("key_service"),
+        environment=bindparam("key_environment"),
+        resource=bindparam("key_resource"),
+        fence=bindparam("fence"),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=list(lock_fences.primary_key), set_={"fence": statement.excluded.fence}
+    )
 
 
 def _delete_expired(
@@ -276,8 +289,15 @@ def write_lock_changelog(
         found = conn.execute(select(events.c.id).where(events.c.id == lock.event_id)).first()
         if found is None:
             return None
+    entry = lock_changelog_entry(lock, change, now)
+    conn.execute(insert(changelog), changelog_values(lock.event_id, entry))
+    return entry
+
+
+def lock_changelog_entry(lock: Lock, change: ChangeType, now: datetime) -> ChangelogEntry:
+    """The ``locked`` / ``unlocked`` entry of this lock, for its event's changelog."""
     verb = "locked" if change is ChangeType.locked else "unlocked"
-    entry = ChangelogEntry(
+    return ChangelogEntry(
         timestamp=now,
         user=lock.who or "system",
         change_type=change,
@@ -286,8 +306,6 @@ def write_lock_changelog(
         new_value=lock.id if change is ChangeType.locked else "",
         comment=f"{lock.resource} of {lock.service} in {lock.environment} {verb}",
     )
-    conn.execute(insert(changelog), changelog_values(lock.event_id, entry))
-    return entry
 
 
 def changelog_values(event_id: str, entry: ChangelogEntry) -> dict[str, Any]:
@@ -310,12 +328,11 @@ def delete_locks(
     where: Any,
     now: datetime,
     journal: Journal,
-    event_exists: bool = False,
     entries: list[ChangelogEntry] | None = None,
 ) -> int:
-    """Delete the locks matching ``where``; the number of LIVE locks deleted
-    (``event_exists``: their event is the caller's, no need to look for it; ``entries``
-    gets the ``unlocked`` entries written on their events' changelogs)."""
+    """Delete the locks matching ``where``; the number of LIVE locks deleted. Each writes
+    its ``unlocked`` entry on its event's changelog, or with ``entries`` (their event is
+    the caller's) gets it there for the caller to write with its own."""
     queue_store.lock_keys(
         conn, select(locks.c.service, locks.c.environment, locks.c.resource).where(where)
     )
@@ -326,11 +343,10 @@ def delete_locks(
         expired = lock.expires_at is not None and lock.expires_at < now
         live += not expired
         journal.record(LockReleased(lock=lock))
-        entry = write_lock_changelog(
-            conn, lock=lock, change=ChangeType.unlocked, now=now, event_exists=event_exists
-        )
-        if entry is not None and entries is not None:
-            entries.append(entry)
+        if entries is None:
+            write_lock_changelog(conn, lock=lock, change=ChangeType.unlocked, now=now)
+        else:
+            entries.append(lock_changelog_entry(lock, ChangeType.unlocked, now))
         queue_store.grant_after_release(conn, lock, now=now, journal=journal)
     return live
 
@@ -344,10 +360,10 @@ def release_event_locks(
     conn: Connection, *, event_id: str, now: datetime, journal: Journal
 ) -> list[ChangelogEntry]:
     """Release every lock taken for this event (its callers hold the event, read for
-    update); the ``unlocked`` entries written on its changelog."""
+    update); the ``unlocked`` entries for its changelog, which the caller writes."""
     where = locks.c.event_id == event_id
     entries: list[ChangelogEntry] = []
-    delete_locks(conn, where=where, now=now, journal=journal, event_exists=True, entries=entries)
+    delete_locks(conn, where=where, now=now, journal=journal, entries=entries)
     return entries
 
 

@@ -202,15 +202,19 @@ def grant_head(
     if not free and _holder(conn, key, now) is not None:
         return
     rows = _rows(conn, key, lock=True)
-    after = _grant_first(conn, key, rows, now=now, journal=journal)
-    turned = [new.id for old, new in zip(rows, after, strict=True) if old is not new]
-    if turned:
-        behind = [row for row in after if row.id != turned[0]]
-        _hand_over(conn, key, turned[0], behind, now=now, journal=journal)
+    head = _next_turn(rows)
+    if head is None:
+        return
+    row = rows[head]
+    journal.record(_granted(row, key))
+    # A head handed its lock here has left the line (the gate deleted its row): its turn
+    # is stored only when the handover could not take the lock.
+    if not _hand_over(conn, key, row.id, rows, now=now, journal=journal):
+        conn.execute(_GRANT_ROW, {"row_seq": row.seq, "granted_at": now})
 
 
 #: Takes the lock for a sleeping long poll whose turn came: (conn, key, now, journal, the
-#: queue's rows behind it, as read for update).
+#: key's queue as read for update, its row included and unchanged since).
 Handover = Callable[[Connection, LockKey, datetime, Journal, list[Any]], None]
 #: The long polls of this process sleeping with ``grant``, by ticket (:func:`await_turn`).
 _handovers: dict[str, Handover] = {}
@@ -236,22 +240,45 @@ def _hand_over(
     conn: Connection,
     key: LockKey,
     ticket: str,
-    behind: list[Any],
+    line: list[Any],
     *,
     now: datetime,
     journal: Journal,
-) -> None:
+) -> bool:
+    """Take the lock for ``ticket``'s sleeping long poll, if one sleeps here; whether it
+    was taken."""
     take = _handovers.get(ticket)
     if take is None:
-        return
+        return False
     mark, hooks = len(journal.pending), len(journal.on_commit)
     try:
         with conn.begin_nested():  # a refusal undoes the grant, never the release
-            take(conn, key, now, journal, behind)
+            take(conn, key, now, journal, line)
     except Exception:  # noqa: BLE001 - the waiter's own look meets it and answers it
         del journal.pending[mark:]
         del journal.on_commit[hooks:]
         logger.debug("the handover of ticket %s was refused", ticket, exc_info=True)
+        return False
+    return True
+
+
+def _next_turn(rows: list[Any]) -> int | None:
+    """The index of the row whose turn comes now that the key is free (the first that
+    is not superseded, if its turn has not come yet), else None."""
+    for index, row in enumerate(rows):
+        if row.superseded_by is None:
+            return index if row.granted_at is None else None
+    return None
+
+
+def _granted(row: Any, key: LockKey) -> QueueGranted:
+    return QueueGranted(
+        ticket=row.id,
+        who=row.who,
+        service=key.service,
+        environment=key.environment,
+        resource=key.resource,
+    )
 
 
 def _grant_first(
@@ -259,24 +286,14 @@ def _grant_first(
 ) -> list[Any]:
     """The key is free: the turn of the first waiter of ``rows`` (read FOR UPDATE) comes
     now; the rows as they are after it (the granted one a new object)."""
-    for index, row in enumerate(rows):
-        if row.superseded_by is not None:
-            continue
-        if row.granted_at is None:
-            conn.execute(_GRANT_ROW, {"row_seq": row.seq, "granted_at": now})
-            journal.record(
-                QueueGranted(
-                    ticket=row.id,
-                    who=row.who,
-                    service=key.service,
-                    environment=key.environment,
-                    resource=key.resource,
-                )
-            )
-            granted = SimpleNamespace(**{**row._mapping, "granted_at": now})
-            return [*rows[:index], granted, *rows[index + 1 :]]
-        break
-    return rows
+    head = _next_turn(rows)
+    if head is None:
+        return rows
+    row = rows[head]
+    conn.execute(_GRANT_ROW, {"row_seq": row.seq, "granted_at": now})
+    journal.record(_granted(row, key))
+    granted = SimpleNamespace(**{**row._mapping, "granted_at": now})
+    return [*rows[:head], granted, *rows[head + 1 :]]
 
 
 def settle(
@@ -300,10 +317,21 @@ def grant_after_release(conn: Connection, lock: Lock, *, now: datetime, journal:
 
 
 # ---------------------------------------------------------------- the gate
-def gate(conn: Connection, key: LockKey, *, ticket: str, now: datetime, journal: Journal) -> None:
+def gate(
+    conn: Connection,
+    key: LockKey,
+    *,
+    ticket: str,
+    now: datetime,
+    journal: Journal,
+    rows: list[Any] | None = None,
+) -> None:
     """Let a caller take the free key only when nobody waits or it is first in line (then
-    its ticket is used up); otherwise :class:`LockConflict` naming the first waiter."""
-    waiting = [row for row in _rows(conn, key, lock=True) if row.superseded_by is None]
+    its ticket is used up); otherwise :class:`LockConflict` naming the first waiter.
+    ``rows``: the key's queue as this transaction read it for update (else read here)."""
+    if rows is None:
+        rows = _rows(conn, key, lock=True)
+    waiting = [row for row in rows if row.superseded_by is None]
     if not waiting:
         return
     head = waiting[0]
