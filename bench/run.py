@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import web_bench  # noqa: E402
-from harness import cli, fill, measures, memory, report, servers  # noqa: E402
+from harness import cli, fill, floor, measures, memory, report, servers  # noqa: E402
 from harness.report import Figure, not_available  # noqa: E402
 
 BACKENDS = ("sqlite", "postgresql")
@@ -159,12 +159,31 @@ class Run:
 
             self.guarded("ingest", "ingest", backend, ingest)
             if single_rate[0]:
-                self.guarded(
-                    "batch",
-                    "batch",
-                    backend,
-                    lambda: measures.measure_batch(server.url, settings, backend, single_rate[0]),
-                )
+                batch: list[Figure] = []
+
+                def batches() -> list[Figure]:
+                    batch[:] = measures.measure_batch(server.url, settings, backend, single_rate[0])
+                    return batch
+
+                self.guarded("batch", "batch", backend, batches)
+                if batch and batch[0].value:
+                    capacity = batch[0].value
+                    self.guarded(
+                        "batch",
+                        "batch's storage floor",
+                        backend,
+                        lambda: [
+                            floor.measure_storage_floor(
+                                url,
+                                backend,
+                                batches=2 * settings.repeats,
+                                size=settings.batch_size,
+                                single_rate=single_rate[0],
+                                batch_rate=capacity,
+                                make_body=measures.event_body,
+                            )
+                        ],
+                    )
 
             def queue() -> list[Figure]:
                 import queue_bench  # bench/queue_bench.py: the lock queue's handoff, in RTTs

@@ -86,11 +86,19 @@ def test_ingest_batch_and_startup_figures(tiny_run: tuple[dict, str]) -> None:
     if batch[0]["status"] == "n/a":  # a server without POST /events/batch
         assert len(batch) == 1 and "no batch endpoint" in batch[0]["note"]
     else:
-        capacity, alone = batch
+        capacity, alone, floor = batch
         assert capacity["baseline"] == rate["detail"]["create_rates"][0]  # one repeat
         assert capacity["ratio"] == pytest.approx(capacity["value"] / capacity["baseline"])
         assert capacity["target"]["bound"] == 10.0 and capacity["status"] in ("PASS", "FAIL")
         assert alone["value"] == alone["ratio"] > 0 and alone["target"] is None
+        # The storage floor: the database's own time for the same rows, two transactions
+        # a repeat; the batch's capacity as a share of it.
+        assert "storage floor" in floor["name"] and floor["target"] is None
+        assert floor["baseline"] == capacity["baseline"] and floor["repeats"] == 2
+        assert floor["ratio"] == pytest.approx(floor["value"] / floor["baseline"])
+        assert floor["low"] <= floor["value"] <= floor["high"]
+        share = floor["detail"]["batch_share"]
+        assert share == pytest.approx(capacity["value"] / floor["value"]) and share > 0
     (startup,) = by_group["startup"]
     assert startup["target"]["bound"] == 2.0 and startup["detail"]["seconds"][0] > 0
     for figure in rate, fairness, startup:

@@ -120,11 +120,11 @@ _INSERT_RETURNING_ID = insert(journal_table).returning(
     journal_table.c.id, sort_by_parameter_order=True
 )
 #: The same without an order: SQLAlchemy keeps the order above on SQLite only by sending
-#: one statement per row (a batch of 1,000 events: 1,000 inserts); see ``_insert_entries``.
+#: one statement per row (a batch of 1,000 events: 1,000 inserts); see ``insert_entries``.
 _INSERT_RETURNING_IDS = insert(journal_table).returning(journal_table.c.id)
 
 
-def _insert_entries(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+def insert_entries(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     """Insert the journal's rows in one statement; their ids, in the order of the rows.
 
     SQLite inserts a statement's rows in the order given, each with a rowid above every
@@ -202,7 +202,7 @@ def persist_together(conn: Connection, journals: Sequence[Journal]) -> None:
     ]
     # One statement for every entry of the transaction (a batch of events, a group of
     # creates: one round trip, not one per event), its ids in the order of the rows.
-    ids = _insert_entries(conn, rows)
+    ids = insert_entries(conn, rows)
     # Each outbox once, with all its records: one look at the webhooks per transaction.
     outboxes: dict[int, tuple[Callable[[Connection, list[JournalRecord]], None], list[Any]]]
     outboxes = {}
