@@ -251,5 +251,5 @@ def test_the_close_that_hands_over_runs_each_statement_once(client, sleeping):  
     # The expired keys' purge runs at most once a minute: not counted.
     steady = [s for s in seen if not s.startswith("DELETE FROM IDEMPOTENCY_KEYS")]
     postgres = client.app.state.database.engine.dialect.name == "postgresql"
-    # 25 (SQLite) and 28 (PostgreSQL) before; 20 and 23 now.
-    assert len(steady) <= (23 if postgres else 20), seen
+    # 25 (SQLite) and 28 (PostgreSQL) before; 20 and 22 now.
+    assert len(steady) <= (22 if postgres else 20), seen

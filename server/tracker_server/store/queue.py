@@ -35,7 +35,23 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import BIT
 
 from tracker_ci.models import QUEUE_POLICIES, Lock, QueueEntry, QueuePolicy
 from tracker_server.domain import InvalidInput, LockConflict, NotFound, QueueSuperseded
@@ -126,17 +142,34 @@ def lock_key(conn: Connection, key: LockKey) -> None:
     """
     if conn.dialect.name != "postgresql":
         return
-    name = "\x1f".join((key.service, key.environment, key.resource)).encode()
+    name = _KEY_SEPARATOR.join((key.service, key.environment, key.resource)).encode()
     number = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": number})
 
 
-def lock_keys(conn: Connection, keys: Any) -> None:
+_KEY_SEPARATOR = "\x1f"
+
+
+def lock_keys(conn: Connection, keys: Select[Any]) -> None:
     """:func:`lock_key` for each key the query selects (service, environment, resource),
-    in one order; SQLite runs no query."""
+    in one order (the keys' code points), in one statement; SQLite runs no query."""
     if conn.dialect.name == "postgresql":
-        for key in sorted(set(conn.execute(keys))):
-            lock_key(conn, LockKey(*key))
+        conn.execute(_advisory_locks(keys))
+
+
+def _advisory_locks(keys: Select[Any]) -> Select[Any]:
+    """``pg_advisory_xact_lock`` of each distinct key of ``keys``, numbered as
+    :func:`lock_key` numbers it (the first 8 bytes of the SHA-256 of its UTF-8 name, signed),
+    taken in the keys' order (PostgreSQL calls a volatile function of the select list after
+    the sort): every transaction taking several keys takes them in that one order."""
+    found = keys.distinct().subquery()
+    columns = (found.c.service, found.c.environment, found.c.resource)
+    separator = literal(_KEY_SEPARATOR, String)
+    name = func.convert_to(columns[0] + separator + columns[1] + separator + columns[2], "UTF8")
+    digest = func.left(func.encode(func.sha256(name), "hex"), 16)
+    number = cast(cast(literal("x", String) + digest, BIT(64)), BigInteger)
+    ordered = [column.collate("C") for column in columns]
+    return select(func.pg_advisory_xact_lock(number)).order_by(*ordered)
 
 
 # Statements built once, their values bound at each execution (see store/events.py).
