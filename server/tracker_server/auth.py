@@ -39,6 +39,9 @@ class Principal:
     services: frozenset[str] = field(default_factory=frozenset)
     #: A token for dashboards and scripts: it may read, never write.
     read_only: bool = False
+    #: Whom the locks it takes belong to: its API token's id, ``ADMIN_LOCK_OWNER`` for the
+    #: server's admin token; nobody ("") without auth, where every caller is the same.
+    lock_owner: str = ""
 
     def may_write(self, service: str) -> bool:
         """True when the caller may write events and locks of this service."""
@@ -49,7 +52,10 @@ class Principal:
 
 #: Everyone, when auth is off.
 ANONYMOUS = Principal(name="anonymous", admin=True)
-ADMIN = Principal(name="admin", admin=True)
+#: The owner of the locks the server's admin token (``--admin-token``) takes: not a token
+#: id (those are UUIDs), so no API token owns them.
+ADMIN_LOCK_OWNER = "admin-token"
+ADMIN = Principal(name="admin", admin=True, lock_owner=ADMIN_LOCK_OWNER)
 
 
 def authorize(
@@ -110,4 +116,5 @@ def _token_principal(request: Request, secret: str, now: datetime) -> Principal:
         admin=token.admin,
         services=frozenset(token.services),
         read_only=token.read_only,
+        lock_owner=token.id,
     )

@@ -274,7 +274,7 @@ def open_event(
         request=body,
         now=write.now,
         journal=write.journal,
-        token_id=write.principal.token_id,
+        token_id=write.principal.lock_owner,
         grant=grant,
     )
     warnings = _enforce_event_freezes(conn, body, event.metadata.id, write)

@@ -138,13 +138,13 @@ class Write:
     def check_holder(
         self, conn: Connection, lock: Lock, action: str, owner: str | None = None
     ) -> None:
-        """A lock belongs to the token that took it (``owner``, read when not given):
-        another token may ``action`` it only as an admin giving a reason (break glass,
-        audited in the journal)."""
+        """A lock belongs to the token that took it (``owner``, read when not given; the
+        server's admin token too): another token may ``action`` it only as an admin giving
+        a reason (break glass, audited in the journal)."""
         if owner is None:
             owner = lock_store.lock_token(conn, lock_id=lock.id)
         caller = self.principal
-        if not owner or owner == caller.token_id:
+        if not owner or owner == caller.lock_owner:
             return
         if not caller.admin:
             raise Forbidden(

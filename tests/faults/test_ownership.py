@@ -81,6 +81,25 @@ def test_another_token_cannot_release_or_renew_and_an_admin_must_say_why(
     ]
 
 
+def test_a_lock_the_admin_token_took_is_its_own(secured: RunningServer, service: str) -> None:
+    url = secured.url
+    taken = run_cli(
+        url, "lock", "acquire", "-s", service, "-e", "UAT", "--who", "ops",
+        env={"TRACKER_TOKEN": ADMIN},
+    )  # fmt: skip
+    assert taken.exit_code == 0, taken.output
+    lock_id = taken.stdout.strip()
+    job = token(secured, "job")
+    for args in (["lock", "release", lock_id], ["lock", "renew", lock_id, "--ttl", "60"]):
+        refused = run_cli(url, *args, env={"TRACKER_TOKEN": job})
+        assert refused.exit_code == 5, refused.output
+        assert "taken by another token" in refused.stderr
+    assert [lock["id"] for lock in locks_of(url, service)] == [lock_id]
+    released = run_cli(url, "lock", "release", lock_id, env={"TRACKER_TOKEN": ADMIN})
+    assert released.exit_code == 0, released.output
+    assert locks_of(url, service) == []
+
+
 def test_the_token_that_opened_a_deployment_owns_its_lock(
     secured: RunningServer, service: str
 ) -> None:

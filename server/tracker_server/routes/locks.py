@@ -76,7 +76,7 @@ def acquire_lock(
             reason=body.reason,
             job_url=body.job_url,
             ticket=body.queue_ticket,
-            token_id=write.principal.token_id,
+            token_id=write.principal.lock_owner,
         )
         warnings: list[str] = []
         if resource in FROZEN_RESOURCES:

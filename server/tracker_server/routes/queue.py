@@ -172,7 +172,7 @@ def _grant(
         reason=body.reason,
         job_url=body.job_url,
         ticket=ticket,
-        token_id=write.principal.token_id,
+        token_id=write.principal.lock_owner,
         lock_id=grant.lock_id,
         claim_by=grant.claim_by,
         key_settled=True,  # _visit took the key and expired its lease at this moment
