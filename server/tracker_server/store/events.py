@@ -764,9 +764,8 @@ def decide_approval(
 def delete_event(conn: Connection, *, event_id: str, now: datetime, journal: Journal) -> Event:
     """Delete an event, its changelog and the locks it holds."""
     event = require_event(conn, event_id=event_id, for_update=True)
-    lock_store.release_event_locks(
-        conn, event_id=event_id, now=now, journal=journal
-    )  # entries gone
+    # Its changelog goes with it: the ``unlocked`` entries are not written.
+    lock_store.release_event_locks(conn, event_id=event_id, now=now, journal=journal)
     conn.execute(delete(changelog).where(changelog.c.event_id == event_id))
     conn.execute(delete(events).where(events.c.id == event_id))
     journal.record(EventDeleted(event=event))

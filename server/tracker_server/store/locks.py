@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tracker_ci.models import ChangelogEntry, ChangeType, Lock
@@ -51,9 +51,8 @@ def row_to_lock(row: Any) -> Lock:
 
 
 # Statements built once, their values bound at each execution (see store/events.py).
-_LIVE_NOW = or_(locks.c.expires_at.is_(None), locks.c.expires_at >= bindparam("now"))
+_LIVE_NOW = queue_store.LIVE_LOCK
 _LOCK_BY_ID = select(locks).where(locks.c.id == bindparam("lock_key"), _LIVE_NOW)
-_LOCK_BY_KEY = select(locks).where(queue_store.LockKey.bound_where(locks), _LIVE_NOW)
 _EVENT_LOCKS = select(locks).where(locks.c.event_id == bindparam("event_key"), _LIVE_NOW)
 #: The key's next fencing token: the one stored per key (lock_fences) + 1, read by the
 #: lock's own insert; the grant then stores it (:func:`_store_fence`), so it only grows.
@@ -95,7 +94,7 @@ def find_lock_by_key(
 ) -> Lock | None:
     """The live lock holding this key."""
     params = queue_store.LockKey(service, environment, resource).params()
-    row = conn.execute(_LOCK_BY_KEY, {**params, "now": now}).first()
+    row = conn.execute(queue_store.HOLDER, {**params, "now": now}).first()
     return row_to_lock(row) if row else None
 
 
@@ -279,16 +278,15 @@ def expire_key(
 
 
 def write_lock_changelog(
-    conn: Connection, *, lock: Lock, change: ChangeType, now: datetime, event_exists: bool = False
+    conn: Connection, *, lock: Lock, change: ChangeType, now: datetime
 ) -> ChangelogEntry | None:
-    """A ``locked`` / ``unlocked`` entry on the lock's event, when that event exists
-    (``event_exists``: the caller just wrote it, no need to look)."""
+    """A ``locked`` / ``unlocked`` entry on the lock's event, when that event exists (a
+    caller that writes the event itself takes :func:`lock_changelog_entry`)."""
     if not lock.event_id:
         return None
-    if not event_exists:
-        found = conn.execute(select(events.c.id).where(events.c.id == lock.event_id)).first()
-        if found is None:
-            return None
+    found = conn.execute(select(events.c.id).where(events.c.id == lock.event_id)).first()
+    if found is None:
+        return None
     entry = lock_changelog_entry(lock, change, now)
     conn.execute(insert(changelog), changelog_values(lock.event_id, entry))
     return entry

@@ -47,6 +47,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     text,
     update,
@@ -173,6 +174,11 @@ def _advisory_locks(keys: Select[Any]) -> Select[Any]:
 
 
 # Statements built once, their values bound at each execution (see store/events.py).
+#: A lock not expired at ``now`` (the lock store's condition too).
+LIVE_LOCK = or_(locks.c.expires_at.is_(None), locks.c.expires_at >= bindparam("now"))
+#: The live lock holding a key (:meth:`LockKey.params` and ``now``; the lock store's
+#: look-up by key too).
+HOLDER = select(locks).where(LockKey.bound_where(locks), LIVE_LOCK)
 _ROWS = select(lock_queue).where(LockKey.bound_where(lock_queue)).order_by(lock_queue.c.seq)
 _ROWS_FOR_UPDATE = _ROWS.with_for_update()
 _GRANT_ROW = update(lock_queue).where(lock_queue.c.seq == bindparam("row_seq"))
@@ -184,11 +190,7 @@ def _rows(conn: Connection, key: LockKey, *, lock: bool = False) -> list[Any]:
 
 
 def _holder(conn: Connection, key: LockKey, now: datetime) -> Any:
-    return conn.execute(
-        select(locks).where(
-            key.where(locks), (locks.c.expires_at.is_(None)) | (locks.c.expires_at >= now)
-        )
-    ).first()
+    return conn.execute(HOLDER, {**key.params(), "now": now}).first()
 
 
 def _left(row: Any, key: LockKey, reason: Any) -> QueueLeft:
