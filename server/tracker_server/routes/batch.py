@@ -345,7 +345,7 @@ class _Batch:
                 forgotten.append(item.body.idempotency_key)
             else:
                 answers.append((item.body.idempotency_key, item.status, item.answer))
-        batch_store.remember_answers(self.conn, scope=self.scope, answers=answers)
+        idempotency.remember_all(self.conn, scope=self.scope, answers=answers)
         batch_store.forget_keys(self.conn, scope=self.scope, keys=forgotten)
 
 

@@ -2,9 +2,9 @@
 
 Every key of a batch is claimed in one statement (``INSERT ... ON CONFLICT DO NOTHING
 RETURNING``: on PostgreSQL a key a concurrent request holds waits for that request, as
-``idempotency.claim`` does), answered in one ``executemany`` and, for refused items,
-forgotten in one ``DELETE``: the same rules as single creates (``store/idempotency.py``),
-without a round trip per item.
+``idempotency.claim`` does), answered in one ``executemany`` (``idempotency.remember_all``)
+and, for refused items, forgotten in one ``DELETE``: the same rules as single creates
+(``store/idempotency.py``), without a round trip per item.
 
 History (items carrying ``metadata.createdAt``) is inserted as it was, with one
 ``executemany`` per table, and journalled as one :class:`EventsImported` entry: it takes
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Dialect, Table, delete, insert, select
 from sqlalchemy.sql.dml import Insert
 
 from tracker_ci.models import (
@@ -98,29 +98,6 @@ def claim_keys(
         else:
             claims.stored[row.key] = StoredAnswer(row.status_code, row.response_body)
     return claims
-
-
-def remember_answers(
-    conn: Connection, *, scope: str, answers: Sequence[tuple[str, int, str]]
-) -> None:
-    """Store (key, status, body) for the keys this batch claimed, in one executemany."""
-    if not answers:
-        return
-    statement = (
-        update(idempotency_keys)
-        .where(
-            idempotency_keys.c.scope == scope,
-            idempotency_keys.c.key == bindparam("claimed_key"),
-        )
-        .values(status_code=bindparam("answer_status"), response_body=bindparam("answer_body"))
-    )
-    conn.execute(
-        statement,
-        [
-            {"claimed_key": key, "answer_status": status, "answer_body": body}
-            for key, status, body in answers
-        ],
-    )
 
 
 def forget_keys(conn: Connection, *, scope: str, keys: Iterable[str]) -> None:

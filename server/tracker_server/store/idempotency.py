@@ -11,6 +11,7 @@ deleted by a write with a key at most once a minute (``PURGE_EVERY``), not by ea
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -89,7 +90,15 @@ def claim(
 
 def remember(conn: Connection, *, scope: str, key: str, status_code: int, body: str) -> None:
     """Store the answer of the request that claimed the key."""
-    conn.execute(
-        _REMEMBER,
-        {"key_scope": scope, "key_name": key, "status_code": status_code, "response_body": body},
-    )
+    remember_all(conn, scope=scope, answers=[(key, status_code, body)])
+
+
+def remember_all(conn: Connection, *, scope: str, answers: Sequence[tuple[str, int, str]]) -> None:
+    """Store (key, status, body) for keys claimed in this scope, in one statement (a
+    batch's items: one ``executemany``)."""
+    rows = [
+        {"key_scope": scope, "key_name": key, "status_code": status, "response_body": body}
+        for key, status, body in answers
+    ]
+    if rows:
+        conn.execute(_REMEMBER, rows[0] if len(rows) == 1 else rows)
