@@ -159,15 +159,14 @@ class Run:
 
             self.guarded("ingest", "ingest", backend, ingest)
             if single_rate[0]:
-                batch: list[Figure] = []
-
-                def batches() -> list[Figure]:
-                    batch[:] = measures.measure_batch(server.url, settings, backend, single_rate[0])
-                    return batch
-
-                self.guarded("batch", "batch", backend, batches)
-                if batch and batch[0].value:
-                    capacity = batch[0].value
+                batch = self.guarded(
+                    "batch",
+                    "batch",
+                    backend,
+                    lambda: measures.measure_batch(server.url, settings, backend, single_rate[0]),
+                )
+                capacity = batch[0].value  # None when not measured (n/a)
+                if capacity:
                     self.guarded(
                         "batch",
                         "batch's storage floor",
